@@ -1,0 +1,266 @@
+package raft
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// The forward protocol carries requests that only the leader can serve from
+// a follower to the leader, over a connection on the Raft port that starts
+// with connForward. Requests on one connection are sequential; the client
+// keeps a pool of connections per leader, so concurrency is the pool size.
+//
+//	request:  op u8 | timeout-ms u32 | len u32 | payload
+//	response: status u8 | index u64 | len u32 | payload (error JSON when status=1)
+const (
+	opApply     byte = 1 // payload: an encoded store.Command; answers its log index
+	opReadIndex byte = 2 // answers the leader's commit index, leadership verified
+	opJoin      byte = 3 // payload: joinRequest JSON
+
+	maxFrame = 8 << 20
+)
+
+type joinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+type wireError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// remoteError is an error that happened on the leader; it unwraps to the
+// sentinel its code names, so errors.Is works across the hop.
+type remoteError struct {
+	msg    string
+	target error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.target }
+
+var errorCodes = []struct {
+	code string
+	err  error
+}{
+	{"namespace_not_found", store.ErrNamespaceNotFound},
+	{"service_not_found", store.ErrServiceNotFound},
+	{"instance_not_found", store.ErrInstanceNotFound},
+	{"invalid", store.ErrInvalid},
+	{"namespace_in_use", store.ErrNamespaceInUse},
+	{"unknown_command", store.ErrUnknownCommand},
+	{"no_leader", ErrNoLeader},
+	{"shutdown", ErrShutdown},
+	{"timeout", context.DeadlineExceeded},
+}
+
+func encodeError(err error) []byte {
+	code := "internal"
+	for _, c := range errorCodes {
+		if errors.Is(err, c.err) {
+			code = c.code
+			break
+		}
+	}
+	b, _ := json.Marshal(wireError{Code: code, Message: err.Error()})
+	return b
+}
+
+func decodeError(b []byte) error {
+	var w wireError
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("raft: forward: undecodable error from leader: %q", b)
+	}
+	for _, c := range errorCodes {
+		if c.code == w.Code {
+			return &remoteError{msg: w.Message, target: c.err}
+		}
+	}
+	return &remoteError{msg: w.Message}
+}
+
+// serveForward answers forward requests on one connection until it closes.
+func (n *Node) serveForward(c net.Conn) {
+	defer c.Close()
+	n.fwdConns.Store(c, struct{}{})
+	defer n.fwdConns.Delete(c)
+	r := bufio.NewReader(c)
+	w := bufio.NewWriter(c)
+	var hdr [9]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return
+		}
+		op := hdr[0]
+		timeout := time.Duration(binary.BigEndian.Uint32(hdr[1:5])) * time.Millisecond
+		size := binary.BigEndian.Uint32(hdr[5:9])
+		if size > maxFrame {
+			n.logger.Warn("forward request too large", "remote", c.RemoteAddr(), "bytes", size)
+			return
+		}
+		payload := make([]byte, size)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, timeout)
+		idx, err := n.handleForward(ctx, op, payload)
+		cancel()
+		var out [13]byte
+		var body []byte
+		if err != nil {
+			out[0] = 1
+			body = encodeError(err)
+		}
+		binary.BigEndian.PutUint64(out[1:9], idx)
+		binary.BigEndian.PutUint32(out[9:13], uint32(len(body)))
+		w.Write(out[:])
+		w.Write(body)
+		if err := w.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint64, error) {
+	if !n.isLeader() {
+		// Leadership moved while the request travelled: the sender retries.
+		return 0, fmt.Errorf("raft: forward: %s is no longer the leader: %w", n.cfg.ID, ErrNoLeader)
+	}
+	switch op {
+	case opApply:
+		cmd, err := store.DecodeCommand(payload)
+		if err != nil {
+			return 0, fmt.Errorf("%w: %v", store.ErrInvalid, err)
+		}
+		if cmd == nil {
+			return 0, fmt.Errorf("%w: ignorable command forwarded", store.ErrInvalid)
+		}
+		return n.applyLocal(ctx, cmd)
+	case opReadIndex:
+		return n.readIndexLocal(ctx)
+	case opJoin:
+		var j joinRequest
+		if err := json.Unmarshal(payload, &j); err != nil {
+			return 0, fmt.Errorf("%w: join request: %v", store.ErrInvalid, err)
+		}
+		return 0, n.joinLocal(ctx, j)
+	}
+	return 0, fmt.Errorf("%w: forward op %d", store.ErrInvalid, op)
+}
+
+// forwarder keeps idle forward connections per leader address.
+type forwarder struct {
+	mu    sync.Mutex
+	idle  map[string][]net.Conn
+	limit int
+}
+
+func newForwarder() *forwarder {
+	return &forwarder{idle: map[string][]net.Conn{}, limit: 64}
+}
+
+func (f *forwarder) get(addr string, timeout time.Duration) (net.Conn, error) {
+	f.mu.Lock()
+	if conns := f.idle[addr]; len(conns) > 0 {
+		c := conns[len(conns)-1]
+		f.idle[addr] = conns[:len(conns)-1]
+		f.mu.Unlock()
+		return c, nil
+	}
+	f.mu.Unlock()
+	return dialTyped(addr, timeout, connForward)
+}
+
+func (f *forwarder) put(addr string, c net.Conn) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.idle[addr]) >= f.limit {
+		c.Close()
+		return
+	}
+	f.idle[addr] = append(f.idle[addr], c)
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for addr, conns := range f.idle {
+		for _, c := range conns {
+			c.Close()
+		}
+		delete(f.idle, addr)
+	}
+}
+
+// call sends one request to addr and waits for its answer.
+func (f *forwarder) call(ctx context.Context, addr string, op byte, payload []byte) (uint64, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultTimeout)
+	}
+	timeout := time.Until(deadline)
+	if timeout <= 0 {
+		return 0, fmt.Errorf("raft: forward to %s: %w", addr, context.DeadlineExceeded)
+	}
+	c, err := f.get(addr, timeout)
+	if err != nil {
+		return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
+	}
+	_ = c.SetDeadline(deadline)
+	// Leave the leader a little less time than we wait, so its answer
+	// (even a timeout) arrives before we give up on the connection.
+	leaderTimeout := max(timeout-timeout/10, time.Millisecond)
+	buf := make([]byte, 9+len(payload))
+	buf[0] = op
+	binary.BigEndian.PutUint32(buf[1:5], uint32(leaderTimeout/time.Millisecond))
+	binary.BigEndian.PutUint32(buf[5:9], uint32(len(payload)))
+	copy(buf[9:], payload)
+	// Cancellation closes the connection so a blocked read returns.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := c.Write(buf); err != nil {
+		c.Close()
+		return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
+	}
+	var hdr [13]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		c.Close()
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("raft: forward to %s: %w", addr, ctx.Err())
+		}
+		return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
+	}
+	idx := binary.BigEndian.Uint64(hdr[1:9])
+	size := binary.BigEndian.Uint32(hdr[9:13])
+	if size > maxFrame {
+		c.Close()
+		return 0, fmt.Errorf("raft: forward to %s: answer of %d bytes", addr, size)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(c, body); err != nil {
+		c.Close()
+		return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	if !stop() {
+		// The context fired while we finished: the deadline may be set.
+		c.Close()
+	} else {
+		f.put(addr, c)
+	}
+	if hdr[0] != 0 {
+		return idx, decodeError(body)
+	}
+	return idx, nil
+}

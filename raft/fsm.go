@@ -1,0 +1,115 @@
+package raft
+
+import (
+	"fmt"
+	"io"
+	"sync"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// fsm applies committed log entries to the store. hashicorp/raft calls
+// ApplyBatch, Snapshot and Restore from its single FSM goroutine; the FSM
+// only decodes and applies: times and ids were stamped by the leader.
+type fsm struct {
+	store   *store.Store
+	applied *indexNotifier
+}
+
+// applyResult is what Apply returns for one entry through the ApplyFuture.
+type applyResult struct {
+	value any
+	err   error
+}
+
+var _ hraft.BatchingFSM = (*fsm)(nil)
+
+func (f *fsm) Apply(l *hraft.Log) any {
+	r := f.apply(l)
+	f.applied.advance(l.Index)
+	return r
+}
+
+func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
+	out := make([]any, len(logs))
+	var last uint64
+	for i, l := range logs {
+		out[i] = f.apply(l)
+		last = l.Index
+	}
+	if last > 0 {
+		f.applied.advance(last)
+	}
+	return out
+}
+
+func (f *fsm) apply(l *hraft.Log) any {
+	if l.Type != hraft.LogCommand {
+		return nil
+	}
+	cmd, err := store.DecodeCommand(l.Data)
+	if err != nil {
+		// Skipping an entry we cannot read would fork this replica from the
+		// others. Stop instead; an operator upgrades the binary.
+		panic(fmt.Sprintf("raft: log entry %d cannot be applied: %v", l.Index, err))
+	}
+	if cmd == nil {
+		return applyResult{} // ignorable entry from a newer version
+	}
+	v, err := f.store.Apply(l.Index, cmd)
+	return applyResult{value: v, err: err}
+}
+
+func (f *fsm) Snapshot() (hraft.FSMSnapshot, error) {
+	return &fsmSnapshot{snap: f.store.Snapshot()}, nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if err := f.store.Restore(rc); err != nil {
+		return err
+	}
+	f.applied.advance(f.store.Index())
+	return nil
+}
+
+type fsmSnapshot struct{ snap *store.Snapshot }
+
+// Persist writes the catalog; the file snapshot store checksums it.
+func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
+	if _, err := s.snap.WriteTo(sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// indexNotifier lets goroutines wait until the FSM has applied an index.
+type indexNotifier struct {
+	mu    sync.Mutex
+	index uint64
+	ch    chan struct{} // closed and replaced on every advance
+}
+
+func newIndexNotifier() *indexNotifier {
+	return &indexNotifier{ch: make(chan struct{})}
+}
+
+func (n *indexNotifier) advance(idx uint64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	// A restore may move the index backwards; waiters compare afresh.
+	n.index = idx
+	close(n.ch)
+	n.ch = make(chan struct{})
+}
+
+func (n *indexNotifier) get() (uint64, <-chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.index, n.ch
+}

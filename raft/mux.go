@@ -1,0 +1,134 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+)
+
+// Every connection to the Raft port starts with one byte that says what it
+// carries, so Raft and forwarded requests share one port (and, later, one
+// TLS configuration).
+const (
+	connRaft    byte = 'R'
+	connForward byte = 'F'
+)
+
+// mux owns the Raft listener. It is the hashicorp/raft StreamLayer for Raft
+// connections and hands forward connections to a handler.
+type mux struct {
+	ln        net.Listener
+	advertise net.Addr
+	raftCh    chan net.Conn
+	forward   func(net.Conn)
+	logger    *slog.Logger
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+func newMux(ln net.Listener, advertise net.Addr, logger *slog.Logger) *mux {
+	return &mux{ln: ln, advertise: advertise, raftCh: make(chan net.Conn, 16),
+		logger: logger, closed: make(chan struct{})}
+}
+
+// serve accepts connections until the listener closes. forward handles
+// forward connections, each on its own goroutine.
+func (m *mux) serve(forward func(net.Conn)) {
+	m.forward = forward
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			c, err := m.ln.Accept()
+			if err != nil {
+				select {
+				case <-m.closed:
+					return
+				default:
+				}
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					continue
+				}
+				m.logger.Error("raft listener stopped", "err", err)
+				return
+			}
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.route(c)
+			}()
+		}
+	}()
+}
+
+func (m *mux) route(c net.Conn) {
+	var b [1]byte
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(b[:]); err != nil {
+		c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	switch b[0] {
+	case connRaft:
+		select {
+		case m.raftCh <- c:
+		case <-m.closed:
+			c.Close()
+		}
+	case connForward:
+		m.forward(c)
+	default:
+		m.logger.Warn("unknown connection type on raft port", "remote", c.RemoteAddr(), "byte", b[0])
+		c.Close()
+	}
+}
+
+// Accept returns the next Raft connection.
+func (m *mux) Accept() (net.Conn, error) {
+	select {
+	case c := <-m.raftCh:
+		return c, nil
+	case <-m.closed:
+		return nil, fmt.Errorf("raft: mux closed: %w", net.ErrClosed)
+	}
+}
+
+// Close stops the listener. It does not wait for forward handlers; wait does.
+func (m *mux) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.closed)
+		m.ln.Close()
+	})
+	return nil
+}
+
+func (m *mux) wait() { m.wg.Wait() }
+
+// Addr is the advertised address.
+func (m *mux) Addr() net.Addr { return m.advertise }
+
+// Dial opens a Raft connection.
+func (m *mux) Dial(addr hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return dialTyped(string(addr), timeout, connRaft)
+}
+
+func dialTyped(addr string, timeout time.Duration, kind byte) (net.Conn, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Write([]byte{kind}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}

@@ -1,0 +1,660 @@
+// Package raft glues hashicorp/raft to the catalog store: the FSM, snapshots,
+// write forwarding from followers to the leader, linearizable reads and
+// cluster membership.
+package raft
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// Errors returned by the node.
+var (
+	// ErrNoLeader: no leader could be reached before the deadline. The write
+	// was not applied; the caller may retry.
+	ErrNoLeader = errors.New("no cluster leader")
+	// ErrShutdown: the node is stopping.
+	ErrShutdown = errors.New("node is shutting down")
+)
+
+const defaultTimeout = 10 * time.Second
+
+// Config configures a Node. Start from DefaultConfig.
+type Config struct {
+	// ID names this server; it must stay the same across restarts.
+	ID string
+	// DataDir holds the Raft log (raft.db) and snapshots.
+	DataDir string
+	// RaftAddr is the address to listen on for Raft and forwarded requests.
+	RaftAddr string
+	// AdvertiseAddr is the Raft address other servers dial; defaults to the
+	// listener's address.
+	AdvertiseAddr string
+	// HTTPAddr is this server's HTTP API address, recorded in the catalog so
+	// that members can be listed with it.
+	HTTPAddr string
+	// Locality of this server.
+	Locality store.Locality
+	// Bootstrap makes a fresh node start a new cluster with itself as the
+	// only voter. Ignored when the data directory already holds state.
+	Bootstrap bool
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotThreshold is how many log entries trigger a snapshot.
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// TrailingLogs is how many entries stay in the log after a snapshot.
+	TrailingLogs uint64
+	// MaxAppendEntries caps a batch of entries written and sent together.
+	MaxAppendEntries int
+	// ApplyTimeout bounds a write when the caller's context has no deadline.
+	ApplyTimeout time.Duration
+
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns settings for a server on a LAN.
+func DefaultConfig() Config {
+	return Config{
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      10 * time.Millisecond,
+		SnapshotThreshold:  16384,
+		SnapshotInterval:   60 * time.Second,
+		TrailingLogs:       10240,
+		MaxAppendEntries:   512,
+		ApplyTimeout:       defaultTimeout,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if err := store.ValidateName("node id", c.ID); err != nil {
+		return fmt.Errorf("raft: config: %w", err)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("raft: config: data dir is empty")
+	}
+	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
+		return fmt.Errorf("raft: config: raft address %q: %w", c.RaftAddr, err)
+	}
+	if c.HeartbeatTimeout <= 0 || c.ElectionTimeout <= 0 || c.LeaderLeaseTimeout <= 0 || c.CommitTimeout <= 0 {
+		return fmt.Errorf("raft: config: timeouts must be positive")
+	}
+	return nil
+}
+
+// Node is one registry server's replica of the catalog.
+type Node struct {
+	cfg       Config
+	logger    *slog.Logger
+	store     *store.Store
+	raft      *hraft.Raft
+	mux       *mux
+	transport *hraft.NetworkTransport
+	logs      *raftboltdb.BoltStore
+	fwd       *forwarder
+	applied   *indexNotifier
+	fwdConns  sync.Map // open forward connections, closed at shutdown
+
+	ready       atomic.Bool
+	barrierTerm atomic.Uint64 // term in which this leader applied a barrier
+	started     time.Time
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// Open starts a node over st. st must be fresh (New): the node fills it
+// from the latest snapshot and the log.
+func Open(cfg Config, st *store.Store) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.ID)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft: data dir: %w", err)
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("raft: open log store: %w", err)
+	}
+	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 3, newHCLogger(logger, "snapshot"))
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("raft: open snapshot store: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		logs.Close()
+		return nil, fmt.Errorf("raft: listen on %s: %w", cfg.RaftAddr, err)
+	}
+	var advertise net.Addr = ln.Addr()
+	if cfg.AdvertiseAddr != "" {
+		advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+		if err != nil {
+			ln.Close()
+			logs.Close()
+			return nil, fmt.Errorf("raft: advertise address %q: %w", cfg.AdvertiseAddr, err)
+		}
+	} else if tcp, ok := advertise.(*net.TCPAddr); ok && tcp.IP.IsUnspecified() {
+		ln.Close()
+		logs.Close()
+		return nil, fmt.Errorf("raft: listening on %s needs an advertise address other servers can dial", cfg.RaftAddr)
+	}
+	cfg.AdvertiseAddr = advertise.String()
+
+	m := newMux(ln, advertise, logger)
+	transport := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
+		Stream:  m,
+		MaxPool: 8,
+		Timeout: 10 * time.Second,
+		Logger:  newHCLogger(logger, "raft-net"),
+	})
+
+	rc := hraft.DefaultConfig()
+	rc.LocalID = hraft.ServerID(cfg.ID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	if cfg.MaxAppendEntries > 0 {
+		rc.MaxAppendEntries = cfg.MaxAppendEntries
+	}
+	// Concurrent Apply calls are gathered into one disk write and one
+	// AppendEntries round: group commit.
+	rc.BatchApplyCh = true
+	rc.Logger = newHCLogger(logger, "raft")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs,
+		fwd: newForwarder(), applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
+		started: time.Now(),
+	}
+	hasState, err := hraft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		n.closeParts()
+		return nil, fmt.Errorf("raft: read existing state: %w", err)
+	}
+	r, err := hraft.NewRaft(rc, &fsm{store: st, applied: n.applied}, logs, logs, snaps, transport)
+	if err != nil {
+		n.closeParts()
+		return nil, fmt.Errorf("raft: start: %w", err)
+	}
+	n.raft = r
+	m.serve(n.serveForward)
+	if cfg.Bootstrap && !hasState {
+		f := r.BootstrapCluster(hraft.Configuration{Servers: []hraft.Server{{
+			Suffrage: hraft.Voter, ID: hraft.ServerID(cfg.ID), Address: hraft.ServerAddress(cfg.AdvertiseAddr),
+		}}})
+		if err := f.Error(); err != nil && !errors.Is(err, hraft.ErrCantBootstrap) {
+			n.Shutdown()
+			return nil, fmt.Errorf("raft: bootstrap: %w", err)
+		}
+	}
+	logger.Info("raft node started", "raft_addr", cfg.AdvertiseAddr, "data_dir", cfg.DataDir,
+		"existing_state", hasState, "bootstrap", cfg.Bootstrap && !hasState)
+	n.wg.Add(2)
+	go n.runReadiness()
+	go n.runLeadership()
+	return n, nil
+}
+
+func (n *Node) closeParts() {
+	n.mux.Close()
+	n.transport.Close()
+	n.logs.Close()
+}
+
+// Store returns the catalog this node applies to.
+func (n *Node) Store() *store.Store { return n.store }
+
+// ID returns the node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// RaftAddr returns the advertised Raft address.
+func (n *Node) RaftAddr() string { return n.cfg.AdvertiseAddr }
+
+// Shutdown stops the node. It is safe to call more than once.
+func (n *Node) Shutdown() error {
+	n.shutOnce.Do(func() {
+		n.cancel()
+		if n.raft != nil {
+			n.shutErr = n.raft.Shutdown().Error()
+		}
+		n.mux.Close()
+		n.transport.Close()
+		n.fwd.close()
+		n.fwdConns.Range(func(k, _ any) bool {
+			k.(net.Conn).Close()
+			return true
+		})
+		n.mux.wait()
+		n.wg.Wait()
+		if err := n.logs.Close(); err != nil && n.shutErr == nil {
+			n.shutErr = err
+		}
+		n.logger.Info("raft node stopped")
+	})
+	return n.shutErr
+}
+
+func (n *Node) isLeader() bool { return n.raft.State() == hraft.Leader }
+
+// Leader returns the current leader's id and Raft address, empty if none is
+// known.
+func (n *Node) Leader() (id, raftAddr string) {
+	addr, lid := n.raft.LeaderWithID()
+	return string(lid), string(addr)
+}
+
+// Ready reports whether this node has caught up with the leader since it
+// started. Until then its local reads could be missing acknowledged writes,
+// so the API answers 503 instead.
+func (n *Node) Ready() bool { return n.ready.Load() }
+
+// Staleness reports whether a leader is known and how long ago this node
+// last heard from it (zero on the leader).
+func (n *Node) Staleness() (knownLeader bool, lastContact time.Duration) {
+	if n.isLeader() {
+		return true, 0
+	}
+	addr, _ := n.raft.LeaderWithID()
+	lc := n.raft.LastContact()
+	if lc.IsZero() {
+		return addr != "", 0
+	}
+	return addr != "", time.Since(lc)
+}
+
+// AppliedIndex returns the last log index applied to the store.
+func (n *Node) AppliedIndex() uint64 {
+	idx, _ := n.applied.get()
+	return idx
+}
+
+func (n *Node) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+}
+
+// Apply commits a command through Raft from any node and returns its log
+// index once this node has applied it, so a read here right after sees it.
+// On a follower the command is forwarded to the leader; during an election
+// it waits for the new leader until ctx ends. A command the catalog rejects
+// returns the store's error (errors.Is with store.ErrNamespaceNotFound...).
+func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
+	ctx, cancel := n.withTimeout(ctx)
+	defer cancel()
+	var payload []byte
+	idx, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
+		if leaderAddr == "" {
+			return n.applyLocal(ctx, cmd)
+		}
+		if payload == nil {
+			b, err := cmd.Encode()
+			if err != nil {
+				return 0, err
+			}
+			payload = b
+		}
+		return n.fwd.call(ctx, leaderAddr, opApply, payload)
+	})
+	if idx > 0 {
+		if werr := n.WaitApplied(ctx, idx); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	return idx, err
+}
+
+// toLeader runs do on the leader: locally (leaderAddr "") when this node
+// leads, or through the forward protocol. While there is no leader, or the
+// leader moved before the request reached it, it retries until ctx ends.
+func (n *Node) toLeader(ctx context.Context, do func(ctx context.Context, leaderAddr string) (uint64, error)) (uint64, error) {
+	backoff := 5 * time.Millisecond
+	for {
+		var (
+			idx uint64
+			err error
+		)
+		leaderAddr, leaderID := n.raft.LeaderWithID()
+		switch {
+		case n.isLeader():
+			idx, err = do(ctx, "")
+		case leaderAddr != "" && string(leaderID) != n.cfg.ID:
+			idx, err = do(ctx, string(leaderAddr))
+		default:
+			err = fmt.Errorf("raft: %w", ErrNoLeader)
+		}
+		if err == nil || !retryable(err) {
+			return idx, err
+		}
+		select {
+		case <-n.ctx.Done():
+			return 0, fmt.Errorf("raft: %w", ErrShutdown)
+		case <-ctx.Done():
+			return 0, fmt.Errorf("raft: %w (waited %v): %w", ErrNoLeader, ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 100*time.Millisecond)
+	}
+}
+
+// retryable says whether a failed leader request certainly did not apply
+// and may be sent again.
+func retryable(err error) bool {
+	if errors.Is(err, ErrNoLeader) {
+		return true
+	}
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
+}
+
+// applyLocal appends a command on this node, which must be the leader.
+func (n *Node) applyLocal(ctx context.Context, cmd *store.Command) (uint64, error) {
+	c := *cmd
+	c.Time = time.Now().UTC()
+	b, err := c.Encode()
+	if err != nil {
+		return 0, err
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	f := n.raft.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, hraft.ErrNotLeader):
+			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, ErrNoLeader)
+		case errors.Is(err, hraft.ErrRaftShutdown):
+			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, ErrShutdown)
+		case errors.Is(err, hraft.ErrEnqueueTimeout):
+			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, context.DeadlineExceeded)
+		}
+		// Leadership lost after appending: the entry may still commit. Not
+		// retryable, so the caller hears the outcome is unknown.
+		return 0, fmt.Errorf("raft: apply %s: outcome unknown: %w", cmd.Type, err)
+	}
+	res, _ := f.Response().(applyResult)
+	return f.Index(), res.err
+}
+
+// WaitApplied waits until this node has applied index idx.
+func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
+	for {
+		cur, ch := n.applied.get()
+		if cur >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("raft: wait for index %d (applied %d): %w", idx, cur, ctx.Err())
+		case <-n.ctx.Done():
+			return fmt.Errorf("raft: %w", ErrShutdown)
+		}
+	}
+}
+
+// ConsistentRead makes this node's store linearizable for a read that
+// follows: it learns the leader's commit index, with leadership verified by
+// a quorum, and waits until this node has applied it (the "read index"
+// method). Works on followers too.
+func (n *Node) ConsistentRead(ctx context.Context) error {
+	ctx, cancel := n.withTimeout(ctx)
+	defer cancel()
+	idx, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
+		if leaderAddr == "" {
+			return n.readIndexLocal(ctx)
+		}
+		return n.fwd.call(ctx, leaderAddr, opReadIndex, nil)
+	})
+	if err != nil {
+		return err
+	}
+	return n.WaitApplied(ctx, idx)
+}
+
+// readIndexLocal returns the commit index after confirming leadership. A
+// new leader first commits a barrier in its own term, so its commit index
+// covers everything acknowledged by earlier leaders.
+func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
+	if !n.isLeader() {
+		return 0, fmt.Errorf("raft: read index: %w", ErrNoLeader)
+	}
+	if err := n.ensureBarrier(ctx); err != nil {
+		return 0, err
+	}
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return 0, fmt.Errorf("raft: read index: verify leader: %w: %v", ErrNoLeader, err)
+	}
+	return n.raft.CommitIndex(), nil
+}
+
+func (n *Node) ensureBarrier(ctx context.Context) error {
+	term := n.raft.CurrentTerm()
+	if n.barrierTerm.Load() == term {
+		return nil
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.raft.Barrier(timeout).Error(); err != nil {
+		if errors.Is(err, hraft.ErrNotLeader) || errors.Is(err, hraft.ErrLeadershipLost) {
+			return fmt.Errorf("raft: barrier: %w", ErrNoLeader)
+		}
+		return fmt.Errorf("raft: barrier: %w", err)
+	}
+	n.barrierTerm.Store(term)
+	return nil
+}
+
+// Join adds a server as a voter, from any node (forwarded to the leader).
+// Joining a server that is already a voter at the same address is a no-op.
+func (n *Node) Join(ctx context.Context, id, raftAddr string) error {
+	if err := store.ValidateName("node id", id); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(raftAddr); err != nil {
+		return fmt.Errorf("%w: raft address %q: %v", store.ErrInvalid, raftAddr, err)
+	}
+	ctx, cancel := n.withTimeout(ctx)
+	defer cancel()
+	payload, _ := json.Marshal(joinRequest{ID: id, RaftAddr: raftAddr})
+	_, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
+		if leaderAddr == "" {
+			return 0, n.joinLocal(ctx, joinRequest{ID: id, RaftAddr: raftAddr})
+		}
+		return n.fwd.call(ctx, leaderAddr, opJoin, payload)
+	})
+	return err
+}
+
+func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("raft: join %s: %w", j.ID, err)
+	}
+	for _, s := range cf.Configuration().Servers {
+		if s.ID == hraft.ServerID(j.ID) && s.Address == hraft.ServerAddress(j.RaftAddr) && s.Suffrage == hraft.Voter {
+			return nil
+		}
+		if s.ID != hraft.ServerID(j.ID) && s.Address == hraft.ServerAddress(j.RaftAddr) {
+			return fmt.Errorf("%w: raft address %s is already used by server %q", store.ErrInvalid, j.RaftAddr, s.ID)
+		}
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.raft.AddVoter(hraft.ServerID(j.ID), hraft.ServerAddress(j.RaftAddr), 0, timeout).Error(); err != nil {
+		if errors.Is(err, hraft.ErrNotLeader) {
+			return fmt.Errorf("raft: join %s: %w", j.ID, ErrNoLeader)
+		}
+		return fmt.Errorf("raft: join %s: %w", j.ID, err)
+	}
+	n.logger.Info("server joined", "id", j.ID, "raft_addr", j.RaftAddr)
+	return nil
+}
+
+// Snapshot takes a Raft snapshot now, truncating the log.
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("raft: snapshot: %w", err)
+	}
+	return nil
+}
+
+// Member is one server of the Raft configuration.
+type Member struct {
+	ID       string         `json:"id"`
+	RaftAddr string         `json:"raft_addr"`
+	HTTPAddr string         `json:"http_addr,omitempty"`
+	Locality store.Locality `json:"locality"`
+	Role     string         `json:"role"` // leader, voter, nonvoter
+}
+
+// Members lists the servers of the Raft configuration as this node knows
+// it, with the HTTP address each recorded in the catalog.
+func (n *Node) Members() ([]Member, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, fmt.Errorf("raft: members: %w", err)
+	}
+	_, servers := n.store.Servers()
+	byID := make(map[string]store.Server, len(servers))
+	for _, s := range servers {
+		byID[s.ID] = s
+	}
+	_, leaderID := n.raft.LeaderWithID()
+	var out []Member
+	for _, s := range cf.Configuration().Servers {
+		m := Member{ID: string(s.ID), RaftAddr: string(s.Address), Role: "voter"}
+		if s.Suffrage != hraft.Voter {
+			m.Role = "nonvoter"
+		}
+		if s.ID == leaderID {
+			m.Role = "leader"
+		}
+		if rec, ok := byID[m.ID]; ok {
+			m.HTTPAddr, m.Locality = rec.HTTPAddr, rec.Locality
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// runReadiness marks the node ready once it has applied everything the
+// leader had committed when it asked, then records this server in the
+// catalog.
+func (n *Node) runReadiness() {
+	defer n.wg.Done()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !n.ready.Load() {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if addr, _ := n.raft.LeaderWithID(); addr == "" {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
+		err := n.ConsistentRead(ctx)
+		cancel()
+		if err != nil {
+			n.logger.Debug("not caught up yet", "err", err)
+			continue
+		}
+		n.ready.Store(true)
+		n.logger.Info("caught up with the leader", "applied_index", n.AppliedIndex(),
+			"after", time.Since(n.started).Round(time.Millisecond))
+	}
+	n.announce()
+}
+
+// announce records this server's HTTP address and locality in the catalog,
+// retrying until it succeeds or the node stops.
+func (n *Node) announce() {
+	self := store.Server{ID: n.cfg.ID, RaftAddr: n.cfg.AdvertiseAddr, HTTPAddr: n.cfg.HTTPAddr, Locality: n.cfg.Locality}
+	backoff := 50 * time.Millisecond
+	for {
+		_, servers := n.store.Servers()
+		for _, s := range servers {
+			if s == self {
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		_, err := n.Apply(ctx, &store.Command{Type: store.CommandPutServer, Server: &self})
+		cancel()
+		if err == nil {
+			return
+		}
+		n.logger.Debug("recording this server in the catalog", "err", err)
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// runLeadership commits a barrier as soon as this node wins an election, so
+// consistent reads on the new leader need not wait for one.
+func (n *Node) runLeadership() {
+	defer n.wg.Done()
+	ch := n.raft.LeaderCh()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case isLeader := <-ch:
+			if !isLeader {
+				continue
+			}
+			n.logger.Info("became leader", "term", n.raft.CurrentTerm())
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout)
+			if err := n.ensureBarrier(ctx); err != nil {
+				n.logger.Warn("barrier after election failed", "err", err)
+			}
+			cancel()
+		}
+	}
+}

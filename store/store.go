@@ -1,0 +1,232 @@
+// Package store is the catalog state machine: namespaces, services,
+// instances and servers, indexed and watchable. It is pure: no network, disk,
+// clock, goroutines or randomness. Writes are applied in log order by one
+// caller (the Raft FSM) and carry their log index; reads take no lock and are
+// served from immutable views swapped atomically on each write.
+package store
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// Store holds the catalog. The zero value is not usable; call New.
+type Store struct {
+	mu      sync.Mutex // serialises writers; readers never take it
+	root    atomic.Pointer[catalog]
+	index   atomic.Uint64
+	abandon atomic.Pointer[chan struct{}]
+}
+
+// catalog is the immutable top of the tree. It is replaced when the set of
+// namespaces or servers changes (rare); instance writes replace only one
+// ServiceView.
+type catalog struct {
+	namespaces   map[string]*nsEntry
+	nsIndex      uint64
+	servers      map[string]Server
+	serversIndex uint64
+	changed      chan struct{}
+}
+
+type nsEntry struct{ view atomic.Pointer[NamespaceView] }
+
+type svcEntry struct{ view atomic.Pointer[ServiceView] }
+
+// NamespaceView is an immutable picture of one namespace and the set of its
+// services. Index moves when a service is created, deleted or its settings
+// change, or when the namespace's own settings change.
+type NamespaceView struct {
+	Namespace Namespace
+	Index     uint64
+	services  map[string]*svcEntry
+	changed   chan struct{}
+}
+
+// WatchCh is closed when this view is replaced.
+func (v *NamespaceView) WatchCh() <-chan struct{} { return v.changed }
+
+// ServiceView is an immutable picture of one service: its settings and its
+// instances sorted by id. Index is the log index of the last change to the
+// service or any of its instances. Never modify a view or its instances.
+type ServiceView struct {
+	Service   Service
+	Instances []*Instance
+	Index     uint64
+	changed   chan struct{}
+	memo      sync.Map
+}
+
+// WatchCh is closed when this view is replaced or the service is deleted.
+func (v *ServiceView) WatchCh() <-chan struct{} { return v.changed }
+
+// Memo returns a value derived from this view, building it once. Views are
+// immutable, so a derived value (an encoded answer, say) stays valid for the
+// life of the view.
+func (v *ServiceView) Memo(key any, build func() any) any {
+	if x, ok := v.memo.Load(key); ok {
+		return x
+	}
+	x, _ := v.memo.LoadOrStore(key, build())
+	return x
+}
+
+// Instance returns the instance with the given id, or nil.
+func (v *ServiceView) Instance(id string) *Instance {
+	i, ok := v.find(id)
+	if !ok {
+		return nil
+	}
+	return v.Instances[i]
+}
+
+func (v *ServiceView) find(id string) (int, bool) {
+	return sort.Find(len(v.Instances), func(i int) int {
+		switch {
+		case id < v.Instances[i].ID:
+			return -1
+		case id > v.Instances[i].ID:
+			return 1
+		}
+		return 0
+	})
+}
+
+// Healthy counts the healthy instances.
+func (v *ServiceView) Healthy() int {
+	n := 0
+	for _, i := range v.Instances {
+		if i.Healthy {
+			n++
+		}
+	}
+	return n
+}
+
+// New returns a store holding only the default namespace.
+func New() *Store {
+	s := &Store{}
+	s.root.Store(emptyCatalog())
+	ch := make(chan struct{})
+	s.abandon.Store(&ch)
+	return s
+}
+
+func emptyCatalog() *catalog {
+	c := &catalog{
+		namespaces: map[string]*nsEntry{},
+		servers:    map[string]Server{},
+		changed:    make(chan struct{}),
+	}
+	e := &nsEntry{}
+	e.view.Store(&NamespaceView{
+		Namespace: Namespace{Name: DefaultNamespace},
+		services:  map[string]*svcEntry{},
+		changed:   make(chan struct{}),
+	})
+	c.namespaces[DefaultNamespace] = e
+	return c
+}
+
+// Index returns the log index of the last applied command.
+func (s *Store) Index() uint64 { return s.index.Load() }
+
+// AbandonCh is closed when the whole store is replaced by a restore; a
+// waiter must then re-run its query.
+func (s *Store) AbandonCh() <-chan struct{} { return *s.abandon.Load() }
+
+// Namespace returns the view of one namespace.
+func (s *Store) Namespace(ns string) (*NamespaceView, error) {
+	e := s.root.Load().namespaces[ns]
+	if e == nil {
+		return nil, fmt.Errorf("store: namespace %q: %w", ns, ErrNamespaceNotFound)
+	}
+	return e.view.Load(), nil
+}
+
+// Namespaces returns every namespace sorted by name, the index of the last
+// change to the set, and a channel closed when the set changes.
+func (s *Store) Namespaces() (uint64, []Namespace, <-chan struct{}) {
+	c := s.root.Load()
+	out := make([]Namespace, 0, len(c.namespaces))
+	idx := c.nsIndex
+	for _, e := range c.namespaces {
+		v := e.view.Load()
+		out = append(out, v.Namespace)
+		idx = max(idx, v.Index)
+	}
+	slices.SortFunc(out, func(a, b Namespace) int { return cmpString(a.Name, b.Name) })
+	return max(idx, 1), out, c.changed
+}
+
+// Service returns the view of one service. This is the lookup hot path: two
+// map reads and three atomic loads, no lock.
+func (s *Store) Service(ns, svc string) (*ServiceView, error) {
+	e := s.root.Load().namespaces[ns]
+	if e == nil {
+		return nil, fmt.Errorf("store: namespace %q: %w", ns, ErrNamespaceNotFound)
+	}
+	se := e.view.Load().services[svc]
+	if se == nil {
+		return nil, fmt.Errorf("store: service %q in namespace %q: %w", svc, ns, ErrServiceNotFound)
+	}
+	return se.view.Load(), nil
+}
+
+// Services returns the namespace view and the views of its services sorted
+// by name.
+func (s *Store) Services(ns string) (*NamespaceView, []*ServiceView, error) {
+	nv, err := s.Namespace(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]*ServiceView, 0, len(nv.services))
+	for _, e := range nv.services {
+		out = append(out, e.view.Load())
+	}
+	slices.SortFunc(out, func(a, b *ServiceView) int { return cmpString(a.Service.Name, b.Service.Name) })
+	return nv, out, nil
+}
+
+// Servers returns the registry servers recorded in the catalog, sorted by id.
+func (s *Store) Servers() (uint64, []Server) {
+	c := s.root.Load()
+	out := slices.Collect(maps.Values(c.servers))
+	slices.SortFunc(out, func(a, b Server) int { return cmpString(a.ID, b.ID) })
+	return c.serversIndex, out
+}
+
+// Stats summarises the catalog size.
+type Stats struct {
+	Namespaces int `json:"namespaces"`
+	Services   int `json:"services"`
+	Instances  int `json:"instances"`
+}
+
+// Stats counts namespaces, services and instances.
+func (s *Store) Stats() Stats {
+	c := s.root.Load()
+	st := Stats{Namespaces: len(c.namespaces)}
+	for _, e := range c.namespaces {
+		v := e.view.Load()
+		st.Services += len(v.services)
+		for _, se := range v.services {
+			st.Instances += len(se.view.Load().Instances)
+		}
+	}
+	return st
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
