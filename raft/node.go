@@ -448,9 +448,12 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 	return n.WaitApplied(ctx, idx)
 }
 
-// readIndexLocal returns the commit index after confirming leadership. A
-// new leader first commits a barrier in its own term, so its commit index
-// covers everything acknowledged by earlier leaders.
+// readIndexLocal returns a read index after confirming leadership: the last
+// command this leader applied. Every acknowledged write was applied by the
+// leader before it was acknowledged, and a new leader first applies a
+// barrier in its own term, which covers everything earlier leaders
+// acknowledged. The index is that of a command entry (not a no-op or
+// barrier), so a follower's FSM reaches it exactly.
 func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	if !n.isLeader() {
 		return 0, fmt.Errorf("raft: read index: %w", ErrNoLeader)
@@ -461,7 +464,7 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		return 0, fmt.Errorf("raft: read index: verify leader: %w: %v", ErrNoLeader, err)
 	}
-	return n.raft.CommitIndex(), nil
+	return n.AppliedIndex(), nil
 }
 
 func (n *Node) ensureBarrier(ctx context.Context) error {

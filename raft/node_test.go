@@ -1,0 +1,296 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+func followers(c *cluster, leader int) []int {
+	var out []int
+	for i, n := range c.nodes {
+		if n != nil && i != leader {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// instanceIDs lists the ids a node's store holds for a service.
+func instanceIDs(t testing.TB, n *Node, ns, svc string) []string {
+	t.Helper()
+	v, err := n.Store().Service(ns, svc)
+	if err != nil {
+		if errors.Is(err, store.ErrServiceNotFound) {
+			return nil
+		}
+		t.Fatalf("%s: %v", n.ID(), err)
+	}
+	ids := make([]string, len(v.Instances))
+	for i, in := range v.Instances {
+		ids[i] = in.ID
+	}
+	return ids
+}
+
+func TestRegisterOnFollowerReadEverywhere(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	f := followers(c, leader)
+	ctx := context.Background()
+
+	idx, err := register(ctx, c.nodes[f[0]], "default", "web", "web-1")
+	if err != nil {
+		t.Fatalf("register on follower: %v", err)
+	}
+	// Apply returned after the follower itself applied the entry.
+	if ids := instanceIDs(t, c.nodes[f[0]], "default", "web"); !slices.Equal(ids, []string{"web-1"}) {
+		t.Fatalf("follower that took the write has %v right after it", ids)
+	}
+	c.waitReplicated(idx)
+	var want *store.ServiceView
+	for _, n := range c.nodes {
+		v, err := n.Store().Service("default", "web")
+		if err != nil {
+			t.Fatalf("%s: %v", n.ID(), err)
+		}
+		if want == nil {
+			want = v
+			continue
+		}
+		if !reflect.DeepEqual(v.Instances, want.Instances) || v.Index != want.Index || v.Service != want.Service {
+			t.Fatalf("%s disagrees: %+v vs %+v", n.ID(), v.Instances[0], want.Instances[0])
+		}
+	}
+	if want.Instances[0].RegisteredAt.IsZero() {
+		t.Fatalf("leader did not stamp the registration time")
+	}
+
+	// A rejection on the leader reaches the follower's caller as the same
+	// named error.
+	_, err = register(ctx, c.nodes[f[1]], "nope", "web", "web-2")
+	if !errors.Is(err, store.ErrNamespaceNotFound) {
+		t.Fatalf("register into unknown namespace via follower: got %v, want ErrNamespaceNotFound", err)
+	}
+}
+
+func TestConsistentReadOnFollower(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	f := c.nodes[followers(c, leader)[0]]
+	ctx := context.Background()
+	for i := range 50 {
+		id := fmt.Sprintf("i-%d", i)
+		// applyLocal returns once the leader applied, without waiting for
+		// followers: a plain follower read right now may miss it.
+		if _, err := c.nodes[leader].applyLocal(ctx, &store.Command{Type: store.CommandRegister,
+			Namespace: "default", Service: "db", ID: id,
+			Instance: &store.Instance{Address: "10.0.0.2", Port: 5432, Weight: 1, Enabled: true, Ephemeral: true}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.ConsistentRead(ctx); err != nil {
+			t.Fatalf("consistent read: %v", err)
+		}
+		if v, err := f.Store().Service("default", "db"); err != nil || v.Instance(id) == nil {
+			t.Fatalf("consistent read on follower misses %s acknowledged by the leader (err %v)", id, err)
+		}
+	}
+}
+
+// TestLeaderStopWhileWriting stops the leader while 8 writers register and
+// checks that every acknowledged registration survives on every remaining
+// node. It reports the longest stretch without any acknowledged write.
+func TestLeaderStopWhileWriting(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	survivors := followers(c, leader)
+
+	var (
+		mu      sync.Mutex
+		acked   []string
+		ackTime []time.Time
+	)
+	stopAt := make(chan struct{})
+	var total atomic.Int64
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Writers talk to the survivors only, like clients whose server
+			// stays up; their writes are forwarded to whoever leads.
+			n := c.nodes[survivors[w%2]]
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				id := fmt.Sprintf("w%d-%d", w, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := register(ctx, n, "default", "orders", id)
+				cancel()
+				if err != nil {
+					continue // not acknowledged: nothing to check
+				}
+				mu.Lock()
+				acked = append(acked, id)
+				ackTime = append(ackTime, time.Now())
+				mu.Unlock()
+				if total.Add(1) == 200 {
+					close(stopAt)
+				}
+			}
+		}()
+	}
+	<-stopAt
+	stopped := time.Now()
+	c.stop(leader)
+	// Let writers run until 300 more writes were acknowledged after the stop.
+	c.eventually("writes after the leader stopped", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, at := range ackTime {
+			if at.After(stopped) {
+				n++
+			}
+		}
+		return n >= 300
+	})
+	close(done)
+	wg.Wait()
+
+	mu.Lock()
+	defer mu.Unlock()
+	times := slices.Clone(ackTime)
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	var window time.Duration
+	for i := 1; i < len(times); i++ {
+		if gap := times[i].Sub(times[i-1]); gap > window {
+			window = gap
+		}
+	}
+	t.Logf("write unavailability window after stopping the leader: %v (%d writes acknowledged)", window, len(acked))
+
+	newLeader := c.waitLeader()
+	idx := c.nodes[newLeader].AppliedIndex()
+	c.waitReplicated(idx)
+	for _, i := range survivors {
+		have := map[string]bool{}
+		for _, id := range instanceIDs(t, c.nodes[i], "default", "orders") {
+			have[id] = true
+		}
+		for _, id := range acked {
+			if !have[id] {
+				t.Errorf("%s lost acknowledged registration %s", c.nodes[i].ID(), id)
+			}
+		}
+	}
+}
+
+func TestRestartFromDataDirs(t *testing.T) {
+	for _, withSnapshot := range []bool{false, true} {
+		t.Run(fmt.Sprintf("snapshot=%v", withSnapshot), func(t *testing.T) {
+			c := newCluster(t, 3, func(c *Config) { c.TrailingLogs = 10 })
+			ctx := context.Background()
+			leader := c.waitLeader()
+			if _, err := c.nodes[leader].Apply(ctx, &store.Command{Type: store.CommandPutNamespace,
+				Namespace: "prod", NamespaceSettings: &store.NamespaceSettings{Fallback: "default"}}); err != nil {
+				t.Fatal(err)
+			}
+			var last uint64
+			for i := range 100 {
+				idx, err := register(ctx, c.nodes[i%3], "prod", "cart", fmt.Sprintf("c-%03d", i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				last = max(last, idx)
+			}
+			if _, err := c.nodes[0].Apply(ctx, &store.Command{Type: store.CommandDeregister,
+				Namespace: "prod", Service: "cart", ID: "c-050"}); err != nil {
+				t.Fatal(err)
+			}
+			c.waitReplicated(last)
+			c.waitReplicated(c.nodes[c.waitLeader()].AppliedIndex())
+			before := instanceIDs(t, c.nodes[0], "prod", "cart")
+			if len(before) != 99 {
+				t.Fatalf("have %d instances before restart, want 99", len(before))
+			}
+			if withSnapshot {
+				for _, n := range c.nodes {
+					if err := n.Snapshot(); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			c.stopAll()
+			for i := range c.nodes {
+				c.start(i)
+			}
+			c.waitLeader()
+			c.waitReady()
+			for _, n := range c.nodes {
+				if got := instanceIDs(t, n, "prod", "cart"); !slices.Equal(got, before) {
+					t.Fatalf("%s after restart has %d instances, want %d", n.ID(), len(got), len(before))
+				}
+				if ns, err := n.Store().Namespace("prod"); err != nil || ns.Namespace.Fallback != "default" {
+					t.Fatalf("%s lost namespace prod or its fallback: %v", n.ID(), err)
+				}
+				if withSnapshot {
+					first, err := n.logs.FirstIndex()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if first <= 1 {
+						t.Fatalf("%s: log not truncated by snapshot (first index %d)", n.ID(), first)
+					}
+				}
+			}
+			// The restarted cluster still takes writes.
+			if _, err := register(ctx, c.nodes[2], "prod", "cart", "c-new"); err != nil {
+				t.Fatalf("write after restart: %v", err)
+			}
+		})
+	}
+}
+
+func TestMembersAndJoinIdempotent(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	ctx := context.Background()
+	// Joining again with the same id and address changes nothing.
+	if err := c.nodes[followers(c, leader)[0]].Join(ctx, "n2", c.nodes[1].RaftAddr()); err != nil {
+		t.Fatalf("re-join: %v", err)
+	}
+	// A different id on an address in use is refused.
+	err := c.nodes[leader].Join(ctx, "n9", c.nodes[1].RaftAddr())
+	if !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("join with a taken address: got %v, want ErrInvalid", err)
+	}
+	c.eventually("every server recorded with its HTTP address", 5*time.Second, func() bool {
+		ms, err := c.nodes[2].Members()
+		if err != nil || len(ms) != 3 {
+			return false
+		}
+		leaders := 0
+		for _, m := range ms {
+			if m.HTTPAddr == "" {
+				return false
+			}
+			if m.Role == "leader" {
+				leaders++
+			}
+		}
+		return leaders == 1
+	})
+}
