@@ -1,0 +1,73 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-io/switchyard/raft"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// Errors raised by the API itself (request shape, node state). Errors from
+// the store and the node pass through errorStatus unchanged.
+var (
+	// ErrBadRequest: the request is malformed (JSON, query parameter, path).
+	ErrBadRequest = errors.New("bad request")
+	// ErrBodyTooLarge: the body is over the configured limit.
+	ErrBodyTooLarge = errors.New("request body too large")
+	// ErrNotReady: this server has not caught up with the leader.
+	ErrNotReady = errors.New("server not ready")
+)
+
+// ErrorBody is the JSON shape of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// errorStatus maps an error to its HTTP status and code. It is the one place
+// where errors meet status codes.
+func errorStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		return http.StatusRequestEntityTooLarge, "body_too_large"
+	case errors.Is(err, ErrBadRequest):
+		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, store.ErrInvalid):
+		return http.StatusBadRequest, "invalid"
+	case errors.Is(err, store.ErrNamespaceNotFound):
+		return http.StatusNotFound, "namespace_not_found"
+	case errors.Is(err, store.ErrServiceNotFound):
+		return http.StatusNotFound, "service_not_found"
+	case errors.Is(err, store.ErrInstanceNotFound):
+		return http.StatusNotFound, "instance_not_found"
+	case errors.Is(err, store.ErrNamespaceInUse):
+		return http.StatusConflict, "namespace_in_use"
+	case errors.Is(err, ErrNotReady):
+		return http.StatusServiceUnavailable, "not_ready"
+	case errors.Is(err, raft.ErrNoLeader):
+		return http.StatusServiceUnavailable, "no_leader"
+	case errors.Is(err, raft.ErrShutdown):
+		return http.StatusServiceUnavailable, "shutting_down"
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "timeout"
+	case errors.Is(err, context.Canceled):
+		// The client went away; the status is for the log only.
+		return 499, "canceled"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+func (s *Server) fail(c *gin.Context, err error) {
+	status, code := errorStatus(err)
+	if status >= 500 {
+		s.logger.Warn("request failed", "method", c.Request.Method, "path", c.Request.URL.Path, "status", status, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", "1")
+	}
+	c.AbortWithStatusJSON(status, ErrorBody{Error: err.Error(), Code: code})
+}

@@ -1,0 +1,362 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-io/switchyard/raft"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// Health is the answer of GET /v1/health.
+type Health struct {
+	Live         bool   `json:"live"`
+	Ready        bool   `json:"ready"`
+	Leader       string `json:"leader"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+func (s *Server) health(c *gin.Context) {
+	id, _ := s.node.Leader()
+	h := Health{Live: true, Ready: s.node.Ready(), Leader: id, AppliedIndex: s.node.Store().Index()}
+	status := http.StatusOK
+	if !h.Ready {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, h)
+}
+
+// LeaderInfo is the answer of GET /v1/cluster/leader.
+type LeaderInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+}
+
+func (s *Server) leader(c *gin.Context) {
+	id, addr := s.node.Leader()
+	if id == "" {
+		s.fail(c, fmt.Errorf("%w: no leader is known to this server right now", raft.ErrNoLeader))
+		return
+	}
+	li := LeaderInfo{ID: id, RaftAddr: addr}
+	_, servers := s.node.Store().Servers()
+	for _, srv := range servers {
+		if srv.ID == id {
+			li.HTTPAddr = srv.HTTPAddr
+		}
+	}
+	c.JSON(http.StatusOK, li)
+}
+
+// MembersResponse is the answer of GET /v1/cluster/members.
+type MembersResponse struct {
+	Members []raft.Member `json:"members"`
+}
+
+func (s *Server) members(c *gin.Context) {
+	ms, err := s.node.Members()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if ms == nil {
+		ms = []raft.Member{}
+	}
+	idx, _ := s.node.Store().Servers()
+	setIndex(c, idx)
+	c.JSON(http.StatusOK, MembersResponse{Members: ms})
+}
+
+// JoinRequest is the body of POST /v1/cluster/join.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+func (s *Server) join(c *gin.Context) {
+	b, ok := s.body(c)
+	if !ok {
+		return
+	}
+	var req JoinRequest
+	if err := decodeStrict(b, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if err := s.node.Join(c.Request.Context(), req.ID, req.RaftAddr); err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, req)
+}
+
+// NamespacesResponse is the answer of GET /v1/namespaces.
+type NamespacesResponse struct {
+	Namespaces []store.Namespace `json:"namespaces"`
+}
+
+func (s *Server) listNamespaces(c *gin.Context) {
+	var out []store.Namespace
+	_, ok := s.block(c, func() (uint64, <-chan struct{}, error) {
+		idx, nss, ch := s.node.Store().Namespaces()
+		out = nss
+		return idx, ch, nil
+	})
+	if ok {
+		c.JSON(http.StatusOK, NamespacesResponse{Namespaces: out})
+	}
+}
+
+func (s *Server) getNamespace(c *gin.Context) {
+	var nv *store.NamespaceView
+	_, ok := s.block(c, func() (uint64, <-chan struct{}, error) {
+		v, err := s.node.Store().Namespace(c.Param("ns"))
+		if err != nil {
+			return 0, nil, err
+		}
+		nv = v
+		return v.Index, v.WatchCh(), nil
+	})
+	if ok {
+		c.JSON(http.StatusOK, nv.Namespace)
+	}
+}
+
+func (s *Server) putNamespace(c *gin.Context) {
+	b, ok := s.body(c)
+	if !ok {
+		return
+	}
+	name := c.Param("ns")
+	var cur store.NamespaceSettings
+	if v, err := s.node.Store().Namespace(name); err == nil {
+		cur = v.Namespace.NamespaceSettings
+	}
+	set, err := DecodeNamespaceSettings(name, cur, b)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, ok := s.write(c, &store.Command{Type: store.CommandPutNamespace, Namespace: name, NamespaceSettings: &set}); !ok {
+		return
+	}
+	v, err := s.node.Store().Namespace(name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v.Namespace)
+}
+
+func (s *Server) deleteNamespace(c *gin.Context) {
+	if _, ok := s.write(c, &store.Command{Type: store.CommandDeleteNamespace, Namespace: c.Param("ns")}); ok {
+		c.JSON(http.StatusOK, gin.H{"deleted": c.Param("ns")})
+	}
+}
+
+// ServiceSummary is one entry of GET /v1/namespaces/{ns}/services.
+type ServiceSummary struct {
+	store.Service
+	Instances int `json:"instances"`
+	Healthy   int `json:"healthy"`
+}
+
+// ServicesResponse is the answer of GET /v1/namespaces/{ns}/services.
+type ServicesResponse struct {
+	Namespace string           `json:"namespace"`
+	Services  []ServiceSummary `json:"services"`
+}
+
+func (s *Server) listServices(c *gin.Context) {
+	var views []*store.ServiceView
+	_, ok := s.block(c, func() (uint64, <-chan struct{}, error) {
+		nv, svcs, err := s.node.Store().Services(c.Param("ns"))
+		if err != nil {
+			return 0, nil, err
+		}
+		views = svcs
+		return nv.Index, nv.WatchCh(), nil
+	})
+	if !ok {
+		return
+	}
+	out := ServicesResponse{Namespace: c.Param("ns"), Services: make([]ServiceSummary, 0, len(views))}
+	for _, v := range views {
+		out.Services = append(out.Services, ServiceSummary{Service: v.Service, Instances: len(v.Instances), Healthy: v.Healthy()})
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) serviceQuery(c *gin.Context, out **store.ServiceView) store.QueryFunc {
+	return func() (uint64, <-chan struct{}, error) {
+		v, err := s.node.Store().Service(c.Param("ns"), c.Param("svc"))
+		if err != nil {
+			return 0, nil, err
+		}
+		*out = v
+		return v.Index, v.WatchCh(), nil
+	}
+}
+
+func (s *Server) getService(c *gin.Context) {
+	var v *store.ServiceView
+	if _, ok := s.block(c, s.serviceQuery(c, &v)); ok {
+		c.JSON(http.StatusOK, v.Service)
+	}
+}
+
+func (s *Server) putService(c *gin.Context) {
+	b, ok := s.body(c)
+	if !ok {
+		return
+	}
+	ns, name := c.Param("ns"), c.Param("svc")
+	cur := store.DefaultServiceSettings()
+	if v, err := s.node.Store().Service(ns, name); err == nil {
+		cur = v.Service.ServiceSettings
+	}
+	set, err := DecodeServiceSettings(cur, b)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, ok := s.write(c, &store.Command{Type: store.CommandPutService, Namespace: ns, Service: name, ServiceSettings: &set}); !ok {
+		return
+	}
+	v, err := s.node.Store().Service(ns, name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, v.Service)
+}
+
+func (s *Server) deleteService(c *gin.Context) {
+	if _, ok := s.write(c, &store.Command{Type: store.CommandDeleteService, Namespace: c.Param("ns"), Service: c.Param("svc")}); ok {
+		c.JSON(http.StatusOK, gin.H{"deleted": c.Param("svc")})
+	}
+}
+
+// InstancesResponse is the answer of GET …/services/{svc}/instances.
+type InstancesResponse struct {
+	Namespace string                `json:"namespace"`
+	Service   string                `json:"service"`
+	Settings  store.ServiceSettings `json:"settings"`
+	Index     uint64                `json:"index"`
+	Instances []*store.Instance     `json:"instances"`
+}
+
+type listKey struct{ healthyOnly bool }
+
+// encodeInstances renders a view's instance list once per view: views are
+// immutable, so every later lookup of the same version writes cached bytes.
+func encodeInstances(v *store.ServiceView, healthyOnly bool) []byte {
+	return v.Memo(listKey{healthyOnly}, func() any {
+		out := InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
+			Settings: v.Service.ServiceSettings, Index: v.Index, Instances: v.Instances}
+		if healthyOnly {
+			out.Instances = make([]*store.Instance, 0, len(v.Instances))
+			for _, in := range v.Instances {
+				if in.Healthy && in.Enabled {
+					out.Instances = append(out.Instances, in)
+				}
+			}
+		}
+		if out.Instances == nil {
+			out.Instances = []*store.Instance{}
+		}
+		b, err := json.Marshal(out)
+		if err != nil {
+			// Every field is a plain value: this cannot happen.
+			panic(fmt.Sprintf("api: encode instances: %v", err))
+		}
+		return b
+	}).([]byte)
+}
+
+func (s *Server) listInstances(c *gin.Context) {
+	healthyOnly := false
+	if v := c.Query("healthy"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			s.fail(c, fmt.Errorf("%w: healthy=%q: use true or false", ErrBadRequest, v))
+			return
+		}
+		healthyOnly = b
+	}
+	var v *store.ServiceView
+	if _, ok := s.block(c, s.serviceQuery(c, &v)); ok {
+		c.Data(http.StatusOK, "application/json; charset=utf-8", encodeInstances(v, healthyOnly))
+	}
+}
+
+func (s *Server) getInstance(c *gin.Context) {
+	var v *store.ServiceView
+	if _, ok := s.block(c, s.serviceQuery(c, &v)); !ok {
+		return
+	}
+	in := v.Instance(c.Param("id"))
+	if in == nil {
+		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", c.Param("id"), c.Param("ns"), c.Param("svc"), store.ErrInstanceNotFound))
+		return
+	}
+	c.JSON(http.StatusOK, in)
+}
+
+func (s *Server) register(c *gin.Context) {
+	b, ok := s.body(c)
+	if !ok {
+		return
+	}
+	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
+	in, err := DecodeRegister(ns, svc, id, b)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if _, ok := s.write(c, &store.Command{Type: store.CommandRegister, Namespace: ns, Service: svc, ID: id, Instance: in}); !ok {
+		return
+	}
+	v, err := s.node.Store().Service(ns, svc)
+	if err == nil {
+		if stored := v.Instance(id); stored != nil {
+			c.JSON(http.StatusOK, stored)
+			return
+		}
+	}
+	// Deregistered again between our write and this read.
+	s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", id, ns, svc, store.ErrInstanceNotFound))
+}
+
+func (s *Server) deregister(c *gin.Context) {
+	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
+	if _, ok := s.write(c, &store.Command{Type: store.CommandDeregister, Namespace: ns, Service: svc, ID: id}); ok {
+		c.JSON(http.StatusOK, gin.H{"deregistered": id})
+	}
+}
+
+// heartbeat answers 200 for a known instance. Heartbeats never become Raft
+// entries; liveness tracking arrives with gossip.
+func (s *Server) heartbeat(c *gin.Context) {
+	if !s.node.Ready() {
+		s.fail(c, fmt.Errorf("%w: this server has not caught up with the cluster leader yet", ErrNotReady))
+		return
+	}
+	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
+	v, err := s.node.Store().Service(ns, svc)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	if v.Instance(id) == nil {
+		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w: register it again", id, ns, svc, store.ErrInstanceNotFound))
+		return
+	}
+	setIndex(c, v.Index)
+	c.JSON(http.StatusOK, gin.H{"id": id, "healthy": true})
+}

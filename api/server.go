@@ -1,0 +1,247 @@
+// Package api serves the registry's HTTP API with gin. It reads from the
+// local store and sends writes through the node, which forwards them to the
+// leader when needed.
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-io/switchyard/raft"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// Node is what the API needs from a registry server; *raft.Node provides it.
+// Every method may be called from many request goroutines at once.
+type Node interface {
+	// Store returns the local catalog replica.
+	Store() *store.Store
+	// Apply commits a command (forwarded to the leader when needed) and
+	// returns once this node has applied it.
+	Apply(ctx context.Context, cmd *store.Command) (uint64, error)
+	// ConsistentRead waits until a read of the local store is linearizable.
+	ConsistentRead(ctx context.Context) error
+	// Ready reports whether the node has caught up with the leader.
+	Ready() bool
+	// Staleness says whether a leader is known and when it was last heard.
+	Staleness() (knownLeader bool, lastContact time.Duration)
+	// Leader returns the leader's id and Raft address.
+	Leader() (id, raftAddr string)
+	// Members lists the servers of the cluster.
+	Members() ([]raft.Member, error)
+	// Join adds a server to the cluster as a voter.
+	Join(ctx context.Context, id, raftAddr string) error
+}
+
+// Config configures the API. Start from DefaultConfig.
+type Config struct {
+	// MaxBodyBytes caps request bodies; larger ones get 413.
+	MaxBodyBytes int64
+	// DefaultWait and MaxWait bound blocking queries.
+	DefaultWait time.Duration
+	MaxWait     time.Duration
+	Logger      *slog.Logger
+}
+
+// DefaultConfig returns the default API settings.
+func DefaultConfig() Config {
+	return Config{MaxBodyBytes: 1 << 20, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.MaxBodyBytes <= 0 {
+		return fmt.Errorf("api: config: max body bytes must be positive")
+	}
+	if c.DefaultWait <= 0 || c.MaxWait < c.DefaultWait {
+		return fmt.Errorf("api: config: need 0 < default wait <= max wait")
+	}
+	return nil
+}
+
+// Server is the HTTP API of one registry server.
+type Server struct {
+	cfg    Config
+	node   Node
+	logger *slog.Logger
+	engine *gin.Engine
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// New builds the API over node.
+func New(cfg Config, node Node) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, node: node, logger: logger}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.Use(s.recover)
+	e.NoRoute(func(c *gin.Context) {
+		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		c.JSON(http.StatusMethodNotAllowed, ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path), Code: "method_not_allowed"})
+	})
+
+	v1 := e.Group("/v1")
+	v1.GET("/health", s.health)
+	v1.GET("/cluster/leader", s.leader)
+	v1.GET("/cluster/members", s.members)
+	v1.POST("/cluster/join", s.join)
+
+	v1.GET("/namespaces", s.read, s.listNamespaces)
+	ns := v1.Group("/namespaces/:ns", s.names)
+	ns.GET("", s.read, s.getNamespace)
+	ns.PUT("", s.putNamespace)
+	ns.DELETE("", s.deleteNamespace)
+	ns.GET("/services", s.read, s.listServices)
+	ns.GET("/services/:svc", s.read, s.getService)
+	ns.PUT("/services/:svc", s.putService)
+	ns.DELETE("/services/:svc", s.deleteService)
+	ns.GET("/services/:svc/instances", s.read, s.listInstances)
+	ns.GET("/services/:svc/instances/:id", s.read, s.getInstance)
+	ns.PUT("/services/:svc/instances/:id", s.register)
+	ns.DELETE("/services/:svc/instances/:id", s.deregister)
+	ns.PUT("/services/:svc/instances/:id/heartbeat", s.heartbeat)
+	s.engine = e
+	return s, nil
+}
+
+// Handler returns the http.Handler serving the API.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.logger.Error("panic in handler", "path", c.Request.URL.Path, "panic", r)
+			c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorBody{Error: "internal error", Code: "internal"})
+		}
+	}()
+	c.Next()
+}
+
+// names validates the path's names before any handler runs, so every
+// handler may trust them.
+func (s *Server) names(c *gin.Context) {
+	for _, p := range []struct{ param, what string }{{"ns", "namespace"}, {"svc", "service"}, {"id", "instance id"}} {
+		v, ok := c.Params.Get(p.param)
+		if !ok {
+			continue
+		}
+		if err := store.ValidateName(p.what, v); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	c.Next()
+}
+
+// read runs before every read: it refuses to answer from a node that has not
+// caught up, honours consistent=true, and sets the staleness headers.
+func (s *Server) read(c *gin.Context) {
+	if !s.node.Ready() {
+		s.fail(c, fmt.Errorf("%w: this server has not caught up with the cluster leader yet; retry or ask another server", ErrNotReady))
+		return
+	}
+	if v := c.Query("consistent"); v != "" {
+		consistent, err := strconv.ParseBool(v)
+		if err != nil {
+			s.fail(c, fmt.Errorf("%w: consistent=%q: use true or false", ErrBadRequest, v))
+			return
+		}
+		if consistent {
+			if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
+				s.fail(c, err)
+				return
+			}
+		}
+	}
+	known, last := s.node.Staleness()
+	c.Header("X-Switchyard-Known-Leader", strconv.FormatBool(known))
+	c.Header("X-Switchyard-Last-Contact", strconv.FormatInt(last.Milliseconds(), 10))
+	c.Next()
+}
+
+// blockingParams parses index= and wait=.
+func (s *Server) blockingParams(c *gin.Context) (uint64, time.Duration, error) {
+	var idx uint64
+	if v := c.Query("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: index=%q must be a non-negative integer (the X-Switchyard-Index of a previous answer)", ErrBadRequest, v)
+		}
+		idx = n
+	}
+	wait := s.cfg.DefaultWait
+	if v := c.Query("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return 0, 0, fmt.Errorf("%w: wait=%q must be a duration such as 30s or 5m", ErrBadRequest, v)
+		}
+		wait = min(d, s.cfg.MaxWait)
+	}
+	return idx, wait, nil
+}
+
+// block runs query as a blocking query when index= is given.
+func (s *Server) block(c *gin.Context, query store.QueryFunc) (uint64, bool) {
+	minIndex, wait, err := s.blockingParams(c)
+	if err != nil {
+		s.fail(c, err)
+		return 0, false
+	}
+	ctx := c.Request.Context()
+	if minIndex > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	idx, err := s.node.Store().Blocking(ctx, minIndex, query)
+	if err != nil {
+		s.fail(c, err)
+		return 0, false
+	}
+	setIndex(c, idx)
+	return idx, true
+}
+
+func setIndex(c *gin.Context, idx uint64) {
+	c.Header("X-Switchyard-Index", strconv.FormatUint(max(idx, 1), 10))
+}
+
+// write sends a command through the node.
+func (s *Server) write(c *gin.Context, cmd *store.Command) (uint64, bool) {
+	idx, err := s.node.Apply(c.Request.Context(), cmd)
+	if err != nil {
+		s.fail(c, err)
+		return 0, false
+	}
+	setIndex(c, idx)
+	return idx, true
+}
+
+func (s *Server) body(c *gin.Context) ([]byte, bool) {
+	b, err := readBody(c.Request, s.cfg.MaxBodyBytes)
+	if err != nil {
+		s.fail(c, err)
+		return nil, false
+	}
+	return b, true
+}

@@ -1,0 +1,208 @@
+// Package client talks to Switchyard servers over the HTTP API. It is what
+// applications embed, so it depends on neither gin nor raft.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// APIError is an error answer from a server.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// IsNotFound reports whether err is a 404 from a server.
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
+}
+
+// Registration is the body of a register call. Nil pointers take the
+// server's defaults (weight 100, enabled, ephemeral).
+type Registration struct {
+	Address   string            `json:"address"`
+	Port      int               `json:"port"`
+	Weight    *int              `json:"weight,omitempty"`
+	Enabled   *bool             `json:"enabled,omitempty"`
+	Ephemeral *bool             `json:"ephemeral,omitempty"`
+	Locality  store.Locality    `json:"locality"`
+	Tags      []string          `json:"tags,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+	Check     store.Check       `json:"check"`
+}
+
+// Instances is the answer of a lookup.
+type Instances struct {
+	Namespace string                `json:"namespace"`
+	Service   string                `json:"service"`
+	Settings  store.ServiceSettings `json:"settings"`
+	Index     uint64                `json:"index"`
+	Instances []*store.Instance     `json:"instances"`
+}
+
+// Member is one server of the cluster.
+type Member struct {
+	ID       string         `json:"id"`
+	RaftAddr string         `json:"raft_addr"`
+	HTTPAddr string         `json:"http_addr,omitempty"`
+	Locality store.Locality `json:"locality"`
+	Role     string         `json:"role"`
+}
+
+// API is a thin client of one server's HTTP API.
+type API struct {
+	base string
+	hc   *http.Client
+}
+
+// NewAPI returns a client of the server at base (e.g. http://127.0.0.1:7400).
+// A nil hc uses a client with a 15 s timeout.
+func NewAPI(base string, hc *http.Client) (*API, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("client: server address %q must look like http://host:port", base)
+	}
+	if hc == nil {
+		hc = &http.Client{Timeout: 15 * time.Second}
+	}
+	return &API{base: strings.TrimRight(base, "/"), hc: hc}, nil
+}
+
+func (a *API) do(ctx context.Context, method, path string, body any, out any) (http.Header, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("client: encode request: %w", err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return resp.Header, fmt.Errorf("client: %s %s: read answer: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb struct {
+			Error string `json:"error"`
+			Code  string `json:"code"`
+		}
+		if json.Unmarshal(data, &eb) != nil || eb.Error == "" {
+			eb.Error = strings.TrimSpace(string(data))
+		}
+		return resp.Header, &APIError{Status: resp.StatusCode, Code: eb.Code, Message: eb.Error}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.Header, fmt.Errorf("client: %s %s: decode answer: %w", method, path, err)
+		}
+	}
+	return resp.Header, nil
+}
+
+func instancePath(ns, svc, id string) string {
+	return "/v1/namespaces/" + url.PathEscape(ns) + "/services/" + url.PathEscape(svc) + "/instances/" + url.PathEscape(id)
+}
+
+// Register registers or updates an instance and returns it as stored.
+func (a *API) Register(ctx context.Context, ns, svc, id string, r Registration) (*store.Instance, error) {
+	var out store.Instance
+	if _, err := a.do(ctx, http.MethodPut, instancePath(ns, svc, id), r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Deregister removes an instance.
+func (a *API) Deregister(ctx context.Context, ns, svc, id string) error {
+	_, err := a.do(ctx, http.MethodDelete, instancePath(ns, svc, id), nil, nil)
+	return err
+}
+
+// Heartbeat reports an instance alive.
+func (a *API) Heartbeat(ctx context.Context, ns, svc, id string) error {
+	_, err := a.do(ctx, http.MethodPut, instancePath(ns, svc, id)+"/heartbeat", nil, nil)
+	return err
+}
+
+// LookupOptions refine a lookup.
+type LookupOptions struct {
+	HealthyOnly bool
+	Consistent  bool
+	// Index and Wait make a blocking query: the call returns when the
+	// answer's index passes Index, or after Wait.
+	Index uint64
+	Wait  time.Duration
+}
+
+// Lookup lists a service's instances.
+func (a *API) Lookup(ctx context.Context, ns, svc string, o LookupOptions) (*Instances, error) {
+	q := url.Values{}
+	if o.HealthyOnly {
+		q.Set("healthy", "true")
+	}
+	if o.Consistent {
+		q.Set("consistent", "true")
+	}
+	if o.Index > 0 {
+		q.Set("index", strconv.FormatUint(o.Index, 10))
+		if o.Wait > 0 {
+			q.Set("wait", o.Wait.String())
+		}
+	}
+	path := "/v1/namespaces/" + url.PathEscape(ns) + "/services/" + url.PathEscape(svc) + "/instances"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out Instances
+	if _, err := a.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Members lists the servers of the cluster.
+func (a *API) Members(ctx context.Context) ([]Member, error) {
+	var out struct {
+		Members []Member `json:"members"`
+	}
+	if _, err := a.do(ctx, http.MethodGet, "/v1/cluster/members", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Members, nil
+}
+
+// Join asks the server to add another server as a voter.
+func (a *API) Join(ctx context.Context, id, raftAddr string) error {
+	_, err := a.do(ctx, http.MethodPost, "/v1/cluster/join", map[string]string{"id": id, "raft_addr": raftAddr}, nil)
+	return err
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// common are the flags every client command takes.
+type common struct {
+	server    string
+	output    string
+	namespace string
+}
+
+func (c *common) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "server", "http://127.0.0.1:7400", "HTTP address of any server")
+	fs.StringVar(&c.output, "output", "table", "table or json")
+	fs.StringVar(&c.namespace, "namespace", store.DefaultNamespace, "namespace")
+}
+
+func (c *common) api() (*client.API, error) {
+	if c.output != "table" && c.output != "json" {
+		return nil, fmt.Errorf("--output %q: use table or json", c.output)
+	}
+	s := c.server
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	return client.NewAPI(s, nil)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func registerCommand(stdout io.Writer) *ffcli.Command {
+	var (
+		c                        common
+		service, id, address     string
+		port, weight             int
+		persistent, disabled     bool
+		region, datacenter, unit string
+		tags, meta               listFlag
+	)
+	fs := flag.NewFlagSet("registry register", flag.ContinueOnError)
+	c.flags(fs)
+	fs.StringVar(&service, "service", "", "service name (required)")
+	fs.StringVar(&id, "id", "", "instance id (required)")
+	fs.StringVar(&address, "address", "", "IP address or host name (required)")
+	fs.IntVar(&port, "port", 0, "port (required)")
+	fs.IntVar(&weight, "weight", store.DefaultWeight, "weight 0-10000 (0 drains the instance)")
+	fs.BoolVar(&persistent, "persistent", false, "persistent instance (checked by servers) instead of ephemeral (heartbeats)")
+	fs.BoolVar(&disabled, "disabled", false, "register disabled: listed, but given no traffic")
+	fs.StringVar(&region, "region", "", "locality: region")
+	fs.StringVar(&datacenter, "datacenter", "", "locality: datacenter")
+	fs.StringVar(&unit, "unit", "", "locality: unit")
+	fs.Var(&tags, "tag", "tag (repeatable)")
+	fs.Var(&meta, "meta", "metadata key=value (repeatable)")
+	return &ffcli.Command{
+		Name:       "register",
+		ShortUsage: "registry register --service S --id I --address A --port P [flags]",
+		ShortHelp:  "register or update an instance",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			if service == "" || id == "" || address == "" || port == 0 {
+				return fmt.Errorf("--service, --id, --address and --port are required")
+			}
+			r := client.Registration{Address: address, Port: port, Weight: &weight,
+				Locality: store.Locality{Region: region, Datacenter: datacenter, Unit: unit}, Tags: tags}
+			eph, en := !persistent, !disabled
+			r.Ephemeral, r.Enabled = &eph, &en
+			for _, kv := range meta {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("--meta %q: use key=value", kv)
+				}
+				if r.Metadata == nil {
+					r.Metadata = map[string]string{}
+				}
+				r.Metadata[k] = v
+			}
+			in, err := a.Register(ctx, c.namespace, service, id, r)
+			if err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return printJSON(stdout, in)
+			}
+			return printInstances(stdout, []*store.Instance{in})
+		},
+	}
+}
+
+func deregisterCommand(stdout io.Writer) *ffcli.Command {
+	var (
+		c           common
+		service, id string
+	)
+	fs := flag.NewFlagSet("registry deregister", flag.ContinueOnError)
+	c.flags(fs)
+	fs.StringVar(&service, "service", "", "service name (required)")
+	fs.StringVar(&id, "id", "", "instance id (required)")
+	return &ffcli.Command{
+		Name:       "deregister",
+		ShortUsage: "registry deregister --service S --id I",
+		ShortHelp:  "remove an instance",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			if service == "" || id == "" {
+				return fmt.Errorf("--service and --id are required")
+			}
+			if err := a.Deregister(ctx, c.namespace, service, id); err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return printJSON(stdout, map[string]string{"deregistered": id})
+			}
+			fmt.Fprintf(stdout, "deregistered %s from %s/%s\n", id, c.namespace, service)
+			return nil
+		},
+	}
+}
+
+func lookupCommand(stdout io.Writer) *ffcli.Command {
+	var (
+		c                   common
+		healthy, consistent bool
+	)
+	fs := flag.NewFlagSet("registry lookup", flag.ContinueOnError)
+	c.flags(fs)
+	fs.BoolVar(&healthy, "healthy", false, "only healthy, enabled instances")
+	fs.BoolVar(&consistent, "consistent", false, "linearizable read")
+	return &ffcli.Command{
+		Name:       "lookup",
+		ShortUsage: "registry lookup [flags] SERVICE",
+		ShortHelp:  "list a service's instances",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("give exactly one service name")
+			}
+			res, err := a.Lookup(ctx, c.namespace, args[0], client.LookupOptions{HealthyOnly: healthy, Consistent: consistent})
+			if err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return printJSON(stdout, res)
+			}
+			return printInstances(stdout, res.Instances)
+		},
+	}
+}
+
+func membersCommand(stdout io.Writer) *ffcli.Command {
+	var c common
+	fs := flag.NewFlagSet("registry members", flag.ContinueOnError)
+	c.flags(fs)
+	return &ffcli.Command{
+		Name:       "members",
+		ShortUsage: "registry members [--server URL] [--output table|json]",
+		ShortHelp:  "list the cluster's servers",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			ms, err := a.Members(ctx)
+			if err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return printJSON(stdout, ms)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tROLE\tHTTP\tRAFT\tLOCALITY")
+			for _, m := range ms {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, m.HTTPAddr, m.RaftAddr, m.Locality)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func printInstances(w io.Writer, ins []*store.Instance) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tWEIGHT\tHEALTHY\tENABLED\tLOCALITY\tTAGS")
+	for _, in := range ins {
+		fmt.Fprintf(tw, "%s\t%s:%d\t%d\t%v\t%v\t%s\t%s\n", in.ID, in.Address, in.Port, in.Weight, in.Healthy,
+			in.Enabled, in.Locality, strings.Join(in.Tags, ","))
+	}
+	return tw.Flush()
+}
