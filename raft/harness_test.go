@@ -39,9 +39,11 @@ func fastConfig(t testing.TB, dir, id string) Config {
 	c.DataDir = filepath.Join(dir, id)
 	c.RaftAddr = "127.0.0.1:0"
 	c.HTTPAddr = "127.0.0.1:1" + id[len(id)-1:]
-	c.HeartbeatTimeout = 150 * time.Millisecond
-	c.ElectionTimeout = 150 * time.Millisecond
-	c.LeaderLeaseTimeout = 100 * time.Millisecond
+	// Short enough for quick elections, long enough that a loaded 2-core
+	// machine running -race does not depose a healthy leader.
+	c.HeartbeatTimeout = 400 * time.Millisecond
+	c.ElectionTimeout = 400 * time.Millisecond
+	c.LeaderLeaseTimeout = 300 * time.Millisecond
 	c.CommitTimeout = 5 * time.Millisecond
 	c.ApplyTimeout = 5 * time.Second
 	c.Logger = testLogger(t)
@@ -65,12 +67,18 @@ func newCluster(t testing.TB, n int, opts ...func(*Config)) *cluster {
 			c.waitLeader()
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := c.nodes[0].Join(ctx, cfg.ID, c.nodes[i].RaftAddr())
-		cancel()
-		if err != nil {
-			t.Fatalf("join %s: %v", cfg.ID, err)
-		}
+		// A join can race an election on a loaded machine; like the
+		// server's --join, retry until it lands.
+		var err error
+		c.eventually("join of "+cfg.ID, 20*time.Second, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err = c.nodes[0].Join(ctx, cfg.ID, c.nodes[i].RaftAddr())
+			if err != nil {
+				t.Logf("join %s: %v (retrying)", cfg.ID, err)
+			}
+			return err == nil
+		})
 	}
 	t.Cleanup(c.stopAll)
 	c.waitReady()

@@ -294,3 +294,28 @@ func TestMembersAndJoinIdempotent(t *testing.T) {
 		return leaders == 1
 	})
 }
+
+// TestNotReadyUntilCaughtUp restarts a follower that missed writes and
+// checks that the moment it says Ready, its store already holds every write
+// acknowledged before the restart.
+func TestNotReadyUntilCaughtUp(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	lagger := followers(c, leader)[0]
+	c.stop(lagger)
+	ctx := context.Background()
+	var want []string
+	for i := range 300 {
+		id := fmt.Sprintf("m-%03d", i)
+		if _, err := register(ctx, c.nodes[leader], "default", "missed", id); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	c.start(lagger)
+	n := c.nodes[lagger]
+	c.eventually("restarted follower ready", 10*time.Second, n.Ready)
+	if got := instanceIDs(t, n, "default", "missed"); !slices.Equal(got, want) {
+		t.Fatalf("follower became ready holding %d of %d acknowledged writes", len(got), len(want))
+	}
+}
