@@ -204,11 +204,16 @@ func (s *Store) putNamespace(index uint64, c *Command) (any, error) {
 		}
 		// Refuse a cycle: walk the chain up from the new parent.
 		seen := map[string]bool{name: true}
-		for p := set.Fallback; p != ""; p = root.namespaces[p].view.Load().Namespace.Fallback {
+		for p := set.Fallback; p != ""; {
 			if seen[p] {
 				return nil, fmt.Errorf("store: put namespace %q: %w: fallback %q makes a cycle", name, ErrInvalid, set.Fallback)
 			}
 			seen[p] = true
+			e := root.namespaces[p]
+			if e == nil {
+				break
+			}
+			p = e.view.Load().Namespace.Fallback
 		}
 	}
 	if e := root.namespaces[name]; e != nil {
@@ -220,6 +225,10 @@ func (s *Store) putNamespace(index uint64, c *Command) (any, error) {
 		ns := nv.Namespace
 		ns.NamespaceSettings, ns.ModifyIndex = set, index
 		s.replaceNamespace(e, &NamespaceView{Namespace: ns, Index: index, services: nv.services})
+		// The namespace list shows settings: wake its watchers too.
+		next := *root
+		next.nsIndex = index
+		s.replaceCatalog(root, &next)
 		return &ns, nil
 	}
 	ns := Namespace{Name: name, NamespaceSettings: set, CreateIndex: index, ModifyIndex: index}

@@ -25,6 +25,14 @@ func serviceQuery(s *Store, ns, svc string, got **ServiceView, ran chan<- struct
 	}
 }
 
+// waitCtx bounds a wait that must end by a write or a restore, so that a
+// broken wake-up fails the test with a message instead of hanging it.
+func waitCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 type blockResult struct {
 	index uint64
 	err   error
@@ -36,12 +44,36 @@ func TestBlockingMinIndexZeroReturnsAtOnce(t *testing.T) {
 	runs := 0
 	var view *ServiceView
 	q := serviceQuery(s, DefaultNamespace, "web", &view, nil)
-	idx, err := s.Blocking(context.Background(), 0, func() (uint64, <-chan struct{}, error) {
+	ctx := waitCtx(t)
+	idx, err := s.Blocking(ctx, 0, func() (uint64, <-chan struct{}, error) {
 		runs++
 		return q()
 	})
 	if err != nil || idx != 5 || runs != 1 || view == nil || view.Index != 5 {
 		t.Fatalf("Blocking = %d, %v after %d runs (view %+v), want 5 after one run", idx, err, runs, view)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Blocking waited for the deadline instead of returning at once")
+	}
+}
+
+func TestBlockingMinIndexZeroAnswerAtZero(t *testing.T) {
+	// No server was ever recorded: the answer's index is 0. A first query
+	// (minIndex 0) must still return it at once.
+	s := New()
+	ctx := waitCtx(t)
+	runs := 0
+	idx, err := s.Blocking(ctx, 0, func() (uint64, <-chan struct{}, error) {
+		runs++
+		idx, _ := s.Servers()
+		_, _, ch := s.Namespaces()
+		return idx, ch, nil
+	})
+	if err != nil || idx != 0 || runs != 1 {
+		t.Fatalf("Blocking = %d, %v after %d runs, want 0 after one run", idx, err, runs)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Blocking waited for the deadline instead of returning at once")
 	}
 }
 
@@ -49,16 +81,21 @@ func TestBlockingReturnsAtOnceWhenIndexIsNewer(t *testing.T) {
 	s := New()
 	mustApply(t, s, 5, registerCmd(5, DefaultNamespace, "web", "web-1", persistent("10.0.0.1", 80)))
 	var view *ServiceView
-	idx, err := s.Blocking(context.Background(), 4, serviceQuery(s, DefaultNamespace, "web", &view, nil))
+	ctx := waitCtx(t)
+	idx, err := s.Blocking(ctx, 4, serviceQuery(s, DefaultNamespace, "web", &view, nil))
 	if err != nil || idx != 5 {
 		t.Fatalf("Blocking = %d, %v, want 5", idx, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Blocking waited for the deadline instead of returning at once")
 	}
 }
 
 func TestBlockingReturnsQueryError(t *testing.T) {
 	s := New()
 	var view *ServiceView
-	idx, err := s.Blocking(context.Background(), 7, serviceQuery(s, DefaultNamespace, "web", &view, nil))
+	ctx := waitCtx(t)
+	idx, err := s.Blocking(ctx, 7, serviceQuery(s, DefaultNamespace, "web", &view, nil))
 	if !errors.Is(err, ErrServiceNotFound) || idx != 0 {
 		t.Fatalf("Blocking = %d, %v, want 0, ErrServiceNotFound", idx, err)
 	}
@@ -70,9 +107,13 @@ func TestBlockingIndexWentBackwards(t *testing.T) {
 	s := New()
 	mustApply(t, s, 5, registerCmd(5, DefaultNamespace, "web", "web-1", persistent("10.0.0.1", 80)))
 	var view *ServiceView
-	idx, err := s.Blocking(context.Background(), 100, serviceQuery(s, DefaultNamespace, "web", &view, nil))
+	ctx := waitCtx(t)
+	idx, err := s.Blocking(ctx, 100, serviceQuery(s, DefaultNamespace, "web", &view, nil))
 	if err != nil || idx != 5 {
 		t.Fatalf("Blocking = %d, %v, want 5", idx, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Blocking waited for the deadline instead of returning at once")
 	}
 }
 
@@ -81,11 +122,12 @@ func TestBlockingWaitsForWrite(t *testing.T) {
 	mustApply(t, s, 5, registerCmd(5, DefaultNamespace, "web", "web-1", persistent("10.0.0.1", 80)))
 	minIndex := mustService(t, s, DefaultNamespace, "web").Index
 
+	ctx := waitCtx(t)
 	ran := make(chan struct{}, 16)
 	done := make(chan blockResult, 1)
 	var view *ServiceView
 	go func() {
-		idx, err := s.Blocking(context.Background(), minIndex, serviceQuery(s, DefaultNamespace, "web", &view, ran))
+		idx, err := s.Blocking(ctx, minIndex, serviceQuery(s, DefaultNamespace, "web", &view, ran))
 		done <- blockResult{idx, err}
 	}()
 
@@ -122,11 +164,12 @@ func TestBlockingWaitsForWrite(t *testing.T) {
 func TestBlockingServiceDeleted(t *testing.T) {
 	s := New()
 	mustApply(t, s, 5, registerCmd(5, DefaultNamespace, "web", "web-1", persistent("10.0.0.1", 80)))
+	ctx := waitCtx(t)
 	ran := make(chan struct{}, 16)
 	done := make(chan blockResult, 1)
 	var view *ServiceView
 	go func() {
-		idx, err := s.Blocking(context.Background(), 5, serviceQuery(s, DefaultNamespace, "web", &view, ran))
+		idx, err := s.Blocking(ctx, 5, serviceQuery(s, DefaultNamespace, "web", &view, ran))
 		done <- blockResult{idx, err}
 	}()
 	<-ran
@@ -187,11 +230,12 @@ func TestBlockingRestoreWakesWaiter(t *testing.T) {
 	s := New()
 	mustApply(t, s, 5, registerCmd(5, DefaultNamespace, "web", "web-1", persistent("10.0.0.1", 80)))
 	old := mustService(t, s, DefaultNamespace, "web")
+	ctx := waitCtx(t)
 	ran := make(chan struct{}, 16)
 	done := make(chan blockResult, 1)
 	var view *ServiceView
 	go func() {
-		idx, err := s.Blocking(context.Background(), 5, serviceQuery(s, DefaultNamespace, "web", &view, ran))
+		idx, err := s.Blocking(ctx, 5, serviceQuery(s, DefaultNamespace, "web", &view, ran))
 		done <- blockResult{idx, err}
 	}()
 	<-ran

@@ -169,7 +169,7 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 	dec.DisallowUnknownFields()
 	var first snapRecord
 	if err := dec.Decode(&first); err != nil {
-		return nil, 0, bad("header: %v", err)
+		return nil, 0, fmt.Errorf("store: restore: %w: header: %w", ErrBadSnapshot, err)
 	}
 	h := first.Header
 	if h == nil || h.Format != "switchyard-catalog" {
@@ -189,7 +189,7 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 	for !finished {
 		var rec snapRecord
 		if err := dec.Decode(&rec); err != nil {
-			return nil, 0, bad("record %d: %v", records+1, err)
+			return nil, 0, fmt.Errorf("store: restore: %w: record %d: %w", ErrBadSnapshot, records+1, err)
 		}
 		switch {
 		case rec.End != nil:
@@ -212,6 +212,9 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 			if curNS == nil || rec.Service.Namespace != curNS.Namespace.Name {
 				return nil, 0, bad("service %q outside its namespace", rec.Service.Name)
 			}
+			if curNS.services[rec.Service.Name] != nil {
+				return nil, 0, bad("service %q twice in namespace %q", rec.Service.Name, rec.Service.Namespace)
+			}
 			curSvc = &ServiceView{Service: rec.Service.Service, Index: rec.Service.ViewIndex, changed: make(chan struct{})}
 			se := &svcEntry{}
 			se.view.Store(curSvc)
@@ -226,6 +229,9 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 			}
 			curSvc.Instances = append(curSvc.Instances, in)
 		case rec.Server != nil:
+			if _, dup := c.servers[rec.Server.ID]; dup {
+				return nil, 0, bad("server %q twice", rec.Server.ID)
+			}
 			c.servers[rec.Server.ID] = *rec.Server
 		default:
 			return nil, 0, bad("record %d is empty", records+1)
@@ -235,8 +241,24 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 	if c.namespaces[DefaultNamespace] == nil {
 		return nil, 0, bad("namespace %q missing", DefaultNamespace)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, 0, bad("data after the end marker")
+	}
+	// Fallbacks must name namespaces of this snapshot, without cycles, or
+	// a later put-namespace would walk off the chain.
+	for name, e := range c.namespaces {
+		seen := map[string]bool{name: true}
+		for p := e.view.Load().Namespace.Fallback; p != ""; {
+			pe := c.namespaces[p]
+			if pe == nil {
+				return nil, 0, bad("namespace %q falls back to missing namespace %q", name, p)
+			}
+			if seen[p] {
+				return nil, 0, bad("namespace %q: fallback cycle through %q", name, p)
+			}
+			seen[p] = true
+			p = pe.view.Load().Namespace.Fallback
+		}
 	}
 	return c, h.Index, nil
 }

@@ -333,20 +333,40 @@ func TestRestoreBadSnapshot(t *testing.T) {
 }
 
 func TestRestoreTruncated(t *testing.T) {
-	data := writeSnapshot(t, buildCatalog(t))
-	// Every cut before the end marker's closing brace must be refused: the
-	// final byte is the encoder's newline, and cutting it loses nothing.
-	for cut := 0; cut < len(data)-1; cut++ {
-		ok := t.Run(fmt.Sprintf("cut at %d", cut), func(t *testing.T) {
-			restoreMustFail(t, bytes.NewReader(data[:cut]))
-		})
-		if !ok {
-			t.Fatalf("restore of a snapshot cut at %d of %d bytes was not refused cleanly", cut, len(data))
+	// A cut anywhere before the end marker's closing brace must be refused.
+	// The final byte is the encoder's newline: cutting it loses nothing.
+	cuts := func(data []byte, every bool) []int {
+		var out []int
+		for cut := 0; cut < len(data)-1; cut++ {
+			atLine := data[cut] == '\n' || (cut > 0 && data[cut-1] == '\n')
+			if every || atLine || cut%101 == 0 {
+				out = append(out, cut)
+			}
 		}
+		return out
 	}
-	s := New()
-	if err := s.Restore(bytes.NewReader(data[:len(data)-1])); err != nil {
-		t.Fatalf("Restore without the final newline: %v", err)
+	for _, tc := range []struct {
+		name  string
+		data  []byte
+		every bool
+	}{
+		// Every byte of a small catalog with each kind of record...
+		{"small catalog", writeSnapshot(t, fuzzStore(t)), true},
+		// ...and every record boundary of a large one.
+		{"large catalog", writeSnapshot(t, buildCatalog(t)), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// One target takes every attempt: refused restores must not add
+			// up to a change either.
+			target := newRestoreTarget(t)
+			for _, cut := range cuts(tc.data, tc.every) {
+				target.mustFail(t, fmt.Sprintf("cut at %d of %d bytes", cut, len(tc.data)), bytes.NewReader(tc.data[:cut]))
+			}
+			s := New()
+			if err := s.Restore(bytes.NewReader(tc.data[:len(tc.data)-1])); err != nil {
+				t.Fatalf("Restore without the final newline: %v", err)
+			}
+		})
 	}
 }
 
@@ -375,35 +395,53 @@ func TestRestoreReadError(t *testing.T) {
 	})
 }
 
-// restoreMustFail restores from r into a store holding a catalog, checks
-// that the restore is refused with ErrBadSnapshot and changes nothing, and
-// returns the error.
-func restoreMustFail(t *testing.T, r io.Reader) error {
+// restoreTarget is a store holding a catalog, and what it looked like, for
+// checking that refused restores leave it alone.
+type restoreTarget struct {
+	s       *Store
+	before  storeState
+	view    *ServiceView
+	abandon <-chan struct{}
+	nsCh    <-chan struct{}
+}
+
+func newRestoreTarget(t *testing.T) *restoreTarget {
 	t.Helper()
 	s := New()
 	mustApply(t, s, 1, putNamespaceCmd("prod", NamespaceSettings{}))
 	mustApply(t, s, 2, registerCmd(2, "prod", "web", "web-1", persistent("10.0.0.1", 80)))
 	mustApply(t, s, 3, putServerCmd(Server{ID: "s1"}))
-	before := captureState(t, s)
-	view := mustService(t, s, "prod", "web")
-	abandon := s.AbandonCh()
-	_, _, nsCh := s.Namespaces()
+	rt := &restoreTarget{s: s, before: captureState(t, s), view: mustService(t, s, "prod", "web"), abandon: s.AbandonCh()}
+	_, _, rt.nsCh = s.Namespaces()
+	return rt
+}
 
-	err := s.Restore(r)
+// mustFail restores from r, checks that the restore is refused with
+// ErrBadSnapshot and changed nothing, and returns the error. what says which
+// input it was.
+func (rt *restoreTarget) mustFail(t *testing.T, what string, r io.Reader) error {
+	t.Helper()
+	err := rt.s.Restore(r)
 	if !errors.Is(err, ErrBadSnapshot) {
-		t.Fatalf("Restore error = %v, want ErrBadSnapshot", err)
+		t.Fatalf("%s: Restore error = %v, want ErrBadSnapshot", what, err)
 	}
-	assertState(t, "after a refused restore", captureState(t, s), before)
-	if mustService(t, s, "prod", "web") != view {
-		t.Fatalf("refused restore replaced a view")
+	assertState(t, what+": after a refused restore", captureState(t, rt.s), rt.before)
+	if mustService(t, rt.s, "prod", "web") != rt.view {
+		t.Fatalf("%s: refused restore replaced a view", what)
 	}
-	if isClosed(abandon) || isClosed(nsCh) || isClosed(view.WatchCh()) {
-		t.Fatalf("refused restore closed a channel")
+	if isClosed(rt.abandon) || isClosed(rt.nsCh) || isClosed(rt.view.WatchCh()) {
+		t.Fatalf("%s: refused restore closed a channel", what)
 	}
-	if s.AbandonCh() != abandon {
-		t.Fatalf("refused restore replaced AbandonCh")
+	if rt.s.AbandonCh() != rt.abandon {
+		t.Fatalf("%s: refused restore replaced AbandonCh", what)
 	}
 	return err
+}
+
+// restoreMustFail checks a refused restore into a fresh target.
+func restoreMustFail(t *testing.T, r io.Reader) error {
+	t.Helper()
+	return newRestoreTarget(t).mustFail(t, "restore", r)
 }
 
 type failWriter struct{ after int }

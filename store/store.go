@@ -153,11 +153,13 @@ func (s *Store) Namespace(ns string) (*NamespaceView, error) {
 func (s *Store) Namespaces() (uint64, []Namespace, <-chan struct{}) {
 	c := s.root.Load()
 	out := make([]Namespace, 0, len(c.namespaces))
+	// nsIndex moves on every namespace create, update and delete; a
+	// namespace's services do not move it.
 	idx := c.nsIndex
 	for _, e := range c.namespaces {
 		v := e.view.Load()
 		out = append(out, v.Namespace)
-		idx = max(idx, v.Index)
+		idx = max(idx, v.Namespace.ModifyIndex)
 	}
 	slices.SortFunc(out, func(a, b Namespace) int { return cmpString(a.Name, b.Name) })
 	return max(idx, 1), out, c.changed

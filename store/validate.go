@@ -73,10 +73,10 @@ func ValidateHost(s string) error {
 	if _, err := netip.ParseAddr(s); err == nil {
 		return nil
 	}
-	if len(s) > MaxHostLen {
+	name := strings.TrimSuffix(s, ".")
+	if len(name) > MaxHostLen {
 		return invalid("address %q is longer than %d characters", s, MaxHostLen)
 	}
-	name := strings.TrimSuffix(s, ".")
 	allDigits := true
 	for _, label := range strings.Split(name, ".") {
 		if label == "" || len(label) > 63 {
@@ -203,10 +203,11 @@ func (i *Instance) normalizeCheck() error {
 
 // Validate checks service settings.
 func (s ServiceSettings) Validate() error {
-	if s.ProtectThreshold < 0 || s.ProtectThreshold > 1 {
+	// Written so that NaN fails too.
+	if !(s.ProtectThreshold >= 0 && s.ProtectThreshold <= 1) {
 		return invalid("protect_threshold %v is outside 0-1", s.ProtectThreshold)
 	}
-	if s.MinHealthyRatio < 0 || s.MinHealthyRatio > 1 {
+	if !(s.MinHealthyRatio >= 0 && s.MinHealthyRatio <= 1) {
 		return invalid("min_healthy_ratio %v is outside 0-1", s.MinHealthyRatio)
 	}
 	if !slices.Contains(Balancers, s.Balancer) {
