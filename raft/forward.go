@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/switchyard-io/switchyard/store"
@@ -17,14 +18,15 @@ import (
 
 // The forward protocol carries requests that only the leader can serve from
 // a follower to the leader, over a connection on the Raft port that starts
-// with connForward. Requests on one connection are sequential; the client
-// keeps a pool of connections per leader, so concurrency is the pool size.
+// with connForward. Requests on one connection are sequential; a caller
+// takes an idle connection or dials a new one, so concurrent requests use
+// concurrent connections, and up to 64 idle ones are kept per leader.
 //
 //	request:  op u8 | timeout-ms u32 | len u32 | payload
 //	response: status u8 | index u64 | len u32 | payload (error JSON when status=1)
 const (
 	opApply     byte = 1 // payload: an encoded store.Command; answers its log index
-	opReadIndex byte = 2 // answers the leader's commit index, leadership verified
+	opReadIndex byte = 2 // answers the leader's last applied command index, leadership verified
 	opJoin      byte = 3 // payload: joinRequest JSON
 
 	maxFrame = 8 << 20
@@ -170,16 +172,32 @@ func newForwarder() *forwarder {
 	return &forwarder{idle: map[string][]net.Conn{}, limit: 64}
 }
 
-func (f *forwarder) get(addr string, timeout time.Duration) (net.Conn, error) {
-	f.mu.Lock()
-	if conns := f.idle[addr]; len(conns) > 0 {
-		c := conns[len(conns)-1]
-		f.idle[addr] = conns[:len(conns)-1]
+// get returns an idle connection to addr (reused=true) or a new one.
+func (f *forwarder) get(addr string, timeout time.Duration, fresh bool) (c net.Conn, reused bool, err error) {
+	if !fresh {
+		f.mu.Lock()
+		if conns := f.idle[addr]; len(conns) > 0 {
+			c := conns[len(conns)-1]
+			f.idle[addr] = conns[:len(conns)-1]
+			f.mu.Unlock()
+			return c, true, nil
+		}
 		f.mu.Unlock()
-		return c, nil
 	}
+	c, err = dialTyped(addr, timeout, connForward)
+	return c, false, err
+}
+
+// dropIdle closes the idle connections to addr: after a failure on one of
+// them, the others likely lead to the same dead process.
+func (f *forwarder) dropIdle(addr string) {
+	f.mu.Lock()
+	conns := f.idle[addr]
+	delete(f.idle, addr)
 	f.mu.Unlock()
-	return dialTyped(addr, timeout, connForward)
+	for _, c := range conns {
+		c.Close()
+	}
 }
 
 func (f *forwarder) put(addr string, c net.Conn) {
@@ -203,8 +221,22 @@ func (f *forwarder) close() {
 	}
 }
 
+// errStaleConn marks a failure on a reused idle connection before any byte
+// of an answer arrived: the far end had closed it (a leader that stopped or
+// restarted), so the request is sent again on a fresh connection.
+var errStaleConn = errors.New("stale idle connection")
+
 // call sends one request to addr and waits for its answer.
 func (f *forwarder) call(ctx context.Context, addr string, op byte, payload []byte) (uint64, error) {
+	idx, err := f.callOnce(ctx, addr, op, payload, false)
+	if errors.Is(err, errStaleConn) {
+		f.dropIdle(addr)
+		idx, err = f.callOnce(ctx, addr, op, payload, true)
+	}
+	return idx, err
+}
+
+func (f *forwarder) callOnce(ctx context.Context, addr string, op byte, payload []byte, fresh bool) (uint64, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(defaultTimeout)
@@ -213,7 +245,7 @@ func (f *forwarder) call(ctx context.Context, addr string, op byte, payload []by
 	if timeout <= 0 {
 		return 0, fmt.Errorf("raft: forward to %s: %w", addr, context.DeadlineExceeded)
 	}
-	c, err := f.get(addr, timeout)
+	c, reused, err := f.get(addr, timeout, fresh)
 	if err != nil {
 		return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
 	}
@@ -231,13 +263,19 @@ func (f *forwarder) call(ctx context.Context, addr string, op byte, payload []by
 	defer stop()
 	if _, err := c.Write(buf); err != nil {
 		c.Close()
+		if reused && ctx.Err() == nil {
+			return 0, fmt.Errorf("raft: forward to %s: %w: %w", addr, errStaleConn, err)
+		}
 		return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
 	}
 	var hdr [13]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+	if n, err := io.ReadFull(c, hdr[:]); err != nil {
 		c.Close()
 		if ctx.Err() != nil {
 			return 0, fmt.Errorf("raft: forward to %s: %w", addr, ctx.Err())
+		}
+		if reused && n == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return 0, fmt.Errorf("raft: forward to %s: %w: %w", addr, errStaleConn, err)
 		}
 		return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
 	}

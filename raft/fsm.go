@@ -26,9 +26,16 @@ type applyResult struct {
 
 var _ hraft.BatchingFSM = (*fsm)(nil)
 
+// The applied index counts command entries only. Configuration, no-op and
+// barrier entries never reach the store, so a snapshot (which records the
+// store's index) could not restore an index that counted them, and a
+// follower restored from it would wait for an index it never reaches.
+
 func (f *fsm) Apply(l *hraft.Log) any {
 	r := f.apply(l)
-	f.applied.advance(l.Index)
+	if l.Type == hraft.LogCommand {
+		f.applied.advance(l.Index)
+	}
 	return r
 }
 
@@ -37,7 +44,9 @@ func (f *fsm) ApplyBatch(logs []*hraft.Log) []any {
 	var last uint64
 	for i, l := range logs {
 		out[i] = f.apply(l)
-		last = l.Index
+		if l.Type == hraft.LogCommand {
+			last = l.Index
+		}
 	}
 	if last > 0 {
 		f.applied.advance(last)

@@ -26,11 +26,23 @@ func (a *hclogAdapter) log(level slog.Level, msg string, args ...any) {
 	}
 	// hclog passes alternating keys and values like slog does, but keys may
 	// not be strings; render them so slog never sees a malformed pair.
-	attrs := make([]any, 0, len(args))
+	a.l.Log(context.Background(), level, msg, attrsOf(args)...)
+}
+
+// attrsOf turns hclog's alternating keys and values into slog attributes,
+// rendering hclog.Fmt values the way hclog would.
+func attrsOf(args []any) []any {
+	attrs := make([]any, 0, len(args)/2)
 	for i := 0; i+1 < len(args); i += 2 {
-		attrs = append(attrs, slog.Any(fmt.Sprint(args[i]), args[i+1]))
+		v := args[i+1]
+		if f, ok := v.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				v = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+		attrs = append(attrs, slog.Any(fmt.Sprint(args[i]), v))
 	}
-	a.l.Log(context.Background(), level, msg, attrs...)
+	return attrs
 }
 
 func (a *hclogAdapter) Log(level hclog.Level, msg string, args ...any) {
@@ -59,11 +71,7 @@ func (a *hclogAdapter) IsWarn() bool  { return a.l.Enabled(context.Background(),
 func (a *hclogAdapter) IsError() bool { return a.l.Enabled(context.Background(), slog.LevelError) }
 func (a *hclogAdapter) Name() string  { return a.name }
 func (a *hclogAdapter) With(args ...any) hclog.Logger {
-	attrs := make([]any, 0, len(args))
-	for i := 0; i+1 < len(args); i += 2 {
-		attrs = append(attrs, slog.Any(fmt.Sprint(args[i]), args[i+1]))
-	}
-	return &hclogAdapter{Logger: a.Logger, l: a.l.With(attrs...), name: a.name}
+	return &hclogAdapter{Logger: a.Logger, l: a.l.With(attrsOf(args)...), name: a.name}
 }
 func (a *hclogAdapter) Named(name string) hclog.Logger {
 	return &hclogAdapter{Logger: a.Logger, l: a.l.With("sub", name), name: a.name + "." + name}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	hraft "github.com/hashicorp/raft"
+
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -317,5 +319,48 @@ func TestNotReadyUntilCaughtUp(t *testing.T) {
 	c.eventually("restarted follower ready", 10*time.Second, n.Ready)
 	if got := instanceIDs(t, n, "default", "missed"); !slices.Equal(got, want) {
 		t.Fatalf("follower became ready holding %d of %d acknowledged writes", len(got), len(want))
+	}
+}
+
+// TestForwardAfterLeaderRestart: a follower holds idle forward connections
+// to the leader; the leader restarts and leads again. The follower's next
+// forwarded write must succeed, not fail on a dead pooled connection.
+func TestForwardAfterLeaderRestart(t *testing.T) {
+	c := newCluster(t, 3)
+	ctx := context.Background()
+	leader := c.waitLeader()
+	f := followers(c, leader)[0]
+	// Several concurrent writes leave several idle connections in the pool.
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := register(ctx, c.nodes[f], "default", "web", fmt.Sprintf("a-%d", i)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	c.stop(leader)
+	c.start(leader)
+	c.waitReady()
+	// Hand leadership back to the restarted node.
+	c.eventually("restarted node leads again", 20*time.Second, func() bool {
+		cur := c.waitLeader()
+		if cur == leader {
+			return true
+		}
+		err := c.nodes[cur].raft.LeadershipTransferToServer(
+			hraft.ServerID(c.cfgs[leader].ID), hraft.ServerAddress(c.nodes[leader].RaftAddr())).Error()
+		if err != nil {
+			t.Logf("leadership transfer: %v", err)
+		}
+		return false
+	})
+	for i := range 8 {
+		if _, err := register(ctx, c.nodes[f], "default", "web", fmt.Sprintf("b-%d", i)); err != nil {
+			t.Fatalf("forwarded write %d after the leader restarted: %v", i, err)
+		}
 	}
 }
