@@ -27,6 +27,7 @@ func (s *Server) health(c *gin.Context) {
 	if !h.Ready {
 		status = http.StatusServiceUnavailable
 	}
+	setIndex(c, h.AppliedIndex)
 	c.JSON(status, h)
 }
 
@@ -44,7 +45,8 @@ func (s *Server) leader(c *gin.Context) {
 		return
 	}
 	li := LeaderInfo{ID: id, RaftAddr: addr}
-	_, servers := s.node.Store().Servers()
+	idx, servers := s.node.Store().Servers()
+	setIndex(c, idx)
 	for _, srv := range servers {
 		if srv.ID == id {
 			li.HTTPAddr = srv.HTTPAddr
@@ -133,6 +135,12 @@ func (s *Server) putNamespace(c *gin.Context) {
 		return
 	}
 	name := c.Param("ns")
+	// Absent fields keep their current values: read them linearizably, so a
+	// lagging server does not undo a newer change.
+	if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
+		s.fail(c, err)
+		return
+	}
 	var cur store.NamespaceSettings
 	if v, err := s.node.Store().Namespace(name); err == nil {
 		cur = v.Namespace.NamespaceSettings
@@ -216,6 +224,10 @@ func (s *Server) putService(c *gin.Context) {
 		return
 	}
 	ns, name := c.Param("ns"), c.Param("svc")
+	if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
+		s.fail(c, err)
+		return
+	}
 	cur := store.DefaultServiceSettings()
 	if v, err := s.node.Store().Service(ns, name); err == nil {
 		cur = v.Service.ServiceSettings

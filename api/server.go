@@ -71,6 +71,9 @@ type Server struct {
 	node   Node
 	logger *slog.Logger
 	engine *gin.Engine
+	// closing ends every blocking query at once when the server stops.
+	closing     context.Context
+	stopWaiting context.CancelFunc
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -85,6 +88,7 @@ func New(cfg Config, node Node) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, node: node, logger: logger}
+	s.closing, s.stopWaiting = context.WithCancel(context.Background())
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
@@ -123,6 +127,11 @@ func New(cfg Config, node Node) (*Server, error) {
 
 // Handler returns the http.Handler serving the API.
 func (s *Server) Handler() http.Handler { return s.engine }
+
+// StopWaiting makes every blocking query, running or future, answer at once
+// with what it has. Call it before http.Server.Shutdown so that long polls do
+// not hold the shutdown for their whole wait; writes are not interrupted.
+func (s *Server) StopWaiting() { s.stopWaiting() }
 
 func (s *Server) recover(c *gin.Context) {
 	defer func() {
@@ -212,6 +221,8 @@ func (s *Server) block(c *gin.Context, query store.QueryFunc) (uint64, bool) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
+		stop := context.AfterFunc(s.closing, cancel)
+		defer stop()
 	}
 	idx, err := s.node.Store().Blocking(ctx, minIndex, query)
 	if err != nil {

@@ -86,6 +86,15 @@ func (s *Store) replaceService(se *svcEntry, v *ServiceView) {
 	close(old.changed)
 }
 
+// touchNamespace moves a namespace view's index after a change to one of its
+// services' instances: the service list shows instance counts. The services
+// map is shared, so this costs one small allocation.
+func (s *Store) touchNamespace(ns string, index uint64) {
+	e := s.root.Load().namespaces[ns]
+	nv := e.view.Load()
+	s.replaceNamespace(e, &NamespaceView{Namespace: nv.Namespace, Index: index, services: nv.services})
+}
+
 func (s *Store) register(index uint64, c *Command) (any, error) {
 	in := *c.Instance
 	in.Namespace, in.Service, in.ID = c.Namespace, c.Service, c.ID
@@ -120,6 +129,7 @@ func (s *Store) register(index uint64, c *Command) (any, error) {
 	}
 	instances = append(instances, old.Instances[pos:]...)
 	s.replaceService(se, &ServiceView{Service: old.Service, Instances: instances, Index: index})
+	s.touchNamespace(c.Namespace, index)
 	return &in, nil
 }
 
@@ -135,6 +145,7 @@ func (s *Store) deregister(index uint64, c *Command) error {
 	}
 	instances := slices.Delete(slices.Clone(old.Instances), pos, pos+1)
 	s.replaceService(se, &ServiceView{Service: old.Service, Instances: instances, Index: index})
+	s.touchNamespace(c.Namespace, index)
 	return nil
 }
 

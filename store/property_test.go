@@ -87,6 +87,7 @@ func (m *model) register(index uint64, c *Command) error {
 	want.ModifyIndex, want.UpdatedAt = index, c.Time
 	s.instances[c.ID] = want
 	s.index = index
+	m.namespaces[c.Namespace].index = index
 	return nil
 }
 
@@ -100,6 +101,7 @@ func (m *model) deregister(index uint64, c *Command) error {
 	}
 	delete(s.instances, c.ID)
 	s.index = index
+	m.namespaces[c.Namespace].index = index
 	return nil
 }
 

@@ -38,8 +38,8 @@ type nsEntry struct{ view atomic.Pointer[NamespaceView] }
 type svcEntry struct{ view atomic.Pointer[ServiceView] }
 
 // NamespaceView is an immutable picture of one namespace and the set of its
-// services. Index moves when a service is created, deleted or its settings
-// change, or when the namespace's own settings change.
+// services. Index moves on any change inside the namespace: its settings, a
+// service created, deleted or re-set, an instance registered or removed.
 type NamespaceView struct {
 	Namespace Namespace
 	Index     uint64

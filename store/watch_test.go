@@ -73,8 +73,9 @@ func TestNamespaceWatch(t *testing.T) {
 		{name: "service deleted", cmd: deleteServiceCmd(DefaultNamespace, "api"), wantClose: true},
 		{name: "namespace settings changed", cmd: putNamespaceCmd(DefaultNamespace, NamespaceSettings{Description: "d"}), wantClose: true},
 
-		{name: "instance registered in existing service", cmd: registerCmd(10, DefaultNamespace, "web", "web-2", persistent("10.0.0.3", 80))},
-		{name: "instance deregistered", cmd: deregisterCmd(DefaultNamespace, "web", "web-1")},
+		// The service list shows instance counts.
+		{name: "instance registered in existing service", cmd: registerCmd(10, DefaultNamespace, "web", "web-2", persistent("10.0.0.3", 80)), wantClose: true},
+		{name: "instance deregistered", cmd: deregisterCmd(DefaultNamespace, "web", "web-1"), wantClose: true},
 		{name: "identical service settings", cmd: putServiceCmd(DefaultNamespace, "web", DefaultServiceSettings())},
 		{name: "identical namespace settings", cmd: putNamespaceCmd(DefaultNamespace, NamespaceSettings{})},
 		{name: "service created in another namespace", cmd: registerCmd(10, "prod", "db", "db-1", persistent("10.0.1.5", 80))},

@@ -220,6 +220,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 			}
 		case <-ctx.Done():
 			logger.Info("shutting down")
+			srv.StopWaiting()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = hs.Shutdown(sctx)
 			cancel()
