@@ -60,8 +60,12 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 // decodeStrict decodes one JSON object, refusing unknown fields and
 // trailing data, with messages a person can act on.
 func decodeStrict(body []byte, v any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return fmt.Errorf("%w: empty body, expected a JSON object", ErrBadRequest)
+	}
+	if trimmed[0] != '{' {
+		return fmt.Errorf("%w: expected a JSON object ({...}), got %s", ErrBadRequest, describeJSON(trimmed))
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -87,6 +91,24 @@ func decodeStrict(body []byte, v any) error {
 		return fmt.Errorf("%w: data after the JSON object", ErrBadRequest)
 	}
 	return nil
+}
+
+// describeJSON names the kind of a JSON value for an error message.
+func describeJSON(b []byte) string {
+	switch b[0] {
+	case '[':
+		return "an array"
+	case '"':
+		return "a string"
+	case 'n':
+		return "null"
+	case 't', 'f':
+		return "a boolean"
+	}
+	if b[0] == '-' || (b[0] >= '0' && b[0] <= '9') {
+		return "a number"
+	}
+	return "something that is not JSON"
 }
 
 // DecodeRegister turns a register body into a validated instance.

@@ -76,7 +76,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      10 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
 		SnapshotThreshold:  16384,
 		SnapshotInterval:   60 * time.Second,
 		TrailingLogs:       10240,
@@ -395,7 +395,10 @@ func (n *Node) applyLocal(ctx context.Context, cmd *store.Command) (uint64, erro
 		timeout = time.Until(d)
 	}
 	f := n.raft.Apply(b, timeout)
-	if err := f.Error(); err != nil {
+	if err := n.await(f); err != nil {
+		if errors.Is(err, ErrShutdown) {
+			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, err)
+		}
 		switch {
 		case errors.Is(err, hraft.ErrNotLeader):
 			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, ErrNoLeader)
@@ -410,6 +413,20 @@ func (n *Node) applyLocal(ctx context.Context, cmd *store.Command) (uint64, erro
 	}
 	res, _ := f.Response().(applyResult)
 	return f.Index(), res.err
+}
+
+// await waits for a Raft future, or for Shutdown: a future queued around
+// shutdown may never be answered (hashicorp/raft abandons its batched apply
+// channel), and a request must not hold the node's shutdown forever.
+func (n *Node) await(f hraft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.ctx.Done():
+		return ErrShutdown
+	}
 }
 
 // WaitApplied waits until this node has applied index idx.
@@ -461,7 +478,7 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 	if err := n.ensureBarrier(ctx); err != nil {
 		return 0, err
 	}
-	if err := n.raft.VerifyLeader().Error(); err != nil {
+	if err := n.await(n.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("raft: read index: verify leader: %w: %v", ErrNoLeader, err)
 	}
 	return n.AppliedIndex(), nil
@@ -476,7 +493,7 @@ func (n *Node) ensureBarrier(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	if err := n.raft.Barrier(timeout).Error(); err != nil {
+	if err := n.await(n.raft.Barrier(timeout)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) || errors.Is(err, hraft.ErrLeadershipLost) {
 			return fmt.Errorf("raft: barrier: %w", ErrNoLeader)
 		}
@@ -524,7 +541,7 @@ func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	if err := n.raft.AddVoter(hraft.ServerID(j.ID), hraft.ServerAddress(j.RaftAddr), 0, timeout).Error(); err != nil {
+	if err := n.await(n.raft.AddVoter(hraft.ServerID(j.ID), hraft.ServerAddress(j.RaftAddr), 0, timeout)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) {
 			return fmt.Errorf("raft: join %s: %w", j.ID, ErrNoLeader)
 		}

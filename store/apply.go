@@ -45,31 +45,37 @@ func (s *Store) Apply(index uint64, c *Command) (any, error) {
 	return nil, fmt.Errorf("store: apply %s: %w", c.Type, ErrUnknownCommand)
 }
 
-// serviceEntry finds the entry of a service, creating the service with
-// default settings when create is set.
-func (s *Store) serviceEntry(index uint64, ns, svc string, create bool) (*svcEntry, error) {
+// serviceEntry finds the entry of a service. With create set, a missing
+// service gets a new entry with default settings; the entry is published
+// into its namespace only when the caller runs publish, after filling it, so
+// that no reader ever sees a half-built service at this index. publish is
+// nil for an existing service.
+func (s *Store) serviceEntry(index uint64, ns, svc string, create bool) (se *svcEntry, publish func(), err error) {
 	e := s.root.Load().namespaces[ns]
 	if e == nil {
-		return nil, fmt.Errorf("store: namespace %q: %w", ns, ErrNamespaceNotFound)
+		return nil, nil, fmt.Errorf("store: namespace %q: %w", ns, ErrNamespaceNotFound)
 	}
 	nv := e.view.Load()
 	if se := nv.services[svc]; se != nil {
-		return se, nil
+		return se, nil, nil
 	}
 	if !create {
-		return nil, fmt.Errorf("store: service %q in namespace %q: %w", svc, ns, ErrServiceNotFound)
+		return nil, nil, fmt.Errorf("store: service %q in namespace %q: %w", svc, ns, ErrServiceNotFound)
 	}
-	se := &svcEntry{}
+	se = &svcEntry{}
 	se.view.Store(&ServiceView{
 		Service: Service{Namespace: ns, Name: svc, ServiceSettings: DefaultServiceSettings(),
 			CreateIndex: index, ModifyIndex: index},
 		Index:   index,
 		changed: make(chan struct{}),
 	})
-	services := maps.Clone(nv.services)
-	services[svc] = se
-	s.replaceNamespace(e, &NamespaceView{Namespace: nv.Namespace, Index: index, services: services})
-	return se, nil
+	publish = func() {
+		nv := e.view.Load()
+		services := maps.Clone(nv.services)
+		services[svc] = se
+		s.replaceNamespace(e, &NamespaceView{Namespace: nv.Namespace, Index: index, services: services})
+	}
+	return se, publish, nil
 }
 
 func (s *Store) replaceNamespace(e *nsEntry, nv *NamespaceView) {
@@ -101,7 +107,7 @@ func (s *Store) register(index uint64, c *Command) (any, error) {
 	if err := in.Normalize(); err != nil {
 		return nil, fmt.Errorf("store: register %q: %w", c.ID, err)
 	}
-	se, err := s.serviceEntry(index, c.Namespace, c.Service, true)
+	se, publish, err := s.serviceEntry(index, c.Namespace, c.Service, true)
 	if err != nil {
 		return nil, fmt.Errorf("store: register %q: %w", c.ID, err)
 	}
@@ -129,12 +135,16 @@ func (s *Store) register(index uint64, c *Command) (any, error) {
 	}
 	instances = append(instances, old.Instances[pos:]...)
 	s.replaceService(se, &ServiceView{Service: old.Service, Instances: instances, Index: index})
-	s.touchNamespace(c.Namespace, index)
+	if publish != nil {
+		publish()
+	} else {
+		s.touchNamespace(c.Namespace, index)
+	}
 	return &in, nil
 }
 
 func (s *Store) deregister(index uint64, c *Command) error {
-	se, err := s.serviceEntry(index, c.Namespace, c.Service, false)
+	se, _, err := s.serviceEntry(index, c.Namespace, c.Service, false)
 	if err != nil {
 		return fmt.Errorf("store: deregister %q: %w", c.ID, err)
 	}
@@ -156,22 +166,24 @@ func (s *Store) putService(index uint64, c *Command) (any, error) {
 	if err := c.ServiceSettings.Validate(); err != nil {
 		return nil, fmt.Errorf("store: put service %q: %w", c.Service, err)
 	}
-	se, err := s.serviceEntry(index, c.Namespace, c.Service, true)
+	se, publish, err := s.serviceEntry(index, c.Namespace, c.Service, true)
 	if err != nil {
 		return nil, fmt.Errorf("store: put service %q: %w", c.Service, err)
 	}
 	old := se.view.Load()
 	svc := old.Service
-	if svc.ServiceSettings == *c.ServiceSettings && svc.CreateIndex != index {
+	if svc.ServiceSettings == *c.ServiceSettings && publish == nil {
 		return &svc, nil
 	}
 	svc.ServiceSettings = *c.ServiceSettings
 	svc.ModifyIndex = index
 	s.replaceService(se, &ServiceView{Service: svc, Instances: old.Instances, Index: index})
-	// The namespace's service list shows settings: move its index too.
-	e := s.root.Load().namespaces[c.Namespace]
-	nv := e.view.Load()
-	s.replaceNamespace(e, &NamespaceView{Namespace: nv.Namespace, Index: index, services: nv.services})
+	if publish != nil {
+		publish()
+	} else {
+		// The namespace's service list shows settings: move its index too.
+		s.touchNamespace(c.Namespace, index)
+	}
 	return &svc, nil
 }
 

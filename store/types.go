@@ -59,8 +59,11 @@ type Locality struct {
 	Unit       string `json:"unit,omitempty"`
 }
 
-// String renders the locality as region/datacenter/unit.
+// String renders the locality as region/datacenter/unit, or "-" when unset.
 func (l Locality) String() string {
+	if l == (Locality{}) {
+		return "-"
+	}
 	return l.Region + "/" + l.Datacenter + "/" + l.Unit
 }
 

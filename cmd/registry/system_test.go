@@ -1,0 +1,562 @@
+package main
+
+// System tests: build the registry binary once and run it as real processes,
+// the way a user does. Every server listens on a port picked free by the
+// test; every process is killed by t.Cleanup.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSystem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("system test: builds and runs the registry binary")
+	}
+	bin := buildRegistry(t)
+	t.Run("dev", func(t *testing.T) { t.Parallel(); testDev(t, bin) })
+	t.Run("dev-data-dir", func(t *testing.T) { t.Parallel(); testDevDataDir(t, bin) })
+	t.Run("server-config", func(t *testing.T) { t.Parallel(); testServerConfig(t, bin) })
+	t.Run("readme-tour", func(t *testing.T) { t.Parallel(); testReadmeTour(t, bin) })
+}
+
+// buildRegistry builds this package into a temporary directory.
+func buildRegistry(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "registry")
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build the registry: %v", err)
+	}
+	cmd := exec.Command(gocmd, "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// --- processes --------------------------------------------------------------
+
+// syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// proc is a running registry server.
+type proc struct {
+	t              *testing.T
+	name           string
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	done           chan struct{}
+	err            error // set when done is closed
+}
+
+// startProc starts bin with args; env entries are added to the test's
+// environment. The process is killed at cleanup, and its output is logged
+// if the test failed.
+func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: strings.Join(args, " "), done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start registry %s: %v", p.name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("registry %s\n--- stdout ---\n%s--- stderr ---\n%s", p.name, p.stdout.String(), p.stderr.String())
+		}
+	})
+	return p
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM and waits for the process to exit by itself.
+func (p *proc) stop(t *testing.T) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("SIGTERM registry %s: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("registry %s still running 15s after SIGTERM", p.name)
+		return nil
+	}
+}
+
+// cliResult is the outcome of one client command.
+type cliResult struct {
+	stdout, stderr string
+	code           int
+}
+
+// cli runs a client command to completion.
+func cli(t *testing.T, bin string, args ...string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := cliResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("registry %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// cliOK runs a client command that must succeed and decodes its JSON output.
+func cliOK(t *testing.T, bin string, out any, args ...string) {
+	t.Helper()
+	r := cli(t, bin, args...)
+	if r.code != 0 {
+		t.Fatalf("registry %s: exit %d\nstderr: %s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), out); err != nil {
+		t.Fatalf("registry %s: output is not the expected JSON: %v\n%s", strings.Join(args, " "), err, r.stdout)
+	}
+}
+
+// --- waiting ---------------------------------------------------------------
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// waitFor polls cond until it holds, failing the test at the deadline.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: still waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+func healthy(addr string) bool {
+	resp, err := httpClient.Get("http://" + addr + "/v1/health")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode == http.StatusOK
+}
+
+// waitHealthy waits until the server at addr answers /v1/health with 200,
+// failing early if p exits.
+func waitHealthy(t *testing.T, p *proc, addr string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "GET http://"+addr+"/v1/health to answer 200", func() bool {
+		if p.exited() {
+			t.Fatalf("registry %s exited early: %v\n%s", p.name, p.err, p.stderr.String())
+		}
+		return healthy(addr)
+	})
+}
+
+// getJSON decodes the 200 answer of GET url into out.
+func getJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		t.Fatalf("GET %s: %v\n%s", url, err, body)
+	}
+}
+
+// --- answers ---------------------------------------------------------------
+
+type instanceJSON struct {
+	ID        string `json:"id"`
+	Namespace string `json:"namespace"`
+	Service   string `json:"service"`
+	Address   string `json:"address"`
+	Port      int    `json:"port"`
+	Weight    int    `json:"weight"`
+	Enabled   bool   `json:"enabled"`
+	Ephemeral bool   `json:"ephemeral"`
+	Healthy   bool   `json:"healthy"`
+}
+
+type lookupJSON struct {
+	Namespace string          `json:"namespace"`
+	Service   string          `json:"service"`
+	Instances []*instanceJSON `json:"instances"`
+}
+
+func (l lookupJSON) ids() []string {
+	out := []string{}
+	for _, in := range l.Instances {
+		out = append(out, in.ID)
+	}
+	return out
+}
+
+type memberJSON struct {
+	ID       string `json:"id"`
+	Role     string `json:"role"`
+	HTTPAddr string `json:"http_addr"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+var devBanner = regexp.MustCompile(`Switchyard dev server ready: http://(\S+) \(data in (.+?)(, removed at exit)?\)\n`)
+
+// waitBanner waits for the dev server's ready line and returns its HTTP
+// address, its data directory and whether it says the data is temporary.
+func waitBanner(t *testing.T, p *proc) (addr, dataDir string, temporary bool) {
+	t.Helper()
+	var m []string
+	waitFor(t, 5*time.Second, "the dev server's ready banner on stdout", func() bool {
+		m = devBanner.FindStringSubmatch(p.stdout.String())
+		return m != nil
+	})
+	return m[1], m[2], m[3] != ""
+}
+
+// --- a. registry dev ---------------------------------------------------------
+
+func testDev(t *testing.T, bin string) {
+	addr := freeAddr(t)
+	server := "http://" + addr
+	began := time.Now()
+	p := startProc(t, bin, nil, "dev", "--http-addr", addr)
+	waitHealthy(t, p, addr, 10*time.Second)
+	if took := time.Since(began); took >= 2*time.Second {
+		t.Errorf("registry dev took %s to answer /v1/health with 200; want under 2s", took.Round(time.Millisecond))
+	} else {
+		t.Logf("registry dev ready in %s", took.Round(time.Millisecond))
+	}
+
+	bannerAddr, dataDir, temporary := waitBanner(t, p)
+	if bannerAddr != addr {
+		t.Errorf("banner says http://%s, want http://%s", bannerAddr, addr)
+	}
+	if !temporary {
+		t.Errorf("banner does not say the data is removed at exit:\n%s", p.stdout.String())
+	}
+	if fi, err := os.Stat(dataDir); err != nil || !fi.IsDir() {
+		t.Fatalf("data dir %q from the banner: %v", dataDir, err)
+	}
+
+	// Register, look up, list members, deregister: all through the CLI.
+	var in instanceJSON
+	cliOK(t, bin, &in, "register", "--server", server, "--service", "web", "--id", "web-1",
+		"--address", "10.0.0.1", "--port", "8080", "--output", "json")
+	want := instanceJSON{ID: "web-1", Namespace: "default", Service: "web", Address: "10.0.0.1", Port: 8080,
+		Weight: 100, Enabled: true, Ephemeral: true, Healthy: true}
+	if in != want {
+		t.Errorf("register answered %+v, want %+v", in, want)
+	}
+
+	var lk lookupJSON
+	cliOK(t, bin, &lk, "lookup", "--server", server, "--output", "json", "web")
+	if len(lk.Instances) != 1 || *lk.Instances[0] != want {
+		t.Errorf("lookup web: %+v, want exactly %+v", lk, want)
+	}
+
+	var ms []memberJSON
+	cliOK(t, bin, &ms, "members", "--server", server, "--output", "json")
+	if len(ms) != 1 || ms[0].Role != "leader" || ms[0].ID != "dev" || ms[0].HTTPAddr != addr {
+		t.Errorf("members: %+v, want one leader \"dev\" at %s", ms, addr)
+	}
+
+	// The table output names the instance too.
+	if r := cli(t, bin, "lookup", "--server", server, "web"); r.code != 0 || !strings.Contains(r.stdout, "10.0.0.1:8080") {
+		t.Errorf("lookup web (table): exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+
+	var dereg map[string]string
+	cliOK(t, bin, &dereg, "deregister", "--server", server, "--service", "web", "--id", "web-1", "--output", "json")
+	if dereg["deregistered"] != "web-1" {
+		t.Errorf("deregister answered %v", dereg)
+	}
+	lk = lookupJSON{}
+	cliOK(t, bin, &lk, "lookup", "--server", server, "--output", "json", "web")
+	if len(lk.Instances) != 0 {
+		t.Errorf("after deregister, lookup web lists %v", lk.ids())
+	}
+
+	// Mistakes exit non-zero with one readable line on stderr.
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"port zero", []string{"register", "--server", server, "--service", "web", "--id", "web-1", "--address", "10.0.0.1", "--port", "0"}, "--port"},
+		{"port too large", []string{"register", "--server", server, "--service", "web", "--id", "web-1", "--address", "10.0.0.1", "--port", "70000"}, "port 70000"},
+		{"bad service name", []string{"register", "--server", server, "--service", "Web_App", "--id", "web-1", "--address", "10.0.0.1", "--port", "80"}, "Web_App"},
+		{"unknown output", []string{"members", "--server", server, "--output", "yaml"}, "--output"},
+		{"unknown namespace", []string{"lookup", "--server", server, "--namespace", "nowhere", "web"}, "not found"},
+		{"no server", []string{"members", "--server", "http://" + freeAddr(t)}, "refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := cli(t, bin, tc.args...)
+			if r.code == 0 {
+				t.Fatalf("registry %s: exit 0, want an error\nstdout: %s", strings.Join(tc.args, " "), r.stdout)
+			}
+			msg := strings.TrimSpace(r.stderr)
+			if !strings.HasPrefix(msg, "registry: ") || !strings.Contains(msg, tc.want) ||
+				strings.Contains(msg, "\n") || strings.Contains(msg, "goroutine") {
+				t.Errorf("registry %s: exit %d, stderr %q; want one line \"registry: …%s…\"",
+					strings.Join(tc.args, " "), r.code, r.stderr, tc.want)
+			}
+		})
+	}
+	// None of the refused registrations changed anything.
+	lk = lookupJSON{}
+	cliOK(t, bin, &lk, "lookup", "--server", server, "--output", "json", "web")
+	if len(lk.Instances) != 0 {
+		t.Errorf("after refused registrations, lookup web lists %v", lk.ids())
+	}
+
+	// SIGTERM: a clean exit that removes the temporary data.
+	if err := p.stop(t); err != nil {
+		t.Errorf("registry dev exited with %v after SIGTERM, want 0", err)
+	}
+	if _, err := os.Stat(dataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary data dir %s still exists after exit (stat: %v)", dataDir, err)
+	}
+}
+
+// --- b. registry dev --data-dir ---------------------------------------------
+
+func testDevDataDir(t *testing.T, bin string) {
+	dir := filepath.Join(t.TempDir(), "dev-data") // does not exist yet
+	addr := freeAddr(t)
+	p := startProc(t, bin, nil, "dev", "--data-dir", dir, "--http-addr", addr)
+	waitHealthy(t, p, addr, 10*time.Second)
+	_, bannerDir, temporary := waitBanner(t, p)
+	if bannerDir != dir || temporary {
+		t.Errorf("banner: data in %q (temporary %v), want %q, kept", bannerDir, temporary, dir)
+	}
+	var in instanceJSON
+	cliOK(t, bin, &in, "register", "--server", "http://"+addr, "--service", "db", "--id", "db-1",
+		"--address", "10.0.0.9", "--port", "5432", "--persistent", "--output", "json")
+	if err := p.stop(t); err != nil {
+		t.Errorf("registry dev exited with %v after SIGTERM, want 0", err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("data dir given with --data-dir is gone after exit: %v", err)
+	}
+
+	addr = freeAddr(t)
+	p = startProc(t, bin, nil, "dev", "--data-dir", dir, "--http-addr", addr)
+	waitHealthy(t, p, addr, 10*time.Second)
+	var lk lookupJSON
+	cliOK(t, bin, &lk, "lookup", "--server", "http://"+addr, "--output", "json", "db")
+	if len(lk.Instances) != 1 || lk.Instances[0].ID != "db-1" || lk.Instances[0].Address != "10.0.0.9" || lk.Instances[0].Port != 5432 {
+		t.Errorf("after a restart on the same data dir, lookup db: %+v, want db-1 at 10.0.0.9:5432", lk)
+	}
+	if err := p.stop(t); err != nil {
+		t.Errorf("registry dev exited with %v after SIGTERM, want 0", err)
+	}
+}
+
+// --- c. registry server from environment and config file -------------------
+
+func testServerConfig(t *testing.T, bin string) {
+	tmp := t.TempDir()
+	httpAddr, raftAddr := freeAddr(t), freeAddr(t)
+	cfg := map[string]any{
+		"node-id":   "from-file", // REGISTRY_NODE_ID wins over the file
+		"http-addr": httpAddr,
+		"raft-addr": raftAddr,
+		"bootstrap": true,
+	}
+	b, _ := json.Marshal(cfg)
+	cfgPath := filepath.Join(tmp, "registry.json")
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(tmp, "data")
+	p := startProc(t, bin, []string{"REGISTRY_NODE_ID=from-env", "REGISTRY_DATA_DIR=" + dataDir},
+		"server", "--config", cfgPath)
+	waitHealthy(t, p, httpAddr, 20*time.Second)
+	waitFor(t, 5*time.Second, "the server's ready line on stdout", func() bool {
+		return strings.Contains(p.stdout.String(), "Switchyard server from-env ready: http://"+httpAddr)
+	})
+
+	var ms []memberJSON
+	cliOK(t, bin, &ms, "members", "--server", httpAddr, "--output", "json")
+	if len(ms) != 1 || ms[0].ID != "from-env" || ms[0].Role != "leader" || ms[0].HTTPAddr != httpAddr || ms[0].RaftAddr != raftAddr {
+		t.Errorf("members: %+v, want one leader \"from-env\" at http %s, raft %s", ms, httpAddr, raftAddr)
+	}
+	if entries, err := os.ReadDir(dataDir); err != nil || len(entries) == 0 {
+		t.Errorf("REGISTRY_DATA_DIR %s holds nothing (err %v)", dataDir, err)
+	}
+	if err := p.stop(t); err != nil {
+		t.Errorf("registry server exited with %v after SIGTERM, want 0", err)
+	}
+}
+
+// --- d. the README's curl tour ------------------------------------------------
+
+// tourBlocks returns the sh code blocks of the README section "## A curl tour".
+func tourBlocks(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tour, ok := strings.Cut(string(b), "\n## A curl tour\n")
+	if !ok {
+		t.Fatal(`README.md has no "## A curl tour" section`)
+	}
+	tour, _, _ = strings.Cut(tour, "\n## ")
+	var (
+		blocks  []string
+		inBlock bool
+		cur     strings.Builder
+	)
+	sc := bufio.NewScanner(strings.NewReader(tour))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "```sh"):
+			inBlock = true
+		case inBlock && strings.HasPrefix(line, "```"):
+			inBlock = false
+			blocks = append(blocks, cur.String())
+			cur.Reset()
+		case inBlock:
+			cur.WriteString(line + "\n")
+		}
+	}
+	return blocks
+}
+
+func testReadmeTour(t *testing.T, bin string) {
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed: the README tour needs it")
+	}
+	blocks := tourBlocks(t)
+	if len(blocks) < 4 {
+		t.Fatalf("the README's curl tour has %d code blocks; want at least 4", len(blocks))
+	}
+	addr := freeAddr(t)
+	p := startProc(t, bin, nil, "dev", "--http-addr", addr)
+	waitHealthy(t, p, addr, 10*time.Second)
+
+	for i, block := range blocks {
+		if !strings.Contains(block, "curl -sf") || !strings.Contains(block, "127.0.0.1:7400") {
+			t.Errorf("tour block %d does not use `curl -sf` against 127.0.0.1:7400:\n%s", i+1, block)
+			continue
+		}
+		script := "set -euo pipefail\n" + strings.ReplaceAll(block, "127.0.0.1:7400", addr)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, "bash", "-c", script)
+		began := time.Now()
+		out, err := cmd.CombinedOutput()
+		took := time.Since(began)
+		cancel()
+		if err != nil {
+			t.Fatalf("tour block %d failed: %v\n%s\noutput:\n%s", i+1, err, block, out)
+		}
+		// The blocking query in the tour must be woken by the write after it,
+		// not run out its 30 s wait.
+		if took > 10*time.Second {
+			t.Errorf("tour block %d took %s:\n%s", i+1, took.Round(time.Millisecond), block)
+		}
+		t.Logf("tour block %d (%s):\n%s", i+1, took.Round(time.Millisecond), out)
+	}
+
+	// The tour's writes happened: staging exists, web's settings changed, and
+	// both instances are gone again.
+	base := "http://" + addr + "/v1/namespaces/staging"
+	var ns struct {
+		Name     string `json:"name"`
+		Fallback string `json:"fallback"`
+	}
+	getJSON(t, base, &ns)
+	if ns.Name != "staging" || ns.Fallback != "default" {
+		t.Errorf("after the tour, namespace staging is %+v", ns)
+	}
+	var svc struct {
+		Balancer         string  `json:"balancer"`
+		ProtectThreshold float64 `json:"protect_threshold"`
+	}
+	getJSON(t, base+"/services/web", &svc)
+	if svc.Balancer != "round_robin" || svc.ProtectThreshold != 0.5 {
+		t.Errorf("after the tour, service web settings are %+v", svc)
+	}
+	var lk lookupJSON
+	getJSON(t, base+"/services/web/instances", &lk)
+	if len(lk.Instances) != 0 {
+		t.Errorf("after the tour, web still lists %v", lk.ids())
+	}
+}
