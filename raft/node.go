@@ -115,6 +115,7 @@ type Node struct {
 	applied   *indexNotifier
 	fwdConns  sync.Map // open forward connections, closed at shutdown
 
+	hadState    bool // the data dir held Raft state at Open
 	ready       atomic.Bool
 	barrierTerm atomic.Uint64 // term in which this leader applied a barrier
 	started     time.Time
@@ -205,6 +206,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 		n.closeParts()
 		return nil, fmt.Errorf("raft: read existing state: %w", err)
 	}
+	n.hadState = hasState
 	r, err := hraft.NewRaft(rc, &fsm{store: st, applied: n.applied}, logs, logs, snaps, transport)
 	if err != nil {
 		n.closeParts()
@@ -234,6 +236,10 @@ func (n *Node) closeParts() {
 	n.transport.Close()
 	n.logs.Close()
 }
+
+// HadState reports whether the data directory already held Raft state when
+// the node opened: such a node knows its cluster and needs no join.
+func (n *Node) HadState() bool { return n.hadState }
 
 // Store returns the catalog this node applies to.
 func (n *Node) Store() *store.Store { return n.store }

@@ -86,11 +86,19 @@ start_node() {
 	mkdir -p "$DIR/data/$node" "$DIR/logs" "$DIR/pids"
 	args=(server --node-id "$node" --data-dir "$DIR/data/$node"
 		--http-addr "$(http_addr "$node")" --raft-addr "127.0.0.1:$(raft_port "$node")")
-	if [[ "$node" == n1 ]]; then
-		# Harmless on restart: a node with existing state does not bootstrap again.
+	# Only a brand-new cluster is bootstrapped. Once any node holds Raft
+	# state, a node whose data was lost must join the existing cluster:
+	# bootstrapping it would start a second, diverging cluster. A node that
+	# has state ignores --join.
+	local n have_state=false
+	for n in n1 n2 n3; do
+		[[ -e "$DIR/data/$n/raft.db" ]] && have_state=true
+	done
+	if [[ "$node" == n1 && "$have_state" == false ]]; then
 		args+=(--bootstrap)
+	elif [[ "$node" == n1 ]]; then
+		args+=(--join "$(http_addr n2)")
 	else
-		# Harmless on restart: joining as the same voter at the same address is a no-op.
 		args+=(--join "$(http_addr n1)")
 	fi
 	local pf

@@ -194,7 +194,9 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	go func() { serveErr <- hs.Serve(ln) }()
 	logger.Info("HTTP API listening", "addr", ln.Addr().String())
 
-	if o.join != "" {
+	if o.join != "" && node.HadState() {
+		logger.Info("data directory holds cluster state; not joining again", "join", o.join)
+	} else if o.join != "" {
 		if err := joinCluster(ctx, logger, o.join, o.nodeID, node.RaftAddr()); err != nil {
 			return err
 		}
