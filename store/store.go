@@ -67,12 +67,22 @@ func (v *ServiceView) WatchCh() <-chan struct{} { return v.changed }
 // Memo returns a value derived from this view, building it once. Views are
 // immutable, so a derived value (an encoded answer, say) stays valid for the
 // life of the view.
+//
+// Concurrent first callers build the value once: the others wait for it,
+// rather than each encoding a large answer right after a change.
 func (v *ServiceView) Memo(key any, build func() any) any {
-	if x, ok := v.memo.Load(key); ok {
-		return x
+	m, ok := v.memo.Load(key)
+	if !ok {
+		m, _ = v.memo.LoadOrStore(key, &memoEntry{})
 	}
-	x, _ := v.memo.LoadOrStore(key, build())
-	return x
+	e := m.(*memoEntry)
+	e.once.Do(func() { e.v = build() })
+	return e.v
+}
+
+type memoEntry struct {
+	once sync.Once
+	v    any
 }
 
 // Instance returns the instance with the given id, or nil.
