@@ -6,212 +6,304 @@ import (
 	"slices"
 )
 
+// Result is the outcome of one command of a batch: the stored value
+// (*Instance for a register, *Service, *Namespace or Server for the put
+// commands, nil otherwise) or the error that rejected the command.
+type Result struct {
+	Value any
+	Err   error
+}
+
 // Apply applies one command at log index index. It is called in log order by
 // a single goroutine (the Raft FSM) and must be deterministic: the same
 // commands in the same order give the same catalog on every replica. An error
 // is a rejected command (unknown namespace, say): it changes nothing, and
 // every replica rejects it the same way.
-//
-// The result is the stored value: *Instance for a register, *Service,
-// *Namespace or Server for the put commands, nil otherwise.
 func (s *Store) Apply(index uint64, c *Command) (any, error) {
+	r := s.ApplyBatch(index, []*Command{c})
+	return r[0].Value, r[0].Err
+}
+
+// ApplyBatch applies several commands that share one log index, in order.
+// Readers see all of their changes at once or none of them: views are built
+// aside and published together at the end, so a watcher that saw index
+// index can never have seen only part of it. A rejected command changes
+// nothing and does not affect the others.
+func (s *Store) ApplyBatch(index uint64, cmds []*Command) []Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// The index moves even for rejected commands: it is the applied position
-	// in the log, and consistent reads wait on it.
-	defer func() {
-		if index > s.index.Load() {
-			s.index.Store(index)
-		}
-	}()
+	t := &txn{s: s, index: index}
+	out := make([]Result, len(cmds))
+	for i, c := range cmds {
+		out[i].Value, out[i].Err = t.apply(c)
+	}
+	t.commit()
+	// The index moves even for rejected commands: it is the applied
+	// position in the log.
+	if index > s.index.Load() {
+		s.index.Store(index)
+	}
+	return out
+}
+
+// txn holds the views a batch has changed until it publishes them. Views it
+// created are its own and may be changed in place; published ones are never
+// touched, only replaced.
+type txn struct {
+	s     *Store
+	index uint64
+
+	root     *catalog // the new catalog, nil while unchanged
+	ns       map[*nsEntry]*NamespaceView
+	ownNSMap map[*nsEntry]bool // the pending view's services map is a copy
+	svc      map[*svcEntry]*ServiceView
+	ownInst  map[*svcEntry]bool // the pending view's instance slice is a copy
+	closing  []chan struct{}    // channels of views that leave the catalog
+}
+
+func (t *txn) apply(c *Command) (any, error) {
 	switch c.Type {
 	case CommandRegister:
-		return s.register(index, c)
+		return t.register(c)
 	case CommandDeregister:
-		return nil, s.deregister(index, c)
+		return nil, t.deregister(c)
 	case CommandPutService:
-		return s.putService(index, c)
+		return t.putService(c)
 	case CommandDeleteService:
-		return nil, s.deleteService(index, c)
+		return nil, t.deleteService(c)
 	case CommandPutNamespace:
-		return s.putNamespace(index, c)
+		return t.putNamespace(c)
 	case CommandDeleteNamespace:
-		return nil, s.deleteNamespace(index, c)
+		return nil, t.deleteNamespace(c)
 	case CommandPutServer:
-		return s.putServer(index, c)
+		return t.putServer(c)
 	case CommandRemoveServer:
-		return nil, s.removeServer(index, c)
+		return nil, t.removeServer(c)
 	}
 	return nil, fmt.Errorf("store: apply %s: %w", c.Type, ErrUnknownCommand)
 }
 
-// serviceEntry finds the entry of a service. With create set, a missing
-// service gets a new entry with default settings; the entry is published
-// into its namespace only when the caller runs publish, after filling it, so
-// that no reader ever sees a half-built service at this index. publish is
-// nil for an existing service.
-func (s *Store) serviceEntry(index uint64, ns, svc string, create bool) (se *svcEntry, publish func(), err error) {
-	e := s.root.Load().namespaces[ns]
+// commit publishes every changed view: services first, then namespaces, then
+// the catalog, so a reader walking down from the top finds each new entry
+// already filled. Old views' channels close after their replacement is in.
+func (t *txn) commit() {
+	for se, v := range t.svc {
+		v.changed = make(chan struct{})
+		if old := se.view.Swap(v); old != nil {
+			close(old.changed)
+		}
+	}
+	for e, v := range t.ns {
+		v.changed = make(chan struct{})
+		if old := e.view.Swap(v); old != nil {
+			close(old.changed)
+		}
+	}
+	if t.root != nil {
+		t.root.changed = make(chan struct{})
+		old := t.s.root.Swap(t.root)
+		close(old.changed)
+	}
+	for _, ch := range t.closing {
+		close(ch)
+	}
+}
+
+func (t *txn) catalog() *catalog {
+	if t.root != nil {
+		return t.root
+	}
+	return t.s.root.Load()
+}
+
+func (t *txn) mutableCatalog() *catalog {
+	if t.root == nil {
+		c := *t.s.root.Load()
+		c.namespaces = maps.Clone(c.namespaces)
+		c.servers = maps.Clone(c.servers)
+		t.root = &c
+	}
+	return t.root
+}
+
+func (t *txn) nsView(e *nsEntry) *NamespaceView {
+	if v := t.ns[e]; v != nil {
+		return v
+	}
+	return e.view.Load()
+}
+
+// mutableNS returns a pending view of the namespace with its index moved to
+// this batch; with services set, its services map is a private copy.
+func (t *txn) mutableNS(e *nsEntry, services bool) *NamespaceView {
+	if t.ns == nil {
+		t.ns, t.ownNSMap = map[*nsEntry]*NamespaceView{}, map[*nsEntry]bool{}
+	}
+	v := t.ns[e]
+	if v == nil {
+		old := e.view.Load()
+		v = &NamespaceView{Namespace: old.Namespace, services: old.services}
+		t.ns[e] = v
+	}
+	v.Index = t.index
+	if services && !t.ownNSMap[e] {
+		v.services = maps.Clone(v.services)
+		t.ownNSMap[e] = true
+	}
+	return v
+}
+
+func (t *txn) svcView(se *svcEntry) *ServiceView {
+	if v := t.svc[se]; v != nil {
+		return v
+	}
+	return se.view.Load()
+}
+
+// mutableSvc returns a pending view of the service with its index moved to
+// this batch; with instances set, its instance slice is a private copy.
+func (t *txn) mutableSvc(se *svcEntry, instances bool) *ServiceView {
+	if t.svc == nil {
+		t.svc, t.ownInst = map[*svcEntry]*ServiceView{}, map[*svcEntry]bool{}
+	}
+	v := t.svc[se]
+	if v == nil {
+		old := se.view.Load()
+		v = &ServiceView{Service: old.Service, Instances: old.Instances}
+		t.svc[se] = v
+	}
+	v.Index = t.index
+	if instances && !t.ownInst[se] {
+		v.Instances = slices.Grow(slices.Clone(v.Instances), 1)
+		t.ownInst[se] = true
+	}
+	return v
+}
+
+// service finds a service's entry. With create set, a missing service gets
+// a new entry with default settings, published with the batch.
+func (t *txn) service(ns, svc string, create bool) (*nsEntry, *svcEntry, error) {
+	e := t.catalog().namespaces[ns]
 	if e == nil {
 		return nil, nil, fmt.Errorf("store: namespace %q: %w", ns, ErrNamespaceNotFound)
 	}
-	nv := e.view.Load()
-	if se := nv.services[svc]; se != nil {
-		return se, nil, nil
+	if se := t.nsView(e).services[svc]; se != nil {
+		return e, se, nil
 	}
 	if !create {
 		return nil, nil, fmt.Errorf("store: service %q in namespace %q: %w", svc, ns, ErrServiceNotFound)
 	}
-	se = &svcEntry{}
-	se.view.Store(&ServiceView{
+	se := &svcEntry{}
+	if t.svc == nil {
+		t.svc, t.ownInst = map[*svcEntry]*ServiceView{}, map[*svcEntry]bool{}
+	}
+	t.svc[se] = &ServiceView{
 		Service: Service{Namespace: ns, Name: svc, ServiceSettings: DefaultServiceSettings(),
-			CreateIndex: index, ModifyIndex: index},
-		Index:   index,
-		changed: make(chan struct{}),
-	})
-	publish = func() {
-		nv := e.view.Load()
-		services := maps.Clone(nv.services)
-		services[svc] = se
-		s.replaceNamespace(e, &NamespaceView{Namespace: nv.Namespace, Index: index, services: services})
+			CreateIndex: t.index, ModifyIndex: t.index},
+		Index: t.index,
 	}
-	return se, publish, nil
+	t.ownInst[se] = true
+	t.mutableNS(e, true).services[svc] = se
+	return e, se, nil
 }
 
-func (s *Store) replaceNamespace(e *nsEntry, nv *NamespaceView) {
-	nv.changed = make(chan struct{})
-	old := e.view.Swap(nv)
-	if old != nil {
-		close(old.changed)
-	}
-}
-
-func (s *Store) replaceService(se *svcEntry, v *ServiceView) {
-	v.changed = make(chan struct{})
-	old := se.view.Swap(v)
-	close(old.changed)
-}
-
-// touchNamespace moves a namespace view's index after a change to one of its
-// services' instances: the service list shows instance counts. The services
-// map is shared, so this costs one small allocation.
-func (s *Store) touchNamespace(ns string, index uint64) {
-	e := s.root.Load().namespaces[ns]
-	nv := e.view.Load()
-	s.replaceNamespace(e, &NamespaceView{Namespace: nv.Namespace, Index: index, services: nv.services})
-}
-
-func (s *Store) register(index uint64, c *Command) (any, error) {
+func (t *txn) register(c *Command) (any, error) {
 	in := *c.Instance
 	in.Namespace, in.Service, in.ID = c.Namespace, c.Service, c.ID
 	if err := in.Normalize(); err != nil {
 		return nil, fmt.Errorf("store: register %q: %w", c.ID, err)
 	}
-	se, publish, err := s.serviceEntry(index, c.Namespace, c.Service, true)
+	e, se, err := t.service(c.Namespace, c.Service, true)
 	if err != nil {
 		return nil, fmt.Errorf("store: register %q: %w", c.ID, err)
 	}
-	old := se.view.Load()
-	pos, found := old.find(c.ID)
+	cur := t.svcView(se)
+	pos, found := cur.find(c.ID)
 	// A registration is proof of life.
 	in.Healthy = true
 	in.Tags = slices.Clone(in.Tags)
 	in.Metadata = maps.Clone(in.Metadata)
 	if found {
-		prev := old.Instances[pos]
+		prev := cur.Instances[pos]
 		if prev.sameSpec(&in) {
 			return prev, nil
 		}
 		in.CreateIndex, in.RegisteredAt = prev.CreateIndex, prev.RegisteredAt
 	} else {
-		in.CreateIndex, in.RegisteredAt = index, c.Time
+		in.CreateIndex, in.RegisteredAt = t.index, c.Time
 	}
-	in.ModifyIndex, in.UpdatedAt = index, c.Time
-	instances := make([]*Instance, 0, len(old.Instances)+1)
-	instances = append(instances, old.Instances[:pos]...)
-	instances = append(instances, &in)
+	in.ModifyIndex, in.UpdatedAt = t.index, c.Time
+	v := t.mutableSvc(se, true)
 	if found {
-		pos++
-	}
-	instances = append(instances, old.Instances[pos:]...)
-	s.replaceService(se, &ServiceView{Service: old.Service, Instances: instances, Index: index})
-	if publish != nil {
-		publish()
+		v.Instances[pos] = &in
 	} else {
-		s.touchNamespace(c.Namespace, index)
+		v.Instances = slices.Insert(v.Instances, pos, &in)
 	}
+	// The namespace's service list shows instance counts.
+	t.mutableNS(e, false)
 	return &in, nil
 }
 
-func (s *Store) deregister(index uint64, c *Command) error {
-	se, _, err := s.serviceEntry(index, c.Namespace, c.Service, false)
+func (t *txn) deregister(c *Command) error {
+	e, se, err := t.service(c.Namespace, c.Service, false)
 	if err != nil {
 		return fmt.Errorf("store: deregister %q: %w", c.ID, err)
 	}
-	old := se.view.Load()
-	pos, found := old.find(c.ID)
+	pos, found := t.svcView(se).find(c.ID)
 	if !found {
 		return fmt.Errorf("store: deregister %q from %s/%s: %w", c.ID, c.Namespace, c.Service, ErrInstanceNotFound)
 	}
-	instances := slices.Delete(slices.Clone(old.Instances), pos, pos+1)
-	s.replaceService(se, &ServiceView{Service: old.Service, Instances: instances, Index: index})
-	s.touchNamespace(c.Namespace, index)
+	v := t.mutableSvc(se, true)
+	v.Instances = slices.Delete(v.Instances, pos, pos+1)
+	t.mutableNS(e, false)
 	return nil
 }
 
-func (s *Store) putService(index uint64, c *Command) (any, error) {
+func (t *txn) putService(c *Command) (any, error) {
 	if err := ValidateName("service", c.Service); err != nil {
 		return nil, fmt.Errorf("store: put service: %w", err)
 	}
 	if err := c.ServiceSettings.Validate(); err != nil {
 		return nil, fmt.Errorf("store: put service %q: %w", c.Service, err)
 	}
-	se, publish, err := s.serviceEntry(index, c.Namespace, c.Service, true)
+	e, se, err := t.service(c.Namespace, c.Service, true)
 	if err != nil {
 		return nil, fmt.Errorf("store: put service %q: %w", c.Service, err)
 	}
-	old := se.view.Load()
-	svc := old.Service
-	if svc.ServiceSettings == *c.ServiceSettings && publish == nil {
+	cur := t.svcView(se)
+	if cur.Service.ServiceSettings == *c.ServiceSettings && cur.Service.CreateIndex != t.index {
+		svc := cur.Service
 		return &svc, nil
 	}
-	svc.ServiceSettings = *c.ServiceSettings
-	svc.ModifyIndex = index
-	s.replaceService(se, &ServiceView{Service: svc, Instances: old.Instances, Index: index})
-	if publish != nil {
-		publish()
-	} else {
-		// The namespace's service list shows settings: move its index too.
-		s.touchNamespace(c.Namespace, index)
-	}
+	v := t.mutableSvc(se, false)
+	v.Service.ServiceSettings = *c.ServiceSettings
+	v.Service.ModifyIndex = t.index
+	// The namespace's service list shows settings.
+	t.mutableNS(e, false)
+	svc := v.Service
 	return &svc, nil
 }
 
-func (s *Store) deleteService(index uint64, c *Command) error {
-	e := s.root.Load().namespaces[c.Namespace]
+func (t *txn) deleteService(c *Command) error {
+	e := t.catalog().namespaces[c.Namespace]
 	if e == nil {
 		return fmt.Errorf("store: delete service %q: namespace %q: %w", c.Service, c.Namespace, ErrNamespaceNotFound)
 	}
-	nv := e.view.Load()
-	se := nv.services[c.Service]
+	se := t.nsView(e).services[c.Service]
 	if se == nil {
 		return fmt.Errorf("store: delete service %q in namespace %q: %w", c.Service, c.Namespace, ErrServiceNotFound)
 	}
-	services := maps.Clone(nv.services)
-	delete(services, c.Service)
-	s.replaceNamespace(e, &NamespaceView{Namespace: nv.Namespace, Index: index, services: services})
-	// Wake the service's watchers: their re-run finds it gone.
-	close(se.view.Load().changed)
+	delete(t.mutableNS(e, true).services, c.Service)
+	// The entry leaves the catalog: drop its pending view and wake the
+	// watchers of its published one; their re-run finds it gone.
+	delete(t.svc, se)
+	if old := se.view.Load(); old != nil {
+		t.closing = append(t.closing, old.changed)
+	}
 	return nil
 }
 
-func (s *Store) replaceCatalog(old, c *catalog) {
-	c.changed = make(chan struct{})
-	s.root.Store(c)
-	close(old.changed)
-}
-
-func (s *Store) putNamespace(index uint64, c *Command) (any, error) {
+func (t *txn) putNamespace(c *Command) (any, error) {
 	name := c.Namespace
 	if err := ValidateName("namespace", name); err != nil {
 		return nil, fmt.Errorf("store: put namespace: %w", err)
@@ -220,7 +312,7 @@ func (s *Store) putNamespace(index uint64, c *Command) (any, error) {
 	if err := set.Validate(name); err != nil {
 		return nil, fmt.Errorf("store: put namespace %q: %w", name, err)
 	}
-	root := s.root.Load()
+	root := t.catalog()
 	if set.Fallback != "" {
 		if root.namespaces[set.Fallback] == nil {
 			return nil, fmt.Errorf("store: put namespace %q: fallback %q: %w", name, set.Fallback, ErrNamespaceNotFound)
@@ -236,88 +328,83 @@ func (s *Store) putNamespace(index uint64, c *Command) (any, error) {
 			if e == nil {
 				break
 			}
-			p = e.view.Load().Namespace.Fallback
+			p = t.nsView(e).Namespace.Fallback
 		}
 	}
 	if e := root.namespaces[name]; e != nil {
-		nv := e.view.Load()
-		if nv.Namespace.NamespaceSettings == set {
-			ns := nv.Namespace
+		cur := t.nsView(e)
+		if cur.Namespace.NamespaceSettings == set {
+			ns := cur.Namespace
 			return &ns, nil
 		}
-		ns := nv.Namespace
-		ns.NamespaceSettings, ns.ModifyIndex = set, index
-		s.replaceNamespace(e, &NamespaceView{Namespace: ns, Index: index, services: nv.services})
+		v := t.mutableNS(e, false)
+		v.Namespace.NamespaceSettings, v.Namespace.ModifyIndex = set, t.index
 		// The namespace list shows settings: wake its watchers too.
-		next := *root
-		next.nsIndex = index
-		s.replaceCatalog(root, &next)
+		t.mutableCatalog().nsIndex = t.index
+		ns := v.Namespace
 		return &ns, nil
 	}
-	ns := Namespace{Name: name, NamespaceSettings: set, CreateIndex: index, ModifyIndex: index}
+	ns := Namespace{Name: name, NamespaceSettings: set, CreateIndex: t.index, ModifyIndex: t.index}
 	e := &nsEntry{}
-	e.view.Store(&NamespaceView{Namespace: ns, Index: index, services: map[string]*svcEntry{}, changed: make(chan struct{})})
-	next := *root
-	next.namespaces = maps.Clone(root.namespaces)
+	if t.ns == nil {
+		t.ns, t.ownNSMap = map[*nsEntry]*NamespaceView{}, map[*nsEntry]bool{}
+	}
+	t.ns[e] = &NamespaceView{Namespace: ns, Index: t.index, services: map[string]*svcEntry{}}
+	t.ownNSMap[e] = true
+	next := t.mutableCatalog()
 	next.namespaces[name] = e
-	next.nsIndex = index
-	s.replaceCatalog(root, &next)
+	next.nsIndex = t.index
 	return &ns, nil
 }
 
-func (s *Store) deleteNamespace(index uint64, c *Command) error {
+func (t *txn) deleteNamespace(c *Command) error {
 	name := c.Namespace
 	if name == DefaultNamespace {
 		return fmt.Errorf("store: delete namespace: %w: %q always exists", ErrInvalid, name)
 	}
-	root := s.root.Load()
+	root := t.catalog()
 	e := root.namespaces[name]
 	if e == nil {
 		return fmt.Errorf("store: delete namespace %q: %w", name, ErrNamespaceNotFound)
 	}
-	nv := e.view.Load()
+	nv := t.nsView(e)
 	if len(nv.services) > 0 {
 		return fmt.Errorf("store: delete namespace %q: %w: it still has %d services", name, ErrNamespaceInUse, len(nv.services))
 	}
 	for other, oe := range root.namespaces {
-		if oe.view.Load().Namespace.Fallback == name {
+		if t.nsView(oe).Namespace.Fallback == name {
 			return fmt.Errorf("store: delete namespace %q: %w: namespace %q falls back to it", name, ErrNamespaceInUse, other)
 		}
 	}
-	next := *root
-	next.namespaces = maps.Clone(root.namespaces)
+	next := t.mutableCatalog()
 	delete(next.namespaces, name)
-	next.nsIndex = index
-	s.replaceCatalog(root, &next)
-	close(nv.changed)
+	next.nsIndex = t.index
+	delete(t.ns, e)
+	if old := e.view.Load(); old != nil {
+		t.closing = append(t.closing, old.changed)
+	}
 	return nil
 }
 
-func (s *Store) putServer(index uint64, c *Command) (any, error) {
+func (t *txn) putServer(c *Command) (any, error) {
 	if c.Server.ID == "" {
 		return nil, fmt.Errorf("store: put server: %w: empty id", ErrInvalid)
 	}
-	root := s.root.Load()
-	if prev, ok := root.servers[c.Server.ID]; ok && prev == *c.Server {
+	if prev, ok := t.catalog().servers[c.Server.ID]; ok && prev == *c.Server {
 		return prev, nil
 	}
-	next := *root
-	next.servers = maps.Clone(root.servers)
+	next := t.mutableCatalog()
 	next.servers[c.Server.ID] = *c.Server
-	next.serversIndex = index
-	s.replaceCatalog(root, &next)
+	next.serversIndex = t.index
 	return *c.Server, nil
 }
 
-func (s *Store) removeServer(index uint64, c *Command) error {
-	root := s.root.Load()
-	if _, ok := root.servers[c.ID]; !ok {
+func (t *txn) removeServer(c *Command) error {
+	if _, ok := t.catalog().servers[c.ID]; !ok {
 		return nil
 	}
-	next := *root
-	next.servers = maps.Clone(root.servers)
+	next := t.mutableCatalog()
 	delete(next.servers, c.ID)
-	next.serversIndex = index
-	s.replaceCatalog(root, &next)
+	next.serversIndex = t.index
 	return nil
 }

@@ -1,0 +1,95 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"sync/atomic"
+	"testing"
+)
+
+// TestApplyBatchMatchesOneByOne: a batch at index N leaves the same catalog
+// as applying its commands one by one at N, with the same per-command
+// results, over random batches of random commands (namespace creations and
+// deletions included).
+func TestApplyBatchMatchesOneByOne(t *testing.T) {
+	r := rand.New(rand.NewSource(7))
+	batched, single := New(), New()
+	index := uint64(1)
+	for range 600 {
+		n := 1 + r.Intn(12)
+		cmds := make([]*Command, n)
+		for i := range cmds {
+			switch r.Intn(20) {
+			case 0:
+				cmds[i] = putNamespaceCmd("prod", NamespaceSettings{Description: fmt.Sprint(r.Intn(3))})
+			case 1:
+				cmds[i] = deleteNamespaceCmd("prod")
+			case 2:
+				cmds[i] = putNamespaceCmd("stage", NamespaceSettings{Fallback: "prod"})
+			case 3:
+				cmds[i] = putServerCmd(Server{ID: fmt.Sprintf("s%d", r.Intn(3)), HTTPAddr: fmt.Sprint(r.Intn(2))})
+			default:
+				cmds[i] = propertyOp(r, index)
+			}
+		}
+		got := batched.ApplyBatch(index, cmds)
+		for i, c := range cmds {
+			v, err := single.Apply(index, c)
+			if (err == nil) != (got[i].Err == nil) || (err != nil && err.Error() != got[i].Err.Error()) {
+				t.Fatalf("index %d command %d (%s): batch error %v, one by one %v", index, i, c.Type, got[i].Err, err)
+			}
+			if fmt.Sprint(v) != fmt.Sprint(got[i].Value) && !isPointerResult(v) {
+				t.Fatalf("index %d command %d (%s): batch value %v, one by one %v", index, i, c.Type, got[i].Value, v)
+			}
+		}
+		assertState(t, fmt.Sprintf("after batch at %d", index), captureState(t, batched), captureState(t, single))
+		index++
+	}
+}
+
+func isPointerResult(v any) bool {
+	switch v.(type) {
+	case *Instance, *Service, *Namespace:
+		return true
+	}
+	return false
+}
+
+// TestApplyBatchIsAtomicForReaders: two services registered in one batch
+// appear to a concurrent reader together or not at all.
+func TestApplyBatchIsAtomicForReaders(t *testing.T) {
+	s := New()
+	var done atomic.Bool
+	errs := make(chan error, 1)
+	go func() {
+		defer close(errs)
+		for !done.Load() {
+			for i := range 500 {
+				_, errB := s.Service(DefaultNamespace, fmt.Sprintf("b%d", i))
+				_, errA := s.Service(DefaultNamespace, fmt.Sprintf("a%d", i))
+				// a is read after b, so seeing b without a is a torn read.
+				if errB == nil && errors.Is(errA, ErrServiceNotFound) {
+					errs <- fmt.Errorf("batch %d seen half applied", i)
+					return
+				}
+			}
+		}
+	}()
+	for i := range 500 {
+		idx := uint64(i + 1)
+		res := s.ApplyBatch(idx, []*Command{
+			registerCmd(idx, DefaultNamespace, fmt.Sprintf("a%d", i), "x", persistent("10.0.0.1", 80)),
+			registerCmd(idx, DefaultNamespace, fmt.Sprintf("b%d", i), "x", persistent("10.0.0.1", 80)),
+		})
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+	}
+	done.Store(true)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
