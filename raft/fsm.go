@@ -18,11 +18,8 @@ type fsm struct {
 	applied *indexNotifier
 }
 
-// applyResult is what Apply returns for one entry through the ApplyFuture.
-type applyResult struct {
-	value any
-	err   error
-}
+// The FSM's answer for one entry, through the ApplyFuture, is a
+// []store.Result: one per command of the entry.
 
 var _ hraft.BatchingFSM = (*fsm)(nil)
 
@@ -58,17 +55,13 @@ func (f *fsm) apply(l *hraft.Log) any {
 	if l.Type != hraft.LogCommand {
 		return nil
 	}
-	cmd, err := store.DecodeCommand(l.Data)
+	cmds, err := store.DecodeEntry(l.Data)
 	if err != nil {
 		// Skipping an entry we cannot read would fork this replica from the
 		// others. Stop instead; an operator upgrades the binary.
 		panic(fmt.Sprintf("raft: log entry %d cannot be applied: %v", l.Index, err))
 	}
-	if cmd == nil {
-		return applyResult{} // ignorable entry from a newer version
-	}
-	v, err := f.store.Apply(l.Index, cmd)
-	return applyResult{value: v, err: err}
+	return f.store.ApplyBatch(l.Index, cmds)
 }
 
 func (f *fsm) Snapshot() (hraft.FSMSnapshot, error) {

@@ -114,6 +114,7 @@ type Node struct {
 	fwd       *forwarder
 	applied   *indexNotifier
 	fwdConns  sync.Map // open forward connections, closed at shutdown
+	batchCh   chan *pendingApply
 
 	hadState    bool // the data dir held Raft state at Open
 	ready       atomic.Bool
@@ -199,7 +200,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	n := &Node{
 		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs,
 		fwd: newForwarder(), applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
-		started: time.Now(),
+		started: time.Now(), batchCh: make(chan *pendingApply, 1024),
 	}
 	hasState, err := hraft.HasExistingState(logs, logs, snaps)
 	if err != nil {
@@ -225,9 +226,10 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	}
 	logger.Info("raft node started", "raft_addr", cfg.AdvertiseAddr, "data_dir", cfg.DataDir,
 		"existing_state", hasState, "bootstrap", cfg.Bootstrap && !hasState)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.runReadiness()
 	go n.runLeadership()
+	go n.runBatcher()
 	return n, nil
 }
 
@@ -388,37 +390,149 @@ func retryable(err error) bool {
 	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
-// applyLocal appends a command on this node, which must be the leader.
+// applyLocal appends a command on this node, which must be the leader. The
+// command joins the next batch entry (see runBatcher).
 func (n *Node) applyLocal(ctx context.Context, cmd *store.Command) (uint64, error) {
-	c := *cmd
-	c.Time = time.Now().UTC()
-	b, err := c.Encode()
-	if err != nil {
-		return 0, err
+	p := &pendingApply{cmd: cmd, done: make(chan applyOutcome, 1)}
+	select {
+	case n.batchCh <- p:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, ctx.Err())
+	case <-n.ctx.Done():
+		return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, ErrShutdown)
 	}
-	timeout := n.cfg.ApplyTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
+	select {
+	case out := <-p.done:
+		if out.err != nil {
+			return out.index, fmt.Errorf("raft: apply %s: %w", cmd.Type, out.err)
+		}
+		return out.index, nil
+	case <-ctx.Done():
+		// The command may still commit: the caller hears the outcome is
+		// unknown through the context error.
+		return 0, fmt.Errorf("raft: apply %s: outcome unknown: %w", cmd.Type, ctx.Err())
+	case <-n.ctx.Done():
+		return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, ErrShutdown)
 	}
-	f := n.raft.Apply(b, timeout)
+}
+
+// pendingApply is a command waiting for its batch.
+type pendingApply struct {
+	cmd  *store.Command
+	done chan applyOutcome
+}
+
+type applyOutcome struct {
+	index uint64
+	err   error
+}
+
+// maxInflightBatches bounds the batch entries in Raft at once. While they
+// are in flight, new commands gather into the next batch: under load one
+// entry (one log write, one replication message, one FSM call) carries many
+// commands; when idle a command goes alone at once.
+const maxInflightBatches = 4
+
+// runBatcher turns concurrent applyLocal calls into batch entries.
+func (n *Node) runBatcher() {
+	defer n.wg.Done()
+	slots := make(chan struct{}, maxInflightBatches)
+	for {
+		var first *pendingApply
+		select {
+		case first = <-n.batchCh:
+		case <-n.ctx.Done():
+			return
+		}
+		batch := []*pendingApply{first}
+	gather:
+		for len(batch) < store.MaxBatch {
+			select {
+			case p := <-n.batchCh:
+				batch = append(batch, p)
+			case slots <- struct{}{}:
+				break gather
+			case <-n.ctx.Done():
+				failAll(batch, ErrShutdown)
+				return
+			}
+		}
+		if len(batch) == store.MaxBatch {
+			select {
+			case slots <- struct{}{}:
+			case <-n.ctx.Done():
+				failAll(batch, ErrShutdown)
+				return
+			}
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() { <-slots }()
+			n.submit(batch)
+		}()
+	}
+}
+
+func failAll(batch []*pendingApply, err error) {
+	for _, p := range batch {
+		p.done <- applyOutcome{err: err}
+	}
+}
+
+// submit appends one batch entry and hands each command its outcome. The
+// leader stamps the time here, before the entry exists, so every replica
+// applies the same bytes.
+func (n *Node) submit(batch []*pendingApply) {
+	now := time.Now().UTC()
+	encoded := make([][]byte, len(batch))
+	for i, p := range batch {
+		c := *p.cmd
+		c.Time = now
+		b, err := c.Encode()
+		if err != nil {
+			p.done <- applyOutcome{err: err}
+			p.done = nil
+			continue
+		}
+		encoded[i] = b
+	}
+	// Commands that failed to encode are left out of the entry.
+	kept := batch[:0:0]
+	var entry [][]byte
+	for i, p := range batch {
+		if p.done != nil {
+			kept = append(kept, p)
+			entry = append(entry, encoded[i])
+		}
+	}
+	if len(kept) == 0 {
+		return
+	}
+	f := n.raft.Apply(store.EncodeBatch(entry), n.cfg.ApplyTimeout)
 	if err := n.await(f); err != nil {
-		if errors.Is(err, ErrShutdown) {
-			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, err)
-		}
 		switch {
+		case errors.Is(err, ErrShutdown), errors.Is(err, hraft.ErrRaftShutdown):
+			err = ErrShutdown
 		case errors.Is(err, hraft.ErrNotLeader):
-			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, ErrNoLeader)
-		case errors.Is(err, hraft.ErrRaftShutdown):
-			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, ErrShutdown)
+			err = ErrNoLeader // not appended: the caller may retry
 		case errors.Is(err, hraft.ErrEnqueueTimeout):
-			return 0, fmt.Errorf("raft: apply %s: %w", cmd.Type, context.DeadlineExceeded)
+			err = context.DeadlineExceeded
+		default:
+			// Leadership lost after appending: the entry may still commit.
+			err = fmt.Errorf("outcome unknown: %w", err)
 		}
-		// Leadership lost after appending: the entry may still commit. Not
-		// retryable, so the caller hears the outcome is unknown.
-		return 0, fmt.Errorf("raft: apply %s: outcome unknown: %w", cmd.Type, err)
+		failAll(kept, err)
+		return
 	}
-	res, _ := f.Response().(applyResult)
-	return f.Index(), res.err
+	results, _ := f.Response().([]store.Result)
+	for i, p := range kept {
+		out := applyOutcome{index: f.Index()}
+		if i < len(results) {
+			out.err = results[i].Err
+		}
+		p.done <- out
+	}
 }
 
 // await waits for a Raft future, or for Shutdown: a future queued around

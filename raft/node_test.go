@@ -364,3 +364,42 @@ func TestForwardAfterLeaderRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentWritesShareEntries: concurrent writes are gathered into
+// batch entries, so the log grows by fewer entries than there were writes,
+// and every write is applied with its own outcome.
+func TestConcurrentWritesShareEntries(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.nodes[c.waitLeader()]
+	before := leader.raft.LastIndex()
+	const writers, each = 64, 10
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if _, err := register(context.Background(), leader, "default", "batch", fmt.Sprintf("w%d-%d", w, i)); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	// One rejected command in the middle of the load fails alone.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := register(context.Background(), leader, "missing", "batch", "x"); !errors.Is(err, store.ErrNamespaceNotFound) {
+			t.Errorf("write to a missing namespace: got %v, want ErrNamespaceNotFound", err)
+		}
+	}()
+	wg.Wait()
+	entries := leader.raft.LastIndex() - before
+	t.Logf("%d writes took %d log entries", writers*each+1, entries)
+	if entries >= writers*each*9/10 {
+		t.Fatalf("%d concurrent writes took %d log entries: not batched", writers*each, entries)
+	}
+	if got := len(instanceIDs(t, leader, "default", "batch")); got != writers*each {
+		t.Fatalf("%d instances applied, want %d", got, writers*each)
+	}
+}

@@ -35,6 +35,9 @@ func (s *Store) ApplyBatch(index uint64, cmds []*Command) []Result {
 	t := &txn{s: s, index: index}
 	out := make([]Result, len(cmds))
 	for i, c := range cmds {
+		if c == nil {
+			continue // ignorable command of a newer version
+		}
 		out[i].Value, out[i].Err = t.apply(c)
 	}
 	t.commit()

@@ -93,3 +93,59 @@ func TestApplyBatchIsAtomicForReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBatchEntryRoundTrip(t *testing.T) {
+	cmds := []*Command{
+		registerCmd(3, DefaultNamespace, "web", "w1", persistent("10.0.0.1", 80)),
+		deregisterCmd(DefaultNamespace, "web", "w0"),
+		putServiceCmd(DefaultNamespace, "web", DefaultServiceSettings()),
+	}
+	var enc [][]byte
+	for _, c := range cmds {
+		b, err := c.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc = append(enc, b)
+	}
+	// An ignorable command of a newer version rides along and decodes to nil.
+	enc = append(enc, []byte{byte(IgnorableFlag | 0x11), '{', '}'})
+	got, err := DecodeEntry(EncodeBatch(enc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || got[3] != nil {
+		t.Fatalf("decoded %d commands (last %v), want 4 with a nil last", len(got), got[len(got)-1])
+	}
+	for i := range cmds {
+		again, err := got[i].Encode()
+		if err != nil || string(again) != string(enc[i]) {
+			t.Fatalf("command %d: re-encoded %s, want %s (%v)", i, again, enc[i], err)
+		}
+	}
+	// A single-command entry decodes too.
+	one, err := DecodeEntry(enc[0])
+	if err != nil || len(one) != 1 || one[0].ID != "w1" {
+		t.Fatalf("single entry: %v %v", one, err)
+	}
+	// Malformed batches are errors, never panics.
+	b := EncodeBatch(enc)
+	for _, bad := range [][]byte{{byte(CommandBatch)}, {byte(CommandBatch), 0xff}, b[:len(b)-1], {byte(CommandBatch), 5, 1}} {
+		if _, err := DecodeEntry(bad); err == nil {
+			t.Errorf("DecodeEntry(%x) accepted a malformed batch", bad)
+		}
+	}
+}
+
+func FuzzDecodeEntry(f *testing.F) {
+	c, _ := registerCmd(3, DefaultNamespace, "web", "w1", persistent("10.0.0.1", 80)).Encode()
+	f.Add(c)
+	f.Add(EncodeBatch([][]byte{c, c}))
+	f.Add([]byte{byte(CommandBatch), 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cmds, err := DecodeEntry(b)
+		if err == nil && len(cmds) == 0 {
+			t.Fatalf("no error and no commands")
+		}
+	})
+}

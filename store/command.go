@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -19,6 +20,9 @@ const (
 	CommandDeleteNamespace CommandType = 6
 	CommandPutServer       CommandType = 7
 	CommandRemoveServer    CommandType = 8
+	// CommandBatch is not a command of its own: the entry carries several
+	// commands applied at one log index (see EncodeBatch).
+	CommandBatch CommandType = 9
 
 	// IgnorableFlag marks a command type that older versions may skip. Any
 	// other unknown type must stop the state machine: skipping it would fork
@@ -44,6 +48,8 @@ func (t CommandType) String() string {
 		return "put-server"
 	case CommandRemoveServer:
 		return "remove-server"
+	case CommandBatch:
+		return "batch"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -123,4 +129,57 @@ func (c *Command) check() error {
 		}
 	}
 	return nil
+}
+
+// MaxBatch caps the commands of one batch entry.
+const MaxBatch = 4096
+
+// EncodeBatch renders several encoded commands as one log entry: the type
+// byte CommandBatch, then each command as a uvarint length and its bytes.
+func EncodeBatch(encoded [][]byte) []byte {
+	size := 1
+	for _, e := range encoded {
+		size += binary.MaxVarintLen64 + len(e)
+	}
+	out := make([]byte, 1, size)
+	out[0] = byte(CommandBatch)
+	for _, e := range encoded {
+		out = binary.AppendUvarint(out, uint64(len(e)))
+		out = append(out, e...)
+	}
+	return out
+}
+
+// DecodeEntry parses a log entry holding one command or a batch. An
+// ignorable command of a newer version decodes to a nil element, which the
+// store skips.
+func DecodeEntry(b []byte) ([]*Command, error) {
+	if len(b) == 0 || CommandType(b[0]) != CommandBatch {
+		c, err := DecodeCommand(b)
+		if err != nil {
+			return nil, err
+		}
+		return []*Command{c}, nil
+	}
+	var out []*Command
+	rest := b[1:]
+	for len(rest) > 0 {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return nil, fmt.Errorf("store: decode batch: %w: bad length at command %d", ErrInvalid, len(out))
+		}
+		if len(out) == MaxBatch {
+			return nil, fmt.Errorf("store: decode batch: %w: more than %d commands", ErrInvalid, MaxBatch)
+		}
+		c, err := DecodeCommand(rest[k : k+int(n)])
+		if err != nil {
+			return nil, fmt.Errorf("store: decode batch command %d: %w", len(out), err)
+		}
+		out = append(out, c)
+		rest = rest[k+int(n):]
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("store: decode batch: %w: no commands", ErrInvalid)
+	}
+	return out, nil
 }
