@@ -403,10 +403,9 @@ func (n *Node) applyLocal(ctx context.Context, cmd *store.Command) (uint64, erro
 	}
 	select {
 	case out := <-p.done:
-		if out.err != nil {
-			return out.index, fmt.Errorf("raft: apply %s: %w", cmd.Type, out.err)
-		}
-		return out.index, nil
+		// A store error (unknown namespace, say) reaches the caller as is;
+		// submit already named Raft's own failures.
+		return out.index, out.err
 	case <-ctx.Done():
 		// The command may still commit: the caller hears the outcome is
 		// unknown through the context error.
@@ -453,7 +452,7 @@ func (n *Node) runBatcher() {
 			case slots <- struct{}{}:
 				break gather
 			case <-n.ctx.Done():
-				failAll(batch, ErrShutdown)
+				failAll(batch, fmt.Errorf("raft: apply: %w", ErrShutdown))
 				return
 			}
 		}
@@ -461,7 +460,7 @@ func (n *Node) runBatcher() {
 			select {
 			case slots <- struct{}{}:
 			case <-n.ctx.Done():
-				failAll(batch, ErrShutdown)
+				failAll(batch, fmt.Errorf("raft: apply: %w", ErrShutdown))
 				return
 			}
 		}
@@ -522,7 +521,7 @@ func (n *Node) submit(batch []*pendingApply) {
 			// Leadership lost after appending: the entry may still commit.
 			err = fmt.Errorf("outcome unknown: %w", err)
 		}
-		failAll(kept, err)
+		failAll(kept, fmt.Errorf("raft: apply: %w", err))
 		return
 	}
 	results, _ := f.Response().([]store.Result)

@@ -188,13 +188,13 @@ func (t *txn) mutableSvc(se *svcEntry, instances bool) *ServiceView {
 func (t *txn) service(ns, svc string, create bool) (*nsEntry, *svcEntry, error) {
 	e := t.catalog().namespaces[ns]
 	if e == nil {
-		return nil, nil, fmt.Errorf("store: namespace %q: %w", ns, ErrNamespaceNotFound)
+		return nil, nil, fmt.Errorf("namespace %q: %w", ns, ErrNamespaceNotFound)
 	}
 	if se := t.nsView(e).services[svc]; se != nil {
 		return e, se, nil
 	}
 	if !create {
-		return nil, nil, fmt.Errorf("store: service %q in namespace %q: %w", svc, ns, ErrServiceNotFound)
+		return nil, nil, fmt.Errorf("service %q in namespace %q: %w", svc, ns, ErrServiceNotFound)
 	}
 	se := &svcEntry{}
 	if t.svc == nil {
