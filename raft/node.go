@@ -96,8 +96,13 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.RaftAddr); err != nil {
 		return fmt.Errorf("raft: config: raft address %q: %w", c.RaftAddr, err)
 	}
-	if c.HeartbeatTimeout <= 0 || c.ElectionTimeout <= 0 || c.LeaderLeaseTimeout <= 0 || c.CommitTimeout <= 0 {
-		return fmt.Errorf("raft: config: timeouts must be positive")
+	// hashicorp/raft's own lower bounds, checked here for a clear message.
+	if c.HeartbeatTimeout < 5*time.Millisecond || c.ElectionTimeout < 5*time.Millisecond ||
+		c.LeaderLeaseTimeout < 5*time.Millisecond || c.CommitTimeout < time.Millisecond {
+		return fmt.Errorf("raft: config: heartbeat, election and leader lease timeouts must be at least 5ms and the commit timeout at least 1ms")
+	}
+	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
+		return fmt.Errorf("raft: config: leader lease timeout %v exceeds heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	}
 	return nil
 }

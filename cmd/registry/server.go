@@ -38,6 +38,10 @@ type serverOptions struct {
 	logLevel   string
 	logFormat  string
 
+	heartbeatTimeout time.Duration
+	electionTimeout  time.Duration
+	commitTimeout    time.Duration
+
 	dev bool
 }
 
@@ -62,6 +66,11 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.unit, "unit", "", "this server's unit")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	def := raft.DefaultConfig()
+	fs.DurationVar(&o.heartbeatTimeout, "raft-heartbeat-timeout", def.HeartbeatTimeout, "follower: time without the leader before an election")
+	fs.DurationVar(&o.electionTimeout, "raft-election-timeout", def.ElectionTimeout, "candidate: time before a new election")
+	fs.DurationVar(&o.commitTimeout, "raft-commit-timeout", def.CommitTimeout,
+		"leader: idle interval at which followers learn the commit index (lower: faster writes via followers; higher: less idle CPU)")
 	fs.String("config", "", "JSON config file whose keys are flag names (flags and REGISTRY_* variables win)")
 }
 
@@ -170,6 +179,10 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	rc.Bootstrap = o.bootstrap
 	rc.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
 	rc.Logger = logger
+	if !o.dev {
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.CommitTimeout = o.heartbeatTimeout, o.electionTimeout, o.commitTimeout
+		rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, rc.HeartbeatTimeout)
+	}
 	if o.dev {
 		// One voter: elections need not wait for anyone.
 		rc.HeartbeatTimeout = 100 * time.Millisecond

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Compare registration throughput of two registry binaries, A and B, on
+# three-node clusters started alternately (A, B, A, B) on 127.0.0.1:75x0, so
+# that background load on a shared machine hits both alike.
+#
+#   scripts/bench-ab.sh A_BINARY B_BINARY [--clients 1,16,64] [--duration 5s] [--rounds 2]
+#
+# Build the binaries first, e.g. from two commits:
+#   git worktree add /tmp/a <commit>; (cd /tmp/a && go build -o /tmp/registry-a ./cmd/registry)
+#   go build -o /tmp/registry-b ./cmd/registry
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+[[ $# -ge 2 ]] || { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+A="$1" B="$2"; shift 2
+CLIENTS=1,16,64 DURATION=5s ROUNDS=2
+while [[ $# -gt 0 ]]; do
+	case "$1" in
+	--clients) CLIENTS="$2"; shift 2 ;;
+	--duration) DURATION="$2"; shift 2 ;;
+	--rounds) ROUNDS="$2"; shift 2 ;;
+	*) echo "unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+export PATH="/usr/local/go/bin:$PATH"
+BENCH="$(mktemp -d)/registry-bench"
+(cd "$ROOT" && go build -o "$BENCH" ./cmd/registry-bench)
+
+run() {
+	local bin="$1" dir pids=() i
+	dir="$(mktemp -d)"
+	"$bin" server --node-id n1 --data-dir "$dir/n1" --http-addr 127.0.0.1:7510 --raft-addr 127.0.0.1:7511 --bootstrap >"$dir/n1.log" 2>&1 &
+	pids+=($!)
+	for ((i = 0; i < 100; i++)); do curl -sf 127.0.0.1:7510/v1/health >/dev/null && break; sleep 0.1; done
+	for n in 2 3; do
+		"$bin" server --node-id "n$n" --data-dir "$dir/n$n" --http-addr "127.0.0.1:75${n}0" --raft-addr "127.0.0.1:75${n}1" \
+			--join 127.0.0.1:7510 >"$dir/n$n.log" 2>&1 &
+		pids+=($!)
+	done
+	for ((i = 0; i < 200; i++)); do
+		curl -sf 127.0.0.1:7520/v1/health >/dev/null && curl -sf 127.0.0.1:7530/v1/health >/dev/null && break
+		sleep 0.1
+	done
+	"$BENCH" register --servers http://127.0.0.1:7510,http://127.0.0.1:7520,http://127.0.0.1:7530 \
+		--clients "$CLIENTS" --duration "$DURATION" | grep '^| [0-9]' || true
+	kill "${pids[@]}" 2>/dev/null || true
+	wait "${pids[@]}" 2>/dev/null || true
+	rm -rf "$dir"
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+	echo "== A ($A), round $r"; run "$A"
+	echo "== B ($B), round $r"; run "$B"
+done
