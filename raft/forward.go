@@ -97,6 +97,11 @@ func (n *Node) serveForward(c net.Conn) {
 	defer c.Close()
 	n.fwdConns.Store(c, struct{}{})
 	defer n.fwdConns.Delete(c)
+	// Shutdown cancels n.ctx before it closes the registered connections:
+	// one registered after that sweep sees the cancellation here.
+	if n.ctx.Err() != nil {
+		return
+	}
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	var hdr [9]byte
@@ -163,26 +168,34 @@ func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint
 
 // forwarder keeps idle forward connections per leader address.
 type forwarder struct {
-	mu    sync.Mutex
-	idle  map[string][]net.Conn
-	limit int
+	mu     sync.Mutex
+	idle   map[string][]net.Conn
+	limit  int
+	closed bool
 }
 
 func newForwarder() *forwarder {
 	return &forwarder{idle: map[string][]net.Conn{}, limit: 64}
 }
 
-// get returns an idle connection to addr (reused=true) or a new one.
+// get returns an idle connection to addr (reused=true) or a new one. An
+// idle connection the far end has closed (a leader that stopped) is found
+// before use and dropped, so a request is not written into a dead socket.
 func (f *forwarder) get(addr string, timeout time.Duration, fresh bool) (c net.Conn, reused bool, err error) {
-	if !fresh {
+	for !fresh {
 		f.mu.Lock()
-		if conns := f.idle[addr]; len(conns) > 0 {
-			c := conns[len(conns)-1]
-			f.idle[addr] = conns[:len(conns)-1]
+		conns := f.idle[addr]
+		if len(conns) == 0 {
 			f.mu.Unlock()
+			break
+		}
+		c := conns[len(conns)-1]
+		f.idle[addr] = conns[:len(conns)-1]
+		f.mu.Unlock()
+		if connAlive(c) {
 			return c, true, nil
 		}
-		f.mu.Unlock()
+		c.Close()
 	}
 	c, err = dialTyped(addr, timeout, connForward)
 	return c, false, err
@@ -203,7 +216,7 @@ func (f *forwarder) dropIdle(addr string) {
 func (f *forwarder) put(addr string, c net.Conn) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.idle[addr]) >= f.limit {
+	if f.closed || len(f.idle[addr]) >= f.limit {
 		c.Close()
 		return
 	}
@@ -213,6 +226,7 @@ func (f *forwarder) put(addr string, c net.Conn) {
 func (f *forwarder) close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.closed = true
 	for addr, conns := range f.idle {
 		for _, c := range conns {
 			c.Close()
@@ -226,14 +240,48 @@ func (f *forwarder) close() {
 // restarted), so the request is sent again on a fresh connection.
 var errStaleConn = errors.New("stale idle connection")
 
-// call sends one request to addr and waits for its answer.
-func (f *forwarder) call(ctx context.Context, addr string, op byte, payload []byte) (uint64, error) {
+// call sends one request to addr and waits for its answer. idempotent says
+// whether applying the request twice is the same as once: only such a
+// request is sent again after a reused connection died without an answer,
+// since the leader may have read and applied it before dying.
+func (f *forwarder) call(ctx context.Context, addr string, op byte, payload []byte, idempotent bool) (uint64, error) {
 	idx, err := f.callOnce(ctx, addr, op, payload, false)
 	if errors.Is(err, errStaleConn) {
 		f.dropIdle(addr)
+		if !idempotent {
+			return 0, fmt.Errorf("raft: forward to %s: leader connection lost, outcome unknown: %w", addr, err)
+		}
 		idx, err = f.callOnce(ctx, addr, op, payload, true)
 	}
 	return idx, err
+}
+
+// connAlive peeks at an idle connection without blocking: an idle forward
+// connection has nothing to read, so a readable end-of-file or error means
+// the far end closed it.
+func connAlive(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	alive := true
+	err = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, rerr := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n > 0:
+			alive = false // unexpected bytes: the stream is out of step
+		case rerr == syscall.EAGAIN || rerr == syscall.EWOULDBLOCK:
+		default:
+			alive = false // 0 bytes (closed) or an error
+		}
+		return true
+	})
+	return err == nil && alive
 }
 
 func (f *forwarder) callOnce(ctx context.Context, addr string, op byte, payload []byte, fresh bool) (uint64, error) {

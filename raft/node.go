@@ -342,7 +342,7 @@ func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
 			}
 			payload = b
 		}
-		return n.fwd.call(ctx, leaderAddr, opApply, payload)
+		return n.fwd.call(ctx, leaderAddr, opApply, payload, cmd.Idempotent())
 	})
 	if idx > 0 {
 		if werr := n.WaitApplied(ctx, idx); werr != nil && err == nil {
@@ -398,6 +398,11 @@ func retryable(err error) bool {
 // applyLocal appends a command on this node, which must be the leader. The
 // command joins the next batch entry (see runBatcher).
 func (n *Node) applyLocal(ctx context.Context, cmd *store.Command) (uint64, error) {
+	// An entry every replica fails to decode would stop them all for good:
+	// refuse a malformed command before it reaches the log.
+	if err := cmd.Validate(); err != nil {
+		return 0, fmt.Errorf("raft: apply: %w", err)
+	}
 	p := &pendingApply{cmd: cmd, done: make(chan applyOutcome, 1)}
 	select {
 	case n.batchCh <- p:
@@ -489,26 +494,19 @@ func failAll(batch []*pendingApply, err error) {
 // applies the same bytes.
 func (n *Node) submit(batch []*pendingApply) {
 	now := time.Now().UTC()
-	encoded := make([][]byte, len(batch))
-	for i, p := range batch {
+	// Commands that fail to encode are answered now and left out.
+	kept := make([]*pendingApply, 0, len(batch))
+	entry := make([][]byte, 0, len(batch))
+	for _, p := range batch {
 		c := *p.cmd
 		c.Time = now
 		b, err := c.Encode()
 		if err != nil {
 			p.done <- applyOutcome{err: err}
-			p.done = nil
 			continue
 		}
-		encoded[i] = b
-	}
-	// Commands that failed to encode are left out of the entry.
-	kept := batch[:0:0]
-	var entry [][]byte
-	for i, p := range batch {
-		if p.done != nil {
-			kept = append(kept, p)
-			entry = append(entry, encoded[i])
-		}
+		kept = append(kept, p)
+		entry = append(entry, b)
 	}
 	if len(kept) == 0 {
 		return
@@ -518,7 +516,7 @@ func (n *Node) submit(batch []*pendingApply) {
 		switch {
 		case errors.Is(err, ErrShutdown), errors.Is(err, hraft.ErrRaftShutdown):
 			err = ErrShutdown
-		case errors.Is(err, hraft.ErrNotLeader):
+		case errors.Is(err, hraft.ErrNotLeader), errors.Is(err, hraft.ErrLeadershipTransferInProgress):
 			err = ErrNoLeader // not appended: the caller may retry
 		case errors.Is(err, hraft.ErrEnqueueTimeout):
 			err = context.DeadlineExceeded
@@ -581,7 +579,7 @@ func (n *Node) ConsistentRead(ctx context.Context) error {
 		if leaderAddr == "" {
 			return n.readIndexLocal(ctx)
 		}
-		return n.fwd.call(ctx, leaderAddr, opReadIndex, nil)
+		return n.fwd.call(ctx, leaderAddr, opReadIndex, nil, true)
 	})
 	if err != nil {
 		return err
@@ -643,7 +641,7 @@ func (n *Node) Join(ctx context.Context, id, raftAddr string) error {
 		if leaderAddr == "" {
 			return 0, n.joinLocal(ctx, joinRequest{ID: id, RaftAddr: raftAddr})
 		}
-		return n.fwd.call(ctx, leaderAddr, opJoin, payload)
+		return n.fwd.call(ctx, leaderAddr, opJoin, payload, true)
 	})
 	return err
 }

@@ -107,6 +107,33 @@ func DecodeCommand(b []byte) (*Command, error) {
 	return c, nil
 }
 
+// Validate checks that a command can be appended to the log: a known type
+// that is a single command, and the fields that type needs. Every replica
+// must be able to decode what the leader appends.
+func (c *Command) Validate() error {
+	switch c.Type {
+	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
+		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer:
+	default:
+		return fmt.Errorf("store: %s: %w", c.Type, ErrUnknownCommand)
+	}
+	if err := c.check(); err != nil {
+		return fmt.Errorf("store: %s: %w", c.Type, err)
+	}
+	return nil
+}
+
+// Idempotent reports whether applying the command twice leaves the catalog
+// as applying it once, with the same answer: puts are, removals are not
+// (the second one answers "not found").
+func (c *Command) Idempotent() bool {
+	switch c.Type {
+	case CommandRegister, CommandPutService, CommandPutNamespace, CommandPutServer:
+		return true
+	}
+	return false
+}
+
 // check verifies that a decoded command carries what its type needs, so
 // that Apply never dereferences a nil field.
 func (c *Command) check() error {

@@ -163,13 +163,13 @@ func (s *Store) Namespace(ns string) (*NamespaceView, error) {
 func (s *Store) Namespaces() (uint64, []Namespace, <-chan struct{}) {
 	c := s.root.Load()
 	out := make([]Namespace, 0, len(c.namespaces))
-	// nsIndex moves on every namespace create, update and delete; a
-	// namespace's services do not move it.
+	// nsIndex moves on every namespace create, update and delete, and comes
+	// from the catalog root alone: a batch publishes namespace views before
+	// the root, so an index taken from the views could run ahead of the set
+	// of namespaces this answer shows.
 	idx := c.nsIndex
 	for _, e := range c.namespaces {
-		v := e.view.Load()
-		out = append(out, v.Namespace)
-		idx = max(idx, v.Namespace.ModifyIndex)
+		out = append(out, e.view.Load().Namespace)
 	}
 	slices.SortFunc(out, func(a, b Namespace) int { return cmpString(a.Name, b.Name) })
 	return max(idx, 1), out, c.changed

@@ -1,0 +1,69 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+func TestConnAlive(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	peer := <-accepted
+	if !connAlive(c) {
+		t.Fatalf("idle open connection reported dead")
+	}
+	peer.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for connAlive(c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("connection closed by the peer still reported alive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestMalformedCommandRefusedOnLeader: a command every replica would fail to
+// decode never reaches the log; the cluster keeps working.
+func TestMalformedCommandRefusedOnLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.nodes[c.waitLeader()]
+	ctx := context.Background()
+	for _, cmd := range []*store.Command{
+		{Type: store.CommandRegister, Namespace: "default", Service: "web", ID: "w1"}, // no instance
+		{Type: store.CommandBatch},
+		{Type: 42},
+	} {
+		before := leader.raft.LastIndex()
+		_, err := leader.Apply(ctx, cmd)
+		if !errors.Is(err, store.ErrInvalid) && !errors.Is(err, store.ErrUnknownCommand) {
+			t.Errorf("Apply(%s): got %v, want a refusal", cmd.Type, err)
+		}
+		if after := leader.raft.LastIndex(); after != before {
+			t.Errorf("Apply(%s) appended to the log (%d -> %d)", cmd.Type, before, after)
+		}
+	}
+	if _, err := register(ctx, leader, "default", "web", "w1"); err != nil {
+		t.Fatalf("cluster stopped taking writes: %v", err)
+	}
+}
