@@ -9,22 +9,12 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/store"
 )
 
-// RegisterRequest is the body of PUT …/instances/{id}. Pointer fields tell
-// "absent" (take the default) from zero.
-type RegisterRequest struct {
-	Address   string            `json:"address"`
-	Port      int               `json:"port"`
-	Weight    *int              `json:"weight,omitempty"`
-	Enabled   *bool             `json:"enabled,omitempty"`
-	Ephemeral *bool             `json:"ephemeral,omitempty"`
-	Locality  store.Locality    `json:"locality"`
-	Tags      []string          `json:"tags,omitempty"`
-	Metadata  map[string]string `json:"metadata,omitempty"`
-	Check     store.Check       `json:"check"`
-}
+// RegisterRequest is the body of PUT …/instances/{id}.
+type RegisterRequest = wire.RegisterRequest
 
 // ServiceRequest is the body of PUT …/services/{svc}. Absent fields keep
 // their current value (or the default for a new service).

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -255,13 +256,7 @@ func (s *Server) deleteService(c *gin.Context) {
 }
 
 // InstancesResponse is the answer of GET …/services/{svc}/instances.
-type InstancesResponse struct {
-	Namespace string                `json:"namespace"`
-	Service   string                `json:"service"`
-	Settings  store.ServiceSettings `json:"settings"`
-	Index     uint64                `json:"index"`
-	Instances []*store.Instance     `json:"instances"`
-}
+type InstancesResponse = wire.InstancesResponse
 
 type listKey struct{ healthyOnly bool }
 

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -37,26 +38,10 @@ func IsNotFound(err error) bool {
 
 // Registration is the body of a register call. Nil pointers take the
 // server's defaults (weight 100, enabled, ephemeral).
-type Registration struct {
-	Address   string            `json:"address"`
-	Port      int               `json:"port"`
-	Weight    *int              `json:"weight,omitempty"`
-	Enabled   *bool             `json:"enabled,omitempty"`
-	Ephemeral *bool             `json:"ephemeral,omitempty"`
-	Locality  store.Locality    `json:"locality"`
-	Tags      []string          `json:"tags,omitempty"`
-	Metadata  map[string]string `json:"metadata,omitempty"`
-	Check     store.Check       `json:"check"`
-}
+type Registration = wire.RegisterRequest
 
 // Instances is the answer of a lookup.
-type Instances struct {
-	Namespace string                `json:"namespace"`
-	Service   string                `json:"service"`
-	Settings  store.ServiceSettings `json:"settings"`
-	Index     uint64                `json:"index"`
-	Instances []*store.Instance     `json:"instances"`
-}
+type Instances = wire.InstancesResponse
 
 // Member is one server of the cluster.
 type Member struct {
