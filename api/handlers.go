@@ -350,8 +350,7 @@ func (s *Server) deregister(c *gin.Context) {
 // heartbeat answers 200 for a known instance. Heartbeats never become Raft
 // entries; liveness tracking arrives with gossip.
 func (s *Server) heartbeat(c *gin.Context) {
-	if !s.node.Ready() {
-		s.fail(c, fmt.Errorf("%w: this server has not caught up with the cluster leader yet", ErrNotReady))
+	if !s.ready(c) {
 		return
 	}
 	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")

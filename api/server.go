@@ -165,8 +165,7 @@ func (s *Server) names(c *gin.Context) {
 // read runs before every read: it refuses to answer from a node that has not
 // caught up, honours consistent=true, and sets the staleness headers.
 func (s *Server) read(c *gin.Context) {
-	if !s.node.Ready() {
-		s.fail(c, fmt.Errorf("%w: this server has not caught up with the cluster leader yet; retry or ask another server", ErrNotReady))
+	if !s.ready(c) {
 		return
 	}
 	if v := c.Query("consistent"); v != "" {
@@ -186,6 +185,16 @@ func (s *Server) read(c *gin.Context) {
 	c.Header("X-Switchyard-Known-Leader", strconv.FormatBool(known))
 	c.Header("X-Switchyard-Last-Contact", strconv.FormatInt(last.Milliseconds(), 10))
 	c.Next()
+}
+
+// ready answers 503 and reports false while the node has not caught up:
+// its local state could miss acknowledged writes.
+func (s *Server) ready(c *gin.Context) bool {
+	if s.node.Ready() {
+		return true
+	}
+	s.fail(c, fmt.Errorf("%w: this server has not caught up with the cluster leader yet; retry or ask another server", ErrNotReady))
+	return false
 }
 
 // blockingParams parses index= and wait=.

@@ -8,21 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/internal/testlog"
 	"github.com/switchyard-io/switchyard/store"
 )
 
 // testLogger writes through t.Log, so logs show only when a test fails.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct{ t testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
-	return len(p), nil
-}
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t, slog.LevelInfo) }
 
 // cluster is an in-process cluster of real nodes: real TCP on loopback, real
 // bolt files in the test's temp dir, short timeouts.

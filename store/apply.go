@@ -32,7 +32,9 @@ func (s *Store) Apply(index uint64, c *Command) (any, error) {
 func (s *Store) ApplyBatch(index uint64, cmds []*Command) []Result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := &txn{s: s, index: index}
+	t := &txn{s: s, index: index,
+		ns: map[*nsEntry]*NamespaceView{}, ownNSMap: map[*nsEntry]bool{},
+		svc: map[*svcEntry]*ServiceView{}, ownInst: map[*svcEntry]bool{}}
 	out := make([]Result, len(cmds))
 	for i, c := range cmds {
 		if c == nil {
@@ -139,9 +141,6 @@ func (t *txn) nsView(e *nsEntry) *NamespaceView {
 // mutableNS returns a pending view of the namespace with its index moved to
 // this batch; with services set, its services map is a private copy.
 func (t *txn) mutableNS(e *nsEntry, services bool) *NamespaceView {
-	if t.ns == nil {
-		t.ns, t.ownNSMap = map[*nsEntry]*NamespaceView{}, map[*nsEntry]bool{}
-	}
 	v := t.ns[e]
 	if v == nil {
 		old := e.view.Load()
@@ -166,9 +165,6 @@ func (t *txn) svcView(se *svcEntry) *ServiceView {
 // mutableSvc returns a pending view of the service with its index moved to
 // this batch; with instances set, its instance slice is a private copy.
 func (t *txn) mutableSvc(se *svcEntry, instances bool) *ServiceView {
-	if t.svc == nil {
-		t.svc, t.ownInst = map[*svcEntry]*ServiceView{}, map[*svcEntry]bool{}
-	}
 	v := t.svc[se]
 	if v == nil {
 		old := se.view.Load()
@@ -197,9 +193,6 @@ func (t *txn) service(ns, svc string, create bool) (*nsEntry, *svcEntry, error) 
 		return nil, nil, fmt.Errorf("service %q in namespace %q: %w", svc, ns, ErrServiceNotFound)
 	}
 	se := &svcEntry{}
-	if t.svc == nil {
-		t.svc, t.ownInst = map[*svcEntry]*ServiceView{}, map[*svcEntry]bool{}
-	}
 	t.svc[se] = &ServiceView{
 		Service: Service{Namespace: ns, Name: svc, ServiceSettings: DefaultServiceSettings(),
 			CreateIndex: t.index, ModifyIndex: t.index},
@@ -349,9 +342,6 @@ func (t *txn) putNamespace(c *Command) (any, error) {
 	}
 	ns := Namespace{Name: name, NamespaceSettings: set, CreateIndex: t.index, ModifyIndex: t.index}
 	e := &nsEntry{}
-	if t.ns == nil {
-		t.ns, t.ownNSMap = map[*nsEntry]*NamespaceView{}, map[*nsEntry]bool{}
-	}
 	t.ns[e] = &NamespaceView{Namespace: ns, Index: t.index, services: map[string]*svcEntry{}}
 	t.ownNSMap[e] = true
 	next := t.mutableCatalog()

@@ -301,19 +301,10 @@ func withCPU(pids []int, fn func() rawRun) rawRun {
 	return r
 }
 
-// parsePids reads a comma-separated list of process ids.
+// parsePids reads a comma-separated list of process ids; empty means none.
 func parsePids(flagName, s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("--%s: %q is not a process id", flagName, f)
-		}
-		out = append(out, n)
+	if strings.TrimSpace(strings.ReplaceAll(s, ",", "")) == "" {
+		return nil, nil
 	}
-	return out, nil
+	return parseInts(flagName, s)
 }

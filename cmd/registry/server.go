@@ -149,6 +149,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	removedAtExit := ""
 	if o.dataDir == "" {
 		if !o.dev {
 			return errors.New("--data-dir is required")
@@ -159,6 +160,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		}
 		defer os.RemoveAll(dir)
 		o.dataDir = dir
+		removedAtExit = ", removed at exit"
 	}
 	if o.bootstrap && o.join != "" {
 		return errors.New("--bootstrap and --join exclude each other: bootstrap the first server, join the others")
@@ -228,8 +230,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 			}
 			readyErr = nil
 			if o.dev {
-				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s (data in %s%s)\n", ln.Addr(), o.dataDir,
-					map[bool]string{true: ", removed at exit", false: ""}[strings.Contains(o.dataDir, "switchyard-dev-")])
+				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s (data in %s%s)\n", ln.Addr(), o.dataDir, removedAtExit)
 			} else {
 				fmt.Fprintf(stdout, "Switchyard server %s ready: http://%s, raft %s\n", o.nodeID, ln.Addr(), node.RaftAddr())
 			}
