@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -42,6 +43,8 @@ type serverOptions struct {
 	electionTimeout  time.Duration
 	commitTimeout    time.Duration
 
+	enableDebug bool
+
 	dev bool
 }
 
@@ -52,6 +55,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:0", "Raft address (port 0: any free port)")
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+		fs.BoolVar(&o.enableDebug, "enable-debug", false, "serve Go profiling at /debug/pprof/ on the HTTP address")
 		return
 	}
 	fs.StringVar(&o.nodeID, "node-id", "", "this server's id, a DNS label, stable across restarts (required)")
@@ -66,6 +70,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.unit, "unit", "", "this server's unit")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
+	fs.BoolVar(&o.enableDebug, "enable-debug", false, "serve Go profiling at /debug/pprof/ on the HTTP address (anyone who reaches it can profile the server)")
 	def := raft.DefaultConfig()
 	fs.DurationVar(&o.heartbeatTimeout, "raft-heartbeat-timeout", def.HeartbeatTimeout, "follower: time without the leader before an election")
 	fs.DurationVar(&o.electionTimeout, "raft-election-timeout", def.ElectionTimeout, "candidate: time before a new election")
@@ -203,7 +208,12 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	handler := srv.Handler()
+	if o.enableDebug {
+		handler = withPprof(handler)
+		logger.Warn("profiling enabled at /debug/pprof/")
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
@@ -293,4 +303,17 @@ func joinCluster(ctx context.Context, logger *slog.Logger, addr, id, raftAddr st
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// withPprof serves net/http/pprof under /debug/pprof/ and everything else
+// with next.
+func withPprof(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", next)
+	return mux
 }
