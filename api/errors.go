@@ -46,6 +46,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusNotFound, "instance_not_found"
 	case errors.Is(err, store.ErrNamespaceInUse):
 		return http.StatusConflict, "namespace_in_use"
+	case errors.Is(err, store.ErrConflict):
+		return http.StatusConflict, "conflict"
 	case errors.Is(err, ErrNotReady):
 		return http.StatusServiceUnavailable, "not_ready"
 	case errors.Is(err, raft.ErrNoLeader):

@@ -84,6 +84,8 @@ func (t *txn) apply(c *Command) (any, error) {
 		return t.putServer(c)
 	case CommandRemoveServer:
 		return nil, t.removeServer(c)
+	case CommandSetHealth:
+		return t.setHealth(c)
 	}
 	return nil, fmt.Errorf("store: apply %s: %w", c.Type, ErrUnknownCommand)
 }
@@ -245,14 +247,47 @@ func (t *txn) deregister(c *Command) error {
 	if err != nil {
 		return fmt.Errorf("store: deregister %q: %w", c.ID, err)
 	}
-	pos, found := t.svcView(se).find(c.ID)
+	cur := t.svcView(se)
+	pos, found := cur.find(c.ID)
 	if !found {
 		return fmt.Errorf("store: deregister %q from %s/%s: %w", c.ID, c.Namespace, c.Service, ErrInstanceNotFound)
+	}
+	if c.IfIndex != 0 && cur.Instances[pos].ModifyIndex != c.IfIndex {
+		return fmt.Errorf("store: deregister %q from %s/%s: %w: modify_index is %d, not %d",
+			c.ID, c.Namespace, c.Service, ErrConflict, cur.Instances[pos].ModifyIndex, c.IfIndex)
 	}
 	v := t.mutableSvc(se, true)
 	v.Instances = slices.Delete(v.Instances, pos, pos+1)
 	t.mutableNS(e, false)
 	return nil
+}
+
+// setHealth applies the changes that still hold and returns how many did.
+func (t *txn) setHealth(c *Command) (any, error) {
+	n := 0
+	for _, h := range c.Health {
+		e, se, err := t.service(h.Namespace, h.Service, false)
+		if err != nil {
+			continue
+		}
+		cur := t.svcView(se)
+		pos, found := cur.find(h.ID)
+		if !found {
+			continue
+		}
+		prev := cur.Instances[pos]
+		if prev.Healthy == h.Healthy || (h.IfIndex != 0 && prev.ModifyIndex != h.IfIndex) {
+			continue
+		}
+		in := *prev
+		in.Healthy = h.Healthy
+		in.ModifyIndex = t.index
+		t.mutableSvc(se, true).Instances[pos] = &in
+		// The namespace's service list shows healthy counts.
+		t.mutableNS(e, false)
+		n++
+	}
+	return n, nil
 }
 
 func (t *txn) putService(c *Command) (any, error) {

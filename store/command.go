@@ -23,6 +23,9 @@ const (
 	// CommandBatch is not a command of its own: the entry carries several
 	// commands applied at one log index (see EncodeBatch).
 	CommandBatch CommandType = 9
+	// CommandSetHealth records health changes judged by the servers
+	// (heartbeats gone silent or back, server-side check results).
+	CommandSetHealth CommandType = 10
 
 	// IgnorableFlag marks a command type that older versions may skip. Any
 	// other unknown type must stop the state machine: skipping it would fork
@@ -50,6 +53,8 @@ func (t CommandType) String() string {
 		return "remove-server"
 	case CommandBatch:
 		return "batch"
+	case CommandSetHealth:
+		return "set-health"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -67,7 +72,29 @@ type Command struct {
 	ServiceSettings   *ServiceSettings   `json:"service_settings,omitempty"`
 	NamespaceSettings *NamespaceSettings `json:"namespace_settings,omitempty"`
 	Server            *Server            `json:"server,omitempty"`
+	// IfIndex makes a deregister conditional: it applies only while the
+	// instance's modify_index is still IfIndex (0: unconditional). An
+	// expiry carries it, so an instance re-registered after it was judged
+	// silent is not removed.
+	IfIndex uint64 `json:"if_index,omitempty"`
+	// Health lists the changes of a set-health command.
+	Health []HealthChange `json:"health,omitempty"`
 }
+
+// HealthChange sets one instance's health. It applies only while the
+// instance's modify_index is still IfIndex (0: unconditional); a change
+// whose instance is gone, was re-registered since, or already has that
+// health is skipped, not an error: the judge acted on a view that moved on.
+type HealthChange struct {
+	Namespace string `json:"ns"`
+	Service   string `json:"svc"`
+	ID        string `json:"id"`
+	Healthy   bool   `json:"healthy"`
+	IfIndex   uint64 `json:"if_index,omitempty"`
+}
+
+// MaxHealthChanges caps the changes of one set-health command.
+const MaxHealthChanges = 4096
 
 // Encode renders the command as a log entry: one type byte, then JSON.
 func (c *Command) Encode() ([]byte, error) {
@@ -90,7 +117,8 @@ func DecodeCommand(b []byte) (*Command, error) {
 	t := CommandType(b[0])
 	switch t {
 	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
-		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer:
+		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer,
+		CommandSetHealth:
 	default:
 		if t&IgnorableFlag != 0 {
 			return nil, nil
@@ -113,7 +141,8 @@ func DecodeCommand(b []byte) (*Command, error) {
 func (c *Command) Validate() error {
 	switch c.Type {
 	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
-		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer:
+		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer,
+		CommandSetHealth:
 	default:
 		return fmt.Errorf("store: %s: %w", c.Type, ErrUnknownCommand)
 	}
@@ -128,7 +157,7 @@ func (c *Command) Validate() error {
 // (the second one answers "not found").
 func (c *Command) Idempotent() bool {
 	switch c.Type {
-	case CommandRegister, CommandPutService, CommandPutNamespace, CommandPutServer:
+	case CommandRegister, CommandPutService, CommandPutNamespace, CommandPutServer, CommandSetHealth:
 		return true
 	}
 	return false
@@ -153,6 +182,13 @@ func (c *Command) check() error {
 	case CommandPutServer:
 		if c.Server == nil {
 			return fmt.Errorf("%w: put-server without server", ErrInvalid)
+		}
+	case CommandSetHealth:
+		if len(c.Health) == 0 {
+			return fmt.Errorf("%w: set-health without changes", ErrInvalid)
+		}
+		if len(c.Health) > MaxHealthChanges {
+			return fmt.Errorf("%w: set-health with %d changes, at most %d", ErrInvalid, len(c.Health), MaxHealthChanges)
 		}
 	}
 	return nil

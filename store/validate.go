@@ -24,6 +24,8 @@ var (
 	ErrNamespaceInUse = errors.New("namespace in use")
 	// ErrUnknownCommand: a log entry of a type this version does not know.
 	ErrUnknownCommand = errors.New("unknown command type")
+	// ErrConflict: a conditional command found the instance changed.
+	ErrConflict = errors.New("instance changed")
 )
 
 // Limits on sizes, so that one registration cannot bloat the catalog.
