@@ -1,0 +1,470 @@
+// Package gossip joins the registry's servers into a gossip pool with
+// hashicorp/memberlist: who the servers are, where they run, whether they
+// are alive, how far away they are, and a channel for the messages the
+// servers exchange outside Raft (liveness of heartbeating instances).
+//
+// Membership and failure detection are memberlist's (SWIM). On top of it the
+// pool keeps its own record of every server it has seen, including dead
+// ones, so that callers can say how long a server has been dead; measures
+// the round-trip time of each probe; and tells a graceful leave from a
+// failure.
+package gossip
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Meta is what a server tells the others about itself. It travels in every
+// alive message, so it stays small (memberlist caps it at 512 bytes).
+type Meta struct {
+	RaftAddr        string `json:"raft"`
+	HTTPAddr        string `json:"http"`
+	Region          string `json:"region,omitempty"`
+	Datacenter      string `json:"dc,omitempty"`
+	Unit            string `json:"unit,omitempty"`
+	BootstrapExpect int    `json:"expect,omitempty"`
+}
+
+// Status is a server's state as this pool sees it.
+type Status string
+
+// Statuses. Suspect: still a member, but it has not answered this server's
+// probes for a while (memberlist may yet declare it dead, or it recovers).
+const (
+	StatusAlive   Status = "alive"
+	StatusSuspect Status = "suspect"
+	StatusDead    Status = "dead"
+	StatusLeft    Status = "left"
+)
+
+// Member is one server of the pool.
+type Member struct {
+	Name   string
+	Addr   string // gossip address, host:port
+	Meta   Meta
+	Status Status
+	// Since is when the status last changed (when this server learned it).
+	Since time.Time
+	// RTT is a smoothed round-trip time of this server's probes to the
+	// member; 0 while unknown, and for the local server.
+	RTT  time.Duration
+	Self bool
+}
+
+// Live reports whether the member takes part in the cluster now.
+func (m Member) Live() bool { return m.Status == StatusAlive || m.Status == StatusSuspect }
+
+// Handler receives what other servers send. Its methods are called from
+// memberlist's goroutines and must not block for long.
+type Handler interface {
+	// Message is called with the payload of every message from another
+	// server (see Pool.Broadcast).
+	Message(payload []byte)
+	// LocalState returns the state exchanged in full with another server
+	// when it joins and periodically after (anti-entropy).
+	LocalState() []byte
+	// MergeState merges another server's LocalState.
+	MergeState(state []byte)
+}
+
+// Config configures a pool. Start from DefaultConfig (or LocalConfig for
+// tests on one machine) and set Name, BindAddr and Meta.
+type Config struct {
+	Name string
+	// BindAddr is host:port for both TCP and UDP; port 0 picks a free one.
+	BindAddr string
+	// AdvertiseAddr is the host:port other servers use (default: BindAddr).
+	AdvertiseAddr string
+	Meta          Meta
+
+	// Failure detection. ProbeInterval is the time between probes of one
+	// random member; a member that misses a probe is suspect, and dead
+	// after SuspicionMult × log10(members) probe intervals without refuting.
+	ProbeInterval    time.Duration
+	ProbeTimeout     time.Duration
+	SuspicionMult    int
+	GossipInterval   time.Duration
+	PushPullInterval time.Duration
+
+	Handler  Handler
+	OnChange func() // called (in its own goroutine) after a membership change
+	Logger   *slog.Logger
+}
+
+// DefaultConfig returns settings for servers on a LAN: probe every second,
+// a dead server is declared in about 5 s.
+func DefaultConfig() Config {
+	return Config{
+		ProbeInterval:    time.Second,
+		ProbeTimeout:     500 * time.Millisecond,
+		SuspicionMult:    4,
+		GossipInterval:   200 * time.Millisecond,
+		PushPullInterval: 30 * time.Second,
+	}
+}
+
+// LocalConfig returns fast settings for servers on one machine (tests).
+func LocalConfig() Config {
+	return Config{
+		ProbeInterval:    200 * time.Millisecond,
+		ProbeTimeout:     100 * time.Millisecond,
+		SuspicionMult:    3,
+		GossipInterval:   50 * time.Millisecond,
+		PushPullInterval: 5 * time.Second,
+	}
+}
+
+// Pool is this server's membership in the gossip pool.
+type Pool struct {
+	cfg    Config
+	ml     *memberlist.Memberlist
+	logger *slog.Logger
+	meta   []byte
+
+	mu      sync.Mutex
+	members map[string]*record
+	leaving map[string]bool // names that announced a graceful leave
+
+	changed chan struct{} // coalesces OnChange calls
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+type record struct {
+	m       Member
+	lastAck time.Time
+}
+
+// msgKind is the first byte of every message between pools.
+const (
+	msgUser  byte = 'u'
+	msgLeave byte = 'l'
+)
+
+// Start binds the pool's sockets and starts gossiping (alone until Join).
+func Start(cfg Config) (*Pool, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("gossip: config: name is required")
+	}
+	if cfg.ProbeInterval <= 0 || cfg.ProbeTimeout <= 0 || cfg.SuspicionMult <= 0 || cfg.GossipInterval <= 0 || cfg.PushPullInterval <= 0 {
+		return nil, errors.New("gossip: config: timings must be positive (start from DefaultConfig)")
+	}
+	meta, err := json.Marshal(cfg.Meta)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: meta: %w", err)
+	}
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("gossip: meta is %d bytes, at most %d", len(meta), memberlist.MetaMaxSize)
+	}
+	host, port, err := splitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: bind address %q: %w", cfg.BindAddr, err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	p := &Pool{cfg: cfg, logger: logger, meta: meta,
+		members: map[string]*record{}, leaving: map[string]bool{},
+		changed: make(chan struct{}, 1), done: make(chan struct{})}
+
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = cfg.Name
+	mc.BindAddr, mc.BindPort = host, port
+	mc.AdvertisePort = port
+	if cfg.AdvertiseAddr != "" {
+		ah, ap, err := splitHostPort(cfg.AdvertiseAddr)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: advertise address %q: %w", cfg.AdvertiseAddr, err)
+		}
+		mc.AdvertiseAddr, mc.AdvertisePort = ah, ap
+	}
+	mc.ProbeInterval, mc.ProbeTimeout = cfg.ProbeInterval, cfg.ProbeTimeout
+	mc.SuspicionMult = cfg.SuspicionMult
+	mc.GossipInterval, mc.PushPullInterval = cfg.GossipInterval, cfg.PushPullInterval
+	mc.TCPTimeout = max(2*time.Second, 4*cfg.ProbeTimeout)
+	mc.Delegate = (*delegate)(p)
+	mc.Events = (*events)(p)
+	mc.Ping = (*pings)(p)
+	mc.Logger = newStdLogger(logger.With("component", "memberlist"))
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: start on %s: %w", cfg.BindAddr, err)
+	}
+	p.ml = ml
+	p.wg.Add(1)
+	go p.notifier()
+	return p, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", ps)
+	}
+	return host, port, nil
+}
+
+// Addr returns the gossip address other servers reach this one at.
+func (p *Pool) Addr() string { return p.ml.LocalNode().Address() }
+
+// Join contacts the given gossip addresses and merges their view of the
+// pool. It succeeds if at least one answered.
+func (p *Pool) Join(ctx context.Context, addrs []string) (int, error) {
+	type res struct {
+		n   int
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		n, err := p.ml.Join(addrs)
+		ch <- res{n, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil && r.n == 0 {
+			return 0, fmt.Errorf("gossip: join %v: %w", addrs, r.err)
+		}
+		return r.n, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("gossip: join %v: %w", addrs, ctx.Err())
+	}
+}
+
+// Members lists every server this pool has seen, this one included, dead
+// ones until Forget, sorted by name.
+func (p *Pool) Members() []Member {
+	alive := map[string]bool{}
+	for _, n := range p.ml.Members() {
+		alive[n.Name] = true
+	}
+	now := time.Now()
+	suspectAfter := p.suspectAfter(len(alive))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Member, 0, len(p.members))
+	for _, r := range p.members {
+		m := r.m
+		if m.Status == StatusAlive && !m.Self && !r.lastAck.IsZero() && now.Sub(r.lastAck) > suspectAfter {
+			m.Status, m.Since = StatusSuspect, r.lastAck.Add(suspectAfter)
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Member) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// suspectAfter is how long a member may go without answering this server's
+// probes before it is shown as suspect: memberlist probes one member per
+// interval, round robin, so each one about every (n-1) intervals.
+func (p *Pool) suspectAfter(n int) time.Duration {
+	return time.Duration(max(n-1, 1)+2)*p.cfg.ProbeInterval + p.cfg.ProbeTimeout
+}
+
+// Forget drops a dead or departed member from Members (after it has been
+// removed from the cluster). A live member is not forgotten.
+func (p *Pool) Forget(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r := p.members[name]; r != nil && !r.m.Live() {
+		delete(p.members, name)
+	}
+}
+
+// Broadcast sends payload to every other live member over TCP. Errors are
+// logged, not returned: the next message or the periodic state exchange
+// repairs what one lost message missed.
+func (p *Pool) Broadcast(payload []byte) {
+	msg := make([]byte, 0, len(payload)+1)
+	msg = append(msg, msgUser)
+	msg = append(msg, payload...)
+	for _, n := range p.ml.Members() {
+		if n.Name == p.cfg.Name {
+			continue
+		}
+		if err := p.ml.SendReliable(n, msg); err != nil {
+			p.logger.Debug("gossip message not delivered", "to", n.Name, "err", err)
+		}
+	}
+}
+
+// Leave tells the others this server is leaving on purpose, then shuts the
+// pool down.
+func (p *Pool) Leave(timeout time.Duration) error {
+	msg := []byte{msgLeave}
+	msg = append(msg, p.cfg.Name...)
+	for _, n := range p.ml.Members() {
+		if n.Name != p.cfg.Name {
+			_ = p.ml.SendReliable(n, msg)
+		}
+	}
+	err := p.ml.Leave(timeout)
+	if serr := p.Shutdown(); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// Shutdown stops gossiping at once; the others will find this server dead.
+func (p *Pool) Shutdown() error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	close(p.done)
+	err := p.ml.Shutdown()
+	p.wg.Wait()
+	return err
+}
+
+func (p *Pool) notifier() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.changed:
+			if p.cfg.OnChange != nil {
+				p.cfg.OnChange()
+			}
+		}
+	}
+}
+
+func (p *Pool) notify() {
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (p *Pool) set(n *memberlist.Node, status Status) {
+	var meta Meta
+	if err := json.Unmarshal(n.Meta, &meta); err != nil {
+		p.logger.Warn("gossip member with unreadable metadata", "member", n.Name, "err", err)
+	}
+	p.mu.Lock()
+	r := p.members[n.Name]
+	if r == nil {
+		r = &record{}
+		p.members[n.Name] = r
+	}
+	if status == StatusDead && p.leaving[n.Name] {
+		status = StatusLeft
+	}
+	if status == StatusAlive {
+		delete(p.leaving, n.Name)
+	}
+	prev := r.m.Status
+	r.m.Name, r.m.Addr, r.m.Meta = n.Name, n.Address(), meta
+	r.m.Self = n.Name == p.cfg.Name
+	if prev != status {
+		r.m.Status, r.m.Since = status, time.Now()
+		r.lastAck = time.Time{}
+	}
+	p.mu.Unlock()
+	if prev != status {
+		p.logger.Info("gossip member "+string(status), "member", n.Name, "addr", n.Address())
+	}
+	p.notify()
+}
+
+type events Pool
+
+func (e *events) NotifyJoin(n *memberlist.Node)   { (*Pool)(e).set(n, StatusAlive) }
+func (e *events) NotifyLeave(n *memberlist.Node)  { (*Pool)(e).set(n, StatusDead) }
+func (e *events) NotifyUpdate(n *memberlist.Node) { (*Pool)(e).set(n, StatusAlive) }
+
+type pings Pool
+
+func (p *pings) AckPayload() []byte { return nil }
+
+// NotifyPingComplete keeps an exponentially weighted RTT (α = 1/4, like
+// TCP's smoothed RTT) and the time of the last answer.
+func (p *pings) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.members[n.Name]
+	if r == nil {
+		return
+	}
+	r.lastAck = time.Now()
+	if r.m.RTT == 0 {
+		r.m.RTT = rtt
+	} else {
+		r.m.RTT = (3*r.m.RTT + rtt) / 4
+	}
+}
+
+type delegate Pool
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	if len(d.meta) > limit {
+		return nil
+	}
+	return d.meta
+}
+
+func (d *delegate) NotifyMsg(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	switch b[0] {
+	case msgUser:
+		if d.cfg.Handler != nil {
+			d.cfg.Handler.Message(b[1:])
+		}
+	case msgLeave:
+		// The leave message and memberlist's own news of the departure
+		// race: whichever comes second settles it as "left".
+		name := string(b[1:])
+		d.mu.Lock()
+		d.leaving[name] = true
+		if r := d.members[name]; r != nil && r.m.Status == StatusDead {
+			r.m.Status = StatusLeft
+		}
+		d.mu.Unlock()
+	}
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+func (d *delegate) LocalState(join bool) []byte {
+	if d.cfg.Handler == nil {
+		return nil
+	}
+	return d.cfg.Handler.LocalState()
+}
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	if d.cfg.Handler != nil && len(buf) > 0 {
+		d.cfg.Handler.MergeState(buf)
+	}
+}

@@ -1,0 +1,192 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/internal/testlog"
+)
+
+type recorder struct {
+	mu     sync.Mutex
+	msgs   []string
+	merged []string
+	state  string
+}
+
+func (r *recorder) Message(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, string(b))
+}
+
+func (r *recorder) LocalState() []byte { return []byte(r.state) }
+
+func (r *recorder) MergeState(b []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.merged = append(r.merged, string(b))
+}
+
+func (r *recorder) has(list *[]string, s string) bool {
+	return slices.Contains(r.get(list), s)
+}
+
+func (r *recorder) get(list *[]string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(*list)
+}
+
+func startPool(t *testing.T, name string, h Handler) *Pool {
+	t.Helper()
+	cfg := LocalConfig()
+	cfg.Name = name
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.Meta = Meta{RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", Datacenter: "dc-" + name}
+	cfg.Handler = h
+	cfg.Logger = testlog.New(t, slog.LevelInfo)
+	p, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown() })
+	return p
+}
+
+// eventually polls cond every 20 ms until it holds or d passes.
+func eventually(t *testing.T, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func statuses(p *Pool) map[string]Status {
+	out := map[string]Status{}
+	for _, m := range p.Members() {
+		out[m.Name] = m.Status
+	}
+	return out
+}
+
+func TestPoolMembershipMessagesAndFailure(t *testing.T) {
+	recs := []*recorder{{state: "state-a"}, {state: "state-b"}, {state: "state-c"}}
+	a := startPool(t, "a", recs[0])
+	b := startPool(t, "b", recs[1])
+	c := startPool(t, "c", recs[2])
+	ctx := context.Background()
+	if _, err := b.Join(ctx, []string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Join(ctx, []string{b.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*Pool{a, b, c} {
+		eventually(t, 5*time.Second, "all alive on "+p.cfg.Name, func() error {
+			st := statuses(p)
+			if st["a"] != StatusAlive || st["b"] != StatusAlive || st["c"] != StatusAlive {
+				return fmt.Errorf("statuses %v", st)
+			}
+			return nil
+		})
+	}
+	for _, m := range a.Members() {
+		if m.Meta.Datacenter != "dc-"+m.Name || m.Meta.RaftAddr != "127.0.0.1:1" {
+			t.Errorf("meta of %s seen by a: %+v", m.Name, m.Meta)
+		}
+		if m.Self != (m.Name == "a") {
+			t.Errorf("member %s Self=%v on a", m.Name, m.Self)
+		}
+	}
+	// The joiner and the member it joined exchanged their full states.
+	if !recs[1].has(&recs[1].merged, "state-a") || !recs[0].has(&recs[0].merged, "state-b") {
+		t.Errorf("join state exchange missing: a merged %v, b merged %v", recs[0].get(&recs[0].merged), recs[1].get(&recs[1].merged))
+	}
+
+	c.Broadcast([]byte("hello from c"))
+	for i, r := range recs[:2] {
+		eventually(t, 2*time.Second, fmt.Sprintf("message at %d", i), func() error {
+			if !r.has(&r.msgs, "hello from c") {
+				return fmt.Errorf("messages %v", r.get(&r.msgs))
+			}
+			return nil
+		})
+	}
+	if m := recs[2].get(&recs[2].msgs); len(m) != 0 {
+		t.Errorf("sender received its own broadcast: %v", m)
+	}
+
+	// Probes measure RTT to the others.
+	eventually(t, 3*time.Second, "RTT measured", func() error {
+		for _, m := range a.Members() {
+			if !m.Self && m.RTT <= 0 {
+				return fmt.Errorf("no RTT to %s", m.Name)
+			}
+		}
+		return nil
+	})
+
+	// A server that stops without a word is found dead; one that leaves
+	// says so.
+	start := time.Now()
+	if err := c.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "c dead on a", func() error {
+		if st := statuses(a)["c"]; st != StatusDead {
+			return fmt.Errorf("c is %s", st)
+		}
+		return nil
+	})
+	t.Logf("dead server detected in %v", time.Since(start).Round(time.Millisecond))
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b left on a", func() error {
+		if st := statuses(a)["b"]; st != StatusLeft {
+			return fmt.Errorf("b is %s", st)
+		}
+		return nil
+	})
+	a.Forget("c")
+	a.Forget("a") // live: not forgotten
+	st := statuses(a)
+	if _, ok := st["c"]; ok {
+		t.Error("forgotten dead member still listed")
+	}
+	if st["a"] != StatusAlive {
+		t.Error("Forget dropped a live member")
+	}
+}
+
+func TestStartRejectsBadConfig(t *testing.T) {
+	cfg := LocalConfig()
+	cfg.BindAddr = "127.0.0.1:0"
+	if _, err := Start(cfg); err == nil {
+		t.Error("Start without a name succeeded")
+	}
+	cfg.Name = "x"
+	cfg.BindAddr = "127.0.0.1"
+	if _, err := Start(cfg); err == nil {
+		t.Error("Start with an address without port succeeded")
+	}
+	cfg.BindAddr = "127.0.0.1:0"
+	cfg.Meta.HTTPAddr = string(make([]byte, 600))
+	if _, err := Start(cfg); err == nil {
+		t.Error("Start with oversized meta succeeded")
+	}
+}
