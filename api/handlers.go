@@ -4,11 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/gossip"
+	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -57,9 +62,7 @@ func (s *Server) leader(c *gin.Context) {
 }
 
 // MembersResponse is the answer of GET /v1/cluster/members.
-type MembersResponse struct {
-	Members []raft.Member `json:"members"`
-}
+type MembersResponse = wire.MembersResponse
 
 func (s *Server) members(c *gin.Context) {
 	ms, err := s.node.Members()
@@ -67,12 +70,48 @@ func (s *Server) members(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if ms == nil {
-		ms = []raft.Member{}
+	var gms []gossip.Member
+	if s.cfg.Gossip != nil {
+		gms = s.cfg.Gossip.Members()
 	}
 	idx, _ := s.node.Store().Servers()
 	setIndex(c, idx)
-	c.JSON(http.StatusOK, MembersResponse{Members: ms})
+	c.JSON(http.StatusOK, MembersResponse{Members: mergeMembers(ms, gms, s.cfg.Gossip != nil)})
+}
+
+// mergeMembers joins the Raft configuration and the gossip pool by server
+// id: every server of either appears once, sorted by id.
+func mergeMembers(rms []raft.Member, gms []gossip.Member, haveGossip bool) []wire.Member {
+	byID := map[string]*wire.Member{}
+	for _, m := range rms {
+		status := "unknown"
+		if !haveGossip {
+			status = ""
+		}
+		byID[m.ID] = &wire.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Locality: m.Locality, Role: m.Role, Status: status}
+	}
+	for _, g := range gms {
+		w := byID[g.Name]
+		if w == nil {
+			w = &wire.Member{ID: g.Name, RaftAddr: g.Meta.RaftAddr, HTTPAddr: g.Meta.HTTPAddr, Role: "none",
+				Locality: store.Locality{Region: g.Meta.Region, Datacenter: g.Meta.Datacenter, Unit: g.Meta.Unit}}
+			byID[g.Name] = w
+		}
+		w.GossipAddr, w.Status, w.Self = g.Addr, string(g.Status), g.Self
+		if w.HTTPAddr == "" {
+			w.HTTPAddr = g.Meta.HTTPAddr
+		}
+		if !g.Since.IsZero() {
+			w.StatusSince = g.Since.UTC().Format(time.RFC3339Nano)
+		}
+		w.RTTMs = float64(g.RTT.Microseconds()) / 1000
+	}
+	out := make([]wire.Member, 0, len(byID))
+	for _, w := range byID {
+		out = append(out, *w)
+	}
+	slices.SortFunc(out, func(a, b wire.Member) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // JoinRequest is the body of POST /v1/cluster/join.
@@ -329,6 +368,10 @@ func (s *Server) register(c *gin.Context) {
 	if _, ok := s.write(c, &store.Command{Type: store.CommandRegister, Namespace: ns, Service: svc, ID: id, Instance: in}); !ok {
 		return
 	}
+	if in.Ephemeral && s.cfg.Liveness != nil {
+		// A registration is a sign of life.
+		s.cfg.Liveness.Heard(health.Key{Namespace: ns, Service: svc, ID: id})
+	}
 	v, err := s.node.Store().Service(ns, svc)
 	if err == nil {
 		if stored := v.Instance(id); stored != nil {
@@ -349,6 +392,12 @@ func (s *Server) deregister(c *gin.Context) {
 
 // heartbeat answers 200 for a known instance. Heartbeats never become Raft
 // entries; liveness tracking arrives with gossip.
+// HeartbeatResponse is the answer of PUT …/instances/{id}/heartbeat.
+type HeartbeatResponse struct {
+	ID      string `json:"id"`
+	Healthy bool   `json:"healthy"`
+}
+
 func (s *Server) heartbeat(c *gin.Context) {
 	if !s.ready(c) {
 		return
@@ -359,10 +408,21 @@ func (s *Server) heartbeat(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	if v.Instance(id) == nil {
+	in := v.Instance(id)
+	if in == nil {
 		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w: register it again", id, ns, svc, store.ErrInstanceNotFound))
 		return
 	}
+	if !in.Ephemeral {
+		s.fail(c, fmt.Errorf("%w: instance %q in %s/%s is persistent: its health comes from its %s check, not from heartbeats",
+			ErrBadRequest, id, ns, svc, in.Check.Type))
+		return
+	}
+	if s.cfg.Liveness != nil {
+		s.cfg.Liveness.Heard(health.Key{Namespace: ns, Service: svc, ID: id})
+	}
 	setIndex(c, v.Index)
-	c.JSON(http.StatusOK, gin.H{"id": id, "healthy": true})
+	// healthy is the catalog's verdict; an instance back from silence turns
+	// healthy on every server within the judge's next round.
+	c.JSON(http.StatusOK, HeartbeatResponse{ID: id, Healthy: in.Healthy})
 }

@@ -7,7 +7,8 @@ import (
 	"testing"
 
 	"github.com/switchyard-io/switchyard/api"
-	"github.com/switchyard-io/switchyard/raft"
+	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/store"
 )
 
 // reads lists every read endpoint over a catalog holding default/web/web-1.
@@ -90,7 +91,7 @@ func TestHealthAndCluster(t *testing.T) {
 	index(t, r)
 	var ms api.MembersResponse
 	decode(t, r, &ms)
-	wantM := raft.Member{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr, Role: "leader"}
+	wantM := wire.Member{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr, Role: "leader", Locality: store.Locality{}}
 	if len(ms.Members) != 1 || ms.Members[0] != wantM {
 		t.Errorf("members %+v, want [%+v]", ms.Members, wantM)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -344,8 +346,15 @@ func TestBodyAtTheLimit(t *testing.T) {
 }
 
 func TestHeartbeat(t *testing.T) {
-	ts := newTestServer(t)
+	live := health.NewLiveness(nil)
+	ts := newTestServer(t, func(c *api.Config) { c.Liveness = live })
 	ts.register(t, "default", "web", "web-1", `{"address":"10.0.0.1","port":8080}`)
+	ts.register(t, "default", "web", "db-1", `{"address":"10.0.0.2","port":5432,"ephemeral":false,"check":{"type":"tcp","target":"10.0.0.2:5432"}}`)
+	key := health.Key{Namespace: "default", Service: "web", ID: "web-1"}
+	registered, ok := live.LastSeen(key)
+	if !ok {
+		t.Fatal("a registration was not recorded as a sign of life")
+	}
 	before := ts.catalogState(t)
 	applied := ts.node.AppliedIndex()
 
@@ -359,6 +368,20 @@ func TestHeartbeat(t *testing.T) {
 		t.Errorf("heartbeat answer %s", r.body)
 	}
 	index(t, r)
+
+	if seen, _ := live.LastSeen(key); !seen.After(registered) {
+		t.Errorf("heartbeat not recorded: last seen %v, registered %v", seen, registered)
+	}
+	// Persistent instances are checked by the servers: a heartbeat is a
+	// client's mistake, said plainly.
+	r = ts.put(t, "/v1/namespaces/default/services/web/instances/db-1/heartbeat", "")
+	wantError(t, r, 400, "bad_request")
+	if !strings.Contains(string(r.body), "persistent") {
+		t.Errorf("persistent heartbeat error does not say why: %s", r.body)
+	}
+	if _, ok := live.LastSeen(health.Key{Namespace: "default", Service: "web", ID: "db-1"}); ok {
+		t.Error("persistent instance entered the liveness table")
+	}
 
 	// Heartbeats never touch the Raft log.
 	if got := ts.node.AppliedIndex(); got != applied {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard-io/switchyard/gossip"
+	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -47,6 +49,18 @@ type Config struct {
 	DefaultWait time.Duration
 	MaxWait     time.Duration
 	Logger      *slog.Logger
+	// Liveness records the heartbeats this server receives, for the judge
+	// (nil: heartbeats are acknowledged only).
+	Liveness *health.Liveness
+	// Gossip lists the servers as the gossip pool sees them (nil: the
+	// members list shows the Raft configuration alone).
+	Gossip Gossip
+}
+
+// Gossip is what the API needs from the gossip pool; *gossip.Pool
+// provides it.
+type Gossip interface {
+	Members() []gossip.Member
 }
 
 // DefaultConfig returns the default API settings.

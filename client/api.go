@@ -44,13 +44,7 @@ type Registration = wire.RegisterRequest
 type Instances = wire.InstancesResponse
 
 // Member is one server of the cluster.
-type Member struct {
-	ID       string         `json:"id"`
-	RaftAddr string         `json:"raft_addr"`
-	HTTPAddr string         `json:"http_addr,omitempty"`
-	Locality store.Locality `json:"locality"`
-	Role     string         `json:"role"`
-}
+type Member = wire.Member
 
 // API is a thin client of one server's HTTP API.
 type API struct {

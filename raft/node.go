@@ -800,3 +800,53 @@ func (n *Node) runLeadership() {
 		}
 	}
 }
+
+// IsLeader reports whether this node is the Raft leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == hraft.Leader }
+
+// Peer is a server of a first Raft configuration.
+type Peer struct {
+	ID       string
+	RaftAddr string
+}
+
+// BootstrapWith starts a new cluster whose voters are peers (this server
+// among them). Every server found by the same discovery calls it with the
+// same peers, so they agree on the first configuration. It does nothing on
+// a server that already holds cluster state.
+func (n *Node) BootstrapWith(peers []Peer) error {
+	if n.hadState {
+		return nil
+	}
+	cf := hraft.Configuration{}
+	self := false
+	for _, p := range peers {
+		cf.Servers = append(cf.Servers, hraft.Server{Suffrage: hraft.Voter, ID: hraft.ServerID(p.ID), Address: hraft.ServerAddress(p.RaftAddr)})
+		self = self || p.ID == n.cfg.ID
+	}
+	if !self {
+		return fmt.Errorf("raft: bootstrap: this server (%s) is not among the peers", n.cfg.ID)
+	}
+	if err := n.raft.BootstrapCluster(cf).Error(); err != nil && !errors.Is(err, hraft.ErrCantBootstrap) {
+		return fmt.Errorf("raft: bootstrap: %w", err)
+	}
+	n.logger.Info("bootstrapped a new cluster", "voters", len(peers))
+	return nil
+}
+
+// RemoveServer takes a server out of the Raft configuration. Only the
+// leader can; elsewhere it returns ErrNoLeader.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return fmt.Errorf("raft: remove %s: %w", id, ErrNoLeader)
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.await(n.raft.RemoveServer(hraft.ServerID(id), 0, timeout)); err != nil {
+		return fmt.Errorf("raft: remove %s: %w", id, err)
+	}
+	n.logger.Info("server removed from the cluster", "id", id)
+	return nil
+}

@@ -27,3 +27,31 @@ type InstancesResponse struct {
 	Index     uint64                `json:"index"`
 	Instances []*store.Instance     `json:"instances"`
 }
+
+// Member is one server of the cluster, as GET /v1/cluster/members lists it:
+// its place in the Raft configuration and what gossip says of it, seen from
+// the server that answers.
+type Member struct {
+	ID         string         `json:"id"`
+	RaftAddr   string         `json:"raft_addr,omitempty"`
+	HTTPAddr   string         `json:"http_addr,omitempty"`
+	GossipAddr string         `json:"gossip_addr,omitempty"`
+	Locality   store.Locality `json:"locality"`
+	// Role in Raft: leader, voter, nonvoter, or none (known to gossip only,
+	// not yet or no longer in the Raft configuration).
+	Role string `json:"role"`
+	// Status in gossip: alive, suspect, dead, left, or unknown (in the
+	// Raft configuration but never heard of by gossip).
+	Status string `json:"status"`
+	// StatusSince is when the answering server saw the status change.
+	StatusSince string `json:"status_since,omitempty"`
+	// RTTMs is the smoothed round-trip time of gossip probes from the
+	// answering server, in milliseconds (0: itself, or not yet measured).
+	RTTMs float64 `json:"rtt_ms"`
+	Self  bool    `json:"self,omitempty"`
+}
+
+// MembersResponse is the answer of GET /v1/cluster/members.
+type MembersResponse struct {
+	Members []Member `json:"members"`
+}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -208,9 +209,13 @@ func membersCommand(stdout io.Writer) *ffcli.Command {
 				return printJSON(stdout, ms)
 			}
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tROLE\tHTTP\tRAFT\tLOCALITY")
+			fmt.Fprintln(tw, "ID\tROLE\tSTATUS\tRTT\tHTTP\tRAFT\tGOSSIP\tLOCALITY")
 			for _, m := range ms {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, m.HTTPAddr, m.RaftAddr, m.Locality)
+				rtt := "-"
+				if m.RTTMs > 0 {
+					rtt = strconv.FormatFloat(m.RTTMs, 'f', 2, 64) + "ms"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, m.Status, rtt, m.HTTPAddr, m.RaftAddr, m.GossipAddr, m.Locality)
 			}
 			return tw.Flush()
 		},
