@@ -68,7 +68,7 @@ func TestLivenessFlushMerge(t *testing.T) {
 	if err := c.Merge(b.State()); err != nil || c.Len() != 2 {
 		t.Fatalf("state merge: len %d, %v", c.Len(), err)
 	}
-	c.Forget(func(k Key) bool { return k == k2 })
+	c.Forget(func(k Key, _ time.Time) bool { return k == k2 })
 	if _, ok := c.LastSeen(k2); ok || c.Len() != 1 {
 		t.Error("Forget kept k2")
 	}
@@ -209,7 +209,7 @@ func TestJudgeOnlyLeaderAndGrace(t *testing.T) {
 	// A new judge that has not heard i-0 for a minute (say it restarted)
 	// gives it a full TTL from the moment it starts judging.
 	r.leader = true
-	r.live.Forget(func(Key) bool { return true })
+	r.live.Forget(func(Key, time.Time) bool { return true })
 	_ = r.j.Round(ctx)
 	r.clk.add(9 * time.Second)
 	_ = r.j.Round(ctx)

@@ -69,13 +69,13 @@ func (l *Liveness) Len() int {
 	return len(l.seen)
 }
 
-// Forget drops the instances for which drop returns true (instances no
-// longer in the catalog).
-func (l *Liveness) Forget(drop func(Key) bool) {
+// Forget drops the instances for which drop, given the key and when it
+// was last heard from, returns true (instances long gone from the catalog).
+func (l *Liveness) Forget(drop func(k Key, lastSeen time.Time) bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for k := range l.seen {
-		if drop(k) {
+	for k, t := range l.seen {
+		if drop(k, t) {
 			delete(l.seen, k)
 			delete(l.pending, k)
 		}

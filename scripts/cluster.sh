@@ -7,10 +7,13 @@
 #   scripts/cluster.sh down [--purge] stop the nodes; --purge also deletes their data and logs
 #   scripts/cluster.sh clean          same as down --purge
 #
-# node  HTTP            Raft            (gossip and DNS ports kept free)
-# n1    127.0.0.1:7410  127.0.0.1:7411  7412, 7413
-# n2    127.0.0.1:7420  127.0.0.1:7421  7422, 7423
-# n3    127.0.0.1:7430  127.0.0.1:7431  7432, 7433
+# node  HTTP            Raft            gossip          (DNS port kept free)
+# n1    127.0.0.1:7410  127.0.0.1:7411  127.0.0.1:7412  7413
+# n2    127.0.0.1:7420  127.0.0.1:7421  127.0.0.1:7422  7423
+# n3    127.0.0.1:7430  127.0.0.1:7431  127.0.0.1:7432  7433
+#
+# The nodes find each other by gossip (each is given the others' gossip
+# addresses); a brand-new cluster starts with --bootstrap-expect 3.
 #
 # Everything lives under .cluster/ at the repository root, whatever the
 # current directory: bin/registry, data/nX, logs/nX.log, pids/nX.pid.
@@ -29,6 +32,7 @@ STOP_TIMEOUT="${CLUSTER_STOP_TIMEOUT:-15}"
 
 http_port() { echo "74${1#n}0"; }
 raft_port() { echo "74${1#n}1"; }
+gossip_port() { echo "74${1#n}2"; }
 http_addr() { echo "127.0.0.1:$(http_port "$1")"; }
 pidfile() { echo "$DIR/pids/$1.pid"; }
 logfile() { echo "$DIR/logs/$1.log"; }
@@ -85,21 +89,19 @@ start_node() {
 	local node="$1" args
 	mkdir -p "$DIR/data/$node" "$DIR/logs" "$DIR/pids"
 	args=(server --node-id "$node" --data-dir "$DIR/data/$node"
-		--http-addr "$(http_addr "$node")" --raft-addr "127.0.0.1:$(raft_port "$node")")
-	# Only a brand-new cluster is bootstrapped. Once any node holds Raft
-	# state, a node whose data was lost must join the existing cluster:
-	# bootstrapping it would start a second, diverging cluster. A node that
-	# has state ignores --join.
-	local n have_state=false
+		--http-addr "$(http_addr "$node")" --raft-addr "127.0.0.1:$(raft_port "$node")"
+		--gossip-addr "127.0.0.1:$(gossip_port "$node")")
+	local n others=()
 	for n in n1 n2 n3; do
-		[[ -e "$DIR/data/$n/raft.db" ]] && have_state=true
+		[[ "$n" == "$node" ]] || others+=("127.0.0.1:$(gossip_port "$n")")
 	done
-	if [[ "$node" == n1 && "$have_state" == false ]]; then
-		args+=(--bootstrap)
-	elif [[ "$node" == n1 ]]; then
-		args+=(--join "$(http_addr n2)")
-	else
-		args+=(--join "$(http_addr n1)")
+	args+=(--join "$(IFS=,; echo "${others[*]}")")
+	# Only a brand-new cluster is bootstrapped (BRAND_NEW, decided by cmd_up
+	# before any node starts). Once any node holds Raft state, a node whose
+	# data was lost joins the existing cluster through gossip: bootstrapping
+	# it would start a second, diverging cluster.
+	if [[ "$BRAND_NEW" == true ]]; then
+		args+=(--bootstrap-expect 3)
 	fi
 	local pf
 	pf="$(pidfile "$node")"
@@ -174,6 +176,10 @@ cmd_up() {
 		log "already running"
 	else
 		build
+		BRAND_NEW=true
+		for node in "${NODES[@]}"; do
+			[[ -e "$DIR/data/$node/raft.db" ]] && BRAND_NEW=false
+		done
 		for node in "${missing[@]}"; do
 			start_node "$node"
 		done

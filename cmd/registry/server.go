@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"strings"
 	"time"
@@ -17,31 +14,36 @@ import (
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/switchyard-io/switchyard/api"
-	"github.com/switchyard-io/switchyard/client"
-	"github.com/switchyard-io/switchyard/raft"
+	"github.com/switchyard-io/switchyard/server"
 	"github.com/switchyard-io/switchyard/store"
 )
 
 // serverOptions are the flags of `registry server` (and, with other
 // defaults, `registry dev`).
 type serverOptions struct {
-	nodeID     string
-	dataDir    string
-	httpAddr   string
-	raftAddr   string
-	advertise  string
-	bootstrap  bool
-	join       string
-	region     string
-	datacenter string
-	unit       string
-	logLevel   string
-	logFormat  string
+	nodeID          string
+	dataDir         string
+	httpAddr        string
+	raftAddr        string
+	advertise       string
+	gossipAddr      string
+	advertiseGossip string
+	bootstrap       bool
+	bootstrapExpect int
+	join            string
+	region          string
+	datacenter      string
+	unit            string
+	logLevel        string
+	logFormat       string
 
 	heartbeatTimeout time.Duration
 	electionTimeout  time.Duration
 	commitTimeout    time.Duration
+	deadServerAfter  time.Duration
+	minQuorum        int
+	defaultTTL       time.Duration
+	defaultDereg     time.Duration
 
 	enableDebug bool
 
@@ -53,29 +55,37 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.dataDir, "data-dir", "", "data directory (default: a temporary folder removed at exit)")
 		fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:7400", "HTTP API address")
 		fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:0", "Raft address (port 0: any free port)")
+		fs.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "gossip address, TCP and UDP (port 0: any free port)")
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 		fs.BoolVar(&o.enableDebug, "enable-debug", false, "serve Go profiling at /debug/pprof/ on the HTTP address")
 		return
 	}
+	def := server.DefaultConfig()
 	fs.StringVar(&o.nodeID, "node-id", "", "this server's id, a DNS label, stable across restarts (required)")
 	fs.StringVar(&o.dataDir, "data-dir", "", "data directory for the Raft log and snapshots (required)")
-	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:7400", "HTTP API address")
-	fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:7401", "Raft address (also carries forwarded writes)")
+	fs.StringVar(&o.httpAddr, "http-addr", def.HTTPAddr, "HTTP API address")
+	fs.StringVar(&o.raftAddr, "raft-addr", def.RaftAddr, "Raft address (also carries forwarded writes)")
 	fs.StringVar(&o.advertise, "advertise-raft-addr", "", "Raft address other servers dial (default: --raft-addr)")
+	fs.StringVar(&o.gossipAddr, "gossip-addr", def.GossipAddr, "gossip address between servers, TCP and UDP")
+	fs.StringVar(&o.advertiseGossip, "advertise-gossip-addr", "", "gossip address other servers reach (default: --gossip-addr)")
 	fs.BoolVar(&o.bootstrap, "bootstrap", false, "start a new cluster with this server as its first voter")
-	fs.StringVar(&o.join, "join", "", "HTTP address of any cluster member to join (e.g. 127.0.0.1:7410)")
+	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "start a new cluster once this many servers (all started with the same value) have found each other")
+	fs.StringVar(&o.join, "join", "", "comma-separated gossip or HTTP addresses of cluster members (e.g. 127.0.0.1:7412)")
 	fs.StringVar(&o.region, "region", "", "this server's region")
 	fs.StringVar(&o.datacenter, "datacenter", "", "this server's datacenter")
 	fs.StringVar(&o.unit, "unit", "", "this server's unit")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&o.enableDebug, "enable-debug", false, "serve Go profiling at /debug/pprof/ on the HTTP address (anyone who reaches it can profile the server)")
-	def := raft.DefaultConfig()
-	fs.DurationVar(&o.heartbeatTimeout, "raft-heartbeat-timeout", def.HeartbeatTimeout, "follower: time without the leader before an election")
-	fs.DurationVar(&o.electionTimeout, "raft-election-timeout", def.ElectionTimeout, "candidate: time before a new election")
-	fs.DurationVar(&o.commitTimeout, "raft-commit-timeout", def.CommitTimeout,
+	fs.DurationVar(&o.heartbeatTimeout, "raft-heartbeat-timeout", def.Raft.HeartbeatTimeout, "follower: time without the leader before an election")
+	fs.DurationVar(&o.electionTimeout, "raft-election-timeout", def.Raft.ElectionTimeout, "candidate: time before a new election")
+	fs.DurationVar(&o.commitTimeout, "raft-commit-timeout", def.Raft.CommitTimeout,
 		"leader: idle interval at which followers learn the commit index (lower: faster writes via followers; higher: less idle CPU)")
+	fs.DurationVar(&o.deadServerAfter, "dead-server-after", def.DeadServerAfter, "remove a server dead this long from the Raft configuration (0: never)")
+	fs.IntVar(&o.minQuorum, "min-quorum", def.MinQuorum, "never remove dead servers below this many voters")
+	fs.DurationVar(&o.defaultTTL, "default-ttl", def.DefaultTTL, "ephemeral instances: unhealthy after this long without a heartbeat, unless their check says otherwise")
+	fs.DurationVar(&o.defaultDereg, "default-deregister-after", def.DefaultDeregisterAfter, "ephemeral instances: removed after this long without a heartbeat, unless their check says otherwise")
 	fs.String("config", "", "JSON config file whose keys are flag names (flags and REGISTRY_* variables win)")
 }
 
@@ -170,95 +180,72 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	if o.bootstrap && o.join != "" {
 		return errors.New("--bootstrap and --join exclude each other: bootstrap the first server, join the others")
 	}
+	if o.bootstrap && o.bootstrapExpect > 0 {
+		return errors.New("--bootstrap and --bootstrap-expect exclude each other: use --bootstrap-expect N on every first server")
+	}
 
-	ln, err := net.Listen("tcp", o.httpAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP listener: %w", err)
-	}
-	defer ln.Close()
-
-	rc := raft.DefaultConfig()
-	rc.ID = o.nodeID
-	rc.DataDir = o.dataDir
-	rc.RaftAddr = o.raftAddr
-	rc.AdvertiseAddr = o.advertise
-	rc.HTTPAddr = ln.Addr().String()
-	rc.Bootstrap = o.bootstrap
-	rc.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
-	rc.Logger = logger
-	if !o.dev {
-		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.CommitTimeout = o.heartbeatTimeout, o.electionTimeout, o.commitTimeout
-		rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, rc.HeartbeatTimeout)
-	}
-	if o.dev {
-		// One voter: elections need not wait for anyone.
-		rc.HeartbeatTimeout = 100 * time.Millisecond
-		rc.ElectionTimeout = 100 * time.Millisecond
-		rc.LeaderLeaseTimeout = 100 * time.Millisecond
-	}
-	node, err := raft.Open(rc, store.New())
-	if err != nil {
-		return err
-	}
-	defer node.Shutdown()
-
-	ac := api.DefaultConfig()
-	ac.Logger = logger
-	srv, err := api.New(ac, node)
-	if err != nil {
-		return err
-	}
-	handler := srv.Handler()
-	if o.enableDebug {
-		handler = withPprof(handler)
-		logger.Warn("profiling enabled at /debug/pprof/")
-	}
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	logger.Info("HTTP API listening", "addr", ln.Addr().String())
-
-	if o.join != "" && node.HadState() {
-		logger.Info("data directory holds cluster state; not joining again", "join", o.join)
-	} else if o.join != "" {
-		if err := joinCluster(ctx, logger, o.join, o.nodeID, node.RaftAddr()); err != nil {
-			return err
+	cfg := server.DefaultConfig()
+	cfg.NodeID, cfg.DataDir = o.nodeID, o.dataDir
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.AdvertiseRaftAddr = o.httpAddr, o.raftAddr, o.advertise
+	cfg.GossipAddr, cfg.AdvertiseGossipAddr = o.gossipAddr, o.advertiseGossip
+	cfg.Bootstrap, cfg.BootstrapExpect = o.bootstrap, o.bootstrapExpect
+	for _, j := range strings.Split(o.join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			cfg.Join = append(cfg.Join, j)
 		}
 	}
+	cfg.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
+	cfg.EnableDebug, cfg.Logger = o.enableDebug, logger
+	if o.dev {
+		// One voter: elections need not wait for anyone.
+		cfg.Raft.HeartbeatTimeout = 100 * time.Millisecond
+		cfg.Raft.ElectionTimeout = 100 * time.Millisecond
+		cfg.Raft.LeaderLeaseTimeout = 100 * time.Millisecond
+		cfg.MinQuorum = 1
+	} else {
+		cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.CommitTimeout = o.heartbeatTimeout, o.electionTimeout, o.commitTimeout
+		cfg.Raft.LeaderLeaseTimeout = min(cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout)
+		cfg.DeadServerAfter, cfg.MinQuorum = o.deadServerAfter, o.minQuorum
+		cfg.DefaultTTL, cfg.DefaultDeregisterAfter = o.defaultTTL, o.defaultDereg
+	}
+	srv, err := server.Start(cfg)
+	if err != nil {
+		return err
+	}
+	if len(cfg.Join) > 0 && srv.Node().HadState() {
+		logger.Info("data directory holds cluster state; joining gossip only", "join", cfg.Join)
+	}
 	readyErr := make(chan error, 1)
-	go func() { readyErr <- waitReady(ctx, node) }()
+	go func() { readyErr <- waitReady(ctx, srv) }()
 
 	for {
 		select {
-		case err := <-serveErr:
-			return fmt.Errorf("HTTP server: %w", err)
+		case err := <-srv.Err():
+			_ = srv.Kill()
+			return err
 		case err := <-readyErr:
+			readyErr = nil
 			if err != nil {
-				readyErr = nil
 				continue
 			}
-			readyErr = nil
 			if o.dev {
-				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s (data in %s%s)\n", ln.Addr(), o.dataDir, removedAtExit)
+				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s (data in %s%s)\n", srv.HTTPAddr(), o.dataDir, removedAtExit)
 			} else {
-				fmt.Fprintf(stdout, "Switchyard server %s ready: http://%s, raft %s\n", o.nodeID, ln.Addr(), node.RaftAddr())
+				fmt.Fprintf(stdout, "Switchyard server %s ready: http://%s, raft %s, gossip %s\n", o.nodeID, srv.HTTPAddr(), srv.Node().RaftAddr(), srv.Pool().Addr())
 			}
 		case <-ctx.Done():
-			logger.Info("shutting down")
-			srv.StopWaiting()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_ = hs.Shutdown(sctx)
+			err := srv.Shutdown(sctx)
 			cancel()
-			return node.Shutdown()
+			return err
 		}
 	}
 }
 
-func waitReady(ctx context.Context, node *raft.Node) error {
+func waitReady(ctx context.Context, srv *server.Server) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
-	for !node.Ready() {
+	for !srv.Ready() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -266,54 +253,4 @@ func waitReady(ctx context.Context, node *raft.Node) error {
 		}
 	}
 	return nil
-}
-
-// joinCluster asks a member to add this server, retrying while the member
-// is unreachable or has no leader.
-func joinCluster(ctx context.Context, logger *slog.Logger, addr, id, raftAddr string) error {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	c, err := client.NewAPI(addr, nil)
-	if err != nil {
-		return fmt.Errorf("--join: %w", err)
-	}
-	backoff := 100 * time.Millisecond
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		jctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := c.Join(jctx, id, raftAddr)
-		cancel()
-		if err == nil {
-			logger.Info("joined cluster", "via", addr)
-			return nil
-		}
-		var ae *client.APIError
-		if errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
-			return fmt.Errorf("join via %s refused: %w", addr, err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("join via %s: gave up after 2m: %w", addr, err)
-		}
-		logger.Warn("join failed, retrying", "via", addr, "err", err)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
-}
-
-// withPprof serves net/http/pprof under /debug/pprof/ and everything else
-// with next.
-func withPprof(next http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/", next)
-	return mux
 }

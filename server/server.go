@@ -1,0 +1,358 @@
+// Package server assembles one registry server: the Raft node and its
+// catalog, the gossip pool, the health judge, and the HTTP API. cmd/registry
+// runs it; the cluster tests start several in one process, on loopback.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/gossip"
+	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/raft"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// Config configures a server. Start from DefaultConfig.
+type Config struct {
+	NodeID  string
+	DataDir string
+	// HTTPAddr is the HTTP API's listen address (port 0: any free port).
+	HTTPAddr string
+	// RaftAddr carries Raft and forwarded writes; AdvertiseRaftAddr is
+	// what other servers dial (default: the listener's address).
+	RaftAddr, AdvertiseRaftAddr string
+	// GossipAddr is the gossip pool's TCP and UDP address;
+	// AdvertiseGossipAddr what other servers reach (default: GossipAddr).
+	GossipAddr, AdvertiseGossipAddr string
+	Locality                        store.Locality
+
+	// Bootstrap starts a new cluster with this server as its only voter.
+	Bootstrap bool
+	// BootstrapExpect starts a new cluster once this many servers with the
+	// same setting have found each other by gossip (0: off).
+	BootstrapExpect int
+	// Join lists gossip or HTTP addresses of servers to join. The servers
+	// this one knew at its last run are tried too.
+	Join []string
+
+	// Raft, Gossip and API carry timings and limits; the identity and
+	// address fields in them are filled from the fields above.
+	Raft   raft.Config
+	Gossip gossip.Config
+	API    api.Config
+
+	// FlushInterval is how often the heartbeats heard here are sent to the
+	// other servers.
+	FlushInterval time.Duration
+	// JudgeInterval is how often the leader judges instance health.
+	JudgeInterval time.Duration
+	// DefaultTTL and DefaultDeregisterAfter apply to ephemeral instances
+	// whose check leaves them unset.
+	DefaultTTL, DefaultDeregisterAfter time.Duration
+
+	// ReconcileInterval is how often the leader brings the Raft
+	// configuration in line with the gossip pool.
+	ReconcileInterval time.Duration
+	// DeadServerAfter is how long a server may be dead in gossip before the
+	// leader removes it from the Raft configuration (0: never).
+	DeadServerAfter time.Duration
+	// MinQuorum is the fewest voters removal of dead servers may leave.
+	MinQuorum int
+
+	// EnableDebug serves Go profiling at /debug/pprof/.
+	EnableDebug bool
+	Logger      *slog.Logger
+}
+
+// DefaultConfig returns the defaults of `registry server`.
+func DefaultConfig() Config {
+	return Config{
+		HTTPAddr:               "127.0.0.1:7400",
+		RaftAddr:               "127.0.0.1:7401",
+		GossipAddr:             "127.0.0.1:7402",
+		Raft:                   raft.DefaultConfig(),
+		Gossip:                 gossip.DefaultConfig(),
+		API:                    api.DefaultConfig(),
+		FlushInterval:          250 * time.Millisecond,
+		JudgeInterval:          500 * time.Millisecond,
+		DefaultTTL:             health.DefaultTTL,
+		DefaultDeregisterAfter: health.DefaultDeregisterAfter,
+		ReconcileInterval:      time.Second,
+		DeadServerAfter:        2 * time.Minute,
+		MinQuorum:              3,
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("node id is required")
+	case c.DataDir == "":
+		return errors.New("data dir is required")
+	case c.Bootstrap && c.BootstrapExpect > 0:
+		return errors.New("bootstrap and bootstrap-expect exclude each other")
+	case c.BootstrapExpect < 0:
+		return errors.New("bootstrap-expect must not be negative")
+	case c.FlushInterval <= 0 || c.JudgeInterval <= 0 || c.ReconcileInterval <= 0:
+		return errors.New("flush, judge and reconcile intervals must be positive")
+	case c.DefaultTTL <= 0 || c.DefaultDeregisterAfter < c.DefaultTTL:
+		return errors.New("need 0 < default ttl <= default deregister-after")
+	case c.DeadServerAfter < 0 || c.MinQuorum < 1:
+		return errors.New("dead-server-after must not be negative and min-quorum at least 1")
+	}
+	return store.ValidateName("node id", c.NodeID)
+}
+
+// Server is one running registry server.
+type Server struct {
+	cfg      Config
+	logger   *slog.Logger
+	node     *raft.Node
+	pool     *gossip.Pool
+	liveness *health.Liveness
+	api      *api.Server
+	http     *http.Server
+	httpLn   net.Listener
+	peers    *peerFile
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	changed chan struct{} // gossip membership changed
+	serve   chan error
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start opens the data directory, binds every listener and starts the
+// server. It returns before the server has joined or caught up: see Ready.
+func Start(cfg Config) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("server: config: %w", err)
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, logger: logger, changed: make(chan struct{}, 1), serve: make(chan error, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			s.cancel()
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("server: HTTP listener: %w", err)
+	}
+	cleanup = append(cleanup, func() { s.httpLn.Close() })
+
+	rc := cfg.Raft
+	rc.ID, rc.DataDir, rc.Bootstrap = cfg.NodeID, cfg.DataDir, cfg.Bootstrap
+	rc.RaftAddr, rc.AdvertiseAddr = cfg.RaftAddr, cfg.AdvertiseRaftAddr
+	rc.HTTPAddr, rc.Locality, rc.Logger = s.httpLn.Addr().String(), cfg.Locality, logger
+	s.node, err = raft.Open(rc, store.New())
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { s.node.Shutdown() })
+
+	s.peers = &peerFile{path: peersPath(cfg.DataDir)}
+	s.liveness = health.NewLiveness(nil)
+	gc := cfg.Gossip
+	gc.Name, gc.BindAddr, gc.AdvertiseAddr = cfg.NodeID, cfg.GossipAddr, cfg.AdvertiseGossipAddr
+	gc.Meta = gossip.Meta{RaftAddr: s.node.RaftAddr(), HTTPAddr: s.httpLn.Addr().String(),
+		Region: cfg.Locality.Region, Datacenter: cfg.Locality.Datacenter, Unit: cfg.Locality.Unit,
+		BootstrapExpect: cfg.BootstrapExpect}
+	gc.Handler = livenessHandler{s.liveness, logger}
+	gc.OnChange = s.membershipChanged
+	gc.Logger = logger
+	s.pool, err = gossip.Start(gc)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { s.pool.Shutdown() })
+
+	ac := cfg.API
+	ac.Logger, ac.Liveness, ac.Gossip = logger, s.liveness, s.pool
+	s.api, err = api.New(ac, s.node)
+	if err != nil {
+		return nil, err
+	}
+	var handler http.Handler = s.api.Handler()
+	if cfg.EnableDebug {
+		handler = withPprof(handler)
+		logger.Warn("profiling enabled at /debug/pprof/")
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.serve <- fmt.Errorf("server: HTTP: %w", err)
+		}
+	}()
+	logger.Info("server started", "id", cfg.NodeID, "http", s.HTTPAddr(), "raft", s.node.RaftAddr(), "gossip", s.pool.Addr())
+
+	judge := health.NewJudge(health.JudgeConfig{
+		Store: s.node.Store(), Liveness: s.liveness, IsLeader: s.node.IsLeader,
+		Apply: func(ctx context.Context, c *store.Command) error {
+			_, err := s.node.Apply(ctx, c)
+			return err
+		},
+		Interval: cfg.JudgeInterval, DefaultTTL: cfg.DefaultTTL, DefaultDeregisterAfter: cfg.DefaultDeregisterAfter,
+		Logger: logger,
+	})
+	s.goRun(func() { judge.Run(s.ctx) })
+	s.goRun(s.runFlush)
+	s.goRun(s.runJoin)
+	s.goRun(s.runReconcile)
+	if cfg.BootstrapExpect > 0 && !s.node.HadState() {
+		s.goRun(s.runBootstrapExpect)
+	}
+	return s, nil
+}
+
+func (s *Server) goRun(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// HTTPAddr returns the address the HTTP API listens on.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// Node returns the Raft node.
+func (s *Server) Node() *raft.Node { return s.node }
+
+// Pool returns the gossip pool.
+func (s *Server) Pool() *gossip.Pool { return s.pool }
+
+// Ready reports whether the server has caught up with its cluster's leader.
+func (s *Server) Ready() bool { return s.node.Ready() }
+
+// Err reports a failure of the HTTP listener.
+func (s *Server) Err() <-chan error { return s.serve }
+
+// Shutdown stops the server gracefully: blocking queries answer, the
+// others hear that it leaves, requests in flight finish (until ctx ends),
+// and Raft stops.
+func (s *Server) Shutdown(ctx context.Context) error {
+	return s.stop(ctx, true)
+}
+
+// Kill stops the server as a crash would look to the others: no goodbye
+// in gossip. Tests use it to play a failure.
+func (s *Server) Kill() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return s.stop(ctx, false)
+}
+
+func (s *Server) stop(ctx context.Context, leave bool) error {
+	s.stopOnce.Do(func() {
+		s.logger.Info("shutting down", "leave", leave)
+		s.api.StopWaiting()
+		s.cancel()
+		var errs []error
+		if leave {
+			errs = append(errs, s.pool.Leave(time.Second))
+		} else {
+			errs = append(errs, s.pool.Shutdown())
+		}
+		if err := s.http.Shutdown(ctx); err != nil {
+			s.http.Close()
+		}
+		s.wg.Wait()
+		errs = append(errs, s.node.Shutdown())
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+func (s *Server) membershipChanged() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// runFlush sends the heartbeats heard here to the other servers.
+func (s *Server) runFlush() {
+	t := time.NewTicker(s.cfg.FlushInterval)
+	defer t.Stop()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			if b := s.liveness.Flush(); b != nil {
+				s.pool.Broadcast(b)
+			}
+		case <-prune.C:
+			s.pruneLiveness()
+		}
+	}
+}
+
+// pruneLiveness forgets instances that left the catalog long ago (a
+// heartbeat that races a registration must not be lost, hence the delay).
+func (s *Server) pruneLiveness() {
+	st := s.node.Store()
+	cutoff := time.Now().Add(-10 * time.Minute)
+	s.liveness.Forget(func(k health.Key, last time.Time) bool {
+		if last.After(cutoff) {
+			return false
+		}
+		v, err := st.Service(k.Namespace, k.Service)
+		return err != nil || v.Instance(k.ID) == nil
+	})
+}
+
+// livenessHandler connects the liveness table to the gossip pool.
+type livenessHandler struct {
+	l      *health.Liveness
+	logger *slog.Logger
+}
+
+func (h livenessHandler) Message(b []byte) {
+	if err := h.l.Merge(b); err != nil {
+		h.logger.Warn("dropped a liveness message", "err", err)
+	}
+}
+
+func (h livenessHandler) LocalState() []byte { return h.l.State() }
+
+func (h livenessHandler) MergeState(b []byte) { h.Message(b) }
+
+// withPprof serves net/http/pprof under /debug/pprof/ and everything else
+// with next.
+func withPprof(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", next)
+	return mux
+}
