@@ -299,16 +299,28 @@ type InstancesResponse = wire.InstancesResponse
 
 type listKey struct{ healthyOnly bool }
 
+// encodedList is a memoised instance list.
+type encodedList struct {
+	body      []byte
+	protected bool
+}
+
 // encodeInstances renders a view's instance list once per view: views are
 // immutable, so every later lookup of the same version writes cached bytes.
-func encodeInstances(v *store.ServiceView, healthyOnly bool) []byte {
+//
+// A healthy-only list applies the service's protect threshold: when the
+// healthy share of the enabled instances is below it, the list holds every
+// enabled instance, each with its real health, and says it is protected, so
+// that a mass failure does not pile all traffic onto the last survivors.
+func encodeInstances(v *store.ServiceView, healthyOnly bool) encodedList {
 	return v.Memo(listKey{healthyOnly}, func() any {
 		out := InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
 			Settings: v.Service.ServiceSettings, Index: v.Index, Instances: v.Instances}
 		if healthyOnly {
+			out.Protected = v.Protected()
 			out.Instances = make([]*store.Instance, 0, len(v.Instances))
 			for _, in := range v.Instances {
-				if in.Healthy && in.Enabled {
+				if in.Enabled && (in.Healthy || out.Protected) {
 					out.Instances = append(out.Instances, in)
 				}
 			}
@@ -321,9 +333,13 @@ func encodeInstances(v *store.ServiceView, healthyOnly bool) []byte {
 			// Every field is a plain value: this cannot happen.
 			panic(fmt.Sprintf("api: encode instances: %v", err))
 		}
-		return b
-	}).([]byte)
+		return encodedList{body: b, protected: out.Protected}
+	}).(encodedList)
 }
+
+// HeaderProtected marks a healthy-only answer widened by the protect
+// threshold.
+const HeaderProtected = "X-Switchyard-Protected"
 
 func (s *Server) listInstances(c *gin.Context) {
 	healthyOnly := false
@@ -337,7 +353,11 @@ func (s *Server) listInstances(c *gin.Context) {
 	}
 	var v *store.ServiceView
 	if _, ok := s.block(c, s.serviceQuery(c, &v)); ok {
-		c.Data(http.StatusOK, "application/json; charset=utf-8", encodeInstances(v, healthyOnly))
+		l := encodeInstances(v, healthyOnly)
+		if l.protected {
+			c.Header(HeaderProtected, "1")
+		}
+		c.Data(http.StatusOK, "application/json; charset=utf-8", l.body)
 	}
 }
 

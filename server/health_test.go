@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -298,4 +299,79 @@ func TestKillLeaderInstancesStayHealthy(t *testing.T) {
 	if c.leader() == nil {
 		t.Fatal("no new leader")
 	}
+}
+
+// Protect threshold 0.5 with 7 of 10 instances silent (unhealthy): a
+// healthy-only lookup on any server returns all ten enabled instances,
+// each with its real health, and says it is protected. A disabled instance
+// is never returned.
+func TestProtectThreshold(t *testing.T) {
+	const ttl = 2 * time.Second
+	c := startCluster(t, 3)
+	if err := c.do(c.servers[0], http.MethodPut, "/v1/namespaces/default/services/pay",
+		map[string]any{"protect_threshold": 0.5}, nil); err != nil {
+		t.Fatal(err)
+	}
+	f := newFleet(c, 500*time.Millisecond)
+	var refs []instanceRef
+	for i := range 10 {
+		ref := instanceRef{"pay", fmt.Sprintf("p-%02d", i)}
+		refs = append(refs, ref)
+		f.add(t, ref, ttl, time.Hour)
+	}
+	disabled := wire.RegisterRequest{Address: "10.1.0.9", Port: 8080, Enabled: new(bool)}
+	if err := c.do(c.servers[1], http.MethodPut, "/v1/namespaces/default/services/pay/instances/p-off", disabled, nil); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(s *Server) (wire.InstancesResponse, http.Header, error) {
+		var out wire.InstancesResponse
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.HTTPAddr()+"/v1/namespaces/default/services/pay/instances?healthy=true", nil)
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			return out, nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return out, nil, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return out, resp.Header, json.NewDecoder(resp.Body).Decode(&out)
+	}
+	// All healthy: a plain answer without the disabled instance.
+	eventually(t, 5*time.Second, "ten healthy, unprotected", func() error {
+		for _, s := range c.servers {
+			r, h, err := lookup(s)
+			if err != nil {
+				return err
+			}
+			if len(r.Instances) != 10 || r.Protected || h.Get("X-Switchyard-Protected") != "" {
+				return fmt.Errorf("%s: %d instances, protected %v", s.cfg.NodeID, len(r.Instances), r.Protected)
+			}
+		}
+		return nil
+	})
+	for _, ref := range refs[:7] {
+		f.silence(ref)
+	}
+	eventually(t, ttl+4*time.Second, "protected answer on every server", func() error {
+		for _, s := range c.servers {
+			r, h, err := lookup(s)
+			if err != nil {
+				return err
+			}
+			unhealthy := 0
+			for _, in := range r.Instances {
+				if in.ID == "p-off" {
+					return fmt.Errorf("%s returned the disabled instance", s.cfg.NodeID)
+				}
+				if !in.Healthy {
+					unhealthy++
+				}
+			}
+			if !r.Protected || h.Get("X-Switchyard-Protected") != "1" || len(r.Instances) != 10 || unhealthy != 7 {
+				return fmt.Errorf("%s: protected=%v header=%q, %d instances, %d unhealthy",
+					s.cfg.NodeID, r.Protected, h.Get("X-Switchyard-Protected"), len(r.Instances), unhealthy)
+			}
+		}
+		return nil
+	})
 }

@@ -108,3 +108,31 @@ func TestDeregisterIfIndex(t *testing.T) {
 		t.Fatal("conditional deregister with the right index did not remove")
 	}
 }
+
+func TestProtected(t *testing.T) {
+	mk := func(threshold float64, states ...string) *ServiceView {
+		v := &ServiceView{Service: Service{ServiceSettings: ServiceSettings{ProtectThreshold: threshold}}}
+		for _, st := range states {
+			v.Instances = append(v.Instances, &Instance{Healthy: st == "up", Enabled: st != "off"})
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name string
+		v    *ServiceView
+		want bool
+	}{
+		{"off by default", mk(0, "down", "down", "down"), false},
+		{"30% healthy under 0.5", mk(0.5, "up", "up", "up", "down", "down", "down", "down", "down", "down", "down"), true},
+		{"exactly at the threshold", mk(0.5, "up", "down"), false},
+		{"disabled instances do not count", mk(0.5, "up", "off", "off", "off"), false},
+		{"disabled healthy do not count", mk(0.6, "up", "down", "off"), true},
+		{"no enabled instance", mk(1, "off"), false},
+		{"empty", mk(1), false},
+		{"threshold 1, one down", mk(1, "up", "up", "down"), true},
+	} {
+		if got := c.v.Protected(); got != c.want {
+			t.Errorf("%s: Protected() = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -106,6 +106,27 @@ func (v *ServiceView) find(id string) (int, bool) {
 	})
 }
 
+// Protected reports whether the service's protect threshold is tripped:
+// fewer than ProtectThreshold of its enabled instances are healthy. A
+// service with no enabled instance is never protected (there is nothing
+// to spread traffic over).
+func (v *ServiceView) Protected() bool {
+	t := v.Service.ProtectThreshold
+	if t <= 0 {
+		return false
+	}
+	enabled, healthy := 0, 0
+	for _, in := range v.Instances {
+		if in.Enabled {
+			enabled++
+			if in.Healthy {
+				healthy++
+			}
+		}
+	}
+	return enabled > 0 && float64(healthy) < t*float64(enabled)
+}
+
 // Healthy counts the healthy instances.
 func (v *ServiceView) Healthy() int {
 	n := 0

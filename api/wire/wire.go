@@ -25,7 +25,12 @@ type InstancesResponse struct {
 	Service   string                `json:"service"`
 	Settings  store.ServiceSettings `json:"settings"`
 	Index     uint64                `json:"index"`
-	Instances []*store.Instance     `json:"instances"`
+	// Protected: a healthy-only lookup found the healthy share of the
+	// enabled instances below the service's protect threshold, and so
+	// returned every enabled instance, unhealthy ones included (each with
+	// its real healthy flag).
+	Protected bool              `json:"protected,omitempty"`
+	Instances []*store.Instance `json:"instances"`
 }
 
 // Member is one server of the cluster, as GET /v1/cluster/members lists it:
