@@ -20,15 +20,17 @@ import (
 
 // Health is the answer of GET /v1/health.
 type Health struct {
-	Live         bool   `json:"live"`
-	Ready        bool   `json:"ready"`
-	Leader       string `json:"leader"`
-	AppliedIndex uint64 `json:"applied_index"`
+	Live             bool                   `json:"live"`
+	Ready            bool                   `json:"ready"`
+	Leader           string                 `json:"leader"`
+	AppliedIndex     uint64                 `json:"applied_index"`
+	SelfPreservation store.SelfPreservation `json:"self_preservation"`
 }
 
 func (s *Server) health(c *gin.Context) {
 	id, _ := s.node.Leader()
-	h := Health{Live: true, Ready: s.node.Ready(), Leader: id, AppliedIndex: s.node.Store().Index()}
+	h := Health{Live: true, Ready: s.node.Ready(), Leader: id, AppliedIndex: s.node.Store().Index(),
+		SelfPreservation: s.node.Store().SelfPreservation()}
 	status := http.StatusOK
 	if !h.Ready {
 		status = http.StatusServiceUnavailable
@@ -112,6 +114,22 @@ func mergeMembers(rms []raft.Member, gms []gossip.Member, haveGossip bool) []wir
 	}
 	slices.SortFunc(out, func(a, b wire.Member) int { return strings.Compare(a.ID, b.ID) })
 	return out
+}
+
+// endSelfPreservation lets an operator end self-preservation: the
+// instances still silent are then removed as their deregister_after
+// passes. Ending a mode that is not active changes nothing.
+func (s *Server) endSelfPreservation(c *gin.Context) {
+	sp := s.node.Store().SelfPreservation()
+	if sp.Active {
+		next := sp
+		next.Active, next.EndedAt, next.EndedBy = false, time.Now().UTC(), "operator"
+		if _, ok := s.write(c, &store.Command{Type: store.CommandSetSelfPreservation, SelfPreservation: &next}); !ok {
+			return
+		}
+		s.logger.Warn("self-preservation ended by an operator", "remote", c.ClientIP())
+	}
+	c.JSON(http.StatusOK, s.node.Store().SelfPreservation())
 }
 
 // JoinRequest is the body of POST /v1/cluster/join.

@@ -120,6 +120,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	v1.GET("/cluster/leader", s.leader)
 	v1.GET("/cluster/members", s.members)
 	v1.POST("/cluster/join", s.join)
+	v1.DELETE("/cluster/self-preservation", s.endSelfPreservation)
 
 	v1.GET("/namespaces", s.read, s.listNamespaces)
 	ns := v1.Group("/namespaces/:ns", s.names)

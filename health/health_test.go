@@ -222,3 +222,99 @@ func TestJudgeOnlyLeaderAndGrace(t *testing.T) {
 		t.Fatal("not judged after the grace")
 	}
 }
+
+func TestJudgeSelfPreservation(t *testing.T) {
+	r := newRig(t)
+	r.j.cfg.SelfPreservation = DefaultSelfPreservation()
+	ctx := context.Background()
+	ids := make([]string, 20)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("i-%02d", i)
+		r.register(t, ids[i], 10*time.Second) // deregister after 40 s
+	}
+	beat := func(from, to int) {
+		for _, id := range ids[from:to] {
+			r.live.Heard(Key{"default", "web", id})
+		}
+	}
+	// 8 of 20 (40%) fall silent together.
+	for range 60 {
+		r.clk.add(time.Second)
+		beat(8, 20)
+		if err := r.j.Round(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sp := r.st.SelfPreservation()
+	if !sp.Active || sp.Reason == "" {
+		t.Fatalf("not in self-preservation after 40%% fell silent: %+v", sp)
+	}
+	h := r.healthy(t)
+	if len(h) != 20 {
+		t.Fatalf("%d instances left: self-preservation did not hold expiry", len(h))
+	}
+	for i, id := range ids {
+		if h[id] != (i >= 8) {
+			t.Fatalf("%s healthy=%v: silent ones must still turn unhealthy", id, h[id])
+		}
+	}
+	// Heartbeats return: all healthy, the mode ends.
+	r.clk.add(time.Second)
+	beat(0, 20)
+	_ = r.j.Round(ctx)
+	_ = r.j.Round(ctx)
+	if sp := r.st.SelfPreservation(); sp.Active || sp.EndedBy != "heartbeats" {
+		t.Fatalf("mode after recovery: %+v", sp)
+	}
+	for id, ok := range r.healthy(t) {
+		if !ok {
+			t.Fatalf("%s still unhealthy after heartbeats returned", id)
+		}
+	}
+
+	// A second storm that does not recover: the operator ends the mode,
+	// the dead are removed, and the same storm does not start it again.
+	for range 50 {
+		r.clk.add(time.Second)
+		beat(5, 20)
+		_ = r.j.Round(ctx)
+	}
+	if !r.st.SelfPreservation().Active {
+		t.Fatal("second storm (25%) did not start self-preservation")
+	}
+	r.index++
+	end := r.st.SelfPreservation()
+	end.Active, end.EndedAt, end.EndedBy = false, r.clk.now(), "operator"
+	if _, err := r.st.Apply(r.index, &store.Command{Type: store.CommandSetSelfPreservation, SelfPreservation: &end}); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.add(time.Second)
+	beat(5, 20)
+	_ = r.j.Round(ctx)
+	if sp := r.st.SelfPreservation(); sp.Active {
+		t.Fatalf("re-entered after the operator ended it: %+v", sp)
+	}
+	if h := r.healthy(t); len(h) != 15 {
+		t.Fatalf("%d instances after the operator ended the mode, want the 15 live ones", len(h))
+	}
+}
+
+func TestJudgeNoSelfPreservationForSmallFleets(t *testing.T) {
+	r := newRig(t)
+	r.j.cfg.SelfPreservation = DefaultSelfPreservation()
+	ctx := context.Background()
+	for i := range 3 {
+		r.register(t, fmt.Sprintf("i-%d", i), time.Second)
+	}
+	for range 10 {
+		r.clk.add(time.Second)
+		r.live.Heard(Key{"default", "web", "i-0"})
+		_ = r.j.Round(ctx)
+	}
+	if r.st.SelfPreservation().Active {
+		t.Fatal("self-preservation with 3 instances")
+	}
+	if h := r.healthy(t); len(h) != 1 {
+		t.Fatalf("silent instances of a small fleet not expired: %v", h)
+	}
+}

@@ -32,8 +32,28 @@ type JudgeConfig struct {
 	// leaves them unset.
 	DefaultTTL             time.Duration
 	DefaultDeregisterAfter time.Duration
-	Now                    func() time.Time
+	// SelfPreservation configures the mode that pauses expiry when many
+	// instances fall silent at once.
+	SelfPreservation SelfPreservationConfig
+	Now              func() time.Time
 	Logger                 *slog.Logger
+}
+
+// SelfPreservationConfig says when self-preservation starts.
+type SelfPreservationConfig struct {
+	// Threshold: the mode starts when more than this share of the
+	// ephemeral instances fell silent within Window (0: never).
+	Threshold float64
+	Window    time.Duration
+	// MinInstances: below this many ephemeral instances the mode never
+	// starts (one silent instance of three is not a storm).
+	MinInstances int
+}
+
+// DefaultSelfPreservation returns the defaults: 15% within one minute, from
+// 10 ephemeral instances up.
+func DefaultSelfPreservation() SelfPreservationConfig {
+	return SelfPreservationConfig{Threshold: 0.15, Window: time.Minute, MinInstances: 10}
 }
 
 // Judge turns silence into health changes and expiries. It runs on every
@@ -89,9 +109,11 @@ func (j *Judge) Run(ctx context.Context) {
 // Verdict is what one round decided.
 type Verdict struct {
 	Unhealthy, Healthy, Expired int
-	// Ephemeral instances seen, and how many of them are silent (past
-	// their TTL) now.
-	Ephemeral, Silent int
+	// Ephemeral instances seen, how many of them are silent (past their
+	// TTL) now, and how many of those fell silent within the window.
+	Ephemeral, Silent, NewlySilent int
+	// Preserving: self-preservation held back expiries this round.
+	Preserving bool
 }
 
 // Round judges every ephemeral instance once and writes the changes.
@@ -113,6 +135,8 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 	var v Verdict
 	var changes []store.HealthChange
 	var expire []*store.Command
+	sp := j.cfg.Store.SelfPreservation()
+	window := j.cfg.SelfPreservation.Window
 	_, namespaces, _ := j.cfg.Store.Namespaces()
 	for _, ns := range namespaces {
 		_, svcs, err := j.cfg.Store.Services(ns.Name)
@@ -138,6 +162,11 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 				silent := silence > ttl
 				if silent {
 					v.Silent++
+					// Fell silent within the window, and after the operator
+					// (or recovery) last ended the mode.
+					if start := last.Add(ttl); now.Sub(start) <= window && start.After(sp.EndedAt) {
+						v.NewlySilent++
+					}
 				}
 				switch {
 				case silence > dereg:
@@ -152,6 +181,14 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 				}
 			}
 		}
+	}
+	preserving, err := j.selfPreservation(ctx, now, sp, &v)
+	if err != nil {
+		return v, err
+	}
+	if preserving {
+		v.Preserving = true
+		expire = nil
 	}
 	for len(changes) > 0 {
 		n := min(len(changes), store.MaxHealthChanges)
@@ -177,6 +214,44 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 		}
 	}
 	return v, nil
+}
+
+// selfPreservation enters or ends the mode from what this round saw, and
+// says whether expiries must wait.
+func (j *Judge) selfPreservation(ctx context.Context, now time.Time, sp store.SelfPreservation, v *Verdict) (bool, error) {
+	c := j.cfg.SelfPreservation
+	if c.Threshold <= 0 {
+		return false, nil
+	}
+	limit := c.Threshold * float64(v.Ephemeral)
+	// An operator who ended the mode has seen this storm: the instances
+	// still falling silent in the next window belong to it.
+	operatorQuiet := sp.EndedBy == "operator" && now.Sub(sp.EndedAt) < c.Window
+	switch {
+	case !sp.Active && !operatorQuiet && v.Ephemeral >= c.MinInstances && float64(v.NewlySilent) > limit:
+		next := store.SelfPreservation{Active: true, Since: now,
+			Reason: fmt.Sprintf("%d of %d ephemeral instances (%.0f%%) fell silent within %v; expiry paused until heartbeats return",
+				v.NewlySilent, v.Ephemeral, 100*float64(v.NewlySilent)/float64(v.Ephemeral), c.Window),
+			EndedAt: sp.EndedAt, EndedBy: sp.EndedBy}
+		if err := j.cfg.Apply(ctx, &store.Command{Type: store.CommandSetSelfPreservation, SelfPreservation: &next}); err != nil {
+			return true, fmt.Errorf("health: enter self-preservation: %w", err)
+		}
+		j.logger.Warn("self-preservation entered: no instance will be removed until heartbeats return or an operator ends it",
+			"silent", v.NewlySilent, "ephemeral", v.Ephemeral, "threshold", c.Threshold)
+		return true, nil
+	case sp.Active && float64(v.Silent) <= limit:
+		next := sp
+		next.Active, next.EndedAt, next.EndedBy = false, now, "heartbeats"
+		if err := j.cfg.Apply(ctx, &store.Command{Type: store.CommandSetSelfPreservation, SelfPreservation: &next}); err != nil {
+			return true, fmt.Errorf("health: end self-preservation: %w", err)
+		}
+		j.logger.Info("self-preservation ended: heartbeats are back", "silent", v.Silent, "ephemeral", v.Ephemeral,
+			"lasted", now.Sub(sp.Since).Round(time.Second))
+		// Expire from the next round on, once this one's health changes
+		// are in.
+		return true, nil
+	}
+	return sp.Active, nil
 }
 
 // limits returns an instance's TTL and deregister_after, defaults filled in.

@@ -95,6 +95,16 @@ func (f *fleet) beat(ref instanceRef, stop chan struct{}) {
 	}
 }
 
+// resume restarts the heartbeats of a silenced instance.
+func (f *fleet) resume(ref instanceRef) {
+	stop := make(chan struct{})
+	f.mu.Lock()
+	f.stops[ref] = stop
+	f.mu.Unlock()
+	f.wg.Add(1)
+	go f.beat(ref, stop)
+}
+
 // silence stops an instance's heartbeats and returns when it last beat.
 func (f *fleet) silence(ref instanceRef) time.Time {
 	f.mu.Lock()
@@ -179,15 +189,16 @@ func TestHeartbeatsKeepInstancesHealthyWithoutRaft(t *testing.T) {
 	}
 }
 
-// Ten of twenty instances stop heartbeating: they turn unhealthy on every
-// server within TTL + 2 s and are removed after deregister_after, each
-// removal one command written once; the others stay healthy.
+// Ten of a hundred instances stop heartbeating: they turn unhealthy on
+// every server within TTL + 2 s and are removed after deregister_after, each
+// removal one command written once; the others stay healthy. (Ten in a
+// hundred is below the self-preservation threshold of 15%.)
 func TestSilentInstancesTurnUnhealthyThenExpire(t *testing.T) {
 	const ttl, dereg = 2 * time.Second, 5 * time.Second
 	c := startCluster(t, 3)
 	f := newFleet(c, 500*time.Millisecond)
 	var refs []instanceRef
-	for i := range 20 {
+	for i := range 100 {
 		ref := instanceRef{"web", fmt.Sprintf("w-%02d", i)}
 		refs = append(refs, ref)
 		f.add(t, ref, ttl, dereg)
@@ -230,7 +241,7 @@ func TestSilentInstancesTurnUnhealthyThenExpire(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if len(h) != 10 {
+			if len(h) != 90 {
 				return fmt.Errorf("%s has %d instances", s.cfg.NodeID, len(h))
 			}
 			for ref, healthy := range h {
@@ -374,4 +385,127 @@ func TestProtectThreshold(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func (c *cluster) selfPreservation(s *Server) (store.SelfPreservation, error) {
+	var h struct {
+		SelfPreservation store.SelfPreservation `json:"self_preservation"`
+	}
+	err := c.do(s, http.MethodGet, "/v1/health", nil, &h)
+	return h.SelfPreservation, err
+}
+
+// 40% of the instances fall silent at once: they turn unhealthy but none is
+// removed; when their heartbeats return they are healthy again and the mode
+// ends by itself. A second storm that does not recover is ended by an
+// operator (through a follower), and then the silent ones are removed.
+func TestSelfPreservation(t *testing.T) {
+	const ttl, dereg = 2 * time.Second, 4 * time.Second
+	c := startCluster(t, 3)
+	f := newFleet(c, 500*time.Millisecond)
+	var refs []instanceRef
+	for i := range 50 {
+		ref := instanceRef{"orders", fmt.Sprintf("o-%02d", i)}
+		refs = append(refs, ref)
+		f.add(t, ref, ttl, dereg)
+	}
+	time.Sleep(time.Second)
+	storm := refs[:20]
+	for _, ref := range storm {
+		f.silence(ref)
+	}
+	eventually(t, ttl+4*time.Second, "self-preservation on every server", func() error {
+		for _, s := range c.servers {
+			sp, err := c.selfPreservation(s)
+			if err != nil {
+				return err
+			}
+			if !sp.Active {
+				return fmt.Errorf("%s: %+v", s.cfg.NodeID, sp)
+			}
+		}
+		return nil
+	})
+	// Well past deregister_after: all fifty still there, the silent ones
+	// unhealthy.
+	time.Sleep(dereg + 2*time.Second)
+	for _, s := range c.servers {
+		h, err := c.healthOn(s, []string{"orders"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unhealthy := 0
+		for _, ok := range h {
+			if !ok {
+				unhealthy++
+			}
+		}
+		if len(h) != 50 || unhealthy != 20 {
+			t.Fatalf("%s during self-preservation: %d instances, %d unhealthy; want 50 and 20", s.cfg.NodeID, len(h), unhealthy)
+		}
+	}
+	for _, ref := range storm {
+		f.resume(ref)
+	}
+	eventually(t, 5*time.Second, "all healthy and the mode ended", func() error {
+		for _, s := range c.servers {
+			h, err := c.healthOn(s, []string{"orders"})
+			if err != nil {
+				return err
+			}
+			for ref, ok := range h {
+				if !ok {
+					return fmt.Errorf("%v unhealthy on %s", ref, s.cfg.NodeID)
+				}
+			}
+			sp, err := c.selfPreservation(s)
+			if err != nil {
+				return err
+			}
+			if sp.Active || sp.EndedBy != "heartbeats" || len(h) != 50 {
+				return fmt.Errorf("%s: %d instances, mode %+v", s.cfg.NodeID, len(h), sp)
+			}
+		}
+		return nil
+	})
+
+	// Second storm, for good: an operator ends the mode on a follower.
+	for _, ref := range storm {
+		f.silence(ref)
+	}
+	eventually(t, ttl+4*time.Second, "self-preservation again", func() error {
+		sp, err := c.selfPreservation(c.servers[0])
+		if err != nil || !sp.Active {
+			return fmt.Errorf("%+v %v", sp, err)
+		}
+		return nil
+	})
+	var follower *Server
+	for _, s := range c.servers {
+		if !s.Node().IsLeader() {
+			follower = s
+		}
+	}
+	var ended store.SelfPreservation
+	if err := c.do(follower, http.MethodDelete, "/v1/cluster/self-preservation", nil, &ended); err != nil {
+		t.Fatal(err)
+	}
+	if ended.Active || ended.EndedBy != "operator" {
+		t.Fatalf("after DELETE: %+v", ended)
+	}
+	eventually(t, dereg+4*time.Second, "silent instances removed after the operator ended the mode", func() error {
+		for _, s := range c.servers {
+			h, err := c.healthOn(s, []string{"orders"})
+			if err != nil {
+				return err
+			}
+			if len(h) != 30 {
+				return fmt.Errorf("%s has %d instances", s.cfg.NodeID, len(h))
+			}
+		}
+		return nil
+	})
+	if sp, _ := c.selfPreservation(c.servers[0]); sp.Active {
+		t.Fatalf("the same storm restarted the mode: %+v", sp)
+	}
 }

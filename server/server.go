@@ -58,6 +58,9 @@ type Config struct {
 	// DefaultTTL and DefaultDeregisterAfter apply to ephemeral instances
 	// whose check leaves them unset.
 	DefaultTTL, DefaultDeregisterAfter time.Duration
+	// SelfPreservation says when expiry pauses because many instances
+	// fell silent at once.
+	SelfPreservation health.SelfPreservationConfig
 
 	// ReconcileInterval is how often the leader brings the Raft
 	// configuration in line with the gossip pool.
@@ -86,6 +89,7 @@ func DefaultConfig() Config {
 		JudgeInterval:          500 * time.Millisecond,
 		DefaultTTL:             health.DefaultTTL,
 		DefaultDeregisterAfter: health.DefaultDeregisterAfter,
+		SelfPreservation:       health.DefaultSelfPreservation(),
 		ReconcileInterval:      time.Second,
 		DeadServerAfter:        2 * time.Minute,
 		MinQuorum:              3,
@@ -107,6 +111,8 @@ func (c Config) Validate() error {
 		return errors.New("flush, judge and reconcile intervals must be positive")
 	case c.DefaultTTL <= 0 || c.DefaultDeregisterAfter < c.DefaultTTL:
 		return errors.New("need 0 < default ttl <= default deregister-after")
+	case !(c.SelfPreservation.Threshold >= 0 && c.SelfPreservation.Threshold <= 1) || c.SelfPreservation.Window < 0:
+		return errors.New("self-preservation threshold must be 0-1 (0: off) and its window not negative")
 	case c.DeadServerAfter < 0 || c.MinQuorum < 1:
 		return errors.New("dead-server-after must not be negative and min-quorum at least 1")
 	}
@@ -216,7 +222,7 @@ func Start(cfg Config) (_ *Server, err error) {
 			return err
 		},
 		Interval: cfg.JudgeInterval, DefaultTTL: cfg.DefaultTTL, DefaultDeregisterAfter: cfg.DefaultDeregisterAfter,
-		Logger: logger,
+		SelfPreservation: cfg.SelfPreservation, Logger: logger,
 	})
 	s.goRun(func() { judge.Run(s.ctx) })
 	s.goRun(s.runFlush)

@@ -86,6 +86,8 @@ func (t *txn) apply(c *Command) (any, error) {
 		return nil, t.removeServer(c)
 	case CommandSetHealth:
 		return t.setHealth(c)
+	case CommandSetSelfPreservation:
+		return t.setSelfPreservation(c)
 	}
 	return nil, fmt.Errorf("store: apply %s: %w", c.Type, ErrUnknownCommand)
 }
@@ -260,6 +262,13 @@ func (t *txn) deregister(c *Command) error {
 	v.Instances = slices.Delete(v.Instances, pos, pos+1)
 	t.mutableNS(e, false)
 	return nil
+}
+
+func (t *txn) setSelfPreservation(c *Command) (any, error) {
+	next := t.mutableCatalog()
+	next.selfPres = *c.SelfPreservation
+	next.selfPres.Index = t.index
+	return next.selfPres, nil
 }
 
 // setHealth applies the changes that still hold and returns how many did.

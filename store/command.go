@@ -26,6 +26,8 @@ const (
 	// CommandSetHealth records health changes judged by the servers
 	// (heartbeats gone silent or back, server-side check results).
 	CommandSetHealth CommandType = 10
+	// CommandSetSelfPreservation enters or ends self-preservation.
+	CommandSetSelfPreservation CommandType = 11
 
 	// IgnorableFlag marks a command type that older versions may skip. Any
 	// other unknown type must stop the state machine: skipping it would fork
@@ -55,6 +57,8 @@ func (t CommandType) String() string {
 		return "batch"
 	case CommandSetHealth:
 		return "set-health"
+	case CommandSetSelfPreservation:
+		return "set-self-preservation"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -79,6 +83,8 @@ type Command struct {
 	IfIndex uint64 `json:"if_index,omitempty"`
 	// Health lists the changes of a set-health command.
 	Health []HealthChange `json:"health,omitempty"`
+	// SelfPreservation is the new mode of a set-self-preservation command.
+	SelfPreservation *SelfPreservation `json:"self_preservation,omitempty"`
 }
 
 // HealthChange sets one instance's health. It applies only while the
@@ -118,7 +124,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	switch t {
 	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
 		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer,
-		CommandSetHealth:
+		CommandSetHealth, CommandSetSelfPreservation:
 	default:
 		if t&IgnorableFlag != 0 {
 			return nil, nil
@@ -142,7 +148,7 @@ func (c *Command) Validate() error {
 	switch c.Type {
 	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
 		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer,
-		CommandSetHealth:
+		CommandSetHealth, CommandSetSelfPreservation:
 	default:
 		return fmt.Errorf("store: %s: %w", c.Type, ErrUnknownCommand)
 	}
@@ -157,7 +163,7 @@ func (c *Command) Validate() error {
 // (the second one answers "not found").
 func (c *Command) Idempotent() bool {
 	switch c.Type {
-	case CommandRegister, CommandPutService, CommandPutNamespace, CommandPutServer, CommandSetHealth:
+	case CommandRegister, CommandPutService, CommandPutNamespace, CommandPutServer, CommandSetHealth, CommandSetSelfPreservation:
 		return true
 	}
 	return false
@@ -189,6 +195,17 @@ func (c *Command) check() error {
 		}
 		if len(c.Health) > MaxHealthChanges {
 			return fmt.Errorf("%w: set-health with %d changes, at most %d", ErrInvalid, len(c.Health), MaxHealthChanges)
+		}
+	case CommandSetSelfPreservation:
+		sp := c.SelfPreservation
+		if sp == nil {
+			return fmt.Errorf("%w: set-self-preservation without a mode", ErrInvalid)
+		}
+		if len(sp.Reason) > 1024 {
+			return fmt.Errorf("%w: self-preservation reason longer than 1024 characters", ErrInvalid)
+		}
+		if sp.EndedBy != "" && sp.EndedBy != "heartbeats" && sp.EndedBy != "operator" {
+			return fmt.Errorf("%w: self-preservation ended_by %q is not heartbeats or operator", ErrInvalid, sp.EndedBy)
 		}
 	}
 	return nil

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"testing"
+	"time"
 )
 
 func setHealthCmd(changes ...HealthChange) *Command {
@@ -134,5 +136,38 @@ func TestProtected(t *testing.T) {
 		if got := c.v.Protected(); got != c.want {
 			t.Errorf("%s: Protected() = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestSelfPreservationStateSurvivesSnapshot(t *testing.T) {
+	s := New()
+	if sp := s.SelfPreservation(); sp.Active {
+		t.Fatal("new store in self-preservation")
+	}
+	on := SelfPreservation{Active: true, Since: t0, Reason: "40% of 100 ephemeral instances fell silent within 1m0s"}
+	mustApply(t, s, 3, &Command{Type: CommandSetSelfPreservation, SelfPreservation: &on})
+	got := s.SelfPreservation()
+	if !got.Active || got.Index != 3 || got.Reason != on.Reason || !got.Since.Equal(t0) {
+		t.Fatalf("mode %+v", got)
+	}
+	var buf bytes.Buffer
+	if _, err := s.Snapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := New()
+	if err := r.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if r.SelfPreservation() != got {
+		t.Fatalf("restored %+v, want %+v", r.SelfPreservation(), got)
+	}
+	off := SelfPreservation{EndedAt: t0.Add(time.Minute), EndedBy: "operator", Since: got.Since, Reason: got.Reason}
+	mustApply(t, s, 4, &Command{Type: CommandSetSelfPreservation, SelfPreservation: &off})
+	if sp := s.SelfPreservation(); sp.Active || sp.EndedBy != "operator" || sp.Index != 4 {
+		t.Fatalf("after the operator ended it: %+v", sp)
+	}
+	bad := SelfPreservation{EndedBy: "someone"}
+	if err := (&Command{Type: CommandSetSelfPreservation, SelfPreservation: &bad}).Validate(); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("ended_by someone: %v", err)
 	}
 }

@@ -22,7 +22,9 @@ type snapRecord struct {
 	Service   *snapSvc    `json:"service,omitempty"`
 	Instance  *Instance   `json:"instance,omitempty"`
 	Server    *Server     `json:"server,omitempty"`
-	End       *snapEnd    `json:"end,omitempty"`
+	// SelfPreservation is written only once the mode has ever been set.
+	SelfPreservation *SelfPreservation `json:"self_preservation,omitempty"`
+	End              *snapEnd          `json:"end,omitempty"`
 }
 
 type snapHeader struct {
@@ -114,6 +116,9 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 		}
 		srv := sn.root.servers[id]
 		err = put(snapRecord{Server: &srv})
+	}
+	if sp := sn.root.selfPres; err == nil && sp != (SelfPreservation{}) {
+		err = put(snapRecord{SelfPreservation: &sp})
 	}
 	if err == nil {
 		err = enc.Encode(snapRecord{End: &snapEnd{Records: n}})
@@ -233,6 +238,8 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 				return nil, 0, bad("server %q twice", rec.Server.ID)
 			}
 			c.servers[rec.Server.ID] = *rec.Server
+		case rec.SelfPreservation != nil:
+			c.selfPres = *rec.SelfPreservation
 		default:
 			return nil, 0, bad("record %d is empty", records+1)
 		}

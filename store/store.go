@@ -30,6 +30,7 @@ type catalog struct {
 	nsIndex      uint64
 	servers      map[string]Server
 	serversIndex uint64
+	selfPres     SelfPreservation
 	changed      chan struct{}
 }
 
@@ -162,6 +163,9 @@ func emptyCatalog() *catalog {
 	c.namespaces[DefaultNamespace] = e
 	return c
 }
+
+// SelfPreservation returns the self-preservation mode.
+func (s *Store) SelfPreservation() SelfPreservation { return s.root.Load().selfPres }
 
 // Index returns the log index of the last applied command.
 func (s *Store) Index() uint64 { return s.index.Load() }

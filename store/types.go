@@ -184,6 +184,22 @@ type Namespace struct {
 	ModifyIndex uint64 `json:"modify_index"`
 }
 
+// SelfPreservation is the cluster's self-preservation mode: entered when a
+// large share of ephemeral instances falls silent at once (more likely a
+// network problem near the registry than mass death). While it is active,
+// silent instances are still marked unhealthy but none is removed.
+type SelfPreservation struct {
+	Active bool `json:"active"`
+	// Since is when the mode was last entered; Reason says why.
+	Since  time.Time `json:"since,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+	// EndedAt and EndedBy ("heartbeats" or "operator") record the last exit.
+	EndedAt time.Time `json:"ended_at,omitzero"`
+	EndedBy string    `json:"ended_by,omitempty"`
+	// Index is the log index of the last change.
+	Index uint64 `json:"index"`
+}
+
 // Server is a registry server as recorded in the catalog: how to reach its
 // HTTP API and where it runs. Raft membership itself lives in Raft.
 type Server struct {

@@ -44,6 +44,9 @@ type serverOptions struct {
 	minQuorum        int
 	defaultTTL       time.Duration
 	defaultDereg     time.Duration
+	spThreshold      float64
+	spWindow         time.Duration
+	spMinInstances   int
 
 	enableDebug bool
 
@@ -86,6 +89,11 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.minQuorum, "min-quorum", def.MinQuorum, "never remove dead servers below this many voters")
 	fs.DurationVar(&o.defaultTTL, "default-ttl", def.DefaultTTL, "ephemeral instances: unhealthy after this long without a heartbeat, unless their check says otherwise")
 	fs.DurationVar(&o.defaultDereg, "default-deregister-after", def.DefaultDeregisterAfter, "ephemeral instances: removed after this long without a heartbeat, unless their check says otherwise")
+	fs.Float64Var(&o.spThreshold, "self-preservation-threshold", def.SelfPreservation.Threshold,
+		"pause expiry when more than this share of ephemeral instances falls silent within the window (0: never)")
+	fs.DurationVar(&o.spWindow, "self-preservation-window", def.SelfPreservation.Window, "the window of --self-preservation-threshold")
+	fs.IntVar(&o.spMinInstances, "self-preservation-min-instances", def.SelfPreservation.MinInstances,
+		"below this many ephemeral instances self-preservation never starts")
 	fs.String("config", "", "JSON config file whose keys are flag names (flags and REGISTRY_* variables win)")
 }
 
@@ -207,6 +215,8 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		cfg.Raft.LeaderLeaseTimeout = min(cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout)
 		cfg.DeadServerAfter, cfg.MinQuorum = o.deadServerAfter, o.minQuorum
 		cfg.DefaultTTL, cfg.DefaultDeregisterAfter = o.defaultTTL, o.defaultDereg
+		cfg.SelfPreservation.Threshold, cfg.SelfPreservation.Window = o.spThreshold, o.spWindow
+		cfg.SelfPreservation.MinInstances = o.spMinInstances
 	}
 	srv, err := server.Start(cfg)
 	if err != nil {
