@@ -55,6 +55,8 @@ type Config struct {
 	// Gossip lists the servers as the gossip pool sees them (nil: the
 	// members list shows the Raft configuration alone).
 	Gossip Gossip
+	// Metrics serves GET /metrics (nil: no such endpoint).
+	Metrics http.Handler
 }
 
 // Gossip is what the API needs from the gossip pool; *gossip.Pool
@@ -115,6 +117,9 @@ func New(cfg Config, node Node) (*Server, error) {
 		c.JSON(http.StatusMethodNotAllowed, ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path), Code: "method_not_allowed"})
 	})
 
+	if cfg.Metrics != nil {
+		e.GET("/metrics", gin.WrapH(cfg.Metrics))
+	}
 	v1 := e.Group("/v1")
 	v1.GET("/health", s.health)
 	v1.GET("/cluster/leader", s.leader)

@@ -36,7 +36,7 @@ type JudgeConfig struct {
 	// instances fall silent at once.
 	SelfPreservation SelfPreservationConfig
 	Now              func() time.Time
-	Logger                 *slog.Logger
+	Logger           *slog.Logger
 }
 
 // SelfPreservationConfig says when self-preservation starts.

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,7 +34,12 @@ type Liveness struct {
 	mu      sync.Mutex
 	seen    map[Key]time.Time
 	pending map[Key]time.Time // heard here since the last Flush
+
+	heard atomic.Uint64
 }
+
+// HeardTotal counts the heartbeats and registrations this server received.
+func (l *Liveness) HeardTotal() uint64 { return l.heard.Load() }
 
 // NewLiveness returns an empty table. now is the clock (time.Now outside
 // tests).
@@ -47,6 +53,7 @@ func NewLiveness(now func() time.Time) *Liveness {
 // Heard records a heartbeat (or a registration) received by this server.
 func (l *Liveness) Heard(k Key) {
 	t := l.now()
+	l.heard.Add(1)
 	l.mu.Lock()
 	l.seen[k] = t
 	l.pending[k] = t

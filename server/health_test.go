@@ -426,6 +426,11 @@ func TestSelfPreservation(t *testing.T) {
 		}
 		return nil
 	})
+	for _, s := range c.servers {
+		if m := c.metric(t, s, "switchyard_self_preservation_active"); m != "1" {
+			t.Fatalf("%s: switchyard_self_preservation_active %q during self-preservation", s.cfg.NodeID, m)
+		}
+	}
 	// Well past deregister_after: all fifty still there, the silent ones
 	// unhealthy.
 	time.Sleep(dereg + 2*time.Second)
@@ -469,6 +474,9 @@ func TestSelfPreservation(t *testing.T) {
 		return nil
 	})
 
+	if m := c.metric(t, c.servers[2], "switchyard_self_preservation_active"); m != "0" {
+		t.Fatalf("switchyard_self_preservation_active %q after the mode ended", m)
+	}
 	// Second storm, for good: an operator ends the mode on a follower.
 	for _, ref := range storm {
 		f.silence(ref)

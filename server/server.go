@@ -196,7 +196,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	cleanup = append(cleanup, func() { s.pool.Shutdown() })
 
 	ac := cfg.API
-	ac.Logger, ac.Liveness, ac.Gossip = logger, s.liveness, s.pool
+	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics = logger, s.liveness, s.pool, s.metricsHandler()
 	s.api, err = api.New(ac, s.node)
 	if err != nil {
 		return nil, err
