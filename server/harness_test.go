@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,9 +39,18 @@ func testConfig(t *testing.T, id string) Config {
 
 // cluster is a set of servers started in this process.
 type cluster struct {
-	t       *testing.T
+	t  *testing.T
+	hc *http.Client
+	// servers is written by the test goroutine only, under mu; other
+	// goroutines (heartbeating fleets) read it through live().
+	mu      sync.Mutex
 	servers []*Server
-	hc      *http.Client
+}
+
+func (c *cluster) add(s *Server) {
+	c.mu.Lock()
+	c.servers = append(c.servers, s)
+	c.mu.Unlock()
 }
 
 // startCluster starts n servers that find each other by gossip and
@@ -62,8 +72,9 @@ func startCluster(t *testing.T, n int, tune ...func(*Config)) *cluster {
 		if err != nil {
 			t.Fatalf("start %s: %v", cfg.NodeID, err)
 		}
+		s.cfg.GossipAddr = s.Pool().Addr() // so that a restart binds the same port
 		t.Cleanup(func() { _ = s.Kill() })
-		c.servers = append(c.servers, s)
+		c.add(s)
 	}
 	c.waitVoters(n, 15*time.Second)
 	return c
@@ -99,6 +110,8 @@ func (c *cluster) waitVoters(n int, d time.Duration) {
 
 // live returns the servers not stopped by the test.
 func (c *cluster) live() []*Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []*Server
 	for _, s := range c.servers {
 		if s.ctx.Err() == nil {
@@ -197,4 +210,30 @@ func (c *cluster) metric(t *testing.T, s *Server, name string) string {
 	}
 	t.Fatalf("no metric %s in /metrics", name)
 	return ""
+}
+
+// restart starts server i again from its data directory, on its Raft and
+// gossip addresses, after the test stopped it.
+func (c *cluster) restart(i int) *Server {
+	c.t.Helper()
+	old := c.servers[i]
+	cfg := old.cfg
+	cfg.RaftAddr = old.Node().RaftAddr()
+	cfg.GossipAddr = old.Pool().Addr()
+	cfg.BootstrapExpect = 0
+	cfg.Join = nil
+	for j, s := range c.servers {
+		if j != i {
+			cfg.Join = append(cfg.Join, s.cfg.GossipAddr)
+		}
+	}
+	s, err := Start(cfg)
+	if err != nil {
+		c.t.Fatalf("restart %s: %v", cfg.NodeID, err)
+	}
+	c.t.Cleanup(func() { _ = s.Kill() })
+	c.mu.Lock()
+	c.servers[i] = s
+	c.mu.Unlock()
+	return s
 }

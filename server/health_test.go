@@ -517,3 +517,45 @@ func TestSelfPreservation(t *testing.T) {
 		t.Fatalf("the same storm restarted the mode: %+v", sp)
 	}
 }
+
+// Every server restarts after an outage longer than the TTL: the new
+// leader gives heartbeats a grace period before judging, so the restart
+// does not mark the catalog unhealthy.
+func TestRestartGivesHeartbeatsAGracePeriod(t *testing.T) {
+	const ttl = 3 * time.Second
+	c := startCluster(t, 3)
+	f := newFleet(c, time.Second)
+	for i := range 30 {
+		f.add(t, instanceRef{"api", fmt.Sprintf("a-%02d", i)}, ttl, time.Hour)
+	}
+	time.Sleep(2 * time.Second)
+	for _, s := range c.servers {
+		if err := s.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(ttl + time.Second) // silent, as far as any server could tell, for longer than the TTL
+	for i := range c.servers {
+		c.restart(i)
+	}
+	c.waitVoters(3, 15*time.Second)
+	// For two TTLs after the restart no instance is ever unhealthy.
+	deadline := time.Now().Add(2 * ttl)
+	for time.Now().Before(deadline) {
+		for _, s := range c.live() {
+			h, err := c.healthOn(s, []string{"api"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(h) != 30 {
+				t.Fatalf("%s has %d instances after the restart", s.cfg.NodeID, len(h))
+			}
+			for ref, ok := range h {
+				if !ok {
+					t.Fatalf("%v unhealthy on %s after the restart", ref, s.cfg.NodeID)
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

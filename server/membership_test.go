@@ -47,7 +47,7 @@ func TestMembershipByGossip(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s4.Kill() })
-	c.servers = append(c.servers, s4)
+	c.add(s4)
 	c.waitVoters(4, 15*time.Second)
 
 	// s4 dies: after dead-server-after the leader removes it (4 → 3 voters
