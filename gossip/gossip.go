@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -139,7 +140,13 @@ type Pool struct {
 	changed chan struct{} // coalesces OnChange calls
 	done    chan struct{}
 	wg      sync.WaitGroup
+
+	sentBytes atomic.Uint64
 }
+
+// SentBytes counts the bytes of messages this pool broadcast (payloads
+// times recipients; memberlist's own probes and gossip not included).
+func (p *Pool) SentBytes() uint64 { return p.sentBytes.Load() }
 
 type record struct {
 	m       Member
@@ -310,7 +317,9 @@ func (p *Pool) Broadcast(payload []byte) {
 		}
 		if err := p.ml.SendReliable(n, msg); err != nil {
 			p.logger.Debug("gossip message not delivered", "to", n.Name, "err", err)
+			continue
 		}
+		p.sentBytes.Add(uint64(len(msg)))
 	}
 }
 

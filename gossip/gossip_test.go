@@ -118,6 +118,9 @@ func TestPoolMembershipMessagesAndFailure(t *testing.T) {
 	}
 
 	c.Broadcast([]byte("hello from c"))
+	if got, want := c.SentBytes(), uint64(2*(1+len("hello from c"))); got != want {
+		t.Errorf("SentBytes %d after one broadcast to two members, want %d", got, want)
+	}
 	for i, r := range recs[:2] {
 		eventually(t, 2*time.Second, fmt.Sprintf("message at %d", i), func() error {
 			if !r.has(&r.msgs, "hello from c") {

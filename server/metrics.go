@@ -36,13 +36,15 @@ var (
 		"Servers known to this server's gossip pool, by status.", []string{"status"}, nil)
 	descHeard = prometheus.NewDesc("switchyard_heartbeats_received_total",
 		"Heartbeats and registrations of ephemeral instances received by this server.", nil, nil)
+	descGossipSent = prometheus.NewDesc("switchyard_gossip_sent_bytes_total",
+		"Bytes of liveness messages this server sent to the others (payload times recipients).", nil, nil)
 	descLiveness = prometheus.NewDesc("switchyard_liveness_entries",
 		"Instances in this server's liveness table (heard here or by gossip).", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSelfPreservation, descInstances, descServices, descNamespaces,
-		descApplied, descLeader, descReady, descMembers, descHeard, descLiveness} {
+		descApplied, descLeader, descReady, descMembers, descHeard, descGossipSent, descLiveness} {
 		ch <- d
 	}
 }
@@ -82,6 +84,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descMembers, float64(n), string(st))
 	}
 	ch <- prometheus.MustNewConstMetric(descHeard, prometheus.CounterValue, float64(c.liveness.HeardTotal()))
+	ch <- prometheus.MustNewConstMetric(descGossipSent, prometheus.CounterValue, float64(c.pool.SentBytes()))
 	gauge(descLiveness, float64(c.liveness.Len()))
 }
 
