@@ -41,6 +41,8 @@ commands:
   register   registrations/s, p50, p99 at several client counts, round-robin over servers
   lookup     lookups/s of an N-instance service, next to a bare net/http handler
   watch      blocking-query wake-up latency after a write
+  heartbeat  heartbeats/s a server absorbs, its CPU and the gossip they cost, Raft entries (none)
+  silence    time from an instance's last heartbeat to unhealthy on every server (p50/p99)
 
 Run "registry-bench <command> -h" for its flags.
 `
@@ -57,6 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runLookup(ctx, args[1:], stdout, stderr)
 	case "watch":
 		return runWatch(ctx, args[1:], stdout, stderr)
+	case "heartbeat":
+		return runHeartbeat(ctx, args[1:], stdout, stderr)
+	case "silence":
+		return runSilence(ctx, args[1:], stdout, stderr)
 	case "bare-serve":
 		// Hidden: the baseline server of `lookup --bare child`.
 		return runBareServe(ctx, args[1:], stdout, stderr)

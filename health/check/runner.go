@@ -211,9 +211,10 @@ func (r *Runner) start(k Key, t Target) {
 
 // run probes l every interval, after an initial delay, until ctx ends.
 func (r *Runner) run(ctx context.Context, l *loop, delay time.Duration) {
+	// Run last: once done is closed, Sync may check that the count is down.
+	defer close(l.done)
 	defer r.wg.Done()
 	defer r.running.Add(-1)
-	defer close(l.done)
 
 	wait := time.NewTimer(delay)
 	select {
