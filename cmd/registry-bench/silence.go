@@ -185,8 +185,6 @@ func runSilence(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	return t.write(stdout)
 }
 
-
-
 func downOn(down []map[string]time.Time, id string) []int {
 	var out []int
 	for k, m := range down {
