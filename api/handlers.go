@@ -430,6 +430,33 @@ func (s *Server) deregister(c *gin.Context) {
 
 // heartbeat answers 200 for a known instance. Heartbeats never become Raft
 // entries; liveness tracking arrives with gossip.
+// checkStatus answers what the health check of an instance last saw.
+func (s *Server) checkStatus(c *gin.Context) {
+	if !s.ready(c) {
+		return
+	}
+	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
+	v, err := s.node.Store().Service(ns, svc)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	in := v.Instance(id)
+	if in == nil {
+		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", id, ns, svc, store.ErrInstanceNotFound))
+		return
+	}
+	out := wire.CheckStatus{Namespace: ns, Service: svc, ID: id, Type: in.Check.Type, Target: in.Check.Target, Healthy: in.Healthy}
+	if s.cfg.Checks != nil {
+		if err := s.cfg.Checks.CheckStatus(c.Request.Context(), in, &out); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	setIndex(c, v.Index)
+	c.JSON(http.StatusOK, out)
+}
+
 // HeartbeatResponse is the answer of PUT …/instances/{id}/heartbeat.
 type HeartbeatResponse struct {
 	ID      string `json:"id"`

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/raft"
@@ -57,6 +58,16 @@ type Config struct {
 	Gossip Gossip
 	// Metrics serves GET /metrics (nil: no such endpoint).
 	Metrics http.Handler
+	// Checks reports what the server-side check of an instance last saw
+	// (nil: GET …/check answers from the catalog alone).
+	Checks Checks
+}
+
+// Checks is what the API needs from the server-side checks.
+type Checks interface {
+	// CheckStatus fills in what the check of in last saw, asking the
+	// server that runs it when that is another one.
+	CheckStatus(ctx context.Context, in *store.Instance, out *wire.CheckStatus) error
 }
 
 // Gossip is what the API needs from the gossip pool; *gossip.Pool
@@ -141,6 +152,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	ns.PUT("/services/:svc/instances/:id", s.register)
 	ns.DELETE("/services/:svc/instances/:id", s.deregister)
 	ns.PUT("/services/:svc/instances/:id/heartbeat", s.heartbeat)
+	ns.GET("/services/:svc/instances/:id/check", s.checkStatus)
 	s.engine = e
 	return s, nil
 }

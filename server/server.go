@@ -62,6 +62,10 @@ type Config struct {
 	// fell silent at once.
 	SelfPreservation health.SelfPreservationConfig
 
+	// CheckSyncInterval is how often a server recomputes which checks it
+	// owns (also at once when gossip membership changes).
+	CheckSyncInterval time.Duration
+
 	// ReconcileInterval is how often the leader brings the Raft
 	// configuration in line with the gossip pool.
 	ReconcileInterval time.Duration
@@ -91,6 +95,7 @@ func DefaultConfig() Config {
 		DefaultDeregisterAfter: health.DefaultDeregisterAfter,
 		SelfPreservation:       health.DefaultSelfPreservation(),
 		ReconcileInterval:      time.Second,
+		CheckSyncInterval:      time.Second,
 		DeadServerAfter:        2 * time.Minute,
 		MinQuorum:              3,
 	}
@@ -107,8 +112,8 @@ func (c Config) Validate() error {
 		return errors.New("bootstrap and bootstrap-expect exclude each other")
 	case c.BootstrapExpect < 0:
 		return errors.New("bootstrap-expect must not be negative")
-	case c.FlushInterval <= 0 || c.JudgeInterval <= 0 || c.ReconcileInterval <= 0:
-		return errors.New("flush, judge and reconcile intervals must be positive")
+	case c.FlushInterval <= 0 || c.JudgeInterval <= 0 || c.ReconcileInterval <= 0 || c.CheckSyncInterval <= 0:
+		return errors.New("flush, judge, reconcile and check-sync intervals must be positive")
 	case c.DefaultTTL <= 0 || c.DefaultDeregisterAfter < c.DefaultTTL:
 		return errors.New("need 0 < default ttl <= default deregister-after")
 	case !(c.SelfPreservation.Threshold >= 0 && c.SelfPreservation.Threshold <= 1) || c.SelfPreservation.Window < 0:
@@ -131,11 +136,13 @@ type Server struct {
 	httpLn   net.Listener
 	peers    *peerFile
 
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	changed chan struct{} // gossip membership changed
-	serve   chan error
+	checks        *checks
+	ctx           context.Context
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	changed       chan struct{} // gossip membership changed (reconcile)
+	checksChanged chan struct{} // gossip membership changed (check owners)
+	serve         chan error
 
 	stopOnce sync.Once
 	stopErr  error
@@ -151,7 +158,9 @@ func Start(cfg Config) (_ *Server, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, logger: logger, changed: make(chan struct{}, 1), serve: make(chan error, 1)}
+	s := &Server{cfg: cfg, logger: logger, changed: make(chan struct{}, 1), checksChanged: make(chan struct{}, 1),
+		serve: make(chan error, 1)}
+	s.checks = &checks{s: s, hc: &http.Client{Timeout: 3 * time.Second}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var cleanup []func()
 	defer func() {
@@ -196,12 +205,12 @@ func Start(cfg Config) (_ *Server, err error) {
 	cleanup = append(cleanup, func() { s.pool.Shutdown() })
 
 	ac := cfg.API
-	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics = logger, s.liveness, s.pool, s.metricsHandler()
+	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(), s.checks
 	s.api, err = api.New(ac, s.node)
 	if err != nil {
 		return nil, err
 	}
-	var handler http.Handler = s.api.Handler()
+	var handler http.Handler = markProxied(s.api.Handler())
 	if cfg.EnableDebug {
 		handler = withPprof(handler)
 		logger.Warn("profiling enabled at /debug/pprof/")
@@ -228,6 +237,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.goRun(s.runFlush)
 	s.goRun(s.runJoin)
 	s.goRun(s.runReconcile)
+	s.goRun(s.runChecks)
 	if cfg.BootstrapExpect > 0 && !s.node.HadState() {
 		s.goRun(s.runBootstrapExpect)
 	}
@@ -294,9 +304,11 @@ func (s *Server) stop(ctx context.Context, leave bool) error {
 }
 
 func (s *Server) membershipChanged() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
+	for _, ch := range []chan struct{}{s.changed, s.checksChanged} {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -60,3 +60,29 @@ type Member struct {
 type MembersResponse struct {
 	Members []Member `json:"members"`
 }
+
+// CheckStatus is the answer of GET …/instances/{id}/check: what the server
+// that checks the instance last saw. It lives in that server's memory, not
+// in Raft.
+type CheckStatus struct {
+	Namespace string `json:"namespace"`
+	Service   string `json:"service"`
+	ID        string `json:"id"`
+	Type      string `json:"type"`
+	Target    string `json:"target,omitempty"`
+	// Healthy is the catalog's verdict.
+	Healthy bool `json:"healthy"`
+	// CheckedBy is the server that runs the check (persistent instances)
+	// or that answered (ephemeral ones).
+	CheckedBy string `json:"checked_by"`
+	// For persistent instances: the last probe and the damping streaks.
+	LastOK               *bool   `json:"last_ok,omitempty"`
+	Output               string  `json:"output,omitempty"`
+	CheckedAt            string  `json:"checked_at,omitempty"`
+	DurationMs           float64 `json:"duration_ms,omitempty"`
+	ConsecutiveFailures  int     `json:"consecutive_failures,omitempty"`
+	ConsecutiveSuccesses int     `json:"consecutive_successes,omitempty"`
+	// For ephemeral instances: how long ago any server last heard from it
+	// (-1: not since the answering server started).
+	LastHeartbeatAgeMs *float64 `json:"last_heartbeat_age_ms,omitempty"`
+}
