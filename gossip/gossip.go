@@ -103,12 +103,13 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
-// DefaultConfig returns settings for servers on a LAN: probe every second,
-// a dead server is declared in about 5 s.
+// DefaultConfig returns settings for servers on a LAN: a registry has a
+// handful of servers, so probing one every 500 ms costs little, and a dead
+// server is suspect within about 2 s and declared dead within about 3 s.
 func DefaultConfig() Config {
 	return Config{
-		ProbeInterval:    time.Second,
-		ProbeTimeout:     500 * time.Millisecond,
+		ProbeInterval:    500 * time.Millisecond,
+		ProbeTimeout:     250 * time.Millisecond,
 		SuspicionMult:    4,
 		GossipInterval:   200 * time.Millisecond,
 		PushPullInterval: 30 * time.Second,
@@ -288,10 +289,12 @@ func (p *Pool) Members() []Member {
 }
 
 // suspectAfter is how long a member may go without answering this server's
-// probes before it is shown as suspect: memberlist probes one member per
-// interval, round robin, so each one about every (n-1) intervals.
+// probes before it is shown as suspect. memberlist probes one member per
+// interval, going round the others in an order it shuffles every round, so
+// two probes of one member can be up to 2(n-1)-1 intervals apart: only a
+// longer silence means a probe went unanswered.
 func (p *Pool) suspectAfter(n int) time.Duration {
-	return time.Duration(max(n-1, 1)+2)*p.cfg.ProbeInterval + p.cfg.ProbeTimeout
+	return time.Duration(2*max(n-1, 1))*p.cfg.ProbeInterval + p.cfg.ProbeTimeout
 }
 
 // Forget drops a dead or departed member from Members (after it has been

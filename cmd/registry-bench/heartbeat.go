@@ -141,7 +141,9 @@ func runHeartbeat(ctx context.Context, args []string, stdout, stderr io.Writer) 
 }
 
 // registerMany registers n ephemeral instances i-0 … i-(n-1) under base
-// with 32 concurrent clients.
+// with 32 concurrent clients. Their TTL is ten minutes: registering tens of
+// thousands takes longer than the default 15 s, and the first ones must not
+// turn unhealthy before the run reaches them.
 func registerMany(ctx context.Context, srvs []string, base string, n int, timeout time.Duration) error {
 	hc := newHTTPClient(32, timeout)
 	defer hc.CloseIdleConnections()
@@ -157,7 +159,7 @@ func registerMany(ctx context.Context, srvs []string, base string, n int, timeou
 				if i >= int64(n) || ctx.Err() != nil {
 					return
 				}
-				body := fmt.Sprintf(`{"address":"10.%d.%d.%d","port":8080,"ephemeral":true}`, (i>>16)&255, (i>>8)&255, i&255)
+				body := fmt.Sprintf(`{"address":"10.%d.%d.%d","port":8080,"ephemeral":true,"check":{"ttl":"10m","deregister_after":"30m"}}`, (i>>16)&255, (i>>8)&255, i&255)
 				req, err := http.NewRequestWithContext(ctx, http.MethodPut, srvs[(int(i)+w)%len(srvs)]+base+"i-"+strconv.FormatInt(i, 10),
 					bytes.NewReader([]byte(body)))
 				if err != nil {

@@ -43,6 +43,7 @@ commands:
   watch      blocking-query wake-up latency after a write
   heartbeat  heartbeats/s a server absorbs, its CPU and the gossip they cost, Raft entries (none)
   silence    time from an instance's last heartbeat to unhealthy on every server (p50/p99)
+  detect     SIGKILL a server and time until another shows it suspect, then dead
 
 Run "registry-bench <command> -h" for its flags.
 `
@@ -63,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runHeartbeat(ctx, args[1:], stdout, stderr)
 	case "silence":
 		return runSilence(ctx, args[1:], stdout, stderr)
+	case "detect":
+		return runDetect(ctx, args[1:], stdout, stderr)
 	case "bare-serve":
 		// Hidden: the baseline server of `lookup --bare child`.
 		return runBareServe(ctx, args[1:], stdout, stderr)
