@@ -129,14 +129,14 @@ log "building registry and registry-bench"
 } | emit
 
 # ---------------------------------------------------------------- cluster
-for port in 7410 7411 7420 7421 7430 7431; do
+for port in 7410 7411 7412 7420 7421 7422 7430 7431 7432; do
 	port_in_use "$port" && die "port $port is in use: is a cluster running? Stop it (scripts/cluster.sh down) and run again"
 done
 if $OWN_CLUSTER; then
 	log "starting three nodes from this script (data in $WORK/cluster)"
 	for n in 1 2 3; do
-		args=(server --node-id "n$n" --data-dir "$WORK/cluster/n$n" --http-addr "127.0.0.1:74${n}0" --raft-addr "127.0.0.1:74${n}1" --log-level warn)
-		if ((n == 1)); then args+=(--bootstrap); else args+=(--join 127.0.0.1:7410); fi
+		args=(server --node-id "n$n" --data-dir "$WORK/cluster/n$n" --http-addr "127.0.0.1:74${n}0" --raft-addr "127.0.0.1:74${n}1"
+			--gossip-addr "127.0.0.1:74${n}2" --bootstrap-expect 3 --join 127.0.0.1:7412,127.0.0.1:7422,127.0.0.1:7432 --log-level warn)
 		mkdir -p "$WORK/cluster"
 		"$BIN/registry" "${args[@]}" >"$WORK/cluster/n$n.log" 2>&1 &
 		OWN_PIDS+=($!)
@@ -178,6 +178,14 @@ echo | emit
 "$BIN/registry-bench" watch --server "http://$follower_http" --write-server "http://$leader_http" \
 	--samples "$SAMPLES" --max-duration 60s | emit
 "$BIN/registry-bench" register --servers "$SERVERS" --clients 1,16,64 --duration "$DURATION" --pids "$cluster_pids" | emit
+# Heartbeats that one server (a follower) absorbs, and what they cost the
+# cluster; then how fast silence turns into unhealthy everywhere; last, kill
+# n3 and time its detection (the cluster is torn down right after).
+"$BIN/registry-bench" heartbeat --servers "http://$follower_http" --metrics "$SERVERS" --clients 16,64 \
+	--duration "$DURATION" --instances 20000 --pids "$cluster_pids" | emit
+"$BIN/registry-bench" silence --servers "$SERVERS" --samples 40 --ttl 3s | emit
+if [[ "$CLUSTER_STARTED" == own ]]; then n3_pid="${OWN_PIDS[2]}"; else n3_pid="$(tr -dc '0-9' <"$ROOT/.cluster/pids/n3.pid")"; fi
+"$BIN/registry-bench" detect --server http://127.0.0.1:7410 --member n3 --kill-pid "$n3_pid" | emit
 
 case "$CLUSTER_STARTED" in
 script) "$ROOT/scripts/cluster.sh" down --purge >&2 ;;
