@@ -14,6 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -179,16 +180,19 @@ func TestServerSideChecks(t *testing.T) {
 }
 
 // The server that checks an instance dies: a live one takes the check over
-// within 5 s.
+// within 5 s, with the production gossip timings and ownership sync.
 func TestChecksMoveWhenAServerDies(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) { cfg.CheckSyncInterval = 200 * time.Millisecond })
+	c := startCluster(t, 3, func(cfg *Config) {
+		cfg.Gossip = gossip.DefaultConfig()
+		cfg.CheckSyncInterval = DefaultConfig().CheckSyncInterval
+	})
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer hs.Close()
 	for i := range 12 {
 		c.registerChecked(t, fmt.Sprintf("svc-%02d", i), store.CheckHTTP, hs.URL)
 	}
 	owners := map[string]string{}
-	eventually(t, 3*time.Second, "every check owned once", func() error {
+	eventually(t, 5*time.Second, "every check owned once", func() error {
 		for i := range 12 {
 			id := fmt.Sprintf("svc-%02d", i)
 			got := c.checkers(id)

@@ -104,7 +104,9 @@ func registerLevel(ctx context.Context, s registerSpec) registerResult {
 		op: func(ctx context.Context, w int, seq int64) error {
 			server := s.servers[(int64(w)+seq)%int64(len(s.servers))]
 			path := base[seq%int64(s.services)] + s.prefix + "-" + strconv.FormatInt(seq, 10)
-			body := fmt.Sprintf(`{"address":"10.%d.%d.%d","port":%d}`, (seq>>16)&255, (seq>>8)&255, seq&255, 1+seq%65535)
+			// Persistent instances: nobody heartbeats them, and ephemeral
+			// ones would turn unhealthy and expire during later runs.
+			body := fmt.Sprintf(`{"address":"10.%d.%d.%d","port":%d,"ephemeral":false}`, (seq>>16)&255, (seq>>8)&255, seq&255, 1+seq%65535)
 			req, err := http.NewRequestWithContext(ctx, http.MethodPut, server+path, bytes.NewReader([]byte(body)))
 			if err != nil {
 				return err

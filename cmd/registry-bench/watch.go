@@ -123,7 +123,7 @@ func watchBench(ctx context.Context, s watchSpec) (watchResult, error) {
 
 	svcPath := fmt.Sprintf("/v1/namespaces/%s/services/%s/instances", url.PathEscape(s.namespace), url.PathEscape(s.service))
 	write := func(port int) error {
-		body := fmt.Sprintf(`{"address":"10.2.0.1","port":%d}`, port)
+		body := fmt.Sprintf(`{"address":"10.2.0.1","port":%d,"ephemeral":false}`, port)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.writeServer+svcPath+"/w-0", strings.NewReader(body))
 		if err != nil {
 			return err
