@@ -120,6 +120,15 @@ func mergeMembers(rms []raft.Member, gms []gossip.Member, haveGossip bool) []wir
 // instances still silent are then removed as their deregister_after
 // passes. Ending a mode that is not active changes nothing.
 func (s *Server) endSelfPreservation(c *gin.Context) {
+	// Decide from an up-to-date catalog: a server behind the leader could
+	// answer "not active" while it is, or end a mode heartbeats ended.
+	if !s.ready(c) {
+		return
+	}
+	if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
+		s.fail(c, err)
+		return
+	}
 	sp := s.node.Store().SelfPreservation()
 	if sp.Active {
 		next := sp
@@ -428,8 +437,6 @@ func (s *Server) deregister(c *gin.Context) {
 	}
 }
 
-// heartbeat answers 200 for a known instance. Heartbeats never become Raft
-// entries; liveness tracking arrives with gossip.
 // checkStatus answers what the health check of an instance last saw.
 func (s *Server) checkStatus(c *gin.Context) {
 	if !s.ready(c) {

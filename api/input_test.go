@@ -202,6 +202,11 @@ func TestBadInput(t *testing.T) {
 		{name: "empty tag", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"tags":[""]}`, status: 400, code: "invalid", after: absent(web2)},
 		{name: "http check on ephemeral", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"check":{"type":"http","target":"http://10.0.0.2:8080/"}}`, status: 400, code: "invalid", after: absent(web2)},
 		{name: "ttl check on persistent", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"ephemeral":false,"check":{"type":"ttl"}}`, status: 400, code: "invalid", after: absent(web2)},
+		{name: "http check target not a URL", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"ephemeral":false,"check":{"type":"http","target":"10.0.0.2:8080/health"}}`, status: 400, code: "invalid", after: absent(web2)},
+		{name: "http check target ftp", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"ephemeral":false,"check":{"type":"http","target":"ftp://10.0.0.2/"}}`, status: 400, code: "invalid", after: absent(web2)},
+		{name: "tcp check target without port", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"ephemeral":false,"check":{"type":"tcp","target":"10.0.0.2"}}`, status: 400, code: "invalid", after: absent(web2)},
+		{name: "tcp check target port 0", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"ephemeral":false,"check":{"type":"tcp","target":"10.0.0.2:0"}}`, status: 400, code: "invalid", after: absent(web2)},
+		{name: "grpc check target without port", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"ephemeral":false,"check":{"type":"grpc","target":"10.0.0.2/orders"}}`, status: 400, code: "invalid", after: absent(web2)},
 		{name: "unknown check type", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"check":{"type":"ping"}}`, status: 400, code: "invalid", after: absent(web2)},
 		{name: "check ttl over 24h", method: "PUT", path: web2, body: `{"address":"10.0.0.2","port":8080,"check":{"ttl":"25h"}}`, status: 400, code: "invalid", after: absent(web2)},
 

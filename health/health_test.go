@@ -318,3 +318,37 @@ func TestJudgeNoSelfPreservationForSmallFleets(t *testing.T) {
 		t.Fatalf("silent instances of a small fleet not expired: %v", h)
 	}
 }
+
+// An instance whose deregister_after equals its TTL goes from healthy to
+// expiring in one round; under self-preservation it must still turn
+// unhealthy.
+func TestJudgeSelfPreservationMarksExpiringUnhealthy(t *testing.T) {
+	r := newRig(t)
+	r.j.cfg.SelfPreservation = DefaultSelfPreservation()
+	ctx := context.Background()
+	for i := range 10 {
+		r.index++
+		in := store.Instance{Address: "10.0.0.1", Port: 80, Weight: 1, Enabled: true, Ephemeral: true,
+			Check: store.Check{TTL: store.Duration(time.Second), DeregisterAfter: store.Duration(time.Second)}}
+		if _, err := r.st.Apply(r.index, &store.Command{Type: store.CommandRegister, Time: r.clk.now(),
+			Namespace: "default", Service: "web", ID: fmt.Sprintf("i-%d", i), Instance: &in}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 5 {
+		r.clk.add(time.Second)
+		_ = r.j.Round(ctx)
+	}
+	if !r.st.SelfPreservation().Active {
+		t.Fatal("all ten silent at once: no self-preservation")
+	}
+	h := r.healthy(t)
+	if len(h) != 10 {
+		t.Fatalf("%d instances left under self-preservation", len(h))
+	}
+	for id, ok := range h {
+		if ok {
+			t.Fatalf("%s still healthy although silent past its TTL", id)
+		}
+	}
+}

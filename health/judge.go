@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/switchyard-io/switchyard/store"
@@ -168,10 +169,14 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 						v.NewlySilent++
 					}
 				}
-				switch {
-				case silence > dereg:
+				if silence > dereg {
 					expire = append(expire, &store.Command{Type: store.CommandDeregister,
 						Namespace: in.Namespace, Service: in.Service, ID: in.ID, IfIndex: in.ModifyIndex})
+				}
+				// Health is judged for expiring instances too: if
+				// self-preservation holds the expiry back, they must still
+				// turn unhealthy.
+				switch {
 				case silent && in.Healthy:
 					changes = append(changes, store.HealthChange{Namespace: in.Namespace, Service: in.Service, ID: in.ID, Healthy: false, IfIndex: in.ModifyIndex})
 					v.Unhealthy++
@@ -189,6 +194,24 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 	if preserving {
 		v.Preserving = true
 		expire = nil
+	} else if len(expire) > 0 {
+		// Those removed now need no health change first (and one would move
+		// their modify_index under the conditional deregister).
+		gone := make(map[Key]bool, len(expire))
+		for _, c := range expire {
+			gone[Key{c.Namespace, c.Service, c.ID}] = true
+		}
+		changes = slices.DeleteFunc(changes, func(h store.HealthChange) bool {
+			if gone[Key{h.Namespace, h.Service, h.ID}] {
+				if h.Healthy {
+					v.Healthy--
+				} else {
+					v.Unhealthy--
+				}
+				return true
+			}
+			return false
+		})
 	}
 	for len(changes) > 0 {
 		n := min(len(changes), store.MaxHealthChanges)

@@ -3,8 +3,11 @@ package store
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -181,6 +184,9 @@ func (i *Instance) normalizeCheck() error {
 		if c.Target == "" {
 			return invalid("check type %q needs a target", c.Type)
 		}
+		if err := validateTarget(c.Type, c.Target); err != nil {
+			return err
+		}
 	case CheckNone:
 		if i.Ephemeral {
 			return invalid("ephemeral instances must heartbeat: check type must be ttl")
@@ -199,6 +205,36 @@ func (i *Instance) normalizeCheck() error {
 	if c.FailuresBeforeUnhealthy < 0 || c.FailuresBeforeUnhealthy > 100 ||
 		c.SuccessesBeforeHealthy < 0 || c.SuccessesBeforeHealthy > 100 {
 		return invalid("check failures_before_unhealthy and successes_before_healthy must be 0-100")
+	}
+	return nil
+}
+
+// MaxTargetLen bounds a check target.
+const MaxTargetLen = 1024
+
+// validateTarget checks the shape of a server-side check's target: an
+// http(s) URL with a host, or host:port, with "/service" after it for gRPC.
+func validateTarget(typ, target string) error {
+	if len(target) > MaxTargetLen {
+		return invalid("check target is longer than %d characters", MaxTargetLen)
+	}
+	hostPort := target
+	switch typ {
+	case CheckHTTP:
+		u, err := url.Parse(target)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return invalid("http check target %q must be a URL like http://10.0.0.1:8080/health", target)
+		}
+		return nil
+	case CheckGRPC:
+		hostPort, _, _ = strings.Cut(target, "/")
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	if p, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || p < 1 || p > 65535 {
+		if typ == CheckGRPC {
+			return invalid("grpc check target %q must be host:port or host:port/service", target)
+		}
+		return invalid("%s check target %q must be host:port", typ, target)
 	}
 	return nil
 }

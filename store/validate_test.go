@@ -270,14 +270,20 @@ func TestInstanceNormalize(t *testing.T) {
 		}, wantErr: "takes no target"},
 		{name: "unknown check type", edit: func(i *Instance) { i.Check = Check{Type: "icmp"} }, wantErr: "not one of"},
 		{name: "uppercase check type", edit: func(i *Instance) { i.Check = Check{Type: "HTTP", Target: "x"} }, wantErr: "not one of"},
+		{name: "http target without scheme", edit: func(i *Instance) { i.Check = Check{Type: CheckHTTP, Target: "10.0.0.1:80/health"} }, wantErr: "must be a URL"},
+		{name: "http target without host", edit: func(i *Instance) { i.Check = Check{Type: CheckHTTP, Target: "http:///health"} }, wantErr: "must be a URL"},
+		{name: "tcp target without port", edit: func(i *Instance) { i.Check = Check{Type: CheckTCP, Target: "10.0.0.1"} }, wantErr: "host:port"},
+		{name: "tcp target port out of range", edit: func(i *Instance) { i.Check = Check{Type: CheckTCP, Target: "10.0.0.1:70000"} }, wantErr: "host:port"},
+		{name: "grpc target without host", edit: func(i *Instance) { i.Check = Check{Type: CheckGRPC, Target: ":9090/orders"} }, wantErr: "host:port/service"},
+		{name: "target too long", edit: func(i *Instance) { i.Check = Check{Type: CheckTCP, Target: strings.Repeat("a", 1100) + ":1"} }, wantErr: "longer than"},
 
 		// Check durations and counters.
 		{name: "durations at 24h", edit: func(i *Instance) {
 			d := Duration(24 * time.Hour)
-			i.Check = Check{Type: CheckHTTP, Target: "x", Interval: d, Timeout: d, DeregisterAfter: d}
+			i.Check = Check{Type: CheckHTTP, Target: "http://x/", Interval: d, Timeout: d, DeregisterAfter: d}
 		}, want: func(i *Instance) {
 			d := Duration(24 * time.Hour)
-			i.Check = Check{Type: CheckHTTP, Target: "x", Interval: d, Timeout: d, DeregisterAfter: d}
+			i.Check = Check{Type: CheckHTTP, Target: "http://x/", Interval: d, Timeout: d, DeregisterAfter: d}
 		}},
 		{name: "negative interval", edit: func(i *Instance) { i.Check.Interval = Duration(-time.Second) }, wantErr: "check interval"},
 		{name: "timeout above 24h", edit: func(i *Instance) { i.Check.Timeout = Duration(24*time.Hour + 1) }, wantErr: "check timeout"},

@@ -74,7 +74,7 @@ type CheckStatus struct {
 	Healthy bool `json:"healthy"`
 	// CheckedBy is the server that runs the check (persistent instances)
 	// or that answered (ephemeral ones).
-	CheckedBy string `json:"checked_by"`
+	CheckedBy string `json:"checked_by,omitempty"`
 	// For persistent instances: the last probe and the damping streaks.
 	LastOK               *bool   `json:"last_ok,omitempty"`
 	Output               string  `json:"output,omitempty"`
