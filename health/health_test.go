@@ -352,3 +352,52 @@ func TestJudgeSelfPreservationMarksExpiringUnhealthy(t *testing.T) {
 		}
 	}
 }
+
+// When heartbeats end self-preservation, instances still silent at that
+// moment are not removed at once: they get a full deregister_after.
+func TestJudgeStragglersAfterSelfPreservation(t *testing.T) {
+	r := newRig(t)
+	r.j.cfg.SelfPreservation = DefaultSelfPreservation()
+	ctx := context.Background()
+	ids := make([]string, 20)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("i-%02d", i)
+		r.register(t, ids[i], 10*time.Second) // deregister after 40 s
+	}
+	beat := func(from, to int) {
+		for _, id := range ids[from:to] {
+			r.live.Heard(Key{"default", "web", id})
+		}
+	}
+	for range 60 { // 8 of 20 silent for a minute: self-preservation
+		r.clk.add(time.Second)
+		beat(8, 20)
+		_ = r.j.Round(ctx)
+	}
+	if !r.st.SelfPreservation().Active {
+		t.Fatal("no self-preservation")
+	}
+	// Six come back: two stay silent (10%, under the threshold).
+	r.clk.add(time.Second)
+	beat(2, 20)
+	_ = r.j.Round(ctx)
+	if sp := r.st.SelfPreservation(); sp.Active || sp.EndedBy != "heartbeats" {
+		t.Fatalf("mode %+v", sp)
+	}
+	for range 30 {
+		r.clk.add(time.Second)
+		beat(2, 20)
+		_ = r.j.Round(ctx)
+	}
+	if h := r.healthy(t); len(h) != 20 || h["i-00"] || h["i-01"] {
+		t.Fatalf("30 s after the mode ended: %d instances (%v); stragglers must stay, unhealthy", len(h), h)
+	}
+	for range 11 {
+		r.clk.add(time.Second)
+		beat(2, 20)
+		_ = r.j.Round(ctx)
+	}
+	if h := r.healthy(t); len(h) != 18 {
+		t.Fatalf("41 s after the mode ended: %d instances, want the 18 alive", len(h))
+	}
+}

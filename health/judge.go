@@ -169,7 +169,14 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 						v.NewlySilent++
 					}
 				}
-				if silence > dereg {
+				// When heartbeats ended self-preservation, the last few
+				// instances still silent get a full deregister_after from
+				// that moment: they are most likely on their way back.
+				expSilence := silence
+				if !sp.Active && sp.EndedBy == "heartbeats" && sp.EndedAt.After(last) {
+					expSilence = now.Sub(sp.EndedAt)
+				}
+				if expSilence > dereg {
 					expire = append(expire, &store.Command{Type: store.CommandDeregister,
 						Namespace: in.Namespace, Service: in.Service, ID: in.ID, IfIndex: in.ModifyIndex})
 				}
