@@ -20,6 +20,8 @@ var (
 	ErrBodyTooLarge = errors.New("request body too large")
 	// ErrNotReady: this server has not caught up with the leader.
 	ErrNotReady = errors.New("server not ready")
+	// ErrNoInstance: a pick found no instance that may take traffic.
+	ErrNoInstance = errors.New("no instance available")
 )
 
 // ErrorBody is the JSON shape of every error answer.
@@ -48,6 +50,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "namespace_in_use"
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, "conflict"
+	case errors.Is(err, ErrNoInstance):
+		return http.StatusServiceUnavailable, "no_instance"
 	case errors.Is(err, ErrNotReady):
 		return http.StatusServiceUnavailable, "not_ready"
 	case errors.Is(err, raft.ErrNoLeader):

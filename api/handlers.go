@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -324,68 +323,58 @@ func (s *Server) deleteService(c *gin.Context) {
 // InstancesResponse is the answer of GET …/services/{svc}/instances.
 type InstancesResponse = wire.InstancesResponse
 
-type listKey struct{ healthyOnly bool }
+type listKey struct{}
 
-// encodedList is a memoised instance list.
-type encodedList struct {
-	body      []byte
-	protected bool
-}
-
-// encodeInstances renders a view's instance list once per view: views are
-// immutable, so every later lookup of the same version writes cached bytes.
-//
-// A healthy-only list applies the service's protect threshold: when the
-// healthy share of the enabled instances is below it, the list holds every
-// enabled instance, each with its real health, and says it is protected, so
-// that a mass failure does not pile all traffic onto the last survivors.
-func encodeInstances(v *store.ServiceView, healthyOnly bool) encodedList {
-	return v.Memo(listKey{healthyOnly}, func() any {
+// encodeInstances renders a view's full instance list once per view: views
+// are immutable, so every later lookup of the same version writes cached
+// bytes.
+func encodeInstances(v *store.ServiceView) []byte {
+	return v.Memo(listKey{}, func() any {
 		out := InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
-			Settings: v.Service.ServiceSettings, Index: v.Index, Instances: v.Instances}
-		if healthyOnly {
-			out.Protected = v.Protected()
-			out.Instances = make([]*store.Instance, 0, len(v.Instances))
-			for _, in := range v.Instances {
-				if in.Enabled && (in.Healthy || out.Protected) {
-					out.Instances = append(out.Instances, in)
-				}
-			}
+			Settings: v.Service.ServiceSettings, Index: v.Index, Instances: make([]wire.Instance, len(v.Instances))}
+		for k, in := range v.Instances {
+			out.Instances[k].Instance = in
 		}
-		if out.Instances == nil {
-			out.Instances = []*store.Instance{}
-		}
-		b, err := json.Marshal(out)
-		if err != nil {
-			// Every field is a plain value: this cannot happen.
-			panic(fmt.Sprintf("api: encode instances: %v", err))
-		}
-		return encodedList{body: b, protected: out.Protected}
-	}).(encodedList)
+		return mustJSON(out)
+	}).([]byte)
 }
 
-// HeaderProtected marks a healthy-only answer widened by the protect
-// threshold.
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Every field is a plain value: this cannot happen.
+		panic(fmt.Sprintf("api: encode: %v", err))
+	}
+	return b
+}
+
+// HeaderProtected marks an answer widened by the protect threshold.
 const HeaderProtected = "X-Switchyard-Protected"
 
+// listInstances lists a service's instances. Without healthy=true or near=
+// it is the catalog's full list; with either, it is a selection: the
+// instances that may receive the caller's traffic, nearest first (see
+// selectInstances).
 func (s *Server) listInstances(c *gin.Context) {
-	healthyOnly := false
-	if v := c.Query("healthy"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			s.fail(c, fmt.Errorf("%w: healthy=%q: use true or false", ErrBadRequest, v))
-			return
-		}
-		healthyOnly = b
+	q, ok := s.lookupQuery(c)
+	if !ok {
+		return
 	}
-	var v *store.ServiceView
-	if _, ok := s.block(c, s.serviceQuery(c, &v)); ok {
-		l := encodeInstances(v, healthyOnly)
-		if l.protected {
-			c.Header(HeaderProtected, "1")
+	if !q.selection {
+		var v *store.ServiceView
+		if _, ok := s.block(c, s.serviceQuery(c, &v)); ok {
+			c.Data(http.StatusOK, "application/json; charset=utf-8", encodeInstances(v))
 		}
-		c.Data(http.StatusOK, "application/json; charset=utf-8", l.body)
+		return
 	}
+	var r selected
+	if _, ok := s.block(c, s.selectionQuery(c.Param("ns"), c.Param("svc"), q.caller, &r)); !ok {
+		return
+	}
+	if r.protected {
+		c.Header(HeaderProtected, "1")
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", r.body())
 }
 
 func (s *Server) getInstance(c *gin.Context) {

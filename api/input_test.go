@@ -503,8 +503,8 @@ func TestRegisterRoundTrip(t *testing.T) {
 			for _, in := range list.Instances {
 				if in.ID == c.id {
 					found = true
-					if !reflect.DeepEqual(*in, stored) {
-						t.Errorf("instance list has %+v, want %+v", *in, stored)
+					if !reflect.DeepEqual(*in.Instance, stored) {
+						t.Errorf("instance list has %+v, want %+v", *in.Instance, stored)
 					}
 				}
 			}

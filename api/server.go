@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/raft"
@@ -61,6 +62,12 @@ type Config struct {
 	// Checks reports what the server-side check of an instance last saw
 	// (nil: GET …/check answers from the catalog alone).
 	Checks Checks
+	// Locality is where this server runs: the caller's locality for
+	// lookups that do not say (near=).
+	Locality store.Locality
+	// Topology gives round-trip times between datacenters, to order other
+	// regions (nil: by name).
+	Topology disaster.Topology
 }
 
 // Checks is what the API needs from the server-side checks.
@@ -149,6 +156,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	ns.DELETE("/services/:svc", s.deleteService)
 	ns.GET("/services/:svc/instances", s.read, s.listInstances)
 	ns.GET("/services/:svc/instances/:id", s.read, s.getInstance)
+	ns.GET("/services/:svc/pick", s.read, s.pick)
 	ns.PUT("/services/:svc/instances/:id", s.register)
 	ns.DELETE("/services/:svc/instances/:id", s.deregister)
 	ns.PUT("/services/:svc/instances/:id/heartbeat", s.heartbeat)

@@ -127,6 +127,36 @@ func (a *API) Deregister(ctx context.Context, ns, svc, id string) error {
 	return err
 }
 
+// PickOptions refine a pick.
+type PickOptions struct {
+	Near     string
+	Key      string
+	Balancer string
+}
+
+// Pick asks the server to choose one instance for a caller.
+func (a *API) Pick(ctx context.Context, ns, svc string, o PickOptions) (*wire.PickResponse, error) {
+	q := url.Values{}
+	if o.Near != "" {
+		q.Set("near", o.Near)
+	}
+	if o.Key != "" {
+		q.Set("key", o.Key)
+	}
+	if o.Balancer != "" {
+		q.Set("balancer", o.Balancer)
+	}
+	path := "/v1/namespaces/" + url.PathEscape(ns) + "/services/" + url.PathEscape(svc) + "/pick"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out wire.PickResponse
+	if _, err := a.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Heartbeat reports an instance alive.
 func (a *API) Heartbeat(ctx context.Context, ns, svc, id string) error {
 	_, err := a.do(ctx, http.MethodPut, instancePath(ns, svc, id)+"/heartbeat", nil, nil)
@@ -136,7 +166,10 @@ func (a *API) Heartbeat(ctx context.Context, ns, svc, id string) error {
 // LookupOptions refine a lookup.
 type LookupOptions struct {
 	HealthyOnly bool
-	Consistent  bool
+	// Near asks for a selection for a caller at this locality
+	// ("region/datacenter/unit"; trailing parts may be left out).
+	Near       string
+	Consistent bool
 	// Index and Wait make a blocking query: the call returns when the
 	// answer's index passes Index, or after Wait.
 	Index uint64
@@ -148,6 +181,9 @@ func (a *API) Lookup(ctx context.Context, ns, svc string, o LookupOptions) (*Ins
 	q := url.Values{}
 	if o.HealthyOnly {
 		q.Set("healthy", "true")
+	}
+	if o.Near != "" {
+		q.Set("near", o.Near)
 	}
 	if o.Consistent {
 		q.Set("consistent", "true")

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/raft"
@@ -34,6 +35,9 @@ type Config struct {
 	// AdvertiseGossipAddr what other servers reach (default: GossipAddr).
 	GossipAddr, AdvertiseGossipAddr string
 	Locality                        store.Locality
+	// DatacenterRTT overrides the round-trip times gossip measures between
+	// datacenters, for ordering other regions nearest first.
+	DatacenterRTT disaster.RTTTable
 
 	// Bootstrap starts a new cluster with this server as its only voter.
 	Bootstrap bool
@@ -206,6 +210,7 @@ func Start(cfg Config) (_ *Server, err error) {
 
 	ac := cfg.API
 	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(), s.checks
+	ac.Locality, ac.Topology = cfg.Locality, &topology{s: s, static: cfg.DatacenterRTT}
 	s.api, err = api.New(ac, s.node)
 	if err != nil {
 		return nil, err

@@ -25,12 +25,40 @@ type InstancesResponse struct {
 	Service   string                `json:"service"`
 	Settings  store.ServiceSettings `json:"settings"`
 	Index     uint64                `json:"index"`
-	// Protected: a healthy-only lookup found the healthy share of the
-	// enabled instances below the service's protect threshold, and so
-	// returned every enabled instance, unhealthy ones included (each with
-	// its real healthy flag).
-	Protected bool              `json:"protected,omitempty"`
-	Instances []*store.Instance `json:"instances"`
+	// Near is the caller's locality a selection was made for (absent in a
+	// plain listing).
+	Near *store.Locality `json:"near,omitempty"`
+	// ServedBy is the namespace whose instances a selection returns: the
+	// one asked for, or the first of its fallback chain that had a usable
+	// instance.
+	ServedBy string `json:"served_by,omitempty"`
+	// Levels are the locality levels a selection drew from, nearest first
+	// (unit, datacenter, region, region+1, …, anywhere): more than one
+	// after spill-over.
+	Levels []string `json:"levels,omitempty"`
+	// Protected: the healthy share of the chosen scope is below the
+	// service's protect threshold, so every enabled instance of it is
+	// returned, unhealthy ones included (each with its real healthy flag).
+	Protected bool       `json:"protected,omitempty"`
+	Instances []Instance `json:"instances"`
+}
+
+// Instance is an instance in an answer: the stored instance and, in a
+// selection, the locality level that chose it.
+type Instance struct {
+	*store.Instance
+	Level string `json:"level,omitempty"`
+}
+
+// PickResponse is the answer of GET …/services/{svc}/pick.
+type PickResponse struct {
+	Namespace string          `json:"namespace"`
+	Service   string          `json:"service"`
+	ServedBy  string          `json:"served_by"`
+	Near      *store.Locality `json:"near,omitempty"`
+	Balancer  string          `json:"balancer"`
+	Protected bool            `json:"protected,omitempty"`
+	Instance  Instance        `json:"instance"`
 }
 
 // Member is one server of the cluster, as GET /v1/cluster/members lists it:

@@ -13,6 +13,7 @@ import (
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -111,7 +112,7 @@ func registerCommand(stdout io.Writer) *ffcli.Command {
 			if c.output == "json" {
 				return printJSON(stdout, in)
 			}
-			return printInstances(stdout, []*store.Instance{in})
+			return printInstances(stdout, []wire.Instance{{Instance: in}})
 		},
 	}
 }
@@ -155,11 +156,13 @@ func lookupCommand(stdout io.Writer) *ffcli.Command {
 	var (
 		c                   common
 		healthy, consistent bool
+		near                string
 	)
 	fs := flag.NewFlagSet("registry lookup", flag.ContinueOnError)
 	c.flags(fs)
 	fs.BoolVar(&healthy, "healthy", false, "only healthy, enabled instances")
 	fs.BoolVar(&consistent, "consistent", false, "linearizable read")
+	fs.StringVar(&near, "near", "", "select for a caller at region/datacenter/unit: nearest first, with spill-over")
 	return &ffcli.Command{
 		Name:       "lookup",
 		ShortUsage: "registry lookup [flags] SERVICE",
@@ -174,7 +177,7 @@ func lookupCommand(stdout io.Writer) *ffcli.Command {
 			if len(args) != 1 {
 				return fmt.Errorf("give exactly one service name")
 			}
-			res, err := a.Lookup(ctx, c.namespace, args[0], client.LookupOptions{HealthyOnly: healthy, Consistent: consistent})
+			res, err := a.Lookup(ctx, c.namespace, args[0], client.LookupOptions{HealthyOnly: healthy, Near: near, Consistent: consistent})
 			if err != nil {
 				return err
 			}
@@ -222,12 +225,60 @@ func membersCommand(stdout io.Writer) *ffcli.Command {
 	}
 }
 
-func printInstances(w io.Writer, ins []*store.Instance) error {
+func printInstances(w io.Writer, ins []wire.Instance) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tWEIGHT\tHEALTHY\tENABLED\tLOCALITY\tTAGS")
+	levels := false
 	for _, in := range ins {
-		fmt.Fprintf(tw, "%s\t%s:%d\t%d\t%v\t%v\t%s\t%s\n", in.ID, in.Address, in.Port, in.Weight, in.Healthy,
+		levels = levels || in.Level != ""
+	}
+	head := "ID\tADDRESS\tWEIGHT\tHEALTHY\tENABLED\tLOCALITY\tTAGS"
+	if levels {
+		head += "\tLEVEL"
+	}
+	fmt.Fprintln(tw, head)
+	for _, in := range ins {
+		fmt.Fprintf(tw, "%s\t%s:%d\t%d\t%v\t%v\t%s\t%s", in.ID, in.Address, in.Port, in.Weight, in.Healthy,
 			in.Enabled, in.Locality, strings.Join(in.Tags, ","))
+		if levels {
+			fmt.Fprintf(tw, "\t%s", in.Level)
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+func pickCommand(stdout io.Writer) *ffcli.Command {
+	var (
+		c                   common
+		near, key, balancer string
+	)
+	fs := flag.NewFlagSet("registry pick", flag.ContinueOnError)
+	c.flags(fs)
+	fs.StringVar(&near, "near", "", "the caller's region/datacenter/unit (default: the server's)")
+	fs.StringVar(&key, "key", "", "stickiness key for consistent_hash (a session or user id)")
+	fs.StringVar(&balancer, "balancer", "", "weighted_random, round_robin, least_loaded or consistent_hash (default: the service's)")
+	return &ffcli.Command{
+		Name:       "pick",
+		ShortUsage: "registry pick [flags] SERVICE",
+		ShortHelp:  "choose one instance of a service for a caller",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("give exactly one service name")
+			}
+			res, err := a.Pick(ctx, c.namespace, args[0], client.PickOptions{Near: near, Key: key, Balancer: balancer})
+			if err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return printJSON(stdout, res)
+			}
+			return printInstances(stdout, []wire.Instance{res.Instance})
+		},
+	}
 }

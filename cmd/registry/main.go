@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			registerCommand(stdout),
 			deregisterCommand(stdout),
 			lookupCommand(stdout),
+			pickCommand(stdout),
 			membersCommand(stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
