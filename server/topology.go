@@ -39,8 +39,9 @@ func (t *topology) RTT(from, to string) (time.Duration, bool) {
 	return best, found
 }
 
-// ParseRTTTable reads "dcA-dcB=80ms,dcA-dcC=120ms" (each pair one way; the
-// other way is the same unless given too).
+// ParseRTTTable reads "dcA:dcB=80ms,dcA:dcC=120ms" (each pair one way; the
+// other way is the same unless given too). Datacenter names are DNS labels,
+// so they hold no colon.
 func ParseRTTTable(s string) (disaster.RTTTable, error) {
 	t := disaster.RTTTable{}
 	for _, item := range strings.Split(s, ",") {
@@ -49,9 +50,9 @@ func ParseRTTTable(s string) (disaster.RTTTable, error) {
 			continue
 		}
 		pair, dur, ok := strings.Cut(item, "=")
-		from, to, ok2 := strings.Cut(pair, "-")
+		from, to, ok2 := strings.Cut(pair, ":")
 		if !ok || !ok2 || from == "" || to == "" {
-			return nil, fmt.Errorf("datacenter RTT %q: use dcA-dcB=80ms", item)
+			return nil, fmt.Errorf("datacenter RTT %q: use dcA:dcB=80ms", item)
 		}
 		d, err := time.ParseDuration(dur)
 		if err != nil || d < 0 {

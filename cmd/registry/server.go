@@ -79,7 +79,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.region, "region", "", "this server's region")
 	fs.StringVar(&o.datacenter, "datacenter", "", "this server's datacenter")
 	fs.StringVar(&o.unit, "unit", "", "this server's unit")
-	fs.StringVar(&o.datacenterRTT, "datacenter-rtt", "", "round-trip times between datacenters, overriding gossip's: dcA-dcB=80ms,dcA-dcC=120ms")
+	fs.StringVar(&o.datacenterRTT, "datacenter-rtt", "", "round-trip times between datacenters, overriding gossip's: dcA:dcB=80ms,dcA:dcC=120ms")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 	fs.BoolVar(&o.enableDebug, "enable-debug", false, "serve Go profiling at /debug/pprof/ on the HTTP address (anyone who reaches it can profile the server)")

@@ -1,0 +1,47 @@
+package server
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+func TestTopologyFromGossipAndStatic(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *Config) {
+		cfg.Locality = store.Locality{Region: "r-" + cfg.NodeID, Datacenter: "dc-" + cfg.NodeID}
+	})
+	topo := &topology{s: c.servers[0]}
+	eventually(t, 5*time.Second, "RTT to the other datacenters from gossip", func() error {
+		for _, dc := range []string{"dc-s2", "dc-s3"} {
+			if d, ok := topo.RTT("dc-s1", dc); !ok || d <= 0 {
+				return fmt.Errorf("RTT dc-s1 → %s: %v %v", dc, d, ok)
+			}
+		}
+		return nil
+	})
+	if _, ok := topo.RTT("dc-s2", "dc-s3"); ok {
+		t.Error("RTT between two other datacenters claimed known")
+	}
+	if d, ok := topo.RTT("dc-s1", "dc-s1"); !ok || d != 0 {
+		t.Errorf("RTT to itself: %v %v", d, ok)
+	}
+	static, err := ParseRTTTable("eu-west-1:b=80ms, eu-west-1:c=120ms")
+	if err != nil || static["eu-west-1"]["b"] != 80*time.Millisecond {
+		t.Fatalf("hyphenated datacenter: %v %v", static, err)
+	}
+	static, err = ParseRTTTable("a:b=80ms, a:c=120ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo = &topology{s: c.servers[0], static: static}
+	if d, ok := topo.RTT("b", "a"); !ok || d != 80*time.Millisecond {
+		t.Errorf("static b→a: %v %v", d, ok)
+	}
+	for _, bad := range []string{"a:b", "a=80ms", "a:b=soon", ":b=1ms", "a:b=-1ms", "a-b=1ms"} {
+		if _, err := ParseRTTTable(bad); err == nil {
+			t.Errorf("ParseRTTTable(%q) accepted", bad)
+		}
+	}
+}
