@@ -81,101 +81,42 @@ func ParseLocality(s string) (store.Locality, error) {
 	return l, nil
 }
 
-// selKey memoises a view's selection for one caller locality.
-type selKey struct{ caller store.Locality }
-
-// viewSelection is a view's selection for one caller, with its picker and,
-// once asked for, the encoded answer.
-type viewSelection struct {
-	sel    disaster.Selection
-	picker *disaster.Picker
-	once   sync.Once
-	body   []byte
-}
-
-func (s *Server) viewSelection(v *store.ServiceView, caller store.Locality) *viewSelection {
-	return v.Memo(selKey{caller}, func() any {
-		sel := disaster.Select(disaster.Input{Caller: caller, Settings: v.Service.ServiceSettings,
-			Instances: v.Instances, Topology: s.cfg.Topology})
-		return &viewSelection{sel: sel, picker: disaster.NewPicker(sel)}
-	}).(*viewSelection)
-}
-
-// selected is the outcome of a selection query: the view that served (nil
-// when no namespace of the chain had a usable instance), and the request's
-// namespace and service for the answer.
+// selected is the outcome of a selection query.
 type selected struct {
 	ns, svc   string
 	caller    store.Locality
-	index     uint64
-	served    *store.ServiceView
-	vs        *viewSelection
+	res       disaster.Result
 	protected bool
 }
 
-// maxFallback bounds a fallback chain walk (cycles are refused at write
-// time; this guards the walk anyway).
-const maxFallback = 16
-
-// selectionQuery finds the instances that may receive the caller's
-// traffic: those of ns/svc chosen by disaster.Select, or, when it has no
-// usable instance (no such service, or nothing left after selection), those
-// of the first namespace of ns's fallback chain that has. The answer's
-// index is the highest of every view it looked at, and it wakes when any of
-// them changes.
+// selectionQuery runs disaster.Lookup as a blocking query: the answer's
+// index is the highest of every view the lookup read, and it wakes when any
+// of them changes.
 func (s *Server) selectionQuery(ns, svc string, caller store.Locality, out *selected) store.QueryFunc {
 	return func() (uint64, <-chan struct{}, error) {
-		st := s.node.Store()
-		*out = selected{ns: ns, svc: svc, caller: caller}
-		var watches []<-chan struct{}
-		cur := ns
-		for hop := 0; cur != "" && hop < maxFallback; hop++ {
-			nv, err := st.Namespace(cur)
-			if err != nil {
-				if hop == 0 {
-					return 0, nil, err
-				}
-				break // a fallback deleted meanwhile: the chain ends here
-			}
-			v, err := st.Service(cur, svc)
-			if err == nil {
-				vs := s.viewSelection(v, caller)
-				out.index = max(out.index, v.Index)
-				watches = append(watches, v.WatchCh())
-				if len(vs.sel.Candidates) > 0 {
-					out.served, out.vs, out.protected = v, vs, vs.sel.Protected
-					break
-				}
-				if out.served == nil {
-					// Nothing usable here; remember the first view so that
-					// an empty answer still names the asked service.
-					out.served, out.vs = v, vs
-				}
-			} else {
-				out.index = max(out.index, nv.Index)
-				watches = append(watches, nv.WatchCh())
-			}
-			cur = nv.Namespace.Fallback
+		res, err := disaster.Lookup(s.node.Store(), disaster.Query{Namespace: ns, Service: svc, Caller: caller, Topology: s.cfg.Topology})
+		*out = selected{ns: ns, svc: svc, caller: caller, res: res}
+		if err == nil {
+			out.protected = res.Chosen.Selection.Protected
 		}
-		if out.served == nil {
-			return out.index, anyOf(watches), fmt.Errorf("service %q in namespace %q or its fallbacks: %w", svc, ns, store.ErrServiceNotFound)
+		var watch <-chan struct{}
+		if len(res.Watches) > 0 {
+			watch = anyOf(res.Watches)
 		}
-		if len(out.vs.sel.Candidates) == 0 {
-			// Nobody in the chain could serve: answer the asked
-			// namespace's (empty) selection.
-			out.protected = out.vs.sel.Protected
-		}
-		return out.index, anyOf(watches), nil
+		return res.Index, watch, err
 	}
 }
 
-// body encodes the answer; an answer served by the asked namespace alone
-// is encoded once per view and caller.
+// bodyKey memoises an answer served by the asked namespace itself.
+type bodyKey struct{ caller store.Locality }
+
+// body encodes the answer; one served by the asked namespace alone is
+// encoded once per view and caller.
 func (r *selected) body() []byte {
+	v, sel := r.res.Served, r.res.Chosen.Selection
 	build := func() []byte {
-		v, sel := r.served, r.vs.sel
 		caller := r.caller
-		out := InstancesResponse{Namespace: r.ns, Service: r.svc, Settings: v.Service.ServiceSettings, Index: r.index,
+		out := InstancesResponse{Namespace: r.ns, Service: r.svc, Settings: v.Service.ServiceSettings, Index: r.res.Index,
 			Near: &caller, ServedBy: v.Service.Namespace, Protected: sel.Protected,
 			Instances: make([]wire.Instance, len(sel.Candidates))}
 		for _, l := range sel.Levels {
@@ -186,11 +127,10 @@ func (r *selected) body() []byte {
 		}
 		return mustJSON(out)
 	}
-	if r.served.Service.Namespace != r.ns || r.index != r.served.Index {
+	if v.Service.Namespace != r.ns || r.res.Index != v.Index {
 		return build()
 	}
-	r.vs.once.Do(func() { r.vs.body = build() })
-	return r.vs.body
+	return v.Memo(bodyKey{r.caller}, func() any { return build() }).([]byte)
 }
 
 // anyOf returns a channel closed when any of chs closes. The goroutines it
@@ -232,13 +172,13 @@ func (s *Server) pick(c *gin.Context) {
 		return
 	}
 	if balancer == "" {
-		balancer = r.served.Service.Balancer
+		balancer = r.res.Served.Service.Balancer
 	}
 	if balancer == disaster.ConsistentHash && key == "" {
 		s.fail(c, fmt.Errorf("%w: balancer consistent_hash needs key= (a session or user id)", ErrBadRequest))
 		return
 	}
-	cand, err := r.vs.picker.Pick(disaster.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: key})
+	cand, err := r.res.Chosen.Picker.Pick(disaster.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: key})
 	if err != nil {
 		s.fail(c, fmt.Errorf("%w: %s/%s has no instance that may take traffic from %s (none healthy, enabled and weighted in its namespace or fallbacks)",
 			ErrNoInstance, r.ns, r.svc, q.caller))
@@ -248,7 +188,7 @@ func (s *Server) pick(c *gin.Context) {
 		c.Header(HeaderProtected, "1")
 	}
 	caller := q.caller
-	c.JSON(http.StatusOK, wire.PickResponse{Namespace: r.ns, Service: r.svc, ServedBy: r.served.Service.Namespace,
+	c.JSON(http.StatusOK, wire.PickResponse{Namespace: r.ns, Service: r.svc, ServedBy: r.res.Served.Service.Namespace,
 		Near: &caller, Balancer: balancer, Protected: r.protected,
 		Instance: wire.Instance{Instance: cand.Instance, Level: cand.Level.Name()}})
 }
