@@ -55,6 +55,20 @@ func parseBool(name, v string) (bool, error) {
 	return false, fmt.Errorf("%w: %s=%q: use true or false", ErrBadRequest, name, v)
 }
 
+// FormatLocality writes a locality as near= takes it: "eu", "eu/eu-west-1",
+// "eu/eu-west-1/a", or "" for none.
+func FormatLocality(l store.Locality) string {
+	switch {
+	case l.Region == "":
+		return ""
+	case l.Datacenter == "":
+		return l.Region
+	case l.Unit == "":
+		return l.Region + "/" + l.Datacenter
+	}
+	return l.Region + "/" + l.Datacenter + "/" + l.Unit
+}
+
 // ParseLocality reads "region/datacenter/unit"; trailing parts may be left
 // out ("eu", "eu/eu-west-1"), and "" means no locality.
 func ParseLocality(s string) (store.Locality, error) {
@@ -167,6 +181,11 @@ func (s *Server) pick(c *gin.Context) {
 		return
 	}
 	key := c.Query("key")
+	noKey := fmt.Errorf("%w: balancer consistent_hash needs key= (a session or user id)", ErrBadRequest)
+	if balancer == disaster.ConsistentHash && key == "" {
+		s.fail(c, noKey)
+		return
+	}
 	var r selected
 	if _, ok := s.block(c, s.selectionQuery(c.Param("ns"), c.Param("svc"), q.caller, &r)); !ok {
 		return
@@ -175,13 +194,13 @@ func (s *Server) pick(c *gin.Context) {
 		balancer = r.res.Served.Service.Balancer
 	}
 	if balancer == disaster.ConsistentHash && key == "" {
-		s.fail(c, fmt.Errorf("%w: balancer consistent_hash needs key= (a session or user id)", ErrBadRequest))
+		s.fail(c, noKey)
 		return
 	}
 	cand, err := r.res.Chosen.Picker.Pick(disaster.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: key})
 	if err != nil {
-		s.fail(c, fmt.Errorf("%w: %s/%s has no instance that may take traffic from %s (none healthy, enabled and weighted in its namespace or fallbacks)",
-			ErrNoInstance, r.ns, r.svc, q.caller))
+		s.fail(c, fmt.Errorf("%w: %s/%s has no instance that may take traffic from near=%q (none healthy, enabled and weighted in its namespace or fallbacks)",
+			ErrNoInstance, r.ns, r.svc, FormatLocality(q.caller)))
 		return
 	}
 	if r.protected {

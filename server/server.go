@@ -16,6 +16,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/raft"
@@ -48,11 +49,13 @@ type Config struct {
 	// this one knew at its last run are tried too.
 	Join []string
 
-	// Raft, Gossip and API carry timings and limits; the identity and
-	// address fields in them are filled from the fields above.
+	// Raft, Gossip, API and DNS carry timings and limits; the identity and
+	// address fields in them are filled from the fields above. An empty
+	// DNS.Addr turns the DNS server off.
 	Raft   raft.Config
 	Gossip gossip.Config
 	API    api.Config
+	DNS    dns.Config
 
 	// FlushInterval is how often the heartbeats heard here are sent to the
 	// other servers.
@@ -93,6 +96,7 @@ func DefaultConfig() Config {
 		Raft:                   raft.DefaultConfig(),
 		Gossip:                 gossip.DefaultConfig(),
 		API:                    api.DefaultConfig(),
+		DNS:                    dns.DefaultConfig(),
 		FlushInterval:          250 * time.Millisecond,
 		JudgeInterval:          500 * time.Millisecond,
 		DefaultTTL:             health.DefaultTTL,
@@ -136,6 +140,7 @@ type Server struct {
 	pool     *gossip.Pool
 	liveness *health.Liveness
 	api      *api.Server
+	dns      *dns.Server
 	http     *http.Server
 	httpLn   net.Listener
 	peers    *peerFile
@@ -211,6 +216,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	ac := cfg.API
 	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(), s.checks
 	ac.Locality, ac.Topology = cfg.Locality, &topology{s: s, static: cfg.DatacenterRTT}
+
 	s.api, err = api.New(ac, s.node)
 	if err != nil {
 		return nil, err
@@ -227,7 +233,19 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.serve <- fmt.Errorf("server: HTTP: %w", err)
 		}
 	}()
-	logger.Info("server started", "id", cfg.NodeID, "http", s.HTTPAddr(), "raft", s.node.RaftAddr(), "gossip", s.pool.Addr())
+	topo := &topology{s: s, static: cfg.DatacenterRTT}
+	if cfg.DNS.Addr != "" {
+		dc := cfg.DNS
+		dc.Locality, dc.Topology, dc.Ready, dc.Logger = cfg.Locality, topo, s.node.Ready, logger
+		if s.dns, err = dns.New(dc, s.node.Store()); err != nil {
+			return nil, err
+		}
+		if err := s.dns.Start(); err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { s.dns.Shutdown(context.Background()) })
+	}
+	logger.Info("server started", "id", cfg.NodeID, "http", s.HTTPAddr(), "raft", s.node.RaftAddr(), "gossip", s.pool.Addr(), "dns", s.DNSAddr())
 
 	judge := health.NewJudge(health.JudgeConfig{
 		Store: s.node.Store(), Liveness: s.liveness, IsLeader: s.node.IsLeader,
@@ -259,6 +277,14 @@ func (s *Server) goRun(f func()) {
 
 // HTTPAddr returns the address the HTTP API listens on.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// DNSAddr returns the DNS server's address ("" when it is off).
+func (s *Server) DNSAddr() string {
+	if s.dns == nil {
+		return ""
+	}
+	return s.dns.Addr()
+}
 
 // Node returns the Raft node.
 func (s *Server) Node() *raft.Node { return s.node }
@@ -300,6 +326,9 @@ func (s *Server) stop(ctx context.Context, leave bool) error {
 		}
 		if err := s.http.Shutdown(ctx); err != nil {
 			s.http.Close()
+		}
+		if s.dns != nil {
+			errs = append(errs, s.dns.Shutdown(ctx))
 		}
 		s.wg.Wait()
 		errs = append(errs, s.node.Shutdown())

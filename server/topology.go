@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/store"
 )
 
 // topology gives the round-trip time between datacenters for ordering other
@@ -18,6 +19,9 @@ type topology struct {
 }
 
 func (t *topology) RTT(from, to string) (time.Duration, bool) {
+	if from == "" || to == "" {
+		return 0, false
+	}
 	if from == to {
 		return 0, true
 	}
@@ -53,6 +57,11 @@ func ParseRTTTable(s string) (disaster.RTTTable, error) {
 		from, to, ok2 := strings.Cut(pair, ":")
 		if !ok || !ok2 || from == "" || to == "" {
 			return nil, fmt.Errorf("datacenter RTT %q: use dcA:dcB=80ms", item)
+		}
+		for _, dc := range []string{from, to} {
+			if err := store.ValidateName("datacenter", dc); err != nil {
+				return nil, fmt.Errorf("datacenter RTT %q: %w", item, err)
+			}
 		}
 		d, err := time.ParseDuration(dur)
 		if err != nil || d < 0 {

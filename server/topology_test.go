@@ -39,7 +39,10 @@ func TestTopologyFromGossipAndStatic(t *testing.T) {
 	if d, ok := topo.RTT("b", "a"); !ok || d != 80*time.Millisecond {
 		t.Errorf("static b→a: %v %v", d, ok)
 	}
-	for _, bad := range []string{"a:b", "a=80ms", "a:b=soon", ":b=1ms", "a:b=-1ms", "a-b=1ms"} {
+	if _, ok := topo.RTT("dc-s1", ""); ok {
+		t.Error("RTT to an unnamed datacenter claimed known")
+	}
+	for _, bad := range []string{"a:b", "a=80ms", "a:b=soon", ":b=1ms", "a:b=-1ms", "a-b=1ms", "A:b=1ms", "a:b_c=1ms"} {
 		if _, err := ParseRTTTable(bad); err == nil {
 			t.Errorf("ParseRTTTable(%q) accepted", bad)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -14,6 +15,8 @@ import (
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/server"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -35,6 +38,10 @@ type serverOptions struct {
 	datacenter      string
 	unit            string
 	datacenterRTT   string
+	dnsAddr         string
+	dnsZone         string
+	dnsMaxAnswers   int
+	dnsSubnets      string
 	logLevel        string
 	logFormat       string
 
@@ -60,6 +67,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:7400", "HTTP API address")
 		fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:0", "Raft address (port 0: any free port)")
 		fs.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "gossip address, TCP and UDP (port 0: any free port)")
+		o.dnsFlags(fs)
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 		fs.BoolVar(&o.enableDebug, "enable-debug", false, "serve Go profiling at /debug/pprof/ on the HTTP address")
@@ -79,6 +87,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.region, "region", "", "this server's region")
 	fs.StringVar(&o.datacenter, "datacenter", "", "this server's datacenter")
 	fs.StringVar(&o.unit, "unit", "", "this server's unit")
+	o.dnsFlags(fs)
 	fs.StringVar(&o.datacenterRTT, "datacenter-rtt", "", "round-trip times between datacenters, overriding gossip's: dcA:dcB=80ms,dcA:dcC=120ms")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -97,6 +106,36 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.spMinInstances, "self-preservation-min-instances", def.SelfPreservation.MinInstances,
 		"below this many ephemeral instances self-preservation never starts")
 	fs.String("config", "", "JSON config file whose keys are flag names (flags and REGISTRY_* variables win)")
+}
+
+func (o *serverOptions) dnsFlags(fs *flag.FlagSet) {
+	def := dns.DefaultConfig()
+	fs.StringVar(&o.dnsAddr, "dns-addr", def.Addr, "DNS address, UDP and TCP (empty: no DNS server)")
+	fs.StringVar(&o.dnsZone, "dns-zone", def.Zone, "the DNS zone answered")
+	fs.IntVar(&o.dnsMaxAnswers, "dns-max-answers", def.MaxAnswers, "at most this many records per DNS answer (0: as many as fit)")
+	fs.StringVar(&o.dnsSubnets, "dns-subnet-locality", "", "callers' localities by subnet (EDNS Client Subnet or source): 10.1.0.0/16=eu/eu-west-1/a,10.2.0.0/16=us")
+}
+
+// parseSubnets reads --dns-subnet-locality.
+func parseSubnets(s string) ([]dns.SubnetLocality, error) {
+	var out []dns.SubnetLocality
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		pfx, loc, ok := strings.Cut(item, "=")
+		p, err := netip.ParsePrefix(strings.TrimSpace(pfx))
+		if !ok || err != nil {
+			return nil, fmt.Errorf("%q: use 10.1.0.0/16=region/datacenter/unit", item)
+		}
+		l, err := api.ParseLocality(strings.TrimSpace(loc))
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", item, err)
+		}
+		out = append(out, dns.SubnetLocality{Prefix: p.Masked(), Locality: l})
+	}
+	return out, nil
 }
 
 func ffOptions() []ff.Option {
@@ -213,6 +252,14 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		cfg.DatacenterRTT = t
 	}
 	cfg.EnableDebug, cfg.Logger = o.enableDebug, logger
+	cfg.DNS.Addr, cfg.DNS.Zone, cfg.DNS.MaxAnswers = o.dnsAddr, o.dnsZone, o.dnsMaxAnswers
+	if o.dnsSubnets != "" {
+		sn, err := parseSubnets(o.dnsSubnets)
+		if err != nil {
+			return fmt.Errorf("--dns-subnet-locality: %w", err)
+		}
+		cfg.DNS.Subnets = sn
+	}
 	if o.dev {
 		// One voter: elections need not wait for anyone.
 		cfg.Raft.HeartbeatTimeout = 100 * time.Millisecond
@@ -248,9 +295,9 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 				continue
 			}
 			if o.dev {
-				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s (data in %s%s)\n", srv.HTTPAddr(), o.dataDir, removedAtExit)
+				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s, dns %s (data in %s%s)\n", srv.HTTPAddr(), srv.DNSAddr(), o.dataDir, removedAtExit)
 			} else {
-				fmt.Fprintf(stdout, "Switchyard server %s ready: http://%s, raft %s, gossip %s\n", o.nodeID, srv.HTTPAddr(), srv.Node().RaftAddr(), srv.Pool().Addr())
+				fmt.Fprintf(stdout, "Switchyard server %s ready: http://%s, raft %s, gossip %s, dns %s\n", o.nodeID, srv.HTTPAddr(), srv.Node().RaftAddr(), srv.Pool().Addr(), srv.DNSAddr())
 			}
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,0 +1,247 @@
+package dns
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// answerer answers the questions inside the zone.
+type answerer struct {
+	cfg *Config
+	cat disaster.Catalog
+}
+
+// name is a parsed question name.
+type name struct {
+	ns, svc, id string // id: an instance's own name (SRV targets)
+	tag         string // _tag._tcp form
+	apex        bool
+}
+
+// parse reads a name below the zone:
+//
+//	{svc}.svc  {svc}.{ns}.svc  _{tag}._tcp.{svc}[.{ns}].svc  {id}.{svc}.{ns}.svc
+func (a *answerer) parse(qname string) (name, bool) {
+	qname = mdns.CanonicalName(qname)
+	if qname == a.cfg.Zone {
+		return name{apex: true}, true
+	}
+	rel := strings.TrimSuffix(qname, "."+a.cfg.Zone)
+	labels := strings.Split(rel, ".")
+	var n name
+	if len(labels) >= 2 && strings.HasPrefix(labels[0], "_") && labels[1] == "_tcp" {
+		n.tag = labels[0][1:]
+		labels = labels[2:]
+		if n.tag == "" {
+			return n, false
+		}
+	}
+	if len(labels) < 2 || labels[len(labels)-1] != "svc" {
+		return n, false
+	}
+	labels = labels[:len(labels)-1]
+	switch {
+	case len(labels) == 1:
+		n.svc, n.ns = labels[0], store.DefaultNamespace
+	case len(labels) == 2:
+		n.svc, n.ns = labels[0], labels[1]
+	case len(labels) == 3 && n.tag == "":
+		n.id, n.svc, n.ns = labels[0], labels[1], labels[2]
+	default:
+		return n, false
+	}
+	for _, l := range []string{n.ns, n.svc, n.id} {
+		if l != "" && store.ValidateName("name", l) != nil {
+			return n, false
+		}
+	}
+	return n, true
+}
+
+func (a *answerer) serve(q *query) *mdns.Msg {
+	m := new(mdns.Msg)
+	m.SetReply(q.req)
+	m.Authoritative = true
+	n, ok := a.parse(q.q.Name)
+	switch {
+	case !ok:
+		return a.negative(m, mdns.RcodeNameError)
+	case n.apex:
+		if q.q.Qtype == mdns.TypeSOA {
+			m.Answer = append(m.Answer, a.soa())
+			return m
+		}
+		return a.negative(m, mdns.RcodeSuccess)
+	case n.id != "":
+		return a.instance(m, q, n)
+	}
+	res, err := disaster.Lookup(a.cat, disaster.Query{Namespace: n.ns, Service: n.svc, Caller: q.caller, Tag: n.tag, Topology: a.cfg.Topology})
+	if err != nil {
+		if errors.Is(err, store.ErrNamespaceNotFound) || errors.Is(err, store.ErrServiceNotFound) {
+			return a.negative(m, mdns.RcodeNameError)
+		}
+		m.Rcode = mdns.RcodeServerFailure
+		return m
+	}
+	ttl := ttlOf(res.Served)
+	cands := shuffled(res.Chosen.Selection.Candidates)
+	qt := q.q.Qtype
+	switch {
+	case qt == mdns.TypeA || qt == mdns.TypeAAAA:
+		for _, c := range cands {
+			if rr := addressRR(q.q.Name, c.Instance, qt, ttl); rr != nil {
+				m.Answer = append(m.Answer, rr)
+			}
+		}
+	case qt == mdns.TypeSRV:
+		prio := map[disaster.Level]uint16{}
+		for k, l := range res.Chosen.Selection.Levels {
+			prio[l] = uint16(k)
+		}
+		for _, c := range cands {
+			in := c.Instance
+			target := a.instanceName(in)
+			if !isIP(in.Address) {
+				target = mdns.Fqdn(strings.ToLower(in.Address))
+			}
+			m.Answer = append(m.Answer, &mdns.SRV{
+				Hdr:      mdns.RR_Header{Name: q.q.Name, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
+				Priority: prio[c.Level], Weight: uint16(in.Weight), Port: uint16(in.Port), Target: target,
+			})
+			if isIP(in.Address) {
+				if rr := addressRR(target, in, addressType(in.Address), ttl); rr != nil {
+					m.Extra = append(m.Extra, rr)
+				}
+			}
+		}
+	}
+	if len(m.Answer) == 0 {
+		// A known name: NOERROR without data, with the SOA for negative
+		// caching (an unsupported type, a tag nobody carries, or no
+		// instance that may take traffic).
+		return a.negative(m, mdns.RcodeSuccess)
+	}
+	return m
+}
+
+// instance answers A/AAAA for one instance's own name (SRV targets),
+// whatever its health: the SRV answer already chose it.
+func (a *answerer) instance(m *mdns.Msg, q *query, n name) *mdns.Msg {
+	v, err := a.cat.Service(n.ns, n.svc)
+	if err != nil {
+		return a.negative(m, mdns.RcodeNameError)
+	}
+	in := v.Instance(n.id)
+	if in == nil {
+		return a.negative(m, mdns.RcodeNameError)
+	}
+	if rr := addressRR(q.q.Name, in, q.q.Qtype, ttlOf(v)); rr != nil {
+		m.Answer = append(m.Answer, rr)
+		return m
+	}
+	return a.negative(m, mdns.RcodeSuccess)
+}
+
+func (a *answerer) instanceName(in *store.Instance) string {
+	return in.ID + "." + in.Service + "." + in.Namespace + ".svc." + a.cfg.Zone
+}
+
+// negative is NXDOMAIN or NODATA, with the zone's SOA in the authority
+// section so that resolvers cache the absence for its minimum TTL.
+func (a *answerer) negative(m *mdns.Msg, code int) *mdns.Msg {
+	m.Rcode = code
+	m.Answer, m.Extra = nil, nil
+	m.Ns = []mdns.RR{a.soa()}
+	return m
+}
+
+func (a *answerer) soa() mdns.RR {
+	ttl := uint32(store.DefaultDNSTTL / time.Second)
+	return &mdns.SOA{
+		Hdr:     mdns.RR_Header{Name: a.cfg.Zone, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: ttl},
+		Ns:      "ns." + a.cfg.Zone,
+		Mbox:    "hostmaster." + a.cfg.Zone,
+		Serial:  1,
+		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: ttl,
+	}
+}
+
+func ttlOf(v *store.ServiceView) uint32 {
+	return uint32(time.Duration(v.Service.DNSTTL) / time.Second)
+}
+
+func isIP(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
+}
+
+func addressType(s string) uint16 {
+	if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
+		return mdns.TypeA
+	}
+	return mdns.TypeAAAA
+}
+
+// addressRR is in's A or AAAA record under owner, nil when its address is
+// of the other family or a host name.
+func addressRR(owner string, in *store.Instance, qtype uint16, ttl uint32) mdns.RR {
+	ip, err := netip.ParseAddr(in.Address)
+	if err != nil {
+		return nil
+	}
+	hdr := mdns.RR_Header{Name: owner, Class: mdns.ClassINET, Ttl: ttl}
+	switch {
+	case qtype == mdns.TypeA && ip.Is4():
+		hdr.Rrtype = mdns.TypeA
+		return &mdns.A{Hdr: hdr, A: ip.AsSlice()}
+	case qtype == mdns.TypeAAAA && ip.Is6() && !ip.Is4In6():
+		hdr.Rrtype = mdns.TypeAAAA
+		return &mdns.AAAA{Hdr: hdr, AAAA: ip.AsSlice()}
+	}
+	return nil
+}
+
+// shuffled returns the candidates nearest level first and, within a level,
+// in a weighted random order: each one comes first with probability
+// weight/total of its level (Efraimidis–Spirakis: sort by -ln(u)/weight).
+func shuffled(cands []disaster.Candidate) []disaster.Candidate {
+	type keyed struct {
+		c   disaster.Candidate
+		key float64
+	}
+	ks := make([]keyed, len(cands))
+	for k, c := range cands {
+		u := rand.Float64()
+		for u == 0 {
+			u = rand.Float64()
+		}
+		ks[k] = keyed{c, -math.Log(u) / float64(c.Instance.Weight)}
+	}
+	slices.SortFunc(ks, func(x, y keyed) int {
+		if x.c.Level != y.c.Level {
+			return int(x.c.Level - y.c.Level)
+		}
+		switch {
+		case x.key < y.key:
+			return -1
+		case x.key > y.key:
+			return 1
+		}
+		return 0
+	})
+	out := make([]disaster.Candidate, len(ks))
+	for k := range ks {
+		out[k] = ks[k].c
+	}
+	return out
+}

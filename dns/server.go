@@ -1,0 +1,176 @@
+// Package dns answers service lookups over DNS, for callers in any
+// language: {svc}.{ns}.svc.switchyard. gives the addresses of the instances
+// that may take the caller's traffic (A, AAAA), or their ports, priorities
+// and weights (SRV). Answers come from the local catalog replica, chosen by
+// disaster/ exactly as the HTTP API chooses them, so they keep coming while
+// the cluster has no leader or a datacenter is cut off.
+//
+// The server is a chain of small handlers (recover → check the query → the
+// zone → EDNS and the caller's locality → answer → fit the answer to the
+// transport), each one decision, in the manner of CoreDNS plugins.
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// SubnetLocality maps the callers of a subnet to a locality.
+type SubnetLocality struct {
+	Prefix   netip.Prefix
+	Locality store.Locality
+}
+
+// Config configures a DNS server. Start from DefaultConfig.
+type Config struct {
+	// Addr is the UDP and TCP address (port 0: any free port, the same for
+	// both).
+	Addr string
+	// Zone is the domain the server is authoritative for.
+	Zone string
+	// MaxAnswers caps the records of an answer (0: no cap), over UDP and
+	// TCP alike. A capped answer is not marked truncated: TCP would give
+	// no more.
+	MaxAnswers int
+	// Locality is where this server runs: the caller's locality unless a
+	// subnet below says otherwise.
+	Locality store.Locality
+	// Subnets map callers to localities, by the EDNS Client Subnet of the
+	// query or else by its source address; the longest match wins.
+	Subnets  []SubnetLocality
+	Topology disaster.Topology
+	// Ready reports whether the local catalog may be answered from (a
+	// server still catching up after a restart answers SERVFAIL, so that
+	// resolvers ask another). Nil: always.
+	Ready  func() bool
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults: 127.0.0.1:7453, zone switchyard.
+func DefaultConfig() Config {
+	return Config{Addr: "127.0.0.1:7453", Zone: "switchyard."}
+}
+
+// Validate checks the configuration and normalises the zone.
+func (c *Config) Validate() error {
+	if c.Zone == "" {
+		return errors.New("dns: config: zone is required")
+	}
+	c.Zone = mdns.CanonicalName(c.Zone)
+	if _, ok := mdns.IsDomainName(c.Zone); !ok {
+		return fmt.Errorf("dns: config: zone %q is not a domain name", c.Zone)
+	}
+	if c.MaxAnswers < 0 {
+		return errors.New("dns: config: max answers must not be negative")
+	}
+	for _, s := range c.Subnets {
+		if !s.Prefix.IsValid() {
+			return errors.New("dns: config: invalid subnet")
+		}
+	}
+	return nil
+}
+
+// Server is a DNS server over a catalog.
+type Server struct {
+	cfg     Config
+	logger  *slog.Logger
+	handler mdns.Handler
+	udp     *mdns.Server
+	tcp     *mdns.Server
+	addr    string
+	wg      sync.WaitGroup
+}
+
+// New builds a server answering from cat; call Start.
+func New(cfg Config, cat disaster.Catalog) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, logger: logger}
+	s.handler = chain(&cfg, cat, logger)
+	return s, nil
+}
+
+// Handler returns the handler chain (for tests and fuzzing).
+func (s *Server) Handler() mdns.Handler { return s.handler }
+
+// Start binds UDP and TCP on the same port and serves both.
+func (s *Server) Start() error {
+	pc, ln, err := listenBoth(s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("dns: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.addr = pc.LocalAddr().String()
+	s.udp = &mdns.Server{PacketConn: pc, Handler: s.handler, UDPSize: 65535}
+	s.tcp = &mdns.Server{Listener: ln, Handler: s.handler,
+		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
+	for _, srv := range []*mdns.Server{s.udp, s.tcp} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := srv.ActivateAndServe(); err != nil {
+				s.logger.Error("DNS server stopped", "err", err)
+			}
+		}()
+		<-started
+	}
+	s.logger.Info("DNS listening", "addr", s.addr, "zone", s.cfg.Zone)
+	return nil
+}
+
+// listenBoth binds UDP and TCP on one port; with port 0 it retries until
+// the port the UDP socket got is also free for TCP.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	for range 20 {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		pc.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, errors.New("no port free for both UDP and TCP")
+}
+
+// Addr returns the address the server listens on (after Start).
+func (s *Server) Addr() string { return s.addr }
+
+// Shutdown stops both listeners and waits for their goroutines.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	for _, srv := range []*mdns.Server{s.udp, s.tcp} {
+		if srv != nil {
+			errs = append(errs, srv.ShutdownContext(ctx))
+		}
+	}
+	s.wg.Wait()
+	return errors.Join(errs...)
+}
+
+// zoneLabels splits a zone into its labels, for matching names.
+func zoneLabels(zone string) int { return strings.Count(zone, ".") }
