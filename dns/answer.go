@@ -32,7 +32,6 @@ type name struct {
 //
 //	{svc}.svc  {svc}.{ns}.svc  _{tag}._tcp.{svc}[.{ns}].svc  {id}.{svc}.{ns}.svc
 func (a *answerer) parse(qname string) (name, bool) {
-	qname = mdns.CanonicalName(qname)
 	if qname == a.cfg.Zone {
 		return name{apex: true}, true
 	}
@@ -72,7 +71,7 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 	m := new(mdns.Msg)
 	m.SetReply(q.req)
 	m.Authoritative = true
-	n, ok := a.parse(q.q.Name)
+	n, ok := a.parse(q.name)
 	switch {
 	case !ok:
 		return a.negative(m, mdns.RcodeNameError)
@@ -93,35 +92,13 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 		m.Rcode = mdns.RcodeServerFailure
 		return m
 	}
-	ttl := ttlOf(res.Served)
-	cands := shuffled(res.Chosen.Selection.Candidates)
 	qt := q.q.Qtype
-	switch {
-	case qt == mdns.TypeA || qt == mdns.TypeAAAA:
-		for _, c := range cands {
-			if rr := addressRR(q.q.Name, c.Instance, qt, ttl); rr != nil {
-				m.Answer = append(m.Answer, rr)
-			}
-		}
-	case qt == mdns.TypeSRV:
-		prio := map[disaster.Level]uint16{}
-		for k, l := range res.Chosen.Selection.Levels {
-			prio[l] = uint16(k)
-		}
-		for _, c := range cands {
-			in := c.Instance
-			target := a.instanceName(in)
-			if !isIP(in.Address) {
-				target = mdns.Fqdn(strings.ToLower(in.Address))
-			}
-			m.Answer = append(m.Answer, &mdns.SRV{
-				Hdr:      mdns.RR_Header{Name: q.q.Name, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
-				Priority: prio[c.Level], Weight: uint16(in.Weight), Port: uint16(in.Port), Target: target,
-			})
-			if isIP(in.Address) {
-				if rr := addressRR(target, in, addressType(in.Address), ttl); rr != nil {
-					m.Extra = append(m.Extra, rr)
-				}
+	if qt == mdns.TypeA || qt == mdns.TypeAAAA || qt == mdns.TypeSRV {
+		set := a.records(res, q.caller, n.tag, qt, q.name)
+		for _, k := range set.order() {
+			m.Answer = append(m.Answer, set.answers[k])
+			if set.extras[k] != nil {
+				m.Extra = append(m.Extra, set.extras[k])
 			}
 		}
 	}
@@ -132,6 +109,93 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 		return a.negative(m, mdns.RcodeSuccess)
 	}
 	return m
+}
+
+// rrSet is the records of one selection for one question type: built once
+// per view, caller and question (records are never modified after, so
+// replies share them), then ordered afresh for every query.
+type rrSet struct {
+	answers []mdns.RR // one per usable candidate, in selection order
+	extras  []mdns.RR // the SRV target's address record, or nil
+	levels  []disaster.Level
+	weights []float64
+}
+
+type rrKey struct {
+	caller store.Locality
+	tag    string
+	qtype  uint16
+	owner  string
+}
+
+func (a *answerer) records(res disaster.Result, caller store.Locality, tag string, qt uint16, owner string) *rrSet {
+	return res.Served.Memo(rrKey{caller, tag, qt, owner}, func() any {
+		sel := res.Chosen.Selection
+		ttl := ttlOf(res.Served)
+		prio := map[disaster.Level]uint16{}
+		for k, l := range sel.Levels {
+			prio[l] = uint16(k)
+		}
+		set := &rrSet{}
+		for _, c := range sel.Candidates {
+			in := c.Instance
+			var ans, extra mdns.RR
+			if qt == mdns.TypeSRV {
+				target := a.instanceName(in)
+				if isIP(in.Address) {
+					extra = addressRR(target, in, addressType(in.Address), ttl)
+				} else {
+					target = mdns.Fqdn(strings.ToLower(in.Address))
+				}
+				ans = &mdns.SRV{
+					Hdr:      mdns.RR_Header{Name: owner, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
+					Priority: prio[c.Level], Weight: uint16(in.Weight), Port: uint16(in.Port), Target: target,
+				}
+			} else if ans = addressRR(owner, in, qt, ttl); ans == nil {
+				continue
+			}
+			set.answers = append(set.answers, ans)
+			set.extras = append(set.extras, extra)
+			set.levels = append(set.levels, c.Level)
+			set.weights = append(set.weights, float64(in.Weight))
+		}
+		return set
+	}).(*rrSet)
+}
+
+// order returns the records' indexes nearest level first and, within a
+// level, in a weighted random order: each one comes first with probability
+// weight/total of its level (Efraimidis–Spirakis: sort by -ln(u)/weight).
+func (s *rrSet) order() []int {
+	type keyed struct {
+		k   int
+		key float64
+	}
+	ks := make([]keyed, len(s.answers))
+	for k := range ks {
+		u := rand.Float64()
+		for u == 0 {
+			u = rand.Float64()
+		}
+		ks[k] = keyed{k, -math.Log(u) / s.weights[k]}
+	}
+	slices.SortFunc(ks, func(x, y keyed) int {
+		if lx, ly := s.levels[x.k], s.levels[y.k]; lx != ly {
+			return int(lx - ly)
+		}
+		switch {
+		case x.key < y.key:
+			return -1
+		case x.key > y.key:
+			return 1
+		}
+		return 0
+	})
+	out := make([]int, len(ks))
+	for k := range ks {
+		out[k] = ks[k].k
+	}
+	return out
 }
 
 // instance answers A/AAAA for one instance's own name (SRV targets),
@@ -209,39 +273,4 @@ func addressRR(owner string, in *store.Instance, qtype uint16, ttl uint32) mdns.
 		return &mdns.AAAA{Hdr: hdr, AAAA: ip.AsSlice()}
 	}
 	return nil
-}
-
-// shuffled returns the candidates nearest level first and, within a level,
-// in a weighted random order: each one comes first with probability
-// weight/total of its level (Efraimidis–Spirakis: sort by -ln(u)/weight).
-func shuffled(cands []disaster.Candidate) []disaster.Candidate {
-	type keyed struct {
-		c   disaster.Candidate
-		key float64
-	}
-	ks := make([]keyed, len(cands))
-	for k, c := range cands {
-		u := rand.Float64()
-		for u == 0 {
-			u = rand.Float64()
-		}
-		ks[k] = keyed{c, -math.Log(u) / float64(c.Instance.Weight)}
-	}
-	slices.SortFunc(ks, func(x, y keyed) int {
-		if x.c.Level != y.c.Level {
-			return int(x.c.Level - y.c.Level)
-		}
-		switch {
-		case x.key < y.key:
-			return -1
-		case x.key > y.key:
-			return 1
-		}
-		return 0
-	})
-	out := make([]disaster.Candidate, len(ks))
-	for k := range ks {
-		out[k] = ks[k].c
-	}
-	return out
 }

@@ -15,6 +15,8 @@ import (
 type query struct {
 	req *mdns.Msg
 	q   mdns.Question
+	// name is the question's name, lower case.
+	name string
 	// remote is the client's address; tcp whether it came over TCP.
 	remote netip.Addr
 	tcp    bool
@@ -82,6 +84,7 @@ func checked(next step) step {
 			return rcode(q, mdns.RcodeNotImplemented)
 		}
 		q.q = r.Question[0]
+		q.name = mdns.CanonicalName(q.q.Name)
 		if q.q.Qclass != mdns.ClassINET && q.q.Qclass != mdns.ClassANY {
 			return rcode(q, mdns.RcodeRefused)
 		}
@@ -107,7 +110,7 @@ func whenReady(ready func() bool, next step) step {
 // inZone refuses names outside the zone: never an open resolver.
 func inZone(zone string, next step) step {
 	return func(q *query) *mdns.Msg {
-		if !mdns.IsSubDomain(zone, mdns.CanonicalName(q.q.Name)) {
+		if !mdns.IsSubDomain(zone, q.name) {
 			return rcode(q, mdns.RcodeRefused)
 		}
 		return next(q)
@@ -190,40 +193,16 @@ func finish(q *query, m *mdns.Msg, maxAnswers int) {
 	fit(m, size)
 }
 
-// fit trims m to size bytes: additional records first, then answers (and
-// then it sets TC).
+// fit trims m to size bytes: answers are kept first (as many as fit, in
+// order), then the authority section, then additional records. The reply
+// is marked truncated only when answers were left out: RFC 2181 §9 does not
+// want TC for additional records a client can do without.
 func fit(m *mdns.Msg, size int) {
-	m.Compress = true
-	if m.Len() <= size {
-		return
-	}
-	extra := m.Extra
-	m.Extra = nil
-	if m.Len() > size {
-		// Keep the longest prefix of the answers that fits.
-		answers := m.Answer
-		lo, hi := 0, len(answers)
-		for lo < hi {
-			mid := (lo + hi + 1) / 2
-			m.Answer = answers[:mid]
-			if m.Len() <= size {
-				lo = mid
-			} else {
-				hi = mid - 1
-			}
-		}
-		m.Answer = answers[:lo]
-		m.Truncated = true
-		if m.Len() > size {
-			m.Ns = nil // the SOA of a negative answer, if even that is too much
-		}
-		extra = keepExtrasFor(m.Answer, extra)
-	}
-	for _, rr := range extra {
-		m.Extra = append(m.Extra, rr)
-		if m.Len() > size {
-			m.Extra = m.Extra[:len(m.Extra)-1]
-		}
+	n, tc := len(m.Answer), m.Truncated
+	m.Truncate(size) // one pass, with compression
+	m.Truncated = tc || len(m.Answer) < n
+	if len(m.Answer) < n {
+		m.Extra = keepExtrasFor(m.Answer, m.Extra)
 	}
 }
 

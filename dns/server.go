@@ -118,7 +118,9 @@ func (s *Server) Start() error {
 		return fmt.Errorf("dns: listen on %s: %w", s.cfg.Addr, err)
 	}
 	s.addr = pc.LocalAddr().String()
-	s.udp = &mdns.Server{PacketConn: pc, Handler: s.handler, UDPSize: 65535}
+	// Queries are small: a 4 KiB read buffer holds any real one (a longer
+	// datagram is cut and fails to parse: FORMERR).
+	s.udp = &mdns.Server{PacketConn: pc, Handler: s.handler, UDPSize: 4096}
 	s.tcp = &mdns.Server{Listener: ln, Handler: s.handler,
 		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
 	for _, srv := range []*mdns.Server{s.udp, s.tcp} {

@@ -66,6 +66,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSilence(ctx, args[1:], stdout, stderr)
 	case "detect":
 		return runDetect(ctx, args[1:], stdout, stderr)
+	case "dns-bare":
+		// Hidden: the baseline DNS server of scripts/bench-dns.sh.
+		return runDNSBare(ctx, args[1:], stdout, stderr)
 	case "bare-serve":
 		// Hidden: the baseline server of `lookup --bare child`.
 		return runBareServe(ctx, args[1:], stdout, stderr)
