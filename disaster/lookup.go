@@ -3,6 +3,7 @@ package disaster
 import (
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -21,6 +22,8 @@ type Query struct {
 	// Tag, when set, keeps only the instances carrying it.
 	Tag      string
 	Topology Topology
+	// NoWatch leaves Result.Watches empty (callers that do not block).
+	NoWatch bool
 }
 
 // Chosen is a view's selection for one caller (and tag), with its picker.
@@ -35,18 +38,48 @@ type chosenKey struct {
 	tag    string
 }
 
+// chosenCache holds a view's selections by caller and tag. It is one memo
+// entry (under a zero-size key, which boxes without allocating) with a
+// plain map inside, so that a lookup allocates nothing for its key.
+type chosenCache struct {
+	mu sync.RWMutex
+	m  map[chosenKey]*Chosen
+}
+
+type chosenCacheKey struct{}
+
 // Choose returns v's selection for the caller and tag, computing it once
 // per view.
 func Choose(v *store.ServiceView, caller store.Locality, tag string, topo Topology) *Chosen {
-	return v.Memo(chosenKey{caller, tag}, func() any {
+	c := v.Memo(chosenCacheKey{}, func() any { return &chosenCache{m: map[chosenKey]*Chosen{}} }).(*chosenCache)
+	k := chosenKey{caller, tag}
+	c.mu.RLock()
+	ch := c.m[k]
+	c.mu.RUnlock()
+	if ch != nil {
+		return ch
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ch = c.m[k]; ch == nil {
 		ins := v.Instances
 		if tag != "" {
 			ins = slices.DeleteFunc(slices.Clone(ins), func(i *store.Instance) bool { return !slices.Contains(i.Tags, tag) })
 		}
 		sel := Select(Input{Caller: caller, Settings: v.Service.ServiceSettings, Instances: ins, Topology: topo})
-		return &Chosen{Selection: sel, Picker: NewPicker(sel)}
-	}).(*Chosen)
+		ch = &Chosen{Selection: sel, Picker: NewPicker(sel)}
+		// Callers and tags come from requests: past a bound, answer
+		// without remembering, so that odd requests cannot grow memory.
+		if len(c.m) < MaxCachedPerView {
+			c.m[k] = ch
+		}
+	}
+	return ch
 }
+
+// MaxCachedPerView bounds the selections (and DNS record sets) kept per
+// service view.
+const MaxCachedPerView = 1024
 
 // Result is the outcome of Lookup.
 type Result struct {
@@ -88,7 +121,9 @@ func Lookup(cat Catalog, q Query) (Result, error) {
 		if err == nil {
 			ch := Choose(v, q.Caller, q.Tag, q.Topology)
 			r.Index = max(r.Index, v.Index)
-			r.Watches = append(r.Watches, v.WatchCh())
+			if !q.NoWatch {
+				r.Watches = append(r.Watches, v.WatchCh())
+			}
 			if len(ch.Selection.Candidates) > 0 {
 				r.Served, r.Chosen = v, ch
 				return r, nil
@@ -98,7 +133,9 @@ func Lookup(cat Catalog, q Query) (Result, error) {
 			}
 		} else {
 			r.Index = max(r.Index, nv.Index)
-			r.Watches = append(r.Watches, nv.WatchCh())
+			if !q.NoWatch {
+				r.Watches = append(r.Watches, nv.WatchCh())
+			}
 		}
 		cur = nv.Namespace.Fallback
 	}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -84,7 +85,7 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 	case n.id != "":
 		return a.instance(m, q, n)
 	}
-	res, err := disaster.Lookup(a.cat, disaster.Query{Namespace: n.ns, Service: n.svc, Caller: q.caller, Tag: n.tag, Topology: a.cfg.Topology})
+	res, err := disaster.Lookup(a.cat, disaster.Query{Namespace: n.ns, Service: n.svc, Caller: q.caller, Tag: n.tag, Topology: a.cfg.Topology, NoWatch: true})
 	if err != nil {
 		if errors.Is(err, store.ErrNamespaceNotFound) || errors.Is(err, store.ErrServiceNotFound) {
 			return a.negative(m, mdns.RcodeNameError)
@@ -95,10 +96,11 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 	qt := q.q.Qtype
 	if qt == mdns.TypeA || qt == mdns.TypeAAAA || qt == mdns.TypeSRV {
 		set := a.records(res, q.caller, n.tag, qt, q.name)
-		for _, k := range set.order() {
-			m.Answer = append(m.Answer, set.answers[k])
-			if set.extras[k] != nil {
-				m.Extra = append(m.Extra, set.extras[k])
+		m.Answer = make([]mdns.RR, 0, len(set.answers))
+		for _, o := range set.order() {
+			m.Answer = append(m.Answer, set.answers[o.k])
+			if set.extras[o.k] != nil {
+				m.Extra = append(m.Extra, set.extras[o.k])
 			}
 		}
 	}
@@ -128,8 +130,37 @@ type rrKey struct {
 	owner  string
 }
 
+// rrCache holds a view's record sets by question (see chosenCache in
+// disaster: one memo entry, a plain map inside, no allocation per lookup).
+type rrCache struct {
+	mu sync.RWMutex
+	m  map[rrKey]*rrSet
+}
+
+type rrCacheKey struct{}
+
 func (a *answerer) records(res disaster.Result, caller store.Locality, tag string, qt uint16, owner string) *rrSet {
-	return res.Served.Memo(rrKey{caller, tag, qt, owner}, func() any {
+	c := res.Served.Memo(rrCacheKey{}, func() any { return &rrCache{m: map[rrKey]*rrSet{}} }).(*rrCache)
+	k := rrKey{caller, tag, qt, owner}
+	c.mu.RLock()
+	set := c.m[k]
+	c.mu.RUnlock()
+	if set != nil {
+		return set
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if set = c.m[k]; set == nil {
+		set = a.buildRecords(res, qt, owner)
+		if len(c.m) < disaster.MaxCachedPerView {
+			c.m[k] = set
+		}
+	}
+	return set
+}
+
+func (a *answerer) buildRecords(res disaster.Result, qt uint16, owner string) *rrSet {
+	{
 		sel := res.Chosen.Selection
 		ttl := ttlOf(res.Served)
 		prio := map[disaster.Level]uint16{}
@@ -160,17 +191,13 @@ func (a *answerer) records(res disaster.Result, caller store.Locality, tag strin
 			set.weights = append(set.weights, float64(in.Weight))
 		}
 		return set
-	}).(*rrSet)
+	}
 }
 
 // order returns the records' indexes nearest level first and, within a
 // level, in a weighted random order: each one comes first with probability
 // weight/total of its level (Efraimidis–Spirakis: sort by -ln(u)/weight).
-func (s *rrSet) order() []int {
-	type keyed struct {
-		k   int
-		key float64
-	}
+func (s *rrSet) order() []keyed {
 	ks := make([]keyed, len(s.answers))
 	for k := range ks {
 		u := rand.Float64()
@@ -191,11 +218,13 @@ func (s *rrSet) order() []int {
 		}
 		return 0
 	})
-	out := make([]int, len(ks))
-	for k := range ks {
-		out[k] = ks[k].k
-	}
-	return out
+	return ks
+}
+
+// keyed is a record's index and its shuffle key.
+type keyed struct {
+	k   int
+	key float64
 }
 
 // instance answers A/AAAA for one instance's own name (SRV targets),

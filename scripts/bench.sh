@@ -15,7 +15,8 @@
 #    clients next to a bare net/http handler serving the same bytes (in the
 #    bench process and in a process of its own), and blocking-query wake-up
 #    with 1 and 64 watchers, then stops it;
-# 4. prints every table (and writes them to --out FILE if given).
+# 4. measures DNS with dnsperf (scripts/bench-dns.sh) when dnsperf is installed;
+# 5. prints every table (and writes them to --out FILE if given).
 #
 # --duration is the measured time of each register level and of each lookup
 #   target per row (default 10s: the whole script takes about 3.5 minutes
@@ -215,6 +216,18 @@ echo | emit
 
 stop_pid "$DEV_PID"
 DEV_PID=""
+
+# DNS: dnsperf against registry dev and a bare miekg/dns server (its own
+# registry dev, started by the script).
+if command -v dnsperf >/dev/null; then
+	secs="${DURATION%s}"
+	[[ "$secs" =~ ^[0-9]+$ ]] || secs=10
+	log "DNS: scripts/bench-dns.sh --duration $secs"
+	echo | emit
+	"$ROOT/scripts/bench-dns.sh" --duration "$secs" --rounds 2 --bin "$BIN" | emit
+else
+	log "dnsperf not installed (apt-get install dnsperf): DNS not measured"
+fi
 
 echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)" | emit
 if [[ -n "$OUT" ]]; then
