@@ -127,15 +127,15 @@ func (a *API) Deregister(ctx context.Context, ns, svc, id string) error {
 	return err
 }
 
-// PickOptions refine a pick.
-type PickOptions struct {
+// ServerPickOptions refine a pick made by the server (API.Pick).
+type ServerPickOptions struct {
 	Near     string
 	Key      string
 	Balancer string
 }
 
 // Pick asks the server to choose one instance for a caller.
-func (a *API) Pick(ctx context.Context, ns, svc string, o PickOptions) (*wire.PickResponse, error) {
+func (a *API) Pick(ctx context.Context, ns, svc string, o ServerPickOptions) (*wire.PickResponse, error) {
 	q := url.Values{}
 	if o.Near != "" {
 		q.Set("near", o.Near)

@@ -104,26 +104,35 @@ func (p *Picker) Len() int { return len(p.cands) }
 
 // Pick chooses one candidate.
 func (p *Picker) Pick(o PickOptions) (Candidate, error) {
+	k, err := p.PickIndex(o)
+	if err != nil {
+		return Candidate{}, err
+	}
+	return p.cands[k], nil
+}
+
+// PickIndex is Pick, returning the candidate's position in the selection.
+func (p *Picker) PickIndex(o PickOptions) (int, error) {
 	if len(p.cands) == 0 {
-		return Candidate{}, ErrNoCandidate
+		return 0, ErrNoCandidate
 	}
 	switch o.Balancer {
 	case "", WeightedRandom:
 		if o.Rand == nil {
-			return Candidate{}, errors.New("disaster: weighted random needs a random source")
+			return 0, errors.New("disaster: weighted random needs a random source")
 		}
-		return p.cands[p.weighted(o.Rand())], nil
+		return p.weighted(o.Rand()), nil
 	case RoundRobin:
-		return p.cands[p.roundRobin()], nil
+		return p.roundRobin(), nil
 	case LeastLoaded:
 		if o.Rand == nil {
-			return Candidate{}, errors.New("disaster: least loaded needs a random source")
+			return 0, errors.New("disaster: least loaded needs a random source")
 		}
-		return p.cands[p.leastLoaded(o)], nil
+		return p.leastLoaded(o), nil
 	case ConsistentHash:
-		return p.cands[p.consistent(o)], nil
+		return p.consistent(o), nil
 	}
-	return Candidate{}, fmt.Errorf("%w %q: use one of %s", ErrUnknownBalancer, o.Balancer, strings.Join(Balancers, ", "))
+	return 0, fmt.Errorf("%w %q: use one of %s", ErrUnknownBalancer, o.Balancer, strings.Join(Balancers, ", "))
 }
 
 // weighted maps r to a candidate with probability weight/total, exactly

@@ -6,13 +6,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 
+	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/store"
@@ -156,9 +159,10 @@ func lookupCommand(stdout io.Writer) *ffcli.Command {
 	var (
 		c                   common
 		healthy, consistent bool
-		near                string
+		near, cacheDir      string
 	)
 	fs := flag.NewFlagSet("registry lookup", flag.ContinueOnError)
+	fs.StringVar(&cacheDir, "cache-dir", "", "answer through the SDK, with a disk snapshot in this folder: when no server answers, from the snapshot (and say how old it is)")
 	c.flags(fs)
 	fs.BoolVar(&healthy, "healthy", false, "only healthy, enabled instances")
 	fs.BoolVar(&consistent, "consistent", false, "linearizable read")
@@ -176,6 +180,9 @@ func lookupCommand(stdout io.Writer) *ffcli.Command {
 			}
 			if len(args) != 1 {
 				return fmt.Errorf("give exactly one service name")
+			}
+			if cacheDir != "" {
+				return sdkLookup(ctx, stdout, c, cacheDir, near, args[0], false, client.PickOptions{})
 			}
 			res, err := a.Lookup(ctx, c.namespace, args[0], client.LookupOptions{HealthyOnly: healthy, Near: near, Consistent: consistent})
 			if err != nil {
@@ -249,10 +256,11 @@ func printInstances(w io.Writer, ins []wire.Instance) error {
 
 func pickCommand(stdout io.Writer) *ffcli.Command {
 	var (
-		c                   common
-		near, key, balancer string
+		c                             common
+		near, key, balancer, cacheDir string
 	)
 	fs := flag.NewFlagSet("registry pick", flag.ContinueOnError)
+	fs.StringVar(&cacheDir, "cache-dir", "", "pick through the SDK, with a disk snapshot in this folder (see lookup --cache-dir)")
 	c.flags(fs)
 	fs.StringVar(&near, "near", "", "the caller's region/datacenter/unit (default: the server's)")
 	fs.StringVar(&key, "key", "", "stickiness key for consistent_hash (a session or user id)")
@@ -271,7 +279,10 @@ func pickCommand(stdout io.Writer) *ffcli.Command {
 			if len(args) != 1 {
 				return fmt.Errorf("give exactly one service name")
 			}
-			res, err := a.Pick(ctx, c.namespace, args[0], client.PickOptions{Near: near, Key: key, Balancer: balancer})
+			if cacheDir != "" {
+				return sdkLookup(ctx, stdout, c, cacheDir, near, args[0], true, client.PickOptions{Key: key, Balancer: balancer})
+			}
+			res, err := a.Pick(ctx, c.namespace, args[0], client.ServerPickOptions{Near: near, Key: key, Balancer: balancer})
 			if err != nil {
 				return err
 			}
@@ -281,4 +292,56 @@ func pickCommand(stdout io.Writer) *ffcli.Command {
 			return printInstances(stdout, []wire.Instance{res.Instance})
 		},
 	}
+}
+
+// sdkLookup answers a lookup (or a pick) through the SDK, which falls back
+// to its disk snapshot in cacheDir when no server answers, and says where
+// the answer came from.
+func sdkLookup(ctx context.Context, stdout io.Writer, c common, cacheDir, near, service string, pick bool, o client.PickOptions) error {
+	if c.output != "table" && c.output != "json" {
+		return fmt.Errorf("--output %q: use table or json", c.output)
+	}
+	loc, err := api.ParseLocality(near)
+	if err != nil {
+		return fmt.Errorf("--near: %w", err)
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return fmt.Errorf("--cache-dir: %w", err)
+	}
+	cl, err := client.New(client.Config{Servers: []string{c.server}, Namespace: c.namespace, Locality: loc, CacheDir: cacheDir})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	a, err := cl.Lookup(lctx, service)
+	if err != nil {
+		return err
+	}
+	ins := a.Instances
+	if pick {
+		in, err := cl.Pick(lctx, service, o)
+		if err != nil {
+			return err
+		}
+		cl.Done(service, in, nil)
+		ins = []wire.Instance{in}
+	}
+	if c.output == "json" {
+		return printJSON(stdout, struct {
+			Service   string          `json:"service"`
+			Source    client.Source   `json:"source"`
+			AgeSecs   float64         `json:"age_seconds"`
+			ServedBy  string          `json:"served_by"`
+			Instances []wire.Instance `json:"instances"`
+		}{service, a.Source, a.Age.Seconds(), a.ServedBy, ins})
+	}
+	if err := printInstances(stdout, ins); err != nil {
+		return err
+	}
+	if a.Source != client.SourceLive {
+		fmt.Fprintf(stdout, "(answered from %s, %s old)\n", a.Source, a.Age.Round(time.Second))
+	}
+	return nil
 }

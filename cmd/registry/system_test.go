@@ -33,6 +33,41 @@ func TestSystem(t *testing.T) {
 	t.Run("dev-data-dir", func(t *testing.T) { t.Parallel(); testDevDataDir(t, bin) })
 	t.Run("server-config", func(t *testing.T) { t.Parallel(); testServerConfig(t, bin) })
 	t.Run("readme-tour", func(t *testing.T) { t.Parallel(); testReadmeTour(t, bin) })
+	t.Run("lookup-cache-dir", func(t *testing.T) { t.Parallel(); testLookupCacheDir(t, bin) })
+}
+
+// testLookupCacheDir: `registry lookup --cache-dir D` answers live while a
+// server does, and from its disk snapshot, saying how old, once none does.
+func testLookupCacheDir(t *testing.T, bin string) {
+	addr := freeAddr(t)
+	p := startProc(t, bin, nil, "dev", "--http-addr", addr)
+	waitHealthy(t, p, addr, 20*time.Second)
+	cache := filepath.Join(t.TempDir(), "cache")
+	r := cli(t, bin, "register", "--server", addr, "--service", "orders", "--id", "o-1", "--address", "10.0.0.1", "--port", "8080", "--persistent")
+	if r.code != 0 {
+		t.Fatalf("register: %s", r.stderr)
+	}
+	var live struct {
+		Source    string `json:"source"`
+		Instances []struct {
+			ID string `json:"id"`
+		} `json:"instances"`
+	}
+	cliOK(t, bin, &live, "lookup", "--server", addr, "--cache-dir", cache, "--output", "json", "orders")
+	if live.Source != "live" || len(live.Instances) != 1 || live.Instances[0].ID != "o-1" {
+		t.Fatalf("live lookup through the SDK: %+v", live)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	r = cli(t, bin, "lookup", "--server", addr, "--cache-dir", cache, "orders")
+	if r.code != 0 || !strings.Contains(r.stdout, "o-1") || !strings.Contains(r.stdout, "(answered from snapshot, ") {
+		t.Fatalf("lookup with every server down: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	// Without the cache there is nothing to answer from.
+	if r := cli(t, bin, "lookup", "--server", addr, "--cache-dir", t.TempDir(), "orders"); r.code == 0 {
+		t.Fatalf("lookup without server or snapshot succeeded: %s", r.stdout)
+	}
 }
 
 // buildRegistry builds this package into a temporary directory.
