@@ -96,6 +96,7 @@ type Client struct {
 
 	dirty chan struct{} // a view changed: the snapshot is due
 	snap  *snapshot     // read at start, nil if none
+	pins  atomic.Pointer[pinned]
 }
 
 // New starts a client. It contacts no server until asked something.
@@ -142,8 +143,10 @@ func New(cfg Config) (*Client, error) {
 		case snap != nil:
 			c.snap = snap
 		}
-		c.wg.Add(1)
+		c.wg.Add(2)
 		go c.runSnapshots()
+		c.loadPins()
+		go c.runPins()
 	}
 	return c, nil
 }
@@ -162,6 +165,64 @@ type serviceState struct {
 	inflight map[string]*atomic.Int64 // by instance id; replaced with the view
 	inMu     sync.RWMutex
 	inFlight func(id string) int
+
+	subMu sync.Mutex
+	subs  map[chan Answer]struct{}
+}
+
+// publish sends the current answer to every watcher; a watcher that has
+// not read the previous one gets this one instead (latest wins).
+func (st *serviceState) publish() {
+	v := st.cur.Load()
+	if v == nil {
+		return
+	}
+	a := v.answer
+	st.subMu.Lock()
+	defer st.subMu.Unlock()
+	for ch := range st.subs {
+		select {
+		case ch <- a:
+			continue
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
+		select {
+		case ch <- a:
+		default:
+		}
+	}
+}
+
+// Watch returns a channel that receives the service's answer when known
+// and again after every change, until ctx ends (then it is closed). A slow
+// reader misses intermediate answers, never the latest one.
+func (c *Client) Watch(ctx context.Context, service string) <-chan Answer {
+	st := c.state(service)
+	ch := make(chan Answer, 1)
+	st.subMu.Lock()
+	if st.subs == nil {
+		st.subs = map[chan Answer]struct{}{}
+	}
+	st.subs[ch] = struct{}{}
+	st.subMu.Unlock()
+	if v := st.cur.Load(); v != nil {
+		ch <- v.answer
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-c.ctx.Done():
+		}
+		st.subMu.Lock()
+		delete(st.subs, ch)
+		close(ch)
+		st.subMu.Unlock()
+	}()
+	return ch
 }
 
 // view is an answer and what picking needs.
@@ -231,6 +292,11 @@ func (c *Client) newView(svc string, ins []wire.Instance, servedBy string, prote
 // traffic: from a server when one answers, else from memory, else from the
 // disk snapshot, else from Config.Static.
 func (c *Client) Lookup(ctx context.Context, service string) (Answer, error) {
+	if p := c.pins.Load(); p != nil {
+		if a, ok := p.answers[service]; ok {
+			return a, nil
+		}
+	}
 	st := c.state(service)
 	select {
 	case <-st.ready:
@@ -267,6 +333,15 @@ type PickOptions struct {
 // Pick chooses one instance of service for this caller and counts it in
 // flight until Done.
 func (c *Client) Pick(ctx context.Context, service string, o PickOptions) (wire.Instance, error) {
+	if p := c.pins.Load(); p != nil {
+		if pk, ok := p.pickers[service]; ok {
+			cand, err := pk.Pick(disaster.PickOptions{Rand: rand.Uint64})
+			if err != nil {
+				return wire.Instance{}, fmt.Errorf("client: pick %s (pinned): %w", service, err)
+			}
+			return wire.Instance{Instance: cand.Instance}, nil
+		}
+	}
 	st := c.state(service)
 	// Fast path: a view in memory (live, memory or snapshot).
 	select {
@@ -448,6 +523,7 @@ func (c *Client) update(st *serviceState, res *Instances) {
 	}
 	v := c.newView(st.name, res.Instances, res.ServedBy, res.Protected, res.Index, time.Now(), SourceLive, res.Settings.Balancer)
 	st.cur.Store(v)
+	st.publish()
 	c.markDirty()
 }
 
@@ -459,6 +535,7 @@ func (c *Client) deleted(st *serviceState) {
 	v := c.newView(st.name, nil, c.cfg.Namespace, false, 0, time.Now(), SourceLive, "")
 	v.deleted = true
 	st.cur.Store(v)
+	st.publish()
 	c.markDirty()
 }
 

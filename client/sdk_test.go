@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -250,4 +251,62 @@ func TestHeartbeatsFailOver(t *testing.T) {
 			t.Fatalf("instance still registered after Close: %+v", res.Instances)
 		}
 	}
+}
+
+// Watch delivers changes; the manual failover file overrides the live view
+// while it names the service.
+func TestWatchAndPinnedFailover(t *testing.T) {
+	c := startCluster(t)
+	c.register(t, "cart", "c-1", "10.1.0.1")
+	cache := t.TempDir()
+	cl, err := client.New(client.Config{Servers: c.addrs(), CacheDir: cache, Logger: testlog.New(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := cl.Watch(ctx, "cart")
+	// Every answer arrives; wait for the second instance.
+	c.register(t, "cart", "c-2", "10.1.0.2")
+	acked := time.Now()
+	timeout := time.After(5 * time.Second)
+	for done := false; !done; {
+		select {
+		case a := <-w:
+			done = len(a.Instances) == 2
+		case <-timeout:
+			t.Fatal("Watch did not deliver the second instance")
+		}
+	}
+	t.Logf("Watch delivered the change %v after its acknowledgement", time.Since(acked).Round(time.Millisecond))
+
+	pin := `{"services": {"cart": [{"id": "dr-1", "address": "192.0.2.10", "port": 9000, "weight": 50}]}}`
+	if err := os.WriteFile(filepath.Join(cache, client.PinFile), []byte(pin), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	eventually := func(what string, cond func(client.Answer) bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			a, err := cl.Lookup(ctx, "cart")
+			if err == nil && cond(a) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %+v %v", what, a, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	eventually("pinned answer", func(a client.Answer) bool {
+		return a.Source == client.SourcePinned && len(a.Instances) == 1 && a.Instances[0].Address == "192.0.2.10"
+	})
+	if in, err := cl.Pick(ctx, "cart", client.PickOptions{}); err != nil || in.ID != "dr-1" {
+		t.Fatalf("pinned pick: %+v %v", in, err)
+	}
+	if err := os.Remove(filepath.Join(cache, client.PinFile)); err != nil {
+		t.Fatal(err)
+	}
+	eventually("live again", func(a client.Answer) bool { return a.Source == client.SourceLive && len(a.Instances) == 2 })
 }
