@@ -185,6 +185,7 @@ echo | emit
 "$BIN/registry-bench" heartbeat --servers "http://$follower_http" --metrics "$SERVERS" --clients 16,64 \
 	--duration "$DURATION" --instances 20000 --pids "$cluster_pids" | emit
 "$BIN/registry-bench" silence --servers "$SERVERS" --samples 40 --ttl 3s | emit
+"$BIN/registry-bench" sdk-watch --servers "$SERVERS" --write-server "http://$leader_http" --samples "$SAMPLES" | emit
 if [[ "$CLUSTER_STARTED" == own ]]; then n3_pid="${OWN_PIDS[2]}"; else n3_pid="$(tr -dc '0-9' <"$ROOT/.cluster/pids/n3.pid")"; fi
 "$BIN/registry-bench" detect --server http://127.0.0.1:7410 --member n3 --kill-pid "$n3_pid" | emit
 

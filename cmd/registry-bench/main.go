@@ -44,6 +44,7 @@ commands:
   heartbeat  heartbeats/s a server absorbs, its CPU and the gossip they cost, Raft entries (none)
   silence    time from an instance's last heartbeat to unhealthy on every server (p50/p99)
   detect     SIGKILL a server and time until another shows it suspect, then dead
+  sdk-watch  write → the Go SDK's Watch delivering it, p50/p99
 
 Run "registry-bench <command> -h" for its flags.
 `
@@ -66,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSilence(ctx, args[1:], stdout, stderr)
 	case "detect":
 		return runDetect(ctx, args[1:], stdout, stderr)
+	case "sdk-watch":
+		return runSDKWatch(ctx, args[1:], stdout, stderr)
 	case "dns-bare":
 		// Hidden: the baseline DNS server of scripts/bench-dns.sh.
 		return runDNSBare(ctx, args[1:], stdout, stderr)
