@@ -157,6 +157,12 @@ func (a *API) Pick(ctx context.Context, ns, svc string, o ServerPickOptions) (*w
 	return &out, nil
 }
 
+// DeleteService deletes a service and its instances.
+func (a *API) DeleteService(ctx context.Context, ns, svc string) error {
+	_, err := a.do(ctx, http.MethodDelete, "/v1/namespaces/"+url.PathEscape(ns)+"/services/"+url.PathEscape(svc), nil, nil)
+	return err
+}
+
 // Heartbeat reports an instance alive.
 func (a *API) Heartbeat(ctx context.Context, ns, svc, id string) error {
 	_, err := a.do(ctx, http.MethodPut, instancePath(ns, svc, id)+"/heartbeat", nil, nil)

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/internal/testlog"
@@ -309,4 +311,99 @@ func TestWatchAndPinnedFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually("live again", func(a client.Answer) bool { return a.Source == client.SourceLive && len(a.Instances) == 2 })
+}
+
+func startOne(t *testing.T) *server.Server {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = "one", t.TempDir(), true
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
+	cfg.MinQuorum = 1
+	cfg.JudgeInterval = 100 * time.Millisecond
+	cfg.Logger = testlog.New(t, slog.LevelWarn)
+	s, err := server.Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Kill() })
+	for !s.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s
+}
+
+// A server that forgot an instance gets it registered again at the next
+// heartbeat; an answer that turns empty does not empty the client's view
+// unless the service is deleted; Static answers when nothing else can.
+func TestReRegisterEmptyProtectionAndStatic(t *testing.T) {
+	s := startOne(t)
+	ctx := context.Background()
+	api, _ := client.NewAPI("http://"+s.HTTPAddr(), nil)
+	cl, err := client.New(client.Config{Servers: []string{s.HTTPAddr()}, Logger: testlog.New(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	reg := client.Registration{Address: "10.6.0.1", Port: 8080, Check: store.Check{TTL: store.Duration(300 * time.Millisecond)}}
+	if _, err := cl.Register(ctx, "web", "w-1", reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Deregister(ctx, store.DefaultNamespace, "web", "w-1"); err != nil {
+		t.Fatal(err)
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+		}
+	}
+	wait("instance not registered again after the server forgot it", func() bool {
+		res, err := api.Lookup(ctx, store.DefaultNamespace, "web", client.LookupOptions{})
+		return err == nil && len(res.Instances) == 1
+	})
+
+	// Empty-answer protection.
+	f := false
+	for _, id := range []string{"d-1", "d-2"} {
+		if _, err := api.Register(ctx, store.DefaultNamespace, "db", id, client.Registration{Address: "10.6.1.1", Port: 5432, Ephemeral: &f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait("db not seen", func() bool { a, err := cl.Lookup(ctx, "db"); return err == nil && len(a.Instances) == 2 })
+	for _, id := range []string{"d-1", "d-2"} {
+		if err := api.Deregister(ctx, store.DefaultNamespace, "db", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The last non-empty answer the watcher saw (both, or d-2 alone)
+	// stays, although the servers now answer empty. The watcher has had
+	// the empty answer long before 300 ms (it is checked below that it
+	// does follow the service's deletion).
+	time.Sleep(300 * time.Millisecond)
+	if a, err := cl.Lookup(ctx, "db"); err != nil || len(a.Instances) == 0 {
+		t.Fatalf("empty answer replaced the view: %d instances, %v", len(a.Instances), err)
+	}
+	if err := api.DeleteService(ctx, store.DefaultNamespace, "db"); err != nil {
+		t.Fatal(err)
+	}
+	wait("a deleted service still answers", func() bool {
+		_, err := cl.Lookup(ctx, "db")
+		return errors.Is(err, client.ErrNoAnswer)
+	})
+
+	// Static, with no server at all.
+	st, err := client.New(client.Config{Static: map[string][]wire.Instance{"legacy": {{Instance: &store.Instance{ID: "l-1", Address: "10.9.9.9", Port: 80, Weight: 1, Enabled: true}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if a, err := st.Lookup(ctx, "legacy"); err != nil || a.Source != client.SourceStatic || len(a.Instances) != 1 {
+		t.Fatalf("static: %+v %v", a, err)
+	}
+	if in, err := st.Pick(ctx, "legacy", client.PickOptions{}); err != nil || in.ID != "l-1" {
+		t.Fatalf("static pick: %+v %v", in, err)
+	}
 }
