@@ -426,22 +426,34 @@ func (s *Server) deregister(c *gin.Context) {
 	}
 }
 
-// checkStatus answers what the health check of an instance last saw.
-func (s *Server) checkStatus(c *gin.Context) {
+// localInstance finds the instance of the request's path in the local
+// replica, answering 503 while it has not caught up and 404 when it is not
+// there (hint is added to the 404's message).
+func (s *Server) localInstance(c *gin.Context, hint string) (*store.ServiceView, *store.Instance, bool) {
 	if !s.ready(c) {
-		return
+		return nil, nil, false
 	}
 	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
 	v, err := s.node.Store().Service(ns, svc)
 	if err != nil {
 		s.fail(c, err)
-		return
+		return nil, nil, false
 	}
 	in := v.Instance(id)
 	if in == nil {
-		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", id, ns, svc, store.ErrInstanceNotFound))
+		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w%s", id, ns, svc, store.ErrInstanceNotFound, hint))
+		return nil, nil, false
+	}
+	return v, in, true
+}
+
+// checkStatus answers what the health check of an instance last saw.
+func (s *Server) checkStatus(c *gin.Context) {
+	v, in, ok := s.localInstance(c, "")
+	if !ok {
 		return
 	}
+	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
 	out := wire.CheckStatus{Namespace: ns, Service: svc, ID: id, Type: in.Check.Type, Target: in.Check.Target, Healthy: in.Healthy}
 	if s.cfg.Checks != nil {
 		if err := s.cfg.Checks.CheckStatus(c.Request.Context(), in, &out); err != nil {
@@ -460,20 +472,11 @@ type HeartbeatResponse struct {
 }
 
 func (s *Server) heartbeat(c *gin.Context) {
-	if !s.ready(c) {
+	v, in, ok := s.localInstance(c, ": register it again")
+	if !ok {
 		return
 	}
 	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
-	v, err := s.node.Store().Service(ns, svc)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	in := v.Instance(id)
-	if in == nil {
-		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w: register it again", id, ns, svc, store.ErrInstanceNotFound))
-		return
-	}
 	if !in.Ephemeral {
 		s.fail(c, fmt.Errorf("%w: instance %q in %s/%s is persistent: its health comes from its %s check, not from heartbeats",
 			ErrBadRequest, id, ns, svc, in.Check.Type))

@@ -55,19 +55,9 @@ func parseBool(name, v string) (bool, error) {
 	return false, fmt.Errorf("%w: %s=%q: use true or false", ErrBadRequest, name, v)
 }
 
-// FormatLocality writes a locality as near= takes it: "eu", "eu/eu-west-1",
-// "eu/eu-west-1/a", or "" for none.
-func FormatLocality(l store.Locality) string {
-	switch {
-	case l.Region == "":
-		return ""
-	case l.Datacenter == "":
-		return l.Region
-	case l.Unit == "":
-		return l.Region + "/" + l.Datacenter
-	}
-	return l.Region + "/" + l.Datacenter + "/" + l.Unit
-}
+// FormatLocality writes a locality as near= takes it (see
+// store.Locality.Path).
+func FormatLocality(l store.Locality) string { return l.Path() }
 
 // ParseLocality reads "region/datacenter/unit"; trailing parts may be left
 // out ("eu", "eu/eu-west-1"), and "" means no locality.

@@ -437,7 +437,7 @@ func (c *Client) watch(st *serviceState) {
 	server := rand.IntN(len(c.apis))
 	var index uint64
 	failures := 0
-	near := formatLocality(c.cfg.Locality)
+	near := c.cfg.Locality.Path()
 	for c.ctx.Err() == nil {
 		a := c.apis[server]
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.Wait+10*time.Second)
@@ -608,16 +608,4 @@ func (c *Client) Close() error {
 		c.writeSnapshot()
 	}
 	return errors.Join(errs...)
-}
-
-func formatLocality(l store.Locality) string {
-	switch {
-	case l.Region == "":
-		return ""
-	case l.Datacenter == "":
-		return l.Region
-	case l.Unit == "":
-		return l.Region + "/" + l.Datacenter
-	}
-	return l.Region + "/" + l.Datacenter + "/" + l.Unit
 }

@@ -59,6 +59,20 @@ type Locality struct {
 	Unit       string `json:"unit,omitempty"`
 }
 
+// Path renders the locality as near= takes it: "eu", "eu/eu-west-1",
+// "eu/eu-west-1/a", or "" when unset.
+func (l Locality) Path() string {
+	switch {
+	case l.Region == "":
+		return ""
+	case l.Datacenter == "":
+		return l.Region
+	case l.Unit == "":
+		return l.Region + "/" + l.Datacenter
+	}
+	return l.Region + "/" + l.Datacenter + "/" + l.Unit
+}
+
 // String renders the locality as region/datacenter/unit, or "-" when unset.
 func (l Locality) String() string {
 	if l == (Locality{}) {
