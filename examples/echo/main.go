@@ -1,0 +1,109 @@
+// Command echo is the example service of the disaster drills: a small HTTP
+// server that registers itself through the Switchyard SDK and answers every
+// request with who it is and where it runs.
+//
+// Configuration (environment): ECHO_ADDR (listen address, default :8080),
+// ECHO_ADVERTISE (address registered, default the container's host name),
+// ECHO_ID, ECHO_SERVICE (default echo), REGISTRY_SERVERS (comma-separated),
+// REGISTRY_NAMESPACE, LOCALITY (region/datacenter/unit).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if err := run(logger); err != nil {
+		logger.Error("echo stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseLocality(s string) store.Locality {
+	p := strings.SplitN(s, "/", 3)
+	var l store.Locality
+	if len(p) > 0 {
+		l.Region = p[0]
+	}
+	if len(p) > 1 {
+		l.Datacenter = p[1]
+	}
+	if len(p) > 2 {
+		l.Unit = p[2]
+	}
+	return l
+}
+
+func run(logger *slog.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	host, _ := os.Hostname()
+	addr := env("ECHO_ADDR", ":8080")
+	id := env("ECHO_ID", host)
+	svc := env("ECHO_SERVICE", "echo")
+	loc := parseLocality(os.Getenv("LOCALITY"))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	_, portStr, _ := net.SplitHostPort(ln.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	advertise := env("ECHO_ADVERTISE", host)
+	hs := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"id": id, "datacenter": loc.Datacenter, "region": loc.Region})
+	})}
+	go hs.Serve(ln)
+
+	c, err := client.New(client.Config{Servers: strings.Split(env("REGISTRY_SERVERS", "127.0.0.1:7400"), ","),
+		Namespace: env("REGISTRY_NAMESPACE", store.DefaultNamespace), Locality: loc, Logger: logger})
+	if err != nil {
+		return err
+	}
+	// The registry may not be up yet: keep trying.
+	reg := client.Registration{Address: advertise, Port: port, Locality: loc,
+		Check: store.Check{TTL: store.Duration(3 * time.Second), DeregisterAfter: store.Duration(30 * time.Second)}}
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = c.Register(rctx, svc, id, reg)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		logger.Warn("registration failed, retrying", "err", err)
+		time.Sleep(time.Second)
+	}
+	logger.Info("echo serving", "id", id, "addr", fmt.Sprintf("%s:%d", advertise, port), "locality", loc.Path())
+	<-ctx.Done()
+	// Graceful offline: deregister first, then stop serving.
+	err = c.Close()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := hs.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
