@@ -1,0 +1,285 @@
+package disaster
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The drill report: what callers saw during a fault. Pure: the runner
+// collects the records (cmd/registry drill), this file judges them.
+
+// CallerSecond is one second of one caller's calls.
+type CallerSecond struct {
+	At      int64          `json:"at"` // unix seconds
+	OK      int            `json:"ok"`
+	Failed  int            `json:"failed"`
+	ByDC    map[string]int `json:"by_datacenter"`
+	Sources map[string]int `json:"sources"`
+}
+
+// DrillInput is everything a drill recorded.
+type DrillInput struct {
+	Scenario string
+	// Callers' records by the caller's datacenter.
+	Callers map[string][]CallerSecond
+	// FaultStart and FaultEnd bound the fault (unix seconds).
+	FaultStart, FaultEnd int64
+	// CutDatacenter is the datacenter cut off, for cut-datacenter.
+	CutDatacenter string
+	// WritesAcked are the writes acknowledged; WritesPresent those found
+	// afterwards on every server; WritesLost the acknowledged ones missing.
+	WritesAcked, WritesPresent int
+	WritesLost                 []string
+	// WriteGap is the longest time no write was acknowledged.
+	WriteGap time.Duration
+	// TTL is the instances' TTL (for the routing criterion).
+	TTL time.Duration
+}
+
+// Phase is a caller's calls in one phase of the drill.
+type Phase struct {
+	OK, Failed int
+	Rate       float64 // OK / (OK + Failed)
+}
+
+// CallerReport is one caller's view of the drill.
+type CallerReport struct {
+	Datacenter string           `json:"datacenter"`
+	Before     Phase            `json:"before"`
+	During     Phase            `json:"during"`
+	After      Phase            `json:"after"`
+	Sources    map[string]int   `json:"sources"`
+	ByDC       map[string]int   `json:"by_datacenter"`
+	Timeline   []CallerSecond   `json:"timeline"`
+	Extra      map[string]int64 `json:"extra,omitempty"`
+}
+
+// DrillReport is the verdict.
+type DrillReport struct {
+	Scenario string                  `json:"scenario"`
+	Callers  map[string]CallerReport `json:"callers"`
+	// StopRoutingToCut: seconds after the cut until no caller outside the
+	// cut datacenter was served by it (-1: it never was).
+	StopRoutingToCut float64 `json:"stop_routing_to_cut_s"`
+	// Converged: seconds after the fault ended until every caller's
+	// success rate was back to 100% in a second.
+	Converged     float64  `json:"converged_s"`
+	WritesAcked   int      `json:"writes_acked"`
+	WritesPresent int      `json:"writes_present"`
+	WritesLost    []string `json:"writes_lost"`
+	WriteGapS     float64  `json:"write_gap_s"`
+	Failures      []string `json:"failures"`
+}
+
+func phase(secs []CallerSecond, from, to int64) Phase {
+	var p Phase
+	for _, s := range secs {
+		if s.At >= from && s.At < to {
+			p.OK += s.OK
+			p.Failed += s.Failed
+		}
+	}
+	if p.OK+p.Failed > 0 {
+		p.Rate = float64(p.OK) / float64(p.OK+p.Failed)
+	}
+	return p
+}
+
+// Judge computes the report and checks the scenario's criteria.
+func Judge(in DrillInput) DrillReport {
+	r := DrillReport{Scenario: in.Scenario, Callers: map[string]CallerReport{}, StopRoutingToCut: -1,
+		WritesAcked: in.WritesAcked, WritesPresent: in.WritesPresent, WritesLost: in.WritesLost, WriteGapS: in.WriteGap.Seconds()}
+	dcs := make([]string, 0, len(in.Callers))
+	for dc := range in.Callers {
+		dcs = append(dcs, dc)
+	}
+	sort.Strings(dcs)
+	var end int64
+	for _, dc := range dcs {
+		secs := in.Callers[dc]
+		cr := CallerReport{Datacenter: dc, Timeline: secs, Sources: map[string]int{}, ByDC: map[string]int{}}
+		cr.Before = phase(secs, 0, in.FaultStart)
+		cr.During = phase(secs, in.FaultStart, in.FaultEnd)
+		cr.After = phase(secs, in.FaultEnd, 1<<62)
+		for _, s := range secs {
+			for k, v := range s.Sources {
+				cr.Sources[k] += v
+			}
+			for k, v := range s.ByDC {
+				cr.ByDC[k] += v
+			}
+			end = max(end, s.At)
+		}
+		r.Callers[dc] = cr
+	}
+	// Routing away from the cut datacenter: the last second, during the
+	// fault, in which a caller elsewhere was served by it.
+	if in.CutDatacenter != "" {
+		last := int64(-1)
+		for _, dc := range dcs {
+			if dc == in.CutDatacenter {
+				continue
+			}
+			for _, s := range in.Callers[dc] {
+				if s.At >= in.FaultStart && s.At < in.FaultEnd && s.ByDC[in.CutDatacenter] > 0 {
+					last = max(last, s.At)
+				}
+			}
+		}
+		if last >= 0 {
+			r.StopRoutingToCut = float64(last + 1 - in.FaultStart)
+		} else {
+			r.StopRoutingToCut = 0
+		}
+	}
+	// Convergence: the first second after the fault from which every
+	// caller's every second is a clean success.
+	conv := in.FaultEnd
+	for _, dc := range dcs {
+		for _, s := range in.Callers[dc] {
+			if s.At >= in.FaultEnd && s.Failed > 0 {
+				conv = max(conv, s.At+1)
+			}
+		}
+	}
+	r.Converged = float64(conv - in.FaultEnd)
+
+	fail := func(format string, args ...any) { r.Failures = append(r.Failures, fmt.Sprintf(format, args...)) }
+	if len(in.WritesLost) > 0 {
+		fail("%d acknowledged writes lost: %s", len(in.WritesLost), strings.Join(in.WritesLost[:min(5, len(in.WritesLost))], ", "))
+	}
+	total := func(ph func(CallerReport) Phase) (ok, failed int) {
+		for _, cr := range r.Callers {
+			p := ph(cr)
+			ok, failed = ok+p.OK, failed+p.Failed
+		}
+		return
+	}
+	switch in.Scenario {
+	case "kill-all-servers":
+		ok, failed := total(func(c CallerReport) Phase { return c.During })
+		if rate := float64(ok) / float64(max(ok+failed, 1)); ok+failed == 0 || rate < 0.999 {
+			fail("callers' success during the outage %.4f, want ≥ 0.999", rate)
+		}
+	case "cut-datacenter":
+		if r.StopRoutingToCut > (in.TTL + 5*time.Second).Seconds() {
+			fail("callers outside %s were routed to it for %.0f s, more than TTL + 5 s", in.CutDatacenter, r.StopRoutingToCut)
+		}
+		if cr, ok := r.Callers[in.CutDatacenter]; ok {
+			inside := 0
+			for _, s := range cr.Timeline {
+				if s.At >= in.FaultStart && s.At < in.FaultEnd {
+					inside += s.ByDC[in.CutDatacenter]
+				}
+			}
+			if cr.During.OK+cr.During.Failed == 0 || float64(inside)/float64(cr.During.OK+cr.During.Failed) < 0.99 {
+				fail("callers in %s reached its own instances in %d of %d calls during the cut, want ≥ 99%%", in.CutDatacenter, inside, cr.During.OK+cr.During.Failed)
+			}
+		}
+		if r.Converged > 10 {
+			fail("converged %.0f s after the heal, want ≤ 10 s", r.Converged)
+		}
+	case "kill-leader":
+		if in.WriteGap > 5*time.Second {
+			fail("writes stopped for %v, want ≤ 5 s", in.WriteGap.Round(100*time.Millisecond))
+		}
+	case "pause-server":
+		ok, failed := total(func(c CallerReport) Phase { return c.During })
+		if failed > 0 || ok == 0 {
+			fail("callers noticed the pause: %d failed calls (%d succeeded)", failed, ok)
+		}
+	}
+	return r
+}
+
+// Markdown renders the report for people.
+func (r DrillReport) Markdown() string {
+	var b strings.Builder
+	verdict := "passed"
+	if len(r.Failures) > 0 {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(&b, "# Drill %s: %s\n\n", r.Scenario, verdict)
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "- **%s**\n", f)
+	}
+	b.WriteString("\n| caller in | before | during | after | served by | answered from |\n| --- | ---: | ---: | ---: | --- | --- |\n")
+	dcs := make([]string, 0, len(r.Callers))
+	for dc := range r.Callers {
+		dcs = append(dcs, dc)
+	}
+	sort.Strings(dcs)
+	for _, dc := range dcs {
+		c := r.Callers[dc]
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", dc, pct(c.Before), pct(c.During), pct(c.After), counts(c.ByDC), counts(c.Sources))
+	}
+	fmt.Fprintf(&b, "\n- acknowledged writes: %d; present afterwards on every server: %d; lost: %d\n", r.WritesAcked, r.WritesPresent, len(r.WritesLost))
+	fmt.Fprintf(&b, "- longest time without an acknowledged write: %.1f s\n", r.WriteGapS)
+	if r.StopRoutingToCut >= 0 {
+		fmt.Fprintf(&b, "- callers elsewhere stopped being sent to the cut datacenter after: %.0f s\n", r.StopRoutingToCut)
+	}
+	fmt.Fprintf(&b, "- every caller clean again %.0f s after the fault ended\n", r.Converged)
+	return b.String()
+}
+
+func pct(p Phase) string {
+	if p.OK+p.Failed == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f%% of %d", 100*p.Rate, p.OK+p.Failed)
+}
+
+func counts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// SVG renders each caller's success rate per second as a timeline, the
+// fault shaded.
+func (r DrillReport) SVG(faultStart, faultEnd int64) string {
+	const w, rowH, pad = 900, 80, 40
+	dcs := make([]string, 0, len(r.Callers))
+	var t0, t1 int64 = 1 << 62, 0
+	for dc, c := range r.Callers {
+		dcs = append(dcs, dc)
+		for _, s := range c.Timeline {
+			t0, t1 = min(t0, s.At), max(t1, s.At)
+		}
+	}
+	sort.Strings(dcs)
+	if t1 <= t0 {
+		t1 = t0 + 1
+	}
+	x := func(t int64) float64 { return pad + float64(t-t0)/float64(t1-t0)*float64(w-2*pad) }
+	h := pad + rowH*len(dcs) + 20
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&b, `<text x="%d" y="20">drill %s: call success per second, by caller datacenter (fault shaded)</text>`+"\n", pad, r.Scenario)
+	fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#f4cccc"/>`+"\n", x(faultStart), pad-10, max(x(faultEnd)-x(faultStart), 1), rowH*len(dcs))
+	for k, dc := range dcs {
+		top := pad + k*rowH
+		fmt.Fprintf(&b, `<text x="4" y="%d">%s</text>`+"\n", top+rowH/2, dc)
+		var pts []string
+		for _, s := range r.Callers[dc].Timeline {
+			rate := 0.0
+			if s.OK+s.Failed > 0 {
+				rate = float64(s.OK) / float64(s.OK+s.Failed)
+			}
+			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(s.At), float64(top)+float64(rowH-20)*(1-rate)))
+		}
+		fmt.Fprintf(&b, `<polyline fill="none" stroke="#1a73e8" stroke-width="1.5" points="%s"/>`+"\n", strings.Join(pts, " "))
+		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#ccc"/>`+"\n", pad, w-pad, top+rowH-20, top+rowH-20)
+	}
+	b.WriteString("</svg>\n")
+	return b.String()
+}

@@ -1,0 +1,65 @@
+package disaster
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// secs makes a caller's timeline from t0: ok/failed per second and the
+// datacenter that served.
+func secs(t0 int64, dc string, pattern ...[2]int) []CallerSecond {
+	var out []CallerSecond
+	for k, p := range pattern {
+		out = append(out, CallerSecond{At: t0 + int64(k), OK: p[0], Failed: p[1], ByDC: map[string]int{dc: p[0]}, Sources: map[string]int{"live": p[0] + p[1]}})
+	}
+	return out
+}
+
+func repeat(n, ok, failed int) [][2]int {
+	out := make([][2]int, n)
+	for k := range out {
+		out[k] = [2]int{ok, failed}
+	}
+	return out
+}
+
+func TestJudgeCriteria(t *testing.T) {
+	clean := secs(100, "dc-a", repeat(30, 50, 0)...)
+	for _, c := range []struct {
+		name string
+		in   DrillInput
+		fail string // "" passes
+	}{
+		{"kill-all clean", DrillInput{Scenario: "kill-all-servers", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120}, ""},
+		{"kill-all losing calls", DrillInput{Scenario: "kill-all-servers", FaultStart: 110, FaultEnd: 120,
+			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-a", append(repeat(10, 50, 0), repeat(20, 49, 1)...)...)}}, "success during the outage"},
+		{"a lost write fails any drill", DrillInput{Scenario: "pause-server", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120,
+			WritesAcked: 10, WritesPresent: 9, WritesLost: []string{"w-7"}}, "lost"},
+		{"pause noticed", DrillInput{Scenario: "pause-server", FaultStart: 110, FaultEnd: 120,
+			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-a", append(repeat(12, 50, 0), repeat(18, 50, 1)...)...)}}, "noticed"},
+		{"leader writes resume late", DrillInput{Scenario: "kill-leader", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120,
+			WriteGap: 7 * time.Second}, "writes stopped"},
+		{"cut: others routed to the cut datacenter too long", DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second,
+			FaultStart: 110, FaultEnd: 140,
+			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-b", repeat(50, 50, 0)...), "dc-b": secs(100, "dc-b", repeat(50, 50, 0)...)}}, "routed to it"},
+		{"cut: clean", DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 140,
+			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-a", repeat(50, 50, 0)...), "dc-b": secs(100, "dc-b", repeat(50, 50, 0)...)}}, ""},
+		{"cut: slow convergence", DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
+			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-a", append(repeat(20, 50, 0), repeat(15, 49, 1)...)...), "dc-b": secs(100, "dc-b", repeat(35, 50, 0)...)}}, "converged"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := Judge(c.in)
+			got := strings.Join(r.Failures, "; ")
+			if (c.fail == "") != (got == "") || !strings.Contains(got, c.fail) {
+				t.Fatalf("failures %q, want one mentioning %q", got, c.fail)
+			}
+			if md := r.Markdown(); !strings.Contains(md, c.in.Scenario) {
+				t.Fatalf("markdown without the scenario:\n%s", md)
+			}
+			if svg := r.SVG(c.in.FaultStart, c.in.FaultEnd); !strings.HasPrefix(svg, "<svg") || !strings.Contains(svg, "polyline") {
+				t.Fatalf("svg: %s", svg)
+			}
+		})
+	}
+}
