@@ -31,13 +31,13 @@ build() {
 # caller_stats DC: the caller's per-second record (JSON lines).
 caller_stats() {
 	local n
-	case "$1" in a) n=31 ;; b) n=32 ;; c) n=33 ;; esac
-	curl -sf --max-time 2 "http://172.30.0.$n:8090/stats"
+	case "$1" in a) n=1 ;; b) n=2 ;; c) n=3 ;; esac
+	curl -sf --max-time 2 "http://172.30.$n.31:8090/stats"
 }
 
 wait_up() {
 	local deadline=$((SECONDS + ${DRILL_TIMEOUT:-90})) dc last
-	until curl -sf --max-time 1 http://172.30.0.11:7400/v1/cluster/leader >/dev/null 2>&1; do
+	until curl -sf --max-time 1 http://172.30.1.11:7400/v1/cluster/leader >/dev/null 2>&1; do
 		((SECONDS < deadline)) || die "no leader after ${DRILL_TIMEOUT:-90}s; see: ${COMPOSE[*]} logs"
 		sleep 0.5
 	done
@@ -58,10 +58,15 @@ up)
 	wait_up
 	;;
 status)
-	curl -sf http://172.30.0.11:7400/v1/cluster/members || true
+	curl -sf http://172.30.1.11:7400/v1/cluster/members || true
 	echo
 	for dc in a b c; do echo "caller-$dc:"; caller_stats "$dc" | tail -n 3; done
 	;;
-down) "${COMPOSE[@]}" down -v --remove-orphans >&2 ;;
+down)
+	# A drill interrupted mid-cut may have left its rules.
+	while iptables -D DOCKER-USER -s 172.30.2.0/24 ! -d 172.30.2.0/24 -j DROP 2>/dev/null; do :; done
+	while iptables -D DOCKER-USER -d 172.30.2.0/24 ! -s 172.30.2.0/24 -j DROP 2>/dev/null; do :; done
+	"${COMPOSE[@]}" down -v --remove-orphans >&2
+	;;
 *) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

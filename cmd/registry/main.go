@@ -37,6 +37,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			deregisterCommand(stdout),
 			lookupCommand(stdout),
 			pickCommand(stdout),
+			drillCommand(stdout),
 			membersCommand(stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// The drill runner drives the deployment of deploy/docker-compose.yml
+// (started by scripts/drill.sh up): it writes continuously, applies a
+// fault with the docker CLI, heals it, collects what the callers saw and
+// judges it (disaster.Judge).
+
+// drillTopology is the deployment's fixed layout: datacenter dc-x is the
+// subnet 172.30.N.0/24 (a=1, b=2, c=3), its server at .11, its caller at .31.
+var drillTopology = struct {
+	project string
+	servers map[string]string // server id → HTTP address
+	callers map[string]string // datacenter → caller stats address
+	subnets map[string]string // datacenter → subnet
+}{
+	project: "switchyard-drill",
+	servers: map[string]string{"reg-a": "172.30.1.11:7400", "reg-b": "172.30.2.11:7400", "reg-c": "172.30.3.11:7400"},
+	callers: map[string]string{"dc-a": "172.30.1.31:8090", "dc-b": "172.30.2.31:8090", "dc-c": "172.30.3.31:8090"},
+	subnets: map[string]string{"dc-a": "172.30.1.0/24", "dc-b": "172.30.2.0/24", "dc-c": "172.30.3.0/24"},
+}
+
+// cutRules are the host firewall rules that cut a datacenter's subnet off
+// from everything else (traffic inside it still flows).
+func cutRules(subnet string) [][]string {
+	return [][]string{
+		{"DOCKER-USER", "-s", subnet, "!", "-d", subnet, "-j", "DROP"},
+		{"DOCKER-USER", "-d", subnet, "!", "-s", subnet, "-j", "DROP"},
+	}
+}
+
+func iptables(ctx context.Context, op string, rule []string) error {
+	args := append([]string{op}, rule...)
+	out, err := exec.CommandContext(ctx, "iptables", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func container(svc string) string { return drillTopology.project + "_" + svc + "_1" }
+
+func docker(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("docker %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+var drillScenarios = []string{"cut-datacenter", "kill-leader", "pause-server", "kill-all-servers"}
+
+func drillCommand(stdout io.Writer) *ffcli.Command {
+	fs := flag.NewFlagSet("registry drill", flag.ContinueOnError)
+	fault := fs.Duration("fault", 60*time.Second, "how long the fault lasts (kill-leader and pause-server: 30 s is the drill's)")
+	before := fs.Duration("before", 10*time.Second, "calls measured before the fault")
+	after := fs.Duration("after", 20*time.Second, "calls measured after the heal")
+	reportDir := fs.String("report-dir", "drill-reports", "where the report goes (JSON, Markdown, SVG)")
+	return &ffcli.Command{
+		Name:       "drill",
+		ShortUsage: "registry drill [flags] " + strings.Join(drillScenarios, "|"),
+		ShortHelp:  "run a disaster drill against the deployment of scripts/drill.sh up",
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 || !slices.Contains(drillScenarios, args[0]) {
+				return fmt.Errorf("give one scenario: %s", strings.Join(drillScenarios, ", "))
+			}
+			return runDrill(ctx, stdout, args[0], *before, *fault, *after, *reportDir)
+		},
+	}
+}
+
+// writer registers and deregisters instances continuously, round robin
+// over the servers, and remembers what was acknowledged.
+type writer struct {
+	mu       sync.Mutex
+	present  map[string]bool // acknowledged registrations not acknowledged as deregistered
+	acked    int
+	lastAck  time.Time
+	maxGap   time.Duration
+	gapStart time.Time
+}
+
+func (w *writer) run(ctx context.Context) {
+	apis := map[string]*client.API{}
+	ids := []string{}
+	for id, addr := range drillTopology.servers {
+		a, _ := client.NewAPI("http://"+addr, &http.Client{Timeout: 2 * time.Second})
+		apis[id] = a
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	f := false
+	w.lastAck = time.Now()
+	for n := 0; ctx.Err() == nil; n++ {
+		a := apis[ids[n%len(ids)]]
+		id := fmt.Sprintf("w-%d", n)
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := a.Register(wctx, store.DefaultNamespace, "drill-writes", id, client.Registration{Address: "10.99.0.1", Port: 1 + n%60000, Ephemeral: &f})
+		cancel()
+		now := time.Now()
+		w.mu.Lock()
+		if err == nil {
+			w.present[id] = true
+			w.acked++
+			w.maxGap = max(w.maxGap, now.Sub(w.lastAck))
+			w.lastAck = now
+		}
+		w.mu.Unlock()
+		// Every fifth write removes an earlier acknowledged one.
+		if err == nil && n%5 == 4 {
+			old := fmt.Sprintf("w-%d", n-2)
+			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			derr := a.Deregister(dctx, store.DefaultNamespace, "drill-writes", old)
+			cancel()
+			if derr == nil {
+				w.mu.Lock()
+				delete(w.present, old)
+				w.mu.Unlock()
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(50+rand.IntN(50)) * time.Millisecond):
+		}
+	}
+}
+
+func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fault, after time.Duration, reportDir string) error {
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "drill: "+format+"\n", args...) }
+	w := &writer{present: map[string]bool{}}
+	wctx, stopWriter := context.WithCancel(ctx)
+	var wwg sync.WaitGroup
+	wwg.Add(1)
+	go func() { defer wwg.Done(); w.run(wctx) }()
+	defer stopWriter()
+
+	logf("%s: measuring %v before the fault", scenario, before)
+	time.Sleep(before)
+	var heal func() error
+	cut := ""
+	switch scenario {
+	case "cut-datacenter":
+		cut = "dc-b"
+		rules := cutRules(drillTopology.subnets[cut])
+		for _, r := range rules {
+			if err := iptables(ctx, "-I", r); err != nil {
+				return err
+			}
+		}
+		heal = func() error {
+			for _, r := range rules {
+				if err := iptables(ctx, "-D", r); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	case "kill-leader", "pause-server":
+		leader, err := drillLeader(ctx)
+		if err != nil {
+			return err
+		}
+		victim := leader
+		if scenario == "pause-server" {
+			for id := range drillTopology.servers {
+				if id != leader {
+					victim = id
+					break
+				}
+			}
+		}
+		if scenario == "kill-leader" {
+			if err := docker(ctx, "kill", "-s", "KILL", container(victim)); err != nil {
+				return err
+			}
+			heal = func() error { return docker(ctx, "start", container(victim)) }
+		} else {
+			if err := docker(ctx, "pause", container(victim)); err != nil {
+				return err
+			}
+			heal = func() error { return docker(ctx, "unpause", container(victim)) }
+		}
+		logf("%s: %s", scenario, victim)
+	case "kill-all-servers":
+		for id := range drillTopology.servers {
+			if err := docker(ctx, "kill", "-s", "KILL", container(id)); err != nil {
+				return err
+			}
+		}
+		heal = func() error {
+			for id := range drillTopology.servers {
+				if err := docker(ctx, "start", container(id)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	start := time.Now()
+	logf("%s: fault on for %v", scenario, fault)
+	time.Sleep(fault)
+	if err := heal(); err != nil {
+		return err
+	}
+	end := time.Now()
+	logf("%s: healed; measuring %v after", scenario, after)
+	time.Sleep(after)
+	stopWriter()
+	wwg.Wait()
+
+	in := disaster.DrillInput{Scenario: scenario, Callers: map[string][]disaster.CallerSecond{},
+		FaultStart: start.Unix(), FaultEnd: end.Unix(), CutDatacenter: cut, TTL: 3 * time.Second}
+	for dc, addr := range drillTopology.callers {
+		secs, err := callerStats(ctx, addr)
+		if err != nil {
+			return fmt.Errorf("caller in %s: %w", dc, err)
+		}
+		// Only this drill's seconds.
+		secs = slices.DeleteFunc(secs, func(s disaster.CallerSecond) bool { return s.At < start.Add(-before).Unix() })
+		in.Callers[dc] = secs
+	}
+	w.mu.Lock()
+	in.WritesAcked, in.WriteGap = w.acked, w.maxGap
+	want := make([]string, 0, len(w.present))
+	for id := range w.present {
+		want = append(want, id)
+	}
+	w.mu.Unlock()
+	lost, present, err := drillCheckWrites(ctx, want)
+	if err != nil {
+		return err
+	}
+	in.WritesLost, in.WritesPresent = lost, present
+	r := disaster.Judge(in)
+	if err := os.MkdirAll(reportDir, 0o755); err != nil {
+		return err
+	}
+	base := filepath.Join(reportDir, fmt.Sprintf("%s-%s", scenario, start.UTC().Format("20060102T150405Z")))
+	js, _ := json.MarshalIndent(r, "", "  ")
+	for ext, body := range map[string][]byte{".json": js, ".md": []byte(r.Markdown()), ".svg": []byte(r.SVG(in.FaultStart, in.FaultEnd))} {
+		if err := os.WriteFile(base+ext, body, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Fprint(stdout, r.Markdown())
+	fmt.Fprintf(stdout, "\nreport: %s.{json,md,svg}\n", base)
+	if len(r.Failures) > 0 {
+		return fmt.Errorf("drill %s failed: %s", scenario, strings.Join(r.Failures, "; "))
+	}
+	return nil
+}
+
+// drillLeader asks the servers for the leader's id.
+func drillLeader(ctx context.Context) (string, error) {
+	for _, addr := range drillTopology.servers {
+		a, _ := client.NewAPI("http://"+addr, &http.Client{Timeout: 2 * time.Second})
+		ms, err := a.Members(ctx)
+		if err != nil {
+			continue
+		}
+		for _, m := range ms {
+			if m.Role == "leader" {
+				return m.ID, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no server names a leader")
+}
+
+// drillCheckWrites waits (up to 30 s) for every server to hold exactly the
+// acknowledged writes, and reports those missing anywhere.
+func drillCheckWrites(ctx context.Context, want []string) (lost []string, present int, err error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		missing := map[string]bool{}
+		ok := true
+		for _, addr := range drillTopology.servers {
+			a, _ := client.NewAPI("http://"+addr, &http.Client{Timeout: 2 * time.Second})
+			res, err := a.Lookup(ctx, store.DefaultNamespace, "drill-writes", client.LookupOptions{})
+			if err != nil {
+				ok = false
+				break
+			}
+			have := map[string]bool{}
+			for _, in := range res.Instances {
+				have[in.ID] = true
+			}
+			for _, id := range want {
+				if !have[id] {
+					missing[id] = true
+				}
+			}
+		}
+		if ok && len(missing) == 0 {
+			return nil, len(want), nil
+		}
+		if time.Now().After(deadline) {
+			for id := range missing {
+				lost = append(lost, id)
+			}
+			slices.Sort(lost)
+			return lost, len(want) - len(lost), nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func callerStats(ctx context.Context, addr string) ([]disaster.CallerSecond, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/stats", nil)
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []disaster.CallerSecond
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var s disaster.CallerSecond
+		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, sc.Err()
+}
