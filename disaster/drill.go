@@ -17,6 +17,8 @@ type CallerSecond struct {
 	Failed  int            `json:"failed"`
 	ByDC    map[string]int `json:"by_datacenter"`
 	Sources map[string]int `json:"sources"`
+	// Latency holds a sample of call latencies (µs) by serving datacenter.
+	Latency map[string][]int `json:"latency_us_by_datacenter,omitempty"`
 }
 
 // DrillInput is everything a drill recorded.
@@ -53,7 +55,8 @@ type CallerReport struct {
 	Sources    map[string]int   `json:"sources"`
 	ByDC       map[string]int   `json:"by_datacenter"`
 	Timeline   []CallerSecond   `json:"timeline"`
-	Extra      map[string]int64 `json:"extra,omitempty"`
+	// MedianLatencyMs is the median call latency by serving datacenter.
+	MedianLatencyMs map[string]float64 `json:"median_latency_ms"`
 }
 
 // DrillReport is the verdict.
@@ -99,7 +102,8 @@ func Judge(in DrillInput) DrillReport {
 	var end int64
 	for _, dc := range dcs {
 		secs := in.Callers[dc]
-		cr := CallerReport{Datacenter: dc, Timeline: secs, Sources: map[string]int{}, ByDC: map[string]int{}}
+		cr := CallerReport{Datacenter: dc, Timeline: secs, Sources: map[string]int{}, ByDC: map[string]int{}, MedianLatencyMs: map[string]float64{}}
+		lat := map[string][]int{}
 		cr.Before = phase(secs, 0, in.FaultStart)
 		cr.During = phase(secs, in.FaultStart, in.FaultEnd)
 		cr.After = phase(secs, in.FaultEnd, 1<<62)
@@ -110,7 +114,14 @@ func Judge(in DrillInput) DrillReport {
 			for k, v := range s.ByDC {
 				cr.ByDC[k] += v
 			}
+			for k, v := range s.Latency {
+				lat[k] = append(lat[k], v...)
+			}
 			end = max(end, s.At)
+		}
+		for k, v := range lat {
+			sort.Ints(v)
+			cr.MedianLatencyMs[k] = float64(v[len(v)/2]) / 1000
 		}
 		r.Callers[dc] = cr
 	}
@@ -205,7 +216,7 @@ func (r DrillReport) Markdown() string {
 	for _, f := range r.Failures {
 		fmt.Fprintf(&b, "- **%s**\n", f)
 	}
-	b.WriteString("\n| caller in | before | during | after | served by | answered from |\n| --- | ---: | ---: | ---: | --- | --- |\n")
+	b.WriteString("\n| caller in | before | during | after | served by | answered from | median latency by serving datacenter |\n| --- | ---: | ---: | ---: | --- | --- | --- |\n")
 	dcs := make([]string, 0, len(r.Callers))
 	for dc := range r.Callers {
 		dcs = append(dcs, dc)
@@ -213,7 +224,11 @@ func (r DrillReport) Markdown() string {
 	sort.Strings(dcs)
 	for _, dc := range dcs {
 		c := r.Callers[dc]
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", dc, pct(c.Before), pct(c.During), pct(c.After), counts(c.ByDC), counts(c.Sources))
+		var lat []string
+		for _, k := range sortedKeys(c.MedianLatencyMs) {
+			lat = append(lat, fmt.Sprintf("%s %.2f ms", k, c.MedianLatencyMs[k]))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", dc, pct(c.Before), pct(c.During), pct(c.After), counts(c.ByDC), counts(c.Sources), strings.Join(lat, ", "))
 	}
 	fmt.Fprintf(&b, "\n- acknowledged writes: %d; present afterwards on every server: %d; lost: %d\n", r.WritesAcked, r.WritesPresent, len(r.WritesLost))
 	fmt.Fprintf(&b, "- longest time without an acknowledged write: %.1f s\n", r.WriteGapS)
@@ -222,6 +237,15 @@ func (r DrillReport) Markdown() string {
 	}
 	fmt.Fprintf(&b, "- every caller clean again %.0f s after the fault ended\n", r.Converged)
 	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func pct(p Phase) string {

@@ -11,7 +11,8 @@ import (
 func secs(t0 int64, dc string, pattern ...[2]int) []CallerSecond {
 	var out []CallerSecond
 	for k, p := range pattern {
-		out = append(out, CallerSecond{At: t0 + int64(k), OK: p[0], Failed: p[1], ByDC: map[string]int{dc: p[0]}, Sources: map[string]int{"live": p[0] + p[1]}})
+		out = append(out, CallerSecond{At: t0 + int64(k), OK: p[0], Failed: p[1], ByDC: map[string]int{dc: p[0]}, Sources: map[string]int{"live": p[0] + p[1]},
+			Latency: map[string][]int{dc: {700, 800, 900}}})
 	}
 	return out
 }
@@ -54,7 +55,7 @@ func TestJudgeCriteria(t *testing.T) {
 			if (c.fail == "") != (got == "") || !strings.Contains(got, c.fail) {
 				t.Fatalf("failures %q, want one mentioning %q", got, c.fail)
 			}
-			if md := r.Markdown(); !strings.Contains(md, c.in.Scenario) {
+			if md := r.Markdown(); !strings.Contains(md, c.in.Scenario) || !strings.Contains(md, "0.80 ms") {
 				t.Fatalf("markdown without the scenario:\n%s", md)
 			}
 			if svg := r.SVG(c.in.FaultStart, c.in.FaultEnd); !strings.HasPrefix(svg, "<svg") || !strings.Contains(svg, "polyline") {
