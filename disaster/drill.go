@@ -48,13 +48,13 @@ type Phase struct {
 
 // CallerReport is one caller's view of the drill.
 type CallerReport struct {
-	Datacenter string           `json:"datacenter"`
-	Before     Phase            `json:"before"`
-	During     Phase            `json:"during"`
-	After      Phase            `json:"after"`
-	Sources    map[string]int   `json:"sources"`
-	ByDC       map[string]int   `json:"by_datacenter"`
-	Timeline   []CallerSecond   `json:"timeline"`
+	Datacenter string         `json:"datacenter"`
+	Before     Phase          `json:"before"`
+	During     Phase          `json:"during"`
+	After      Phase          `json:"after"`
+	Sources    map[string]int `json:"sources"`
+	ByDC       map[string]int `json:"by_datacenter"`
+	Timeline   []CallerSecond `json:"timeline"`
 	// MedianLatencyMs is the median call latency by serving datacenter.
 	MedianLatencyMs map[string]float64 `json:"median_latency_ms"`
 }
