@@ -57,6 +57,9 @@ type CallerReport struct {
 	Timeline   []CallerSecond `json:"timeline"`
 	// MedianLatencyMs is the median call latency by serving datacenter.
 	MedianLatencyMs map[string]float64 `json:"median_latency_ms"`
+	// BackHomeS is how long after the fault ended the caller's calls were
+	// all served by its own datacenter again (0: at once).
+	BackHomeS float64 `json:"back_home_s"`
 }
 
 // DrillReport is the verdict.
@@ -123,6 +126,13 @@ func Judge(in DrillInput) DrillReport {
 			sort.Ints(v)
 			cr.MedianLatencyMs[k] = float64(v[len(v)/2]) / 1000
 		}
+		home := in.FaultEnd
+		for _, s := range secs {
+			if s.At >= in.FaultEnd && (s.Failed > 0 || s.ByDC[dc] != s.OK) {
+				home = max(home, s.At+1)
+			}
+		}
+		cr.BackHomeS = float64(home - in.FaultEnd)
 		r.Callers[dc] = cr
 	}
 	// Routing away from the cut datacenter: the last second, during the
@@ -236,6 +246,9 @@ func (r DrillReport) Markdown() string {
 		fmt.Fprintf(&b, "- callers elsewhere stopped being sent to the cut datacenter after: %.0f s\n", r.StopRoutingToCut)
 	}
 	fmt.Fprintf(&b, "- every caller clean again %.0f s after the fault ended\n", r.Converged)
+	for _, dc := range dcs {
+		fmt.Fprintf(&b, "- caller in %s served by its own datacenter only, again, %.0f s after the fault ended\n", dc, r.Callers[dc].BackHomeS)
+	}
 	return b.String()
 }
 

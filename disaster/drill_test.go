@@ -64,3 +64,16 @@ func TestJudgeCriteria(t *testing.T) {
 		})
 	}
 }
+
+func TestJudgeBackHome(t *testing.T) {
+	b := append(secs(100, "dc-b", repeat(20, 50, 0)...), secs(120, "dc-a", repeat(3, 50, 0)...)...)
+	b = append(b, secs(123, "dc-b", repeat(7, 50, 0)...)...)
+	r := Judge(DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
+		Callers: map[string][]CallerSecond{"dc-b": b, "dc-a": secs(100, "dc-a", repeat(30, 50, 0)...)}})
+	if got := r.Callers["dc-b"].BackHomeS; got != 3 {
+		t.Fatalf("dc-b back home after %v s, want 3", got)
+	}
+	if got := r.Callers["dc-a"].BackHomeS; got != 0 {
+		t.Fatalf("dc-a back home after %v s, want 0", got)
+	}
+}
