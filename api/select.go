@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -27,9 +28,9 @@ type lookupQuery struct {
 func (s *Server) lookupQuery(c *gin.Context) (lookupQuery, bool) {
 	q := lookupQuery{caller: s.cfg.Locality}
 	if v := c.Query("healthy"); v != "" {
-		b, err := parseBool("healthy", v)
+		b, err := strconv.ParseBool(v)
 		if err != nil {
-			s.fail(c, err)
+			s.fail(c, fmt.Errorf("%w: healthy=%q: use true or false", ErrBadRequest, v))
 			return q, false
 		}
 		q.selection = b
@@ -43,16 +44,6 @@ func (s *Server) lookupQuery(c *gin.Context) (lookupQuery, bool) {
 		q.selection, q.caller = true, l
 	}
 	return q, true
-}
-
-func parseBool(name, v string) (bool, error) {
-	switch strings.ToLower(v) {
-	case "true", "1", "t":
-		return true, nil
-	case "false", "0", "f":
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: %s=%q: use true or false", ErrBadRequest, name, v)
 }
 
 // FormatLocality writes a locality as near= takes it (see

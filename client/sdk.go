@@ -343,62 +343,35 @@ func (c *Client) Pick(ctx context.Context, service string, o PickOptions) (wire.
 		}
 	}
 	st := c.state(service)
-	// Fast path: a view in memory (live, memory or snapshot).
+	var v *view
 	select {
 	case <-st.ready:
-		if v := st.cur.Load(); v != nil && len(v.answer.Instances) > 0 {
-			balancer := o.Balancer
-			if balancer == "" {
-				balancer = v.balance
-			}
-			if balancer == disaster.ConsistentHash && o.Key == "" {
-				balancer = disaster.WeightedRandom
-			}
-			k, err := v.picker.PickIndex(disaster.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: o.Key, InFlight: st.inFlight})
-			if err != nil {
-				return wire.Instance{}, fmt.Errorf("client: pick %s: %w", service, err)
-			}
-			in := v.answer.Instances[k]
-			st.counter(in.ID).Add(1)
-			return in, nil
-		}
+		v = st.cur.Load() // a view in memory: live, memory or snapshot
 	default:
 	}
-	a, err := c.Lookup(ctx, service)
-	if err != nil {
-		return wire.Instance{}, err
+	if v == nil || len(v.answer.Instances) == 0 {
+		a, err := c.Lookup(ctx, service)
+		if err != nil {
+			return wire.Instance{}, err
+		}
+		if v = st.cur.Load(); v == nil || a.Source == SourceStatic {
+			v = c.newView(service, a.Instances, a.ServedBy, false, 0, time.Time{}, a.Source, "")
+		}
 	}
-	v := st.cur.Load()
-	var p *disaster.Picker
 	balancer := o.Balancer
-	if v != nil && a.Source != SourceStatic {
-		p = v.picker
-		if balancer == "" {
-			balancer = v.balance
-		}
-	} else {
-		cands := make([]disaster.Candidate, len(a.Instances))
-		for k, in := range a.Instances {
-			cands[k] = disaster.Candidate{Instance: in.Instance}
-		}
-		p = disaster.NewPicker(disaster.Selection{Candidates: cands})
+	if balancer == "" {
+		balancer = v.balance
 	}
 	if balancer == disaster.ConsistentHash && o.Key == "" {
 		balancer = disaster.WeightedRandom
 	}
-	cand, err := p.Pick(disaster.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: o.Key, InFlight: st.inFlight})
+	k, err := v.picker.PickIndex(disaster.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: o.Key, InFlight: st.inFlight})
 	if err != nil {
 		return wire.Instance{}, fmt.Errorf("client: pick %s: %w", service, err)
 	}
-	if n := st.counter(cand.Instance.ID); n != nil {
-		n.Add(1)
-	}
-	for _, in := range a.Instances {
-		if in.Instance == cand.Instance {
-			return in, nil
-		}
-	}
-	return wire.Instance{Instance: cand.Instance}, nil
+	in := v.answer.Instances[k]
+	st.counter(in.ID).Add(1)
+	return in, nil
 }
 
 // Done reports that a call to an instance returned by Pick has ended.

@@ -3,7 +3,6 @@ package disaster
 import (
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -38,43 +37,17 @@ type chosenKey struct {
 	tag    string
 }
 
-// chosenCache holds a view's selections by caller and tag. It is one memo
-// entry (under a zero-size key, which boxes without allocating) with a
-// plain map inside, so that a lookup allocates nothing for its key.
-type chosenCache struct {
-	mu sync.RWMutex
-	m  map[chosenKey]*Chosen
-}
-
-type chosenCacheKey struct{}
-
 // Choose returns v's selection for the caller and tag, computing it once
 // per view.
 func Choose(v *store.ServiceView, caller store.Locality, tag string, topo Topology) *Chosen {
-	c := v.Memo(chosenCacheKey{}, func() any { return &chosenCache{m: map[chosenKey]*Chosen{}} }).(*chosenCache)
-	k := chosenKey{caller, tag}
-	c.mu.RLock()
-	ch := c.m[k]
-	c.mu.RUnlock()
-	if ch != nil {
-		return ch
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if ch = c.m[k]; ch == nil {
+	return store.MemoKeyed(v, chosenKey{caller, tag}, MaxCachedPerView, func() *Chosen {
 		ins := v.Instances
 		if tag != "" {
 			ins = slices.DeleteFunc(slices.Clone(ins), func(i *store.Instance) bool { return !slices.Contains(i.Tags, tag) })
 		}
 		sel := Select(Input{Caller: caller, Settings: v.Service.ServiceSettings, Instances: ins, Topology: topo})
-		ch = &Chosen{Selection: sel, Picker: NewPicker(sel)}
-		// Callers and tags come from requests: past a bound, answer
-		// without remembering, so that odd requests cannot grow memory.
-		if len(c.m) < MaxCachedPerView {
-			c.m[k] = ch
-		}
-	}
-	return ch
+		return &Chosen{Selection: sel, Picker: NewPicker(sel)}
+	})
 }
 
 // MaxCachedPerView bounds the selections (and DNS record sets) kept per

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -130,68 +129,42 @@ type rrKey struct {
 	owner  string
 }
 
-// rrCache holds a view's record sets by question (see chosenCache in
-// disaster: one memo entry, a plain map inside, no allocation per lookup).
-type rrCache struct {
-	mu sync.RWMutex
-	m  map[rrKey]*rrSet
-}
-
-type rrCacheKey struct{}
-
 func (a *answerer) records(res disaster.Result, caller store.Locality, tag string, qt uint16, owner string) *rrSet {
-	c := res.Served.Memo(rrCacheKey{}, func() any { return &rrCache{m: map[rrKey]*rrSet{}} }).(*rrCache)
-	k := rrKey{caller, tag, qt, owner}
-	c.mu.RLock()
-	set := c.m[k]
-	c.mu.RUnlock()
-	if set != nil {
-		return set
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if set = c.m[k]; set == nil {
-		set = a.buildRecords(res, qt, owner)
-		if len(c.m) < disaster.MaxCachedPerView {
-			c.m[k] = set
-		}
-	}
-	return set
+	return store.MemoKeyed(res.Served, rrKey{caller, tag, qt, owner}, disaster.MaxCachedPerView,
+		func() *rrSet { return a.buildRecords(res, qt, owner) })
 }
 
 func (a *answerer) buildRecords(res disaster.Result, qt uint16, owner string) *rrSet {
-	{
-		sel := res.Chosen.Selection
-		ttl := ttlOf(res.Served)
-		prio := map[disaster.Level]uint16{}
-		for k, l := range sel.Levels {
-			prio[l] = uint16(k)
-		}
-		set := &rrSet{}
-		for _, c := range sel.Candidates {
-			in := c.Instance
-			var ans, extra mdns.RR
-			if qt == mdns.TypeSRV {
-				target := a.instanceName(in)
-				if isIP(in.Address) {
-					extra = addressRR(target, in, addressType(in.Address), ttl)
-				} else {
-					target = mdns.Fqdn(strings.ToLower(in.Address))
-				}
-				ans = &mdns.SRV{
-					Hdr:      mdns.RR_Header{Name: owner, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
-					Priority: prio[c.Level], Weight: uint16(in.Weight), Port: uint16(in.Port), Target: target,
-				}
-			} else if ans = addressRR(owner, in, qt, ttl); ans == nil {
-				continue
-			}
-			set.answers = append(set.answers, ans)
-			set.extras = append(set.extras, extra)
-			set.levels = append(set.levels, c.Level)
-			set.weights = append(set.weights, float64(in.Weight))
-		}
-		return set
+	sel := res.Chosen.Selection
+	ttl := ttlOf(res.Served)
+	prio := map[disaster.Level]uint16{}
+	for k, l := range sel.Levels {
+		prio[l] = uint16(k)
 	}
+	set := &rrSet{}
+	for _, c := range sel.Candidates {
+		in := c.Instance
+		var ans, extra mdns.RR
+		if qt == mdns.TypeSRV {
+			target := a.instanceName(in)
+			if isIP(in.Address) {
+				extra = addressRR(target, in, addressType(in.Address), ttl)
+			} else {
+				target = mdns.Fqdn(strings.ToLower(in.Address))
+			}
+			ans = &mdns.SRV{
+				Hdr:      mdns.RR_Header{Name: owner, Rrtype: mdns.TypeSRV, Class: mdns.ClassINET, Ttl: ttl},
+				Priority: prio[c.Level], Weight: uint16(in.Weight), Port: uint16(in.Port), Target: target,
+			}
+		} else if ans = addressRR(owner, in, qt, ttl); ans == nil {
+			continue
+		}
+		set.answers = append(set.answers, ans)
+		set.extras = append(set.extras, extra)
+		set.levels = append(set.levels, c.Level)
+		set.weights = append(set.weights, float64(in.Weight))
+	}
+	return set
 }
 
 // order returns the records' indexes nearest level first and, within a

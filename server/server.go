@@ -215,7 +215,8 @@ func Start(cfg Config) (_ *Server, err error) {
 
 	ac := cfg.API
 	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(), s.checks
-	ac.Locality, ac.Topology = cfg.Locality, &topology{s: s, static: cfg.DatacenterRTT}
+	topo := &topology{s: s, static: cfg.DatacenterRTT}
+	ac.Locality, ac.Topology = cfg.Locality, topo
 
 	s.api, err = api.New(ac, s.node)
 	if err != nil {
@@ -233,7 +234,6 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.serve <- fmt.Errorf("server: HTTP: %w", err)
 		}
 	}()
-	topo := &topology{s: s, static: cfg.DatacenterRTT}
 	if cfg.DNS.Addr != "" {
 		dc := cfg.DNS
 		dc.Locality, dc.Topology, dc.Ready, dc.Logger = cfg.Locality, topo, s.node.Ready, logger

@@ -81,6 +81,39 @@ func (v *ServiceView) Memo(key any, build func() any) any {
 	return e.v
 }
 
+// MemoKeyed is Memo for many keys of one kind (a caller's locality, a
+// question): the values live in one memo entry holding a plain map, so a
+// lookup boxes no key and allocates nothing. At most limit keys are kept;
+// past that a value is built and returned without being kept (keys that
+// come from requests must not grow memory without bound).
+func MemoKeyed[K comparable, V any](v *ServiceView, k K, limit int, build func() V) V {
+	m := v.Memo(keyedMemoKey[K, V]{}, func() any { return &keyedMemo[K, V]{m: map[K]V{}} }).(*keyedMemo[K, V])
+	m.mu.RLock()
+	val, ok := m.m[k]
+	m.mu.RUnlock()
+	if ok {
+		return val
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if val, ok = m.m[k]; !ok {
+		val = build()
+		if len(m.m) < limit {
+			m.m[k] = val
+		}
+	}
+	return val
+}
+
+// keyedMemoKey is zero-size: boxing it allocates nothing, and its type
+// parameters keep different kinds of keyed memos apart.
+type keyedMemoKey[K comparable, V any] struct{}
+
+type keyedMemo[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
+}
+
 type memoEntry struct {
 	once sync.Once
 	v    any
