@@ -19,6 +19,10 @@ type CallerSecond struct {
 	Sources map[string]int `json:"sources"`
 	// Latency holds a sample of call latencies (µs) by serving datacenter.
 	Latency map[string][]int `json:"latency_us_by_datacenter,omitempty"`
+	// Probe holds round trips (µs) of plain HTTP calls the caller made,
+	// outside the SDK, to one instance in each datacenter: what a call to
+	// that datacenter costs, whichever instance the SDK would choose.
+	Probe map[string][]int `json:"probe_us_by_datacenter,omitempty"`
 }
 
 // DrillInput is everything a drill recorded.
@@ -34,10 +38,17 @@ type DrillInput struct {
 	// afterwards on every server; WritesLost the acknowledged ones missing.
 	WritesAcked, WritesPresent int
 	WritesLost                 []string
+	// DeregistrationsUnknown counts deregistrations that got no answer:
+	// their instances are not owed afterwards.
+	DeregistrationsUnknown int
 	// WriteGap is the longest time no write was acknowledged.
 	WriteGap time.Duration
 	// TTL is the instances' TTL (for the routing criterion).
 	TTL time.Duration
+	// Latency is the delay added to every packet between datacenters
+	// (0: none). With it, the drill also judges that callers' calls stay
+	// at the in-datacenter latency.
+	Latency time.Duration
 }
 
 // Phase is a caller's calls in one phase of the drill.
@@ -57,6 +68,12 @@ type CallerReport struct {
 	Timeline   []CallerSecond `json:"timeline"`
 	// MedianLatencyMs is the median call latency by serving datacenter.
 	MedianLatencyMs map[string]float64 `json:"median_latency_ms"`
+	// CallMedianMs is the median latency of all the caller's successful
+	// calls before the fault, whichever datacenter served them.
+	CallMedianMs float64 `json:"call_median_before_ms"`
+	// ProbeMedianMs is the median round trip of a direct call to each
+	// datacenter (see CallerSecond.Probe).
+	ProbeMedianMs map[string]float64 `json:"probe_median_ms"`
 	// BackHomeS is how long after the fault ended the caller's calls were
 	// all served by its own datacenter again (0: at once).
 	BackHomeS float64 `json:"back_home_s"`
@@ -75,8 +92,50 @@ type DrillReport struct {
 	WritesAcked   int      `json:"writes_acked"`
 	WritesPresent int      `json:"writes_present"`
 	WritesLost    []string `json:"writes_lost"`
-	WriteGapS     float64  `json:"write_gap_s"`
-	Failures      []string `json:"failures"`
+	// DeregistrationsUnknown: see DrillInput.
+	DeregistrationsUnknown int     `json:"deregistrations_unknown"`
+	WriteGapS              float64 `json:"write_gap_s"`
+	// LatencyAddedMs is the delay added to packets between datacenters.
+	LatencyAddedMs float64  `json:"latency_added_ms"`
+	Failures       []string `json:"failures"`
+}
+
+// medianMs is the median of samples in µs, in ms (0 for none).
+func medianMs(us []int) float64 {
+	if len(us) == 0 {
+		return 0
+	}
+	sort.Ints(us)
+	return float64(us[len(us)/2]) / 1000
+}
+
+// judgeLatency checks, with latency added between datacenters, that it was
+// really there (direct calls to every other datacenter take at least that
+// long) and that locality-first selection kept each caller's median call,
+// before the fault, within a quarter of that latency of a direct call to its
+// own datacenter. Spreading calls over the three datacenters would put the
+// median at twice the latency (a round trip) or more.
+func (r *DrillReport) judgeLatency(latency time.Duration, fail func(string, ...any)) {
+	ms := float64(latency) / float64(time.Millisecond)
+	for _, dc := range sortedKeys(r.Callers) {
+		cr := r.Callers[dc]
+		own, ok := cr.ProbeMedianMs[dc]
+		if !ok || cr.CallMedianMs == 0 {
+			fail("caller in %s: no direct call to its own datacenter or no call before the fault to compare", dc)
+			continue
+		}
+		for other, m := range cr.ProbeMedianMs {
+			if other != dc && m < ms {
+				fail("caller in %s: direct calls to %s took %.2f ms, less than the %.0f ms added between datacenters: the latency was not in place", dc, other, m, ms)
+			}
+		}
+		if len(cr.ProbeMedianMs) < 2 {
+			fail("caller in %s: no direct call to another datacenter, so the added latency is not shown", dc)
+		}
+		if cr.CallMedianMs > own+ms/4 {
+			fail("caller in %s: median call %.2f ms before the fault, want within %.1f ms of a call inside %s (%.2f ms)", dc, cr.CallMedianMs, ms/4, dc, own)
+		}
+	}
 }
 
 func phase(secs []CallerSecond, from, to int64) Phase {
@@ -96,7 +155,8 @@ func phase(secs []CallerSecond, from, to int64) Phase {
 // Judge computes the report and checks the scenario's criteria.
 func Judge(in DrillInput) DrillReport {
 	r := DrillReport{Scenario: in.Scenario, Callers: map[string]CallerReport{}, StopRoutingToCut: -1,
-		WritesAcked: in.WritesAcked, WritesPresent: in.WritesPresent, WritesLost: in.WritesLost, WriteGapS: in.WriteGap.Seconds()}
+		WritesAcked: in.WritesAcked, WritesPresent: in.WritesPresent, WritesLost: in.WritesLost, WriteGapS: in.WriteGap.Seconds(),
+		DeregistrationsUnknown: in.DeregistrationsUnknown}
 	dcs := make([]string, 0, len(in.Callers))
 	for dc := range in.Callers {
 		dcs = append(dcs, dc)
@@ -105,8 +165,10 @@ func Judge(in DrillInput) DrillReport {
 	var end int64
 	for _, dc := range dcs {
 		secs := in.Callers[dc]
-		cr := CallerReport{Datacenter: dc, Timeline: secs, Sources: map[string]int{}, ByDC: map[string]int{}, MedianLatencyMs: map[string]float64{}}
-		lat := map[string][]int{}
+		cr := CallerReport{Datacenter: dc, Timeline: secs, Sources: map[string]int{}, ByDC: map[string]int{},
+			MedianLatencyMs: map[string]float64{}, ProbeMedianMs: map[string]float64{}}
+		lat, probe := map[string][]int{}, map[string][]int{}
+		var calls []int
 		cr.Before = phase(secs, 0, in.FaultStart)
 		cr.During = phase(secs, in.FaultStart, in.FaultEnd)
 		cr.After = phase(secs, in.FaultEnd, 1<<62)
@@ -119,13 +181,22 @@ func Judge(in DrillInput) DrillReport {
 			}
 			for k, v := range s.Latency {
 				lat[k] = append(lat[k], v...)
+				if s.At < in.FaultStart {
+					calls = append(calls, v...)
+				}
+			}
+			for k, v := range s.Probe {
+				probe[k] = append(probe[k], v...)
 			}
 			end = max(end, s.At)
 		}
 		for k, v := range lat {
-			sort.Ints(v)
-			cr.MedianLatencyMs[k] = float64(v[len(v)/2]) / 1000
+			cr.MedianLatencyMs[k] = medianMs(v)
 		}
+		for k, v := range probe {
+			cr.ProbeMedianMs[k] = medianMs(v)
+		}
+		cr.CallMedianMs = medianMs(calls)
 		home := in.FaultEnd
 		for _, s := range secs {
 			if s.At >= in.FaultEnd && (s.Failed > 0 || s.ByDC[dc] != s.OK) {
@@ -177,6 +248,10 @@ func Judge(in DrillInput) DrillReport {
 			ok, failed = ok+p.OK, failed+p.Failed
 		}
 		return
+	}
+	r.LatencyAddedMs = float64(in.Latency) / float64(time.Millisecond)
+	if in.Latency > 0 {
+		r.judgeLatency(in.Latency, fail)
 	}
 	switch in.Scenario {
 	case "kill-all-servers":
@@ -240,7 +315,26 @@ func (r DrillReport) Markdown() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", dc, pct(c.Before), pct(c.During), pct(c.After), counts(c.ByDC), counts(c.Sources), strings.Join(lat, ", "))
 	}
+	if r.LatencyAddedMs > 0 {
+		fmt.Fprintf(&b, "\nLatency: %.0f ms added to every packet between datacenters. Median call before the fault, next to a direct call (plain HTTP, outside the SDK) to each datacenter:\n\n", r.LatencyAddedMs)
+		b.WriteString("| caller in | median call | " + strings.Join(dcs, " | ") + " |\n| --- | ---: |" + strings.Repeat(" ---: |", len(dcs)) + "\n")
+		for _, dc := range dcs {
+			c := r.Callers[dc]
+			fmt.Fprintf(&b, "| %s | %.2f ms |", dc, c.CallMedianMs)
+			for _, to := range dcs {
+				if m, ok := c.ProbeMedianMs[to]; ok {
+					fmt.Fprintf(&b, " %.2f ms |", m)
+				} else {
+					b.WriteString(" – |")
+				}
+			}
+			b.WriteString("\n")
+		}
+	}
 	fmt.Fprintf(&b, "\n- acknowledged writes: %d; present afterwards on every server: %d; lost: %d\n", r.WritesAcked, r.WritesPresent, len(r.WritesLost))
+	if r.DeregistrationsUnknown > 0 {
+		fmt.Fprintf(&b, "- deregistrations without an answer (their instances not owed): %d\n", r.DeregistrationsUnknown)
+	}
 	fmt.Fprintf(&b, "- longest time without an acknowledged write: %.1f s\n", r.WriteGapS)
 	if r.StopRoutingToCut >= 0 {
 		fmt.Fprintf(&b, "- callers elsewhere stopped being sent to the cut datacenter after: %.0f s\n", r.StopRoutingToCut)

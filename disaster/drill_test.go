@@ -77,3 +77,53 @@ func TestJudgeBackHome(t *testing.T) {
 		t.Fatalf("dc-a back home after %v s, want 0", got)
 	}
 }
+
+func TestJudgeLatency(t *testing.T) {
+	// probed gives each second direct calls of own ms to the caller's
+	// datacenter and other ms to the rest.
+	probed := func(ss []CallerSecond, dc string, own, other int) []CallerSecond {
+		for k := range ss {
+			ss[k].Probe = map[string][]int{}
+			for _, to := range []string{"dc-a", "dc-b", "dc-c"} {
+				us := other * 1000
+				if to == dc {
+					us = own * 1000
+				}
+				ss[k].Probe[to] = []int{us, us, us}
+			}
+		}
+		return ss
+	}
+	// Calls served by dc (0.8 ms) or, for a caller spread over the
+	// datacenters, at a 40 ms round trip.
+	home := func(dc string) []CallerSecond { return probed(secs(100, dc, repeat(30, 50, 0)...), dc, 1, 41) }
+	spread := probed(secs(100, "dc-a", repeat(30, 50, 0)...), "dc-a", 1, 41)
+	for k := range spread {
+		spread[k].Latency = map[string][]int{"dc-a": {700}, "dc-b": {40800, 41000}, "dc-c": {40900}}
+	}
+	for _, c := range []struct {
+		name    string
+		callers map[string][]CallerSecond
+		fail    string
+	}{
+		{"every caller served at home", map[string][]CallerSecond{"dc-a": home("dc-a"), "dc-b": home("dc-b"), "dc-c": home("dc-c")}, ""},
+		{"calls spread over datacenters", map[string][]CallerSecond{"dc-a": spread, "dc-b": home("dc-b")}, "median call 40.90 ms"},
+		{"latency not in place", map[string][]CallerSecond{"dc-a": probed(secs(100, "dc-a", repeat(30, 50, 0)...), "dc-a", 1, 1)}, "not in place"},
+		{"no direct calls", map[string][]CallerSecond{"dc-a": secs(100, "dc-a", repeat(30, 50, 0)...)}, "no direct call"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := Judge(DrillInput{Scenario: "pause-server", FaultStart: 120, FaultEnd: 125, Latency: 20 * time.Millisecond, Callers: c.callers})
+			got := strings.Join(r.Failures, "; ")
+			if (c.fail == "") != (got == "") || !strings.Contains(got, c.fail) {
+				t.Fatalf("failures %q, want one mentioning %q", got, c.fail)
+			}
+			if md := r.Markdown(); !strings.Contains(md, "20 ms added") {
+				t.Fatalf("markdown without the latency table:\n%s", md)
+			}
+		})
+	}
+	// Without added latency nothing is judged about it.
+	if r := Judge(DrillInput{Scenario: "pause-server", FaultStart: 120, FaultEnd: 125, Callers: map[string][]CallerSecond{"dc-a": spread}}); len(r.Failures) != 0 {
+		t.Fatalf("failures without latency: %v", r.Failures)
+	}
+}

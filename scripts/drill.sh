@@ -12,10 +12,11 @@
 #   scripts/drill.sh status    members, and each caller's last seconds of calls
 #   scripts/drill.sh down      stop and remove the containers and networks
 #
-# DRILL_LATENCY (default 20ms) is added to every packet that leaves a
-# container for another datacenter (tc netem, set from the host with
-# nsenter). Needs root, docker and docker-compose (or docker compose), tc,
-# nsenter and iptables. No image is pulled.
+# DRILL_LATENCY (default 20ms; 0 for none) is added to every packet between
+# two datacenters, so a round trip between them gains twice that: `registry
+# drill latency` runs on the host from up to down and holds those packets in
+# an NFQUEUE (no netem needed). Needs root, docker and docker-compose (or
+# docker compose), and iptables. No image is pulled.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +24,7 @@ export PATH="/usr/local/go/bin:$PATH"
 COMPOSE=(docker-compose)
 command -v docker-compose >/dev/null || COMPOSE=(docker compose)
 COMPOSE+=(-p switchyard-drill -f "$ROOT/deploy/docker-compose.yml")
+STATE="$ROOT/.drill" # the latency process's pid and log
 log() { echo "drill: $*" >&2; }
 die() { log "$*"; exit 1; }
 
@@ -60,36 +62,33 @@ wait_up() {
 	log "up: a leader, and every caller's calls succeed"
 }
 
-# add_latency delays every packet a container sends to another
-# datacenter's subnet by DRILL_LATENCY: a prio qdisc whose fourth band is a
-# netem, and filters that send the other subnets there.
+# add_latency delays every packet between two datacenters by DRILL_LATENCY:
+# `registry drill latency`, in the background on the host, holds such
+# packets in an NFQUEUE (host firewall rules in DOCKER-USER) for that long.
 add_latency() {
-	local delay="${DRILL_LATENCY:-20ms}" svc n m pid
+	local delay="${DRILL_LATENCY:-20ms}"
 	[[ "$delay" == 0 || "$delay" == 0ms ]] && return 0
-	# netem is a kernel module (sch_netem); some kernels lack it.
-	pid="$(docker inspect -f '{{.State.Pid}}' switchyard-drill_reg-a_1)"
-	if ! nsenter -t "$pid" -n tc qdisc add dev lo root netem delay 1ms 2>/dev/null; then
-		log "this kernel has no netem (sch_netem): no latency added between datacenters"
-		return 0
-	fi
-	nsenter -t "$pid" -n tc qdisc del dev lo root
-	for svc in reg echo-1 echo-2 caller; do
-		for n in 1 2 3; do
-			local name dc=abc
-			dc="${dc:n-1:1}"
-			case "$svc" in
-			reg) name="reg-$dc" ;; echo-1) name="echo-${dc}1" ;; echo-2) name="echo-${dc}2" ;; caller) name="caller-$dc" ;;
-			esac
-			pid="$(docker inspect -f '{{.State.Pid}}' "switchyard-drill_${name}_1")"
-			nsenter -t "$pid" -n tc qdisc replace dev eth0 root handle 1: prio bands 4 priomap 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
-			nsenter -t "$pid" -n tc qdisc replace dev eth0 parent 1:4 handle 40: netem delay "$delay"
-			for m in 1 2 3; do
-				((m == n)) && continue
-				nsenter -t "$pid" -n tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst "172.30.$m.0/24" flowid 1:4
-			done
-		done
+	stop_latency
+	mkdir -p "$STATE"
+	nohup "$ROOT/deploy/bin/registry" drill latency --delay "$delay" >"$STATE/latency.log" 2>&1 &
+	echo $! >"$STATE/latency.pid"
+	local deadline=$((SECONDS + 10))
+	until grep -q '^delaying' "$STATE/latency.log"; do
+		kill -0 "$(cat "$STATE/latency.pid")" 2>/dev/null || die "registry drill latency stopped: $(cat "$STATE/latency.log")"
+		((SECONDS < deadline)) || die "registry drill latency not ready after 10s"
+		sleep 0.1
 	done
-	log "added $delay to traffic between datacenters"
+	log "added $delay to every packet between datacenters (log: $STATE/latency.log)"
+}
+
+stop_latency() {
+	local pid
+	[[ -f "$STATE/latency.pid" ]] || return 0
+	pid="$(cat "$STATE/latency.pid")"
+	if kill "$pid" 2>/dev/null; then
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	fi
+	rm -f "$STATE/latency.pid"
 }
 
 case "${1:-}" in
@@ -106,7 +105,9 @@ run)
 	scenario="$1"; shift
 	"$0" up
 	trap '"$0" down' EXIT
-	"$ROOT/deploy/bin/registry" drill --report-dir "${DRILL_REPORTS:-$ROOT/drill-reports}" "$@" "$scenario"
+	latency="${DRILL_LATENCY:-20ms}"
+	[[ "$latency" == 0ms ]] && latency=0
+	"$ROOT/deploy/bin/registry" drill --report-dir "${DRILL_REPORTS:-$ROOT/drill-reports}" --latency "$latency" "$@" "$scenario"
 	;;
 status)
 	curl -sf http://172.30.1.11:7400/v1/cluster/members || true
@@ -117,6 +118,7 @@ down)
 	# A drill interrupted mid-cut may have left its rules.
 	while iptables -D DOCKER-USER -s 172.30.2.0/24 ! -d 172.30.2.0/24 -j DROP 2>/dev/null; do :; done
 	while iptables -D DOCKER-USER -d 172.30.2.0/24 ! -s 172.30.2.0/24 -j DROP 2>/dev/null; do :; done
+	stop_latency
 	"${COMPOSE[@]}" down -v --remove-orphans >&2
 	;;
 *) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;

@@ -79,16 +79,18 @@ func drillCommand(stdout io.Writer) *ffcli.Command {
 	before := fs.Duration("before", 10*time.Second, "calls measured before the fault")
 	after := fs.Duration("after", 20*time.Second, "calls measured after the heal")
 	reportDir := fs.String("report-dir", "drill-reports", "where the report goes (JSON, Markdown, SVG)")
+	latency := fs.Duration("latency", 20*time.Millisecond, "the delay added between datacenters (registry drill latency, started by scripts/drill.sh up); 0 when none")
 	return &ffcli.Command{
-		Name:       "drill",
-		ShortUsage: "registry drill [flags] " + strings.Join(drillScenarios, "|"),
-		ShortHelp:  "run a disaster drill against the deployment of scripts/drill.sh up",
-		FlagSet:    fs,
+		Name:        "drill",
+		ShortUsage:  "registry drill [flags] " + strings.Join(drillScenarios, "|"),
+		ShortHelp:   "run a disaster drill against the deployment of scripts/drill.sh up",
+		FlagSet:     fs,
+		Subcommands: []*ffcli.Command{drillLatencyCommand(stdout)},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 || !slices.Contains(drillScenarios, args[0]) {
 				return fmt.Errorf("give one scenario: %s", strings.Join(drillScenarios, ", "))
 			}
-			return runDrill(ctx, stdout, args[0], *before, *fault, *after, *reportDir)
+			return runDrill(ctx, stdout, args[0], *before, *fault, *after, *latency, *reportDir)
 		},
 	}
 }
@@ -97,8 +99,9 @@ func drillCommand(stdout io.Writer) *ffcli.Command {
 // over the servers, and remembers what was acknowledged.
 type writer struct {
 	mu       sync.Mutex
-	present  map[string]bool // acknowledged registrations not acknowledged as deregistered
+	present  map[string]bool // acknowledged registrations not sent a deregistration since
 	acked    int
+	unsure   int // deregistrations whose outcome is unknown
 	lastAck  time.Time
 	maxGap   time.Duration
 	gapStart time.Time
@@ -136,11 +139,15 @@ func (w *writer) run(ctx context.Context) {
 			dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			derr := a.Deregister(dctx, store.DefaultNamespace, "drill-writes", old)
 			cancel()
-			if derr == nil {
-				w.mu.Lock()
-				delete(w.present, old)
-				w.mu.Unlock()
+			// A failed deregistration may still have been applied (the
+			// answer lost to a paused or killed server): the instance is
+			// no longer owed, either way.
+			w.mu.Lock()
+			delete(w.present, old)
+			if derr != nil {
+				w.unsure++
 			}
+			w.mu.Unlock()
 		}
 		select {
 		case <-ctx.Done():
@@ -149,7 +156,7 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fault, after time.Duration, reportDir string) error {
+func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fault, after, latency time.Duration, reportDir string) error {
 	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "drill: "+format+"\n", args...) }
 	w := &writer{present: map[string]bool{}}
 	wctx, stopWriter := context.WithCancel(ctx)
@@ -233,7 +240,7 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 	wwg.Wait()
 
 	in := disaster.DrillInput{Scenario: scenario, Callers: map[string][]disaster.CallerSecond{},
-		FaultStart: start.Unix(), FaultEnd: end.Unix(), CutDatacenter: cut, TTL: 3 * time.Second}
+		FaultStart: start.Unix(), FaultEnd: end.Unix(), CutDatacenter: cut, TTL: 3 * time.Second, Latency: latency}
 	for dc, addr := range drillTopology.callers {
 		secs, err := callerStats(ctx, addr)
 		if err != nil {
@@ -244,7 +251,7 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 		in.Callers[dc] = secs
 	}
 	w.mu.Lock()
-	in.WritesAcked, in.WriteGap = w.acked, w.maxGap
+	in.WritesAcked, in.WriteGap, in.DeregistrationsUnknown = w.acked, w.maxGap, w.unsure
 	want := make([]string, 0, len(w.present))
 	for id := range w.present {
 		want = append(want, id)

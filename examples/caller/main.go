@@ -1,8 +1,11 @@
 // Command caller is the example client of the disaster drills: it calls the
 // echo service through the Switchyard SDK in a loop and keeps, per second,
 // how many calls succeeded, failed, and which datacenter served them, and
-// whether the SDK answered live or from its cache. GET /stats on its
-// address returns the record as JSON lines.
+// whether the SDK answered live or from its cache. Once a second it also
+// calls one instance in every datacenter directly (plain HTTP, outside the
+// SDK), so the record shows what a call to each datacenter costs next to
+// what the SDK's choice cost. GET /stats on its address returns the record
+// as JSON lines.
 //
 // Configuration (environment): CALLER_ADDR (default :8090), CALLER_SERVICE
 // (default echo), CALLER_INTERVAL (default 20ms), REGISTRY_SERVERS,
@@ -12,6 +15,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,6 +40,7 @@ type second struct {
 	ByDC    map[string]int   `json:"by_datacenter"`
 	Sources map[string]int   `json:"sources"`
 	Latency map[string][]int `json:"latency_us_by_datacenter,omitempty"`
+	Probe   map[string][]int `json:"probe_us_by_datacenter,omitempty"`
 }
 
 type recorder struct {
@@ -42,14 +48,27 @@ type recorder struct {
 	secs []*second
 }
 
-func (r *recorder) add(ok bool, dc string, src client.Source, lat time.Duration) {
+// current returns the record of this second; r.mu is held.
+func (r *recorder) current() *second {
 	now := time.Now().Unix()
+	if len(r.secs) == 0 || r.secs[len(r.secs)-1].At != now {
+		r.secs = append(r.secs, &second{At: now, ByDC: map[string]int{}, Sources: map[string]int{},
+			Latency: map[string][]int{}, Probe: map[string][]int{}})
+	}
+	return r.secs[len(r.secs)-1]
+}
+
+func (r *recorder) probed(dc string, lat time.Duration) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.secs) == 0 || r.secs[len(r.secs)-1].At != now {
-		r.secs = append(r.secs, &second{At: now, ByDC: map[string]int{}, Sources: map[string]int{}, Latency: map[string][]int{}})
-	}
-	s := r.secs[len(r.secs)-1]
+	s := r.current()
+	s.Probe[dc] = append(s.Probe[dc], int(lat.Microseconds()))
+}
+
+func (r *recorder) add(ok bool, dc string, src client.Source, lat time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.current()
 	s.Sources[string(src)]++
 	if !ok {
 		s.Failed++
@@ -112,6 +131,8 @@ func main() {
 	}
 	go (&http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
 	svc := env("CALLER_SERVICE", "echo")
+	servers := strings.Split(env("REGISTRY_SERVERS", "127.0.0.1:7400"), ",")
+	go probe(ctx, rec, servers, env("REGISTRY_NAMESPACE", store.DefaultNamespace), svc)
 	hc := &http.Client{Timeout: time.Second}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -143,4 +164,72 @@ func main() {
 		resp.Body.Close()
 		rec.add(err == nil && resp.StatusCode == http.StatusOK, body.Datacenter, a.Source, time.Since(start))
 	}
+}
+
+// probe calls, once a second, one instance of every datacenter directly.
+// The instances come from a plain listing, refreshed every five seconds
+// from the first server that answers; a failed call records nothing.
+func probe(ctx context.Context, rec *recorder, servers []string, ns, svc string) {
+	hc := &http.Client{Timeout: time.Second}
+	targets := map[string]string{} // datacenter → host:port
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n%5 == 0 {
+			if ins, err := listing(ctx, hc, servers, ns, svc); err == nil {
+				targets = map[string]string{}
+				ids := map[string]string{} // datacenter → the id probed
+				for _, in := range ins {
+					dc := in.Locality.Datacenter
+					if id, ok := ids[dc]; !in.Enabled || (ok && id < in.ID) {
+						continue
+					}
+					ids[dc], targets[dc] = in.ID, net.JoinHostPort(in.Address, strconv.Itoa(in.Port))
+				}
+			}
+		}
+		for dc, addr := range targets {
+			start := time.Now()
+			resp, err := hc.Get("http://" + addr + "/")
+			if err != nil {
+				continue
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err == nil && resp.StatusCode == http.StatusOK {
+				rec.probed(dc, time.Since(start))
+			}
+		}
+	}
+}
+
+func listing(ctx context.Context, hc *http.Client, servers []string, ns, svc string) ([]*store.Instance, error) {
+	var last error
+	for _, s := range servers {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s+"/v1/namespaces/"+ns+"/services/"+svc+"/instances", nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			last = err
+			continue
+		}
+		var body struct {
+			Instances []*store.Instance `json:"instances"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			last = fmt.Errorf("%s: %d %v", s, resp.StatusCode, err)
+			continue
+		}
+		return body.Instances, nil
+	}
+	return nil, last
 }
