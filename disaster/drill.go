@@ -38,6 +38,9 @@ type DrillInput struct {
 	// afterwards on every server; WritesLost the acknowledged ones missing.
 	WritesAcked, WritesPresent int
 	WritesLost                 []string
+	// UnhealthyAtEnd lists the example service's instances some server
+	// still holds unhealthy when the drill ends ("server: instance").
+	UnhealthyAtEnd []string
 	// DeregistrationsUnknown counts deregistrations that got no answer:
 	// their instances are not owed afterwards.
 	DeregistrationsUnknown int
@@ -92,6 +95,8 @@ type DrillReport struct {
 	WritesAcked   int      `json:"writes_acked"`
 	WritesPresent int      `json:"writes_present"`
 	WritesLost    []string `json:"writes_lost"`
+	// UnhealthyAtEnd: see DrillInput.
+	UnhealthyAtEnd []string `json:"unhealthy_at_end"`
 	// DeregistrationsUnknown: see DrillInput.
 	DeregistrationsUnknown int     `json:"deregistrations_unknown"`
 	WriteGapS              float64 `json:"write_gap_s"`
@@ -156,7 +161,7 @@ func phase(secs []CallerSecond, from, to int64) Phase {
 func Judge(in DrillInput) DrillReport {
 	r := DrillReport{Scenario: in.Scenario, Callers: map[string]CallerReport{}, StopRoutingToCut: -1,
 		WritesAcked: in.WritesAcked, WritesPresent: in.WritesPresent, WritesLost: in.WritesLost, WriteGapS: in.WriteGap.Seconds(),
-		DeregistrationsUnknown: in.DeregistrationsUnknown}
+		DeregistrationsUnknown: in.DeregistrationsUnknown, UnhealthyAtEnd: in.UnhealthyAtEnd}
 	dcs := make([]string, 0, len(in.Callers))
 	for dc := range in.Callers {
 		dcs = append(dcs, dc)
@@ -250,6 +255,9 @@ func Judge(in DrillInput) DrillReport {
 		return
 	}
 	r.LatencyAddedMs = float64(in.Latency) / float64(time.Millisecond)
+	if len(in.UnhealthyAtEnd) > 0 {
+		fail("instances still unhealthy when the drill ended: %s", strings.Join(in.UnhealthyAtEnd, ", "))
+	}
 	if in.Latency > 0 {
 		r.judgeLatency(in.Latency, fail)
 	}
@@ -276,6 +284,12 @@ func Judge(in DrillInput) DrillReport {
 		}
 		if r.Converged > 10 {
 			fail("converged %.0f s after the heal, want ≤ 10 s", r.Converged)
+		}
+		// Converged also means every caller is served at home again.
+		for _, dc := range dcs {
+			if b := r.Callers[dc].BackHomeS; b > 10 {
+				fail("caller in %s served by its own datacenter only %.0f s after the heal, want ≤ 10 s", dc, b)
+			}
 		}
 	case "kill-leader":
 		if in.WriteGap > 5*time.Second {
@@ -334,6 +348,9 @@ func (r DrillReport) Markdown() string {
 	fmt.Fprintf(&b, "\n- acknowledged writes: %d; present afterwards on every server: %d; lost: %d\n", r.WritesAcked, r.WritesPresent, len(r.WritesLost))
 	if r.DeregistrationsUnknown > 0 {
 		fmt.Fprintf(&b, "- deregistrations without an answer (their instances not owed): %d\n", r.DeregistrationsUnknown)
+	}
+	if len(r.UnhealthyAtEnd) == 0 {
+		b.WriteString("- every instance of the example service healthy on every server at the end\n")
 	}
 	fmt.Fprintf(&b, "- longest time without an acknowledged write: %.1f s\n", r.WriteGapS)
 	if r.StopRoutingToCut >= 0 {

@@ -127,3 +127,23 @@ func TestJudgeLatency(t *testing.T) {
 		t.Fatalf("failures without latency: %v", r.Failures)
 	}
 }
+
+func TestJudgeCutNeedsCallersBackHome(t *testing.T) {
+	// dc-b's caller is sent to dc-a for 12 s after the heal.
+	b := append(secs(100, "dc-b", repeat(20, 50, 0)...), secs(120, "dc-a", repeat(12, 50, 0)...)...)
+	b = append(b, secs(132, "dc-b", repeat(5, 50, 0)...)...)
+	r := Judge(DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
+		Callers: map[string][]CallerSecond{"dc-b": b, "dc-a": secs(100, "dc-a", repeat(37, 50, 0)...)}})
+	if got := strings.Join(r.Failures, "; "); !strings.Contains(got, "caller in dc-b served by its own datacenter only 12 s after the heal") {
+		t.Fatalf("failures %q", got)
+	}
+}
+
+func TestJudgeUnhealthyAtEnd(t *testing.T) {
+	clean := secs(100, "dc-a", repeat(30, 50, 0)...)
+	r := Judge(DrillInput{Scenario: "pause-server", FaultStart: 110, FaultEnd: 120, Callers: map[string][]CallerSecond{"dc-a": clean},
+		UnhealthyAtEnd: []string{"reg-a: echo-b1"}})
+	if got := strings.Join(r.Failures, "; "); !strings.Contains(got, "still unhealthy when the drill ended: reg-a: echo-b1") {
+		t.Fatalf("failures %q", got)
+	}
+}

@@ -97,10 +97,21 @@ type Config struct {
 	SuspicionMult    int
 	GossipInterval   time.Duration
 	PushPullInterval time.Duration
+	// ReconnectInterval is how often the pool tries to reach each member it
+	// holds dead, for ReconnectTimeout after it died. Memberlist alone
+	// never talks to a dead member again: after a network partition heals,
+	// each side would keep the other dead for good. A member that left on
+	// purpose is not tried.
+	ReconnectInterval time.Duration
+	ReconnectTimeout  time.Duration
 
 	Handler  Handler
 	OnChange func() // called (in its own goroutine) after a membership change
 	Logger   *slog.Logger
+
+	// wrapTransport, when set, wraps the network transport (the package's
+	// tests cut links with it).
+	wrapTransport func(memberlist.Transport) memberlist.Transport
 }
 
 // DefaultConfig returns settings for servers on a LAN: a registry has a
@@ -108,22 +119,26 @@ type Config struct {
 // server is suspect within about 2 s and declared dead within about 3 s.
 func DefaultConfig() Config {
 	return Config{
-		ProbeInterval:    500 * time.Millisecond,
-		ProbeTimeout:     250 * time.Millisecond,
-		SuspicionMult:    4,
-		GossipInterval:   200 * time.Millisecond,
-		PushPullInterval: 30 * time.Second,
+		ProbeInterval:     500 * time.Millisecond,
+		ProbeTimeout:      250 * time.Millisecond,
+		SuspicionMult:     4,
+		GossipInterval:    200 * time.Millisecond,
+		PushPullInterval:  30 * time.Second,
+		ReconnectInterval: 2 * time.Second,
+		ReconnectTimeout:  72 * time.Hour,
 	}
 }
 
 // LocalConfig returns fast settings for servers on one machine (tests).
 func LocalConfig() Config {
 	return Config{
-		ProbeInterval:    200 * time.Millisecond,
-		ProbeTimeout:     100 * time.Millisecond,
-		SuspicionMult:    3,
-		GossipInterval:   50 * time.Millisecond,
-		PushPullInterval: 5 * time.Second,
+		ProbeInterval:     200 * time.Millisecond,
+		ProbeTimeout:      100 * time.Millisecond,
+		SuspicionMult:     3,
+		GossipInterval:    50 * time.Millisecond,
+		PushPullInterval:  5 * time.Second,
+		ReconnectInterval: 500 * time.Millisecond,
+		ReconnectTimeout:  time.Hour,
 	}
 }
 
@@ -165,7 +180,8 @@ func Start(cfg Config) (*Pool, error) {
 	if cfg.Name == "" {
 		return nil, errors.New("gossip: config: name is required")
 	}
-	if cfg.ProbeInterval <= 0 || cfg.ProbeTimeout <= 0 || cfg.SuspicionMult <= 0 || cfg.GossipInterval <= 0 || cfg.PushPullInterval <= 0 {
+	if cfg.ProbeInterval <= 0 || cfg.ProbeTimeout <= 0 || cfg.SuspicionMult <= 0 || cfg.GossipInterval <= 0 || cfg.PushPullInterval <= 0 ||
+		cfg.ReconnectInterval <= 0 || cfg.ReconnectTimeout <= 0 {
 		return nil, errors.New("gossip: config: timings must be positive (start from DefaultConfig)")
 	}
 	meta, err := json.Marshal(cfg.Meta)
@@ -206,14 +222,64 @@ func Start(cfg Config) (*Pool, error) {
 	mc.Events = (*events)(p)
 	mc.Ping = (*pings)(p)
 	mc.Logger = newStdLogger(logger.With("component", "memberlist"))
+	if cfg.wrapTransport != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: mc.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("gossip: start on %s: %w", cfg.BindAddr, err)
+		}
+		mc.BindPort = nt.GetAutoBindPort()
+		if cfg.AdvertiseAddr == "" {
+			mc.AdvertisePort = mc.BindPort
+		}
+		mc.Transport = cfg.wrapTransport(nt)
+	}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return nil, fmt.Errorf("gossip: start on %s: %w", cfg.BindAddr, err)
 	}
 	p.ml = ml
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.notifier()
+	go p.reconnector()
 	return p, nil
+}
+
+// reconnector tries, every ReconnectInterval, a state exchange with each
+// member held dead (not left, not forgotten, dead for less than
+// ReconnectTimeout). When one answers, the exchange tells each side the
+// other thinks it dead; both refute, and the pool is whole again within a
+// round or two, as Serf's reconnect does.
+func (p *Pool) reconnector() {
+	defer p.wg.Done()
+	t := time.NewTicker(p.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-t.C:
+		}
+		var addrs []string
+		p.mu.Lock()
+		for _, r := range p.members {
+			if r.m.Status == StatusDead && !r.m.Self && time.Since(r.m.Since) < p.cfg.ReconnectTimeout {
+				addrs = append(addrs, r.m.Addr)
+			}
+		}
+		p.mu.Unlock()
+		for _, a := range addrs {
+			select {
+			case <-p.done:
+				return
+			default:
+			}
+			if _, err := p.ml.Join([]string{a}); err != nil {
+				p.logger.Debug("dead gossip member still unreachable", "addr", a, "err", err)
+			} else {
+				p.logger.Info("reached a dead gossip member again", "addr", a)
+			}
+		}
+	}
 }
 
 func splitHostPort(addr string) (string, int, error) {

@@ -2,12 +2,16 @@ package gossip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/switchyard-io/switchyard/internal/testlog"
 )
@@ -192,4 +196,102 @@ func TestStartRejectsBadConfig(t *testing.T) {
 	if _, err := Start(cfg); err == nil {
 		t.Error("Start with oversized meta succeeded")
 	}
+}
+
+// cutTransport drops everything this pool sends to the addresses cut.
+type cutTransport struct {
+	memberlist.Transport
+	mu  sync.Mutex
+	cut map[string]bool
+}
+
+func (c *cutTransport) set(addrs []string, on bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, a := range addrs {
+		c.cut[a] = on
+	}
+}
+
+func (c *cutTransport) blocked(addr string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut[addr]
+}
+
+func (c *cutTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	if c.blocked(addr) {
+		return time.Now(), nil
+	}
+	return c.Transport.WriteTo(b, addr)
+}
+
+func (c *cutTransport) DialTimeout(addr string, d time.Duration) (net.Conn, error) {
+	if c.blocked(addr) {
+		return nil, errors.New("link cut")
+	}
+	return c.Transport.DialTimeout(addr, d)
+}
+
+// After a partition heals, both sides find each other alive again: each
+// holds the other dead, and memberlist alone never speaks to a dead member.
+func TestPoolHealsAfterAPartition(t *testing.T) {
+	names := []string{"a", "b", "c"}
+	pools := map[string]*Pool{}
+	cuts := map[string]*cutTransport{}
+	for _, name := range names {
+		cfg := LocalConfig()
+		cfg.Name, cfg.BindAddr = name, "127.0.0.1:0"
+		cfg.Handler = &recorder{}
+		cfg.Logger = testlog.New(t, slog.LevelInfo)
+		cfg.wrapTransport = func(tr memberlist.Transport) memberlist.Transport {
+			ct := &cutTransport{Transport: tr, cut: map[string]bool{}}
+			cuts[name] = ct
+			return ct
+		}
+		p, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Shutdown() })
+		pools[name] = p
+	}
+	ctx := context.Background()
+	for _, name := range []string{"b", "c"} {
+		if _, err := pools[name].Join(ctx, []string{pools["a"].Addr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := func(on, of string, st Status) func() error {
+		return func() error {
+			if got := statuses(pools[on])[of]; got != st {
+				return fmt.Errorf("%s sees %s %s", on, of, got)
+			}
+			return nil
+		}
+	}
+	for _, on := range names {
+		for _, of := range names {
+			eventually(t, 5*time.Second, "joined", want(on, of, StatusAlive))
+		}
+	}
+	// Cut c off from a and b, both ways.
+	cuts["a"].set([]string{pools["c"].Addr()}, true)
+	cuts["b"].set([]string{pools["c"].Addr()}, true)
+	cuts["c"].set([]string{pools["a"].Addr(), pools["b"].Addr()}, true)
+	for _, pair := range [][2]string{{"a", "c"}, {"b", "c"}, {"c", "a"}, {"c", "b"}} {
+		eventually(t, 15*time.Second, "partitioned", want(pair[0], pair[1], StatusDead))
+	}
+	// Stay apart long enough that memberlist no longer gossips to the dead.
+	time.Sleep(2 * time.Second)
+	healed := time.Now()
+	cuts["a"].set([]string{pools["c"].Addr()}, false)
+	cuts["b"].set([]string{pools["c"].Addr()}, false)
+	cuts["c"].set([]string{pools["a"].Addr(), pools["b"].Addr()}, false)
+	for _, on := range names {
+		for _, of := range names {
+			eventually(t, 5*time.Second, "healed", want(on, of, StatusAlive))
+		}
+	}
+	t.Logf("whole again %v after the heal", time.Since(healed).Round(10*time.Millisecond))
 }

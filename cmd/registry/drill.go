@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -262,6 +263,9 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 		return err
 	}
 	in.WritesLost, in.WritesPresent = lost, present
+	if in.UnhealthyAtEnd, err = drillUnhealthy(ctx); err != nil {
+		return err
+	}
 	r := disaster.Judge(in)
 	if err := os.MkdirAll(reportDir, 0o755); err != nil {
 		return err
@@ -334,6 +338,25 @@ func drillCheckWrites(ctx context.Context, want []string) (lost []string, presen
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// drillUnhealthy lists, server by server, the example service's instances
+// not healthy there at the end of the drill ("reg-a: echo-b1").
+func drillUnhealthy(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, id := range slices.Sorted(maps.Keys(drillTopology.servers)) {
+		a, _ := client.NewAPI("http://"+drillTopology.servers[id], &http.Client{Timeout: 2 * time.Second})
+		res, err := a.Lookup(ctx, store.DefaultNamespace, "echo", client.LookupOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("instances on %s: %w", id, err)
+		}
+		for _, in := range res.Instances {
+			if !in.Healthy {
+				out = append(out, id+": "+in.ID)
+			}
+		}
+	}
+	return out, nil
 }
 
 func callerStats(ctx context.Context, addr string) ([]disaster.CallerSecond, error) {
