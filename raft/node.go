@@ -107,6 +107,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// logCacheSize is how many of the newest log entries stay in memory (as
+// Consul keeps 512).
+const logCacheSize = 512
+
 // Node is one registry server's replica of the catalog.
 type Node struct {
 	cfg       Config
@@ -213,7 +217,14 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 		return nil, fmt.Errorf("raft: read existing state: %w", err)
 	}
 	n.hadState = hasState
-	r, err := hraft.NewRaft(rc, &fsm{store: st, applied: n.applied}, logs, logs, snaps, transport)
+	// The newest entries stay in memory: the leader replicates them, and
+	// every node applies them, without reading them back from bbolt.
+	cached, err := hraft.NewLogCache(logCacheSize, logs)
+	if err != nil {
+		n.closeParts()
+		return nil, fmt.Errorf("raft: log cache: %w", err)
+	}
+	r, err := hraft.NewRaft(rc, &fsm{store: st, applied: n.applied}, cached, logs, snaps, transport)
 	if err != nil {
 		n.closeParts()
 		return nil, fmt.Errorf("raft: start: %w", err)
@@ -439,8 +450,11 @@ type applyOutcome struct {
 // maxInflightBatches bounds the batch entries in Raft at once. While they
 // are in flight, new commands gather into the next batch: under load one
 // entry (one log write, one replication message, one FSM call) carries many
-// commands; when idle a command goes alone at once.
-const maxInflightBatches = 4
+// commands; when idle a command goes alone at once. Every entry costs two
+// syncs of bbolt on each of three nodes, so fewer, larger entries win: one
+// at a time gave 1.23–1.25× the registrations/s of four at 64 clients
+// (docs/benchmarks.md).
+const maxInflightBatches = 1
 
 // runBatcher turns concurrent applyLocal calls into batch entries.
 func (n *Node) runBatcher() {
