@@ -168,6 +168,10 @@ func New(cfg Config, node Node) (*Server, error) {
 // Handler returns the http.Handler serving the API.
 func (s *Server) Handler() http.Handler { return s.engine }
 
+// Extend adds routes to the API's engine (before it serves): f gets the
+// engine and a context cancelled by StopWaiting, to end blocking queries.
+func (s *Server) Extend(f func(e *gin.Engine, closing context.Context)) { f(s.engine, s.closing) }
+
 // StopWaiting makes every blocking query, running or future, answer at once
 // with what it has. Call it before http.Server.Shutdown so that long polls do
 // not hold the shutdown for their whole wait; writes are not interrupted.

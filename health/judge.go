@@ -187,7 +187,9 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 				case silent && in.Healthy:
 					changes = append(changes, store.HealthChange{Namespace: in.Namespace, Service: in.Service, ID: in.ID, Healthy: false, IfIndex: in.ModifyIndex})
 					v.Unhealthy++
-				case !silent && !in.Healthy:
+				case !silent && !in.Healthy && !last.Before(in.HealthChangedAt):
+					// Heard since it was marked unhealthy (a heartbeat
+					// from before a TTL check's fail does not undo it).
 					changes = append(changes, store.HealthChange{Namespace: in.Namespace, Service: in.Service, ID: in.ID, Healthy: true, IfIndex: in.ModifyIndex})
 					v.Healthy++
 				}

@@ -14,7 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/consulcompat"
 	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
@@ -36,6 +39,10 @@ type Config struct {
 	// AdvertiseGossipAddr what other servers reach (default: GossipAddr).
 	GossipAddr, AdvertiseGossipAddr string
 	Locality                        store.Locality
+	// DisableConsulAPI leaves out Consul's endpoints (api/consulcompat).
+	DisableConsulAPI bool
+	// ConsulNamespace serves Consul requests without ?ns= ("" for default).
+	ConsulNamespace string
 	// DatacenterRTT overrides the round-trip times gossip measures between
 	// datacenters, for ordering other regions nearest first.
 	DatacenterRTT disaster.RTTTable
@@ -221,6 +228,13 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.api, err = api.New(ac, s.node)
 	if err != nil {
 		return nil, err
+	}
+	if !cfg.DisableConsulAPI {
+		s.api.Extend(func(e *gin.Engine, closing context.Context) {
+			consulcompat.New(closing, consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
+				Namespace: cfg.ConsulNamespace, Liveness: s.liveness, DefaultWait: ac.DefaultWait, MaxWait: ac.MaxWait,
+				Logger: logger.With("component", "consul-api")}, s.node).Mount(e)
+		})
 	}
 	var handler http.Handler = markProxied(s.api.Handler())
 	if cfg.EnableDebug {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 )
 
 // Result is the outcome of one command of a batch: the stored value
@@ -221,6 +222,7 @@ func (t *txn) register(c *Command) (any, error) {
 	pos, found := cur.find(c.ID)
 	// A registration is proof of life.
 	in.Healthy = true
+	in.HealthChangedAt = time.Time{}
 	in.Tags = slices.Clone(in.Tags)
 	in.Metadata = maps.Clone(in.Metadata)
 	if found {
@@ -290,6 +292,7 @@ func (t *txn) setHealth(c *Command) (any, error) {
 		}
 		in := *prev
 		in.Healthy = h.Healthy
+		in.HealthChangedAt = c.Time
 		in.ModifyIndex = t.index
 		t.mutableSvc(se, true).Instances[pos] = &in
 		// The namespace's service list shows healthy counts.

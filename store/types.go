@@ -119,6 +119,10 @@ type Instance struct {
 	Check     Check             `json:"check"`
 	// Healthy is computed by the servers, never taken from a client.
 	Healthy bool `json:"healthy"`
+	// HealthChangedAt is when the servers last changed Healthy (zero until
+	// then, and again after a registration): a heartbeat older than that
+	// does not make the instance healthy again.
+	HealthChangedAt time.Time `json:"health_changed_at,omitzero"`
 	// RegisteredAt is stamped by the leader when the instance first appears.
 	RegisteredAt time.Time `json:"registered_at"`
 	UpdatedAt    time.Time `json:"updated_at"`

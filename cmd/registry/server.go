@@ -58,6 +58,9 @@ type serverOptions struct {
 
 	enableDebug bool
 
+	noConsulAPI     bool
+	consulNamespace string
+
 	dev bool
 }
 
@@ -106,6 +109,8 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.spMinInstances, "self-preservation-min-instances", def.SelfPreservation.MinInstances,
 		"below this many ephemeral instances self-preservation never starts")
 	fs.String("config", "", "JSON config file whose keys are flag names (flags and REGISTRY_* variables win)")
+	fs.BoolVar(&o.noConsulAPI, "no-consul-api", false, "do not serve Consul's HTTP endpoints (/v1/agent, /v1/catalog, /v1/health/…, /v1/status)")
+	fs.StringVar(&o.consulNamespace, "consul-namespace", store.DefaultNamespace, "the namespace Consul requests without ?ns= use")
 }
 
 func (o *serverOptions) dnsFlags(fs *flag.FlagSet) {
@@ -244,6 +249,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		}
 	}
 	cfg.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
+	cfg.DisableConsulAPI, cfg.ConsulNamespace = o.noConsulAPI, o.consulNamespace
 	if o.datacenterRTT != "" {
 		t, err := server.ParseRTTTable(o.datacenterRTT)
 		if err != nil {

@@ -1,0 +1,288 @@
+// Package consulcompat serves the part of HashiCorp Consul's HTTP API that
+// service-discovery tools use (Prometheus consul_sd_configs, Traefik,
+// Fabio, consul-template, Spring Cloud Consul, gRPC resolvers), on the
+// registry's own listener, over the same catalog. The mapping is in
+// docs/consul-compat.md.
+package consulcompat
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// Reserved metadata keys, kept with an instance registered through the
+// agent endpoints and never shown in Consul's Meta.
+const (
+	metaPrefix  = "switchyard."
+	metaNode    = metaPrefix + "node"     // the agent (server) it was registered through
+	metaCheckID = metaPrefix + "check-id" // a CheckID other than service:<id>
+	metaCheck   = metaPrefix + "check-name"
+	metaReason  = metaPrefix + "maintenance-reason"
+)
+
+// Config configures the Consul-compatible endpoints.
+type Config struct {
+	// NodeName is this server's name (Consul's agent node name).
+	NodeName string
+	// Locality is this server's; its datacenter is Consul's Datacenter
+	// ("dc1" when unset).
+	Locality store.Locality
+	// Namespace serves requests that carry no ?ns= (default "default").
+	Namespace string
+	// Liveness records TTL passes as heartbeats.
+	Liveness *health.Liveness
+	// DefaultWait and MaxWait bound blocking queries (Consul: 5 and 10 min).
+	DefaultWait, MaxWait time.Duration
+	Logger               *slog.Logger
+}
+
+// Server answers Consul's endpoints from node's catalog.
+type Server struct {
+	cfg    Config
+	node   api.Node
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	answers map[string]answerIndex // see indexFor
+	closing context.Context
+}
+
+type answerIndex struct {
+	hash  uint64
+	index uint64
+}
+
+// maxAnswers bounds the remembered answers (see indexFor).
+const maxAnswers = 8192
+
+// New builds the endpoints; Mount adds them to an engine. closing ends every
+// blocking query when it is cancelled.
+func New(closing context.Context, cfg Config, node api.Node) *Server {
+	if cfg.Namespace == "" {
+		cfg.Namespace = store.DefaultNamespace
+	}
+	if cfg.Locality.Datacenter == "" {
+		cfg.Locality.Datacenter = "dc1"
+	}
+	if cfg.DefaultWait <= 0 {
+		cfg.DefaultWait = 5 * time.Minute
+	}
+	if cfg.MaxWait < cfg.DefaultWait {
+		cfg.MaxWait = max(10*time.Minute, cfg.DefaultWait)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, node: node, logger: cfg.Logger, answers: map[string]answerIndex{}, closing: closing}
+}
+
+// Mount adds the endpoints to e.
+func (s *Server) Mount(e *gin.Engine) {
+	v1 := e.Group("/v1")
+	v1.GET("/status/leader", s.statusLeader)
+	v1.GET("/status/peers", s.statusPeers)
+
+	v1.GET("/agent/self", s.agentSelf)
+	v1.GET("/agent/services", s.agentServices)
+	v1.PUT("/agent/service/register", s.agentRegister)
+	v1.PUT("/agent/service/deregister/:id", s.agentDeregister)
+	v1.PUT("/agent/service/maintenance/:id", s.agentMaintenance)
+	v1.PUT("/agent/check/pass/*check", s.checkTTL("passing"))
+	v1.PUT("/agent/check/warn/*check", s.checkTTL("warning"))
+	v1.PUT("/agent/check/fail/*check", s.checkTTL("critical"))
+	v1.PUT("/agent/check/update/*check", s.checkTTL(""))
+
+	v1.GET("/catalog/datacenters", s.catalogDatacenters)
+	v1.GET("/catalog/services", s.catalogServices)
+	v1.GET("/catalog/service/:svc", s.catalogService)
+	v1.GET("/catalog/nodes", s.catalogNodes)
+	v1.GET("/catalog/node/:node", s.catalogNode)
+
+	v1.GET("/health/service/:svc", s.healthService)
+	v1.GET("/health/checks/:svc", s.healthChecks)
+	v1.GET("/health/state/:state", s.healthState)
+}
+
+// Consul answers errors in plain text.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) error {
+	return &httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func notFound(format string, args ...any) error {
+	return &httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) fail(c *gin.Context, err error) {
+	status := http.StatusInternalServerError
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		status = he.status
+	case errors.Is(err, store.ErrInvalid):
+		status = http.StatusBadRequest
+	case errors.Is(err, store.ErrNamespaceNotFound), errors.Is(err, store.ErrServiceNotFound), errors.Is(err, store.ErrInstanceNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		status = http.StatusServiceUnavailable
+	}
+	if status == http.StatusInternalServerError {
+		s.logger.Error("consul api", "path", c.Request.URL.Path, "err", err)
+	}
+	c.Data(status, "text/plain; charset=utf-8", []byte(err.Error()))
+	c.Abort()
+}
+
+// namespace is ?ns= or the configured one; it must exist.
+func (s *Server) namespace(c *gin.Context) (string, error) {
+	ns := c.Query("ns")
+	if ns == "" {
+		ns = c.Query("namespace")
+	}
+	if ns == "" {
+		ns = s.cfg.Namespace
+	}
+	if err := store.ValidateName("namespace", ns); err != nil {
+		return "", badRequest("%v", err)
+	}
+	if _, err := s.node.Store().Namespace(ns); err != nil {
+		return "", notFound("namespace %q not found (create it with PUT /v1/namespaces/%s)", ns, ns)
+	}
+	return ns, nil
+}
+
+// query is the outcome of one evaluation of a read: the answer, the index
+// of the views it came from, and a channel closed when they change.
+type query func() (body any, index uint64, changed <-chan struct{}, err error)
+
+// read answers a read with Consul's blocking semantics: with ?index=N it
+// waits (up to ?wait=, default 5 min, at most 10) until the answer's
+// X-Consul-Index moves past N. The index moves only when the answer's
+// bytes change (see indexFor), so a watcher of one service is not woken by
+// another's changes.
+func (s *Server) read(c *gin.Context, key string, q query) {
+	if !s.node.Ready() {
+		s.fail(c, &httpError{http.StatusServiceUnavailable, "this server has not caught up with the cluster leader yet; retry or ask another server"})
+		return
+	}
+	if _, ok := c.GetQuery("consistent"); ok {
+		if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
+			s.fail(c, &httpError{http.StatusInternalServerError, "No cluster leader: " + err.Error()})
+			return
+		}
+	}
+	var minIndex uint64
+	if v := c.Query("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			s.fail(c, badRequest("Invalid index: %q is not a non-negative integer", v))
+			return
+		}
+		minIndex = n
+	}
+	wait := s.cfg.DefaultWait
+	if v := c.Query("wait"); v != "" {
+		d, err := parseWait(v)
+		if err != nil {
+			s.fail(c, badRequest("Invalid wait time: %q (use 30s, 5m...)", v))
+			return
+		}
+		wait = min(d, s.cfg.MaxWait)
+	}
+	ctx := c.Request.Context()
+	if minIndex > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+		stop := context.AfterFunc(s.closing, cancel)
+		defer stop()
+	}
+	for {
+		body, vidx, changed, err := q()
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		idx := s.indexFor(key, b, vidx)
+		if minIndex == 0 || idx > minIndex || ctx.Err() != nil {
+			s.headers(c, idx)
+			c.Data(http.StatusOK, "application/json", b)
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		}
+	}
+}
+
+func (s *Server) headers(c *gin.Context, idx uint64) {
+	known, last := s.node.Staleness()
+	h := c.Writer.Header()
+	h.Set("X-Consul-Index", strconv.FormatUint(max(idx, 1), 10))
+	h.Set("X-Consul-KnownLeader", strconv.FormatBool(known))
+	h.Set("X-Consul-LastContact", strconv.FormatInt(last.Milliseconds(), 10))
+	h.Set("X-Consul-Effective-Consistency", "stale")
+}
+
+// parseWait takes Go durations and Consul's bare seconds ("30").
+func parseWait(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("bad wait %q", v)
+	}
+	return d, nil
+}
+
+// indexFor gives an answer its X-Consul-Index: the index of the views it
+// was built from when its bytes first appeared, and the same index for as
+// long as the bytes stay the same. Answers are remembered by key (endpoint
+// and parameters); a forgotten one gets its views' current index, which is
+// never lower than before, so the index never goes backwards.
+func (s *Server) indexFor(key string, b []byte, viewIndex uint64) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	sum := h.Sum64()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a, ok := s.answers[key]; ok && a.hash == sum {
+		return a.index
+	}
+	if len(s.answers) >= maxAnswers {
+		clear(s.answers)
+	}
+	idx := max(viewIndex, 1)
+	if a, ok := s.answers[key]; ok && a.index >= idx {
+		idx = a.index + 1
+	}
+	s.answers[key] = answerIndex{hash: sum, index: idx}
+	return idx
+}

@@ -1,0 +1,413 @@
+package consulcompat
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+func (s *Server) statusLeader(c *gin.Context) {
+	_, addr := s.node.Leader()
+	c.JSON(http.StatusOK, addr)
+}
+
+func (s *Server) statusPeers(c *gin.Context) {
+	ms, err := s.node.Members()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := []string{}
+	for _, m := range ms {
+		if m.Role != "nonvoter" {
+			out = append(out, m.RaftAddr)
+		}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) catalogDatacenters(c *gin.Context) {
+	dcs := []string{s.cfg.Locality.Datacenter}
+	if ms, err := s.node.Members(); err == nil {
+		for _, m := range ms {
+			if d := m.Locality.Datacenter; d != "" && !slices.Contains(dcs, d) {
+				dcs = append(dcs, d)
+			}
+		}
+	}
+	sort.Strings(dcs[1:]) // this server's datacenter first, as Consul's nearest
+	c.JSON(http.StatusOK, dcs)
+}
+
+// serviceQuery reads one service; an unknown service is an empty one that
+// wakes the query when the namespace changes (it may appear).
+func (s *Server) serviceQuery(ns, svc string, each func(v view)) (uint64, <-chan struct{}, error) {
+	nv, err := s.node.Store().Namespace(ns)
+	if err != nil {
+		return 0, nil, err
+	}
+	sv, err := s.node.Store().Service(ns, svc)
+	if errors.Is(err, store.ErrServiceNotFound) {
+		return nv.Index, nv.WatchCh(), nil
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, in := range sv.Instances {
+		each(s.view(in))
+	}
+	return sv.Index, sv.WatchCh(), nil
+}
+
+// filters are the parameters common to the service endpoints.
+type filters struct {
+	tags   []string
+	dc     string
+	expr   *filterExpr
+	passed bool
+}
+
+func (s *Server) filters(c *gin.Context) (filters, error) {
+	f := filters{tags: c.QueryArray("tag"), dc: c.Query("dc")}
+	if v, ok := c.GetQuery("passing"); ok {
+		f.passed = v == "" || v == "true" || v == "1"
+		if !f.passed && v != "false" && v != "0" {
+			return f, badRequest("Invalid passing=%q: use true or false", v)
+		}
+	}
+	if v := c.Query("filter"); v != "" {
+		e, err := parseFilter(v)
+		if err != nil {
+			return f, badRequest("Failed to create boolean expression evaluator: %v", err)
+		}
+		f.expr = e
+	}
+	return f, nil
+}
+
+func (f filters) keep(v view, checks []healthCheck) bool {
+	if f.dc != "" && v.dc != f.dc {
+		return false
+	}
+	if !hasTags(v.in, f.tags) {
+		return false
+	}
+	if f.passed && !passing(checks) {
+		return false
+	}
+	return f.expr == nil || f.expr.match(v, checks)
+}
+
+// cacheKey names an answer: the namespace, the path and the parameters
+// that shape it (not index, wait, stale or consistent).
+func cacheKey(c *gin.Context, ns string) string {
+	q := c.Request.URL.Query()
+	for _, k := range []string{"index", "wait", "stale", "consistent", "cached", "token"} {
+		q.Del(k)
+	}
+	return ns + " " + c.Request.URL.Path + "?" + q.Encode()
+}
+
+func (s *Server) catalogServices(c *gin.Context) {
+	ns, err := s.namespace(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := s.filters(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+		nv, svcs, err := s.node.Store().Services(ns)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		out := map[string][]string{}
+		for _, sv := range svcs {
+			var tags []string
+			seen := false
+			for _, in := range sv.Instances {
+				v := s.view(in)
+				if f.dc != "" && v.dc != f.dc {
+					continue
+				}
+				seen = true
+				for _, t := range in.Tags {
+					if !slices.Contains(tags, t) {
+						tags = append(tags, t)
+					}
+				}
+			}
+			if seen {
+				sort.Strings(tags)
+				out[sv.Service.Name] = append([]string{}, tags...)
+			}
+		}
+		return out, nv.Index, nv.WatchCh(), nil
+	})
+}
+
+func (s *Server) catalogService(c *gin.Context) {
+	ns, err := s.namespace(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := s.filters(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	svc := c.Param("svc")
+	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+		out := []catalogService{}
+		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
+			if f.keep(v, v.checks()) {
+				out = append(out, v.catalog())
+			}
+		})
+		return out, idx, ch, err
+	})
+}
+
+func (s *Server) healthService(c *gin.Context) {
+	ns, err := s.namespace(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := s.filters(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	near := c.Query("near")
+	svc := c.Param("svc")
+	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+		out := []serviceEntry{}
+		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
+			checks := v.checks()
+			if f.keep(v, checks) {
+				out = append(out, serviceEntry{Node: v.node(), Service: v.service(), Checks: checks})
+			}
+		})
+		if near != "" {
+			s.sortNear(out, near)
+		}
+		return out, idx, ch, err
+	})
+}
+
+// sortNear orders entries nearest first to the agent (near=_agent) or to a
+// node's locality: same unit, same datacenter, same region, the rest.
+func (s *Server) sortNear(out []serviceEntry, near string) {
+	origin := s.cfg.Locality
+	if near != "_agent" {
+		found := false
+		for _, e := range out {
+			if e.Node.Node == near {
+				origin = store.Locality{Region: e.Node.Meta["region"], Datacenter: e.Node.Datacenter, Unit: e.Node.Meta["unit"]}
+				found = true
+				break
+			}
+		}
+		if !found {
+			return // Consul ignores an unknown node too
+		}
+	}
+	rank := func(e serviceEntry) int {
+		l := store.Locality{Region: e.Node.Meta["region"], Datacenter: e.Node.Datacenter, Unit: e.Node.Meta["unit"]}
+		switch {
+		case l.Datacenter == origin.Datacenter && l.Unit != "" && l.Unit == origin.Unit:
+			return 0
+		case l.Datacenter == origin.Datacenter:
+			return 1
+		case l.Region != "" && l.Region == origin.Region:
+			return 2
+		}
+		return 3
+	}
+	slices.SortStableFunc(out, func(a, b serviceEntry) int { return rank(a) - rank(b) })
+}
+
+func (s *Server) healthChecks(c *gin.Context) {
+	ns, err := s.namespace(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := s.filters(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	svc := c.Param("svc")
+	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+		out := []healthCheck{}
+		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
+			checks := v.checks()
+			if f.keep(v, checks) {
+				out = append(out, checks...)
+			}
+		})
+		return out, idx, ch, err
+	})
+}
+
+func (s *Server) healthState(c *gin.Context) {
+	state := c.Param("state")
+	if !slices.Contains([]string{"any", statePassing, stateWarning, stateCritical}, state) {
+		s.fail(c, badRequest("Invalid state %q: use any, passing, warning or critical", state))
+		return
+	}
+	ns, err := s.namespace(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+		nv, svcs, err := s.node.Store().Services(ns)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		out := []healthCheck{}
+		for _, sv := range svcs {
+			for _, in := range sv.Instances {
+				for _, ch := range s.view(in).checks() {
+					if state == "any" || ch.Status == state {
+						out = append(out, ch)
+					}
+				}
+			}
+		}
+		return out, nv.Index, nv.WatchCh(), nil
+	})
+}
+
+func (s *Server) catalogNodes(c *gin.Context) {
+	ns, err := s.namespace(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	dc := c.Query("dc")
+	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+		nv, svcs, err := s.node.Store().Services(ns)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		byName := map[string]node{}
+		for _, sv := range svcs {
+			for _, in := range sv.Instances {
+				v := s.view(in)
+				if dc != "" && v.dc != dc {
+					continue
+				}
+				n := v.node()
+				if cur, ok := byName[n.Node]; ok {
+					n.CreateIndex, n.ModifyIndex = min(cur.CreateIndex, n.CreateIndex), max(cur.ModifyIndex, n.ModifyIndex)
+				}
+				byName[n.Node] = n
+			}
+		}
+		out := make([]node, 0, len(byName))
+		for _, n := range byName {
+			out = append(out, n)
+		}
+		slices.SortFunc(out, func(a, b node) int { return strings.Compare(a.Node, b.Node) })
+		return out, nv.Index, nv.WatchCh(), nil
+	})
+}
+
+func (s *Server) catalogNode(c *gin.Context) {
+	ns, err := s.namespace(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	name := c.Param("node")
+	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+		nv, svcs, err := s.node.Store().Services(ns)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		var out *struct {
+			Node     node
+			Services map[string]agentService
+		}
+		for _, sv := range svcs {
+			for _, in := range sv.Instances {
+				v := s.view(in)
+				if v.nodeName() != name {
+					continue
+				}
+				if out == nil {
+					out = &struct {
+						Node     node
+						Services map[string]agentService
+					}{Node: v.node(), Services: map[string]agentService{}}
+				}
+				out.Services[in.ID] = v.service()
+			}
+		}
+		return out, nv.Index, nv.WatchCh(), nil
+	})
+}
+
+// fresh retries a lookup after a consistent read when this server's
+// replica does not know the name yet (registered through another server
+// an instant ago).
+func (s *Server) fresh(c *gin.Context, find func() (*store.Instance, error)) (*store.Instance, error) {
+	in, err := find()
+	var he *httpError
+	if errors.As(err, &he) && he.status == http.StatusNotFound {
+		if cerr := s.node.ConsistentRead(c.Request.Context()); cerr == nil {
+			return find()
+		}
+	}
+	return in, err
+}
+
+// findInstance finds an instance by id in a namespace (Consul's agent
+// endpoints name a service instance by its id alone).
+func (s *Server) findInstance(ns, id string) (*store.Instance, error) {
+	_, svcs, err := s.node.Store().Services(ns)
+	if err != nil {
+		return nil, err
+	}
+	for _, sv := range svcs {
+		if in := sv.Instance(id); in != nil {
+			return in, nil
+		}
+	}
+	return nil, notFound("Unknown service ID %q", id)
+}
+
+// findCheck finds the instance whose check has id checkID.
+func (s *Server) findCheck(ns, id string) (*store.Instance, error) {
+	if sid, ok := strings.CutPrefix(id, "service:"); ok {
+		if in, err := s.findInstance(ns, sid); err == nil {
+			return in, nil
+		}
+	}
+	_, svcs, err := s.node.Store().Services(ns)
+	if err != nil {
+		return nil, err
+	}
+	for _, sv := range svcs {
+		for _, in := range sv.Instances {
+			if in.Metadata[metaCheckID] == id {
+				return in, nil
+			}
+		}
+	}
+	return nil, notFound("Unknown check ID %q. Ensure that the check ID is passed, not the check name.", id)
+}
