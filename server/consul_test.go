@@ -298,7 +298,9 @@ func TestConsulPrometheusDiscovery(t *testing.T) {
 	}
 
 	_, b := get("/v1/agent/self")
-	var self struct{ Config struct{ Datacenter, NodeName string } }
+	var self struct {
+		Config struct{ Datacenter, NodeName string }
+	}
 	if err := json.Unmarshal(b, &self); err != nil || self.Config.Datacenter != "eu-west-1" || self.Config.NodeName != s.cfg.NodeID {
 		t.Fatalf("agent/self: %s %v", b, err)
 	}
