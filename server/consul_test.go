@@ -370,3 +370,76 @@ func TestConsulPrometheusDiscovery(t *testing.T) {
 	}
 	_ = errors.New
 }
+
+// near=_agent orders instances by their distance to the server's locality;
+// nodes are the agents or hosts the instances run on.
+func TestConsulNearAndNodes(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) { cfg.Locality = store.Locality{Region: "eu", Datacenter: "eu-west-1", Unit: "a"} })
+	s := c.servers[0]
+	k := consulClient(t, s)
+	for _, r := range []struct {
+		id, addr string
+		loc      store.Locality
+	}{
+		{"far", "10.9.0.1", store.Locality{Region: "us", Datacenter: "us-east-1", Unit: "a"}},
+		{"region", "10.2.0.1", store.Locality{Region: "eu", Datacenter: "eu-central-1", Unit: "a"}},
+		{"dc", "10.1.0.2", store.Locality{Region: "eu", Datacenter: "eu-west-1", Unit: "b"}},
+		{"unit", "10.1.0.1", store.Locality{Region: "eu", Datacenter: "eu-west-1", Unit: "a"}},
+		{"unit-2", "10.1.0.1", store.Locality{Region: "eu", Datacenter: "eu-west-1", Unit: "a"}},
+	} {
+		if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/api/instances/"+r.id, map[string]any{
+			"address": r.addr, "port": 80, "ephemeral": false, "locality": r.loc}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, _, err := k.Health().Service("api", "", false, &consul.QueryOptions{Near: "_agent"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, e := range es {
+		order = append(order, e.Service.ID)
+	}
+	if !slices.Equal(order, []string{"unit", "unit-2", "dc", "region", "far"}) {
+		t.Fatalf("near=_agent order %v", order)
+	}
+	es, _, err = k.Health().Service("api", "", false, &consul.QueryOptions{Datacenter: "us-east-1"})
+	if err != nil || len(es) != 1 || es[0].Service.ID != "far" {
+		t.Fatalf("dc=us-east-1: %v %v", es, err)
+	}
+	nodes, _, err := k.Catalog().Nodes(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range nodes {
+		names = append(names, n.Node)
+	}
+	if !slices.Equal(names, []string{"10.1.0.1", "10.1.0.2", "10.2.0.1", "10.9.0.1"}) {
+		t.Fatalf("nodes %v", names)
+	}
+	cn, _, err := k.Catalog().Node("10.1.0.1", nil)
+	if err != nil || cn == nil || len(cn.Services) != 2 || cn.Services["unit-2"] == nil || cn.Node.Datacenter != "eu-west-1" {
+		t.Fatalf("node 10.1.0.1: %+v %v", cn, err)
+	}
+	if cn, _, err := k.Catalog().Node("nobody", nil); err != nil || cn != nil {
+		t.Fatalf("unknown node: %+v %v", cn, err)
+	}
+	dcs, err := k.Catalog().Datacenters()
+	if err != nil || len(dcs) == 0 || dcs[0] != "eu-west-1" {
+		t.Fatalf("datacenters %v %v", dcs, err)
+	}
+	checks, _, err := k.Health().State("any", nil)
+	if err != nil || len(checks) != 0 { // persistent instances without a check have none
+		t.Fatalf("health/state/any: %v %v", checks, err)
+	}
+	resp, err := http.Get("http://" + s.HTTPAddr() + "/v1/health/state/sleepy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "use any, passing, warning or critical") {
+		t.Fatalf("bad state: %d %s", resp.StatusCode, b)
+	}
+}
