@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the three-datacenter deployment of the disaster drills in Docker
 # (deploy/docker-compose.yml): dc-a and dc-b in region-1, dc-c in region-2,
-# each with a registry server, two echo instances and a caller.
+# each its own Docker network with a registry server, two echo instances and
+# a caller, routed to each other by the host (the backbone).
 #
 #   scripts/drill.sh run SCENARIO [registry drill flags]
 #                              up, the drill, down; the report lands in ./drill-reports/
@@ -62,6 +63,25 @@ wait_up() {
 	log "up: a leader, and every caller's calls succeed"
 }
 
+# backbone -I|-D opens (or closes) the host's routes between the three
+# datacenters' networks: Docker keeps its networks apart, so traffic between
+# their subnets is let through in DOCKER-USER, ahead of Docker's isolation.
+# A cut's DROP rules and the latency's NFQUEUE rules go in above these.
+backbone() {
+	local op="$1" a b
+	for a in 1 2 3; do
+		for b in 1 2 3; do
+			((a == b)) && continue
+			local rule=(DOCKER-USER -s "172.30.$a.0/24" -d "172.30.$b.0/24" -j ACCEPT)
+			if [[ "$op" == -I ]]; then
+				iptables -I "${rule[@]}"
+			else
+				while iptables -D "${rule[@]}" 2>/dev/null; do :; done
+			fi
+		done
+	done
+}
+
 # add_latency delays every packet between two datacenters by DRILL_LATENCY:
 # `registry drill latency`, in the background on the host, holds such
 # packets in an NFQUEUE (host firewall rules in DOCKER-USER) for that long.
@@ -95,7 +115,9 @@ case "${1:-}" in
 build) build ;;
 up)
 	build
+	backbone -D
 	"${COMPOSE[@]}" up -d >&2
+	backbone -I
 	add_latency
 	wait_up
 	;;
@@ -119,6 +141,7 @@ down)
 	while iptables -D DOCKER-USER -s 172.30.2.0/24 ! -d 172.30.2.0/24 -j DROP 2>/dev/null; do :; done
 	while iptables -D DOCKER-USER -d 172.30.2.0/24 ! -s 172.30.2.0/24 -j DROP 2>/dev/null; do :; done
 	stop_latency
+	backbone -D
 	"${COMPOSE[@]}" down -v --remove-orphans >&2
 	;;
 *) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
