@@ -50,6 +50,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "namespace_in_use"
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, "conflict"
+	case errors.Is(err, store.ErrBadSnapshot):
+		return http.StatusBadRequest, "bad_snapshot"
+	case errors.Is(err, raft.ErrNotLeader):
+		return http.StatusConflict, "not_leader"
 	case errors.Is(err, ErrNoInstance):
 		return http.StatusServiceUnavailable, "no_instance"
 	case errors.Is(err, ErrNotReady):

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,10 @@ func (f *fakeNode) ConsistentRead(ctx context.Context) error {
 		return nil
 	}
 	return f.consistentFn(ctx)
+}
+
+func (f *fakeNode) Restore(ctx context.Context, body []byte) error {
+	return f.store.Restore(bytes.NewReader(body))
 }
 
 func (f *fakeNode) Ready() bool { return f.readyFn == nil || f.readyFn() }

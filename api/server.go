@@ -41,6 +41,8 @@ type Node interface {
 	Members() ([]raft.Member, error)
 	// Join adds a server to the cluster as a voter.
 	Join(ctx context.Context, id, raftAddr string) error
+	// Restore replaces the catalog with a backup's snapshot; leader only.
+	Restore(ctx context.Context, snapshot []byte) error
 }
 
 // Config configures the API. Start from DefaultConfig.
@@ -144,6 +146,8 @@ func New(cfg Config, node Node) (*Server, error) {
 	v1.GET("/cluster/members", s.members)
 	v1.POST("/cluster/join", s.join)
 	v1.DELETE("/cluster/self-preservation", s.endSelfPreservation)
+	v1.GET("/snapshot", s.saveSnapshot)
+	v1.PUT("/snapshot", s.restoreSnapshot)
 
 	v1.GET("/namespaces", s.read, s.listNamespaces)
 	ns := v1.Group("/namespaces/:ns", s.names)

@@ -4,6 +4,7 @@
 package raft
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,8 @@ var (
 	ErrNoLeader = errors.New("no cluster leader")
 	// ErrShutdown: the node is stopping.
 	ErrShutdown = errors.New("node is shutting down")
+	// ErrNotLeader: the call must be made on the leader (Restore).
+	ErrNotLeader = errors.New("this server is not the leader")
 )
 
 const defaultTimeout = 10 * time.Second
@@ -862,5 +865,37 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 		return fmt.Errorf("raft: remove %s: %w", id, err)
 	}
 	n.logger.Info("server removed from the cluster", "id", id)
+	return nil
+}
+
+// Restore replaces the cluster's catalog with a backup's snapshot (the body
+// store.ReadBackup returns): its namespaces, services and instances, with
+// the cluster's own servers. It must run on the leader. The snapshot is
+// rebased past the log's last index (store.Rebase), so every blocking query
+// wakes, and handed to hashicorp/raft's restore, which installs it on the
+// leader and sends it to the followers.
+func (n *Node) Restore(ctx context.Context, body []byte) error {
+	if !n.isLeader() {
+		return fmt.Errorf("raft: restore: %w", ErrNotLeader)
+	}
+	at := n.raft.LastIndex() + 1
+	var buf bytes.Buffer
+	if err := store.Rebase(bytes.NewReader(body), &buf, at, n.store); err != nil {
+		return fmt.Errorf("raft: restore: %w", err)
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	// Index at makes Raft place the snapshot after it: the store's index
+	// (at) stays below the next command's.
+	meta := &hraft.SnapshotMeta{Version: hraft.SnapshotVersionMax, Index: at, Size: int64(buf.Len())}
+	if err := n.raft.Restore(meta, &buf, timeout); err != nil {
+		if errors.Is(err, hraft.ErrNotLeader) {
+			err = ErrNotLeader
+		}
+		return fmt.Errorf("raft: restore: %w", err)
+	}
+	n.logger.Warn("catalog restored from a backup", "index", at)
 	return nil
 }

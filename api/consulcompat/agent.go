@@ -155,6 +155,14 @@ func (s *Server) toInstance(c *gin.Context, r *registration) (string, *store.Ins
 	if r.Check != nil {
 		checks = append([]*checkDef{r.Check}, checks...)
 	}
+	for _, d := range checks {
+		if d == nil {
+			return "", nil, badRequest("A check is null")
+		}
+		if d.GRPCUseTLS || d.TCPUseTLS {
+			return "", nil, badRequest("gRPC and TCP checks over TLS are not supported")
+		}
+	}
 	switch len(checks) {
 	case 0:
 		in.Check = store.Check{Type: store.CheckNone}
@@ -239,6 +247,9 @@ func (s *Server) agentRegister(c *gin.Context) {
 	}
 	ns := c.Query("ns")
 	if ns == "" {
+		ns = c.Query("namespace")
+	}
+	if ns == "" {
 		ns = r.Namespace
 	}
 	if ns == "" {
@@ -251,6 +262,11 @@ func (s *Server) agentRegister(c *gin.Context) {
 	id, in, err := s.toInstance(c, &r)
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	// Consul's service ids are unique on an agent; here within a namespace.
+	if prev, err := s.findInstance(ns, id); err == nil && prev.Service != r.Name {
+		s.fail(c, badRequest("Service ID %q is already registered for service %q: deregister it first", id, prev.Service))
 		return
 	}
 	if err := s.apply(c, &store.Command{Type: store.CommandRegister, Namespace: ns, Service: r.Name, ID: id, Instance: in}); err != nil {

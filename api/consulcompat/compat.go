@@ -64,6 +64,7 @@ type Server struct {
 type answerIndex struct {
 	hash  uint64
 	index uint64
+	view  uint64 // the views' index the answer was built from
 }
 
 // maxAnswers bounds the remembered answers (see indexFor).
@@ -207,7 +208,9 @@ func (s *Server) read(c *gin.Context, key string, q query) {
 			s.fail(c, badRequest("Invalid wait time: %q (use 30s, 5m...)", v))
 			return
 		}
-		wait = min(d, s.cfg.MaxWait)
+		if d > 0 { // Consul: 0 means the default
+			wait = min(d, s.cfg.MaxWait)
+		}
 	}
 	ctx := c.Request.Context()
 	if minIndex > 0 {
@@ -217,7 +220,11 @@ func (s *Server) read(c *gin.Context, key string, q query) {
 		stop := context.AfterFunc(s.closing, cancel)
 		defer stop()
 	}
+	stale := 0
 	for {
+		// A restore replaces every view at once without closing their
+		// channels: it closes this one.
+		abandon := s.node.Store().AbandonCh()
 		body, vidx, changed, err := q()
 		if err != nil {
 			s.fail(c, err)
@@ -228,7 +235,16 @@ func (s *Server) read(c *gin.Context, key string, q query) {
 			s.fail(c, err)
 			return
 		}
-		idx := s.indexFor(key, b, vidx)
+		idx, current := s.indexFor(key, b, vidx)
+		if !current {
+			// Built from views older than an answer already indexed:
+			// build it again. Views only move forward, unless a restore
+			// moved them back: then forget the remembered answer.
+			if stale++; stale > 3 {
+				s.forget(key)
+			}
+			continue
+		}
 		if minIndex == 0 || idx > minIndex || ctx.Err() != nil {
 			s.headers(c, idx)
 			c.Data(http.StatusOK, "application/json", b)
@@ -236,6 +252,7 @@ func (s *Server) read(c *gin.Context, key string, q query) {
 		}
 		select {
 		case <-changed:
+		case <-abandon:
 		case <-ctx.Done():
 		}
 	}
@@ -262,27 +279,46 @@ func parseWait(v string) (time.Duration, error) {
 	return d, nil
 }
 
+func (s *Server) forget(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.answers, key)
+}
+
 // indexFor gives an answer its X-Consul-Index: the index of the views it
 // was built from when its bytes first appeared, and the same index for as
 // long as the bytes stay the same. Answers are remembered by key (endpoint
 // and parameters); a forgotten one gets its views' current index, which is
 // never lower than before, so the index never goes backwards.
-func (s *Server) indexFor(key string, b []byte, viewIndex uint64) uint64 {
+//
+// current is false when the answer was built from views older than the
+// ones of the answer remembered (a request that raced a newer one): the
+// caller builds it again.
+func (s *Server) indexFor(key string, b []byte, viewIndex uint64) (index uint64, current bool) {
 	h := fnv.New64a()
 	h.Write(b)
 	sum := h.Sum64()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if a, ok := s.answers[key]; ok && a.hash == sum {
-		return a.index
+	a, ok := s.answers[key]
+	if ok && viewIndex < a.view {
+		return 0, false
+	}
+	if ok && a.hash == sum {
+		return a.index, true
 	}
 	if len(s.answers) >= maxAnswers {
-		clear(s.answers)
+		// Drop one at random (map order), not all: watchers of the rest
+		// keep their indexes.
+		for k := range s.answers {
+			delete(s.answers, k)
+			break
+		}
 	}
 	idx := max(viewIndex, 1)
-	if a, ok := s.answers[key]; ok && a.index >= idx {
+	if ok && a.index >= idx {
 		idx = a.index + 1
 	}
-	s.answers[key] = answerIndex{hash: sum, index: idx}
-	return idx
+	s.answers[key] = answerIndex{hash: sum, index: idx, view: viewIndex}
+	return idx, true
 }

@@ -58,21 +58,33 @@ func TestFilter(t *testing.T) {
 
 func TestIndexMovesOnlyWithTheAnswer(t *testing.T) {
 	s := &Server{answers: map[string]answerIndex{}}
-	if got := s.indexFor("k", []byte("a"), 10); got != 10 {
+	idx := func(key, body string, view uint64) uint64 {
+		t.Helper()
+		i, ok := s.indexFor(key, []byte(body), view)
+		if !ok {
+			t.Fatalf("%s %s at %d: not current", key, body, view)
+		}
+		return i
+	}
+	if got := idx("k", "a", 10); got != 10 {
 		t.Fatalf("first answer: %d", got)
 	}
 	// Views moved on (another service changed), the answer did not.
-	if got := s.indexFor("k", []byte("a"), 15); got != 10 {
+	if got := idx("k", "a", 15); got != 10 {
 		t.Fatalf("same answer: %d, want 10", got)
 	}
-	if got := s.indexFor("k", []byte("b"), 17); got != 17 {
+	if got := idx("k", "b", 17); got != 17 {
 		t.Fatalf("new answer: %d, want 17", got)
 	}
 	// A changed answer never reuses an index.
-	if got := s.indexFor("k", []byte("c"), 17); got != 18 {
+	if got := idx("k", "c", 17); got != 18 {
 		t.Fatalf("changed answer at the same view index: %d, want 18", got)
 	}
-	if got := s.indexFor("other", []byte("b"), 0); got != 1 {
+	// An answer built from older views than the remembered one is stale.
+	if _, ok := s.indexFor("k", []byte("b"), 16); ok {
+		t.Fatal("an answer from older views was taken as current")
+	}
+	if got := idx("other", "b", 0); got != 1 {
 		t.Fatalf("index 0: %d, want 1", got)
 	}
 }

@@ -75,6 +75,9 @@ type filters struct {
 
 func (s *Server) filters(c *gin.Context) (filters, error) {
 	f := filters{tags: c.QueryArray("tag"), dc: c.Query("dc")}
+	if len(c.QueryArray("node-meta")) > 0 {
+		return f, badRequest("node-meta is not supported: filter on Node.Meta with filter= instead")
+	}
 	if v, ok := c.GetQuery("passing"); ok {
 		f.passed = v == "" || v == "true" || v == "1"
 		if !f.passed && v != "false" && v != "0" {
@@ -108,8 +111,12 @@ func (f filters) keep(v view, checks []healthCheck) bool {
 // that shape it (not index, wait, stale or consistent).
 func cacheKey(c *gin.Context, ns string) string {
 	q := c.Request.URL.Query()
-	for _, k := range []string{"index", "wait", "stale", "consistent", "cached", "token"} {
-		q.Del(k)
+	for k := range q {
+		switch k {
+		case "tag", "dc", "passing", "filter", "near":
+		default:
+			q.Del(k)
+		}
 	}
 	return ns + " " + c.Request.URL.Path + "?" + q.Encode()
 }
@@ -136,7 +143,7 @@ func (s *Server) catalogServices(c *gin.Context) {
 			seen := false
 			for _, in := range sv.Instances {
 				v := s.view(in)
-				if f.dc != "" && v.dc != f.dc {
+				if f.dc != "" && v.dc != f.dc || f.expr != nil && !f.expr.match(v, v.checks()) {
 					continue
 				}
 				seen = true
@@ -393,6 +400,9 @@ func (s *Server) findInstance(ns, id string) (*store.Instance, error) {
 
 // findCheck finds the instance whose check has id checkID.
 func (s *Server) findCheck(ns, id string) (*store.Instance, error) {
+	if id == "" {
+		return nil, badRequest("Missing check ID")
+	}
 	if sid, ok := strings.CutPrefix(id, "service:"); ok {
 		if in, err := s.findInstance(ns, sid); err == nil {
 			return in, nil

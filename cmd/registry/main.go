@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			pickCommand(stdout),
 			drillCommand(stdout),
 			membersCommand(stdout),
+			snapshotCommand(stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+func snapshotCommand(stdout io.Writer) *ffcli.Command {
+	fs := flag.NewFlagSet("registry snapshot", flag.ContinueOnError)
+	return &ffcli.Command{
+		Name:        "snapshot",
+		ShortUsage:  "registry snapshot save|restore [--server URL] FILE",
+		ShortHelp:   "back up the catalog to a file, or restore it from one",
+		FlagSet:     fs,
+		Subcommands: []*ffcli.Command{snapshotSaveCommand(stdout), snapshotRestoreCommand(stdout)},
+		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
+func serverURL(s string) string {
+	if !strings.Contains(s, "://") {
+		s = "http://" + s
+	}
+	return strings.TrimRight(s, "/")
+}
+
+// apiError turns an error answer into a message.
+func apiError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var e struct{ Error string }
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return fmt.Errorf("%s: %s", resp.Status, e.Error)
+	}
+	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+}
+
+func snapshotSaveCommand(stdout io.Writer) *ffcli.Command {
+	fs := flag.NewFlagSet("registry snapshot save", flag.ContinueOnError)
+	server := fs.String("server", "http://127.0.0.1:7400", "HTTP address of any server")
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	return &ffcli.Command{
+		Name:       "save",
+		ShortUsage: "registry snapshot save [--server URL] FILE",
+		ShortHelp:  "write a checksummed backup of the whole catalog to FILE",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give the file to write")
+			}
+			ctx, cancel := context.WithTimeout(ctx, *timeout)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, serverURL(*server)+"/v1/snapshot", nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("snapshot: %w", apiError(resp))
+			}
+			b, err := io.ReadAll(io.LimitReader(resp.Body, store.MaxBackupBytes+64))
+			if err != nil {
+				return fmt.Errorf("snapshot: %w", err)
+			}
+			// Check it before keeping it: a backup found bad only when it
+			// is needed is no backup.
+			if _, err := store.ReadBackup(bytes.NewReader(b)); err != nil {
+				return fmt.Errorf("snapshot: the server's answer: %w", err)
+			}
+			if err := writeFileAtomic(args[0], b); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "saved %s: %d bytes, catalog index %s\n", args[0], len(b), resp.Header.Get("X-Switchyard-Index"))
+			return nil
+		},
+	}
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func snapshotRestoreCommand(stdout io.Writer) *ffcli.Command {
+	fs := flag.NewFlagSet("registry snapshot restore", flag.ContinueOnError)
+	server := fs.String("server", "http://127.0.0.1:7400", "HTTP address of any server (the leader restores: another server names it)")
+	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	return &ffcli.Command{
+		Name:       "restore",
+		ShortUsage: "registry snapshot restore [--server URL] FILE",
+		ShortHelp:  "replace the cluster's namespaces, services and instances with FILE's",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give the backup file to restore")
+			}
+			b, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			// Refuse a bad file here, before any server sees it.
+			if _, err := store.ReadBackup(bytes.NewReader(b)); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			ctx, cancel := context.WithTimeout(ctx, *timeout)
+			defer cancel()
+			target := serverURL(*server)
+			for attempt := 0; ; attempt++ {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPut, target+"/v1/snapshot", bytes.NewReader(b))
+				if err != nil {
+					return err
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					return fmt.Errorf("restore: %w", err)
+				}
+				leader := resp.Header.Get("X-Switchyard-Leader")
+				if resp.StatusCode == http.StatusOK {
+					resp.Body.Close()
+					fmt.Fprintf(stdout, "restored %s through %s\n", args[0], target)
+					return nil
+				}
+				err = apiError(resp)
+				resp.Body.Close()
+				// A follower names the leader; go there once.
+				if resp.StatusCode == http.StatusConflict && leader != "" && attempt == 0 {
+					if host, port, serr := net.SplitHostPort(leader); serr == nil {
+						if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+							target = serverURL(net.JoinHostPort(host, port))
+							continue
+						}
+					}
+					return fmt.Errorf("restore: %w; the leader listens on %s: pass its address with --server", err, leader)
+				}
+				return fmt.Errorf("restore: %w", err)
+			}
+		},
+	}
+}
