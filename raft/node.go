@@ -899,3 +899,58 @@ func (n *Node) Restore(ctx context.Context, body []byte) error {
 	n.logger.Warn("catalog restored from a backup", "index", at)
 	return nil
 }
+
+// Recover rewrites the Raft configuration kept in cfg.DataDir so that this
+// server is the only voter, for when a majority of the cluster is lost for
+// good (hashicorp/raft's RecoverCluster, the peers.json procedure). Run it
+// on a stopped server; start the server afterwards without --bootstrap: it
+// elects itself and serves everything its data held; other servers join it
+// as new. Writes only this server acknowledged, not committed elsewhere,
+// are kept; writes the lost majority committed after this server's last
+// entry are gone.
+func Recover(cfg Config) error {
+	if err := store.ValidateName("node id", cfg.ID); err != nil {
+		return fmt.Errorf("raft: recover: %w", err)
+	}
+	addr := cfg.AdvertiseAddr
+	if addr == "" {
+		addr = cfg.RaftAddr
+	}
+	if host, _, err := net.SplitHostPort(addr); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
+		return fmt.Errorf("raft: recover: raft address %q: give the address other servers dial", addr)
+	}
+	path := filepath.Join(cfg.DataDir, "raft.db")
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("raft: recover: no Raft data in %s: %w", cfg.DataDir, err)
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: path})
+	if err != nil {
+		return fmt.Errorf("raft: recover: open log store: %w", err)
+	}
+	defer logs.Close()
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 3, newHCLogger(logger, "snapshot"))
+	if err != nil {
+		return fmt.Errorf("raft: recover: open snapshot store: %w", err)
+	}
+	has, err := hraft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		return fmt.Errorf("raft: recover: %w", err)
+	}
+	if !has {
+		return fmt.Errorf("raft: recover: %s holds no Raft state to recover", cfg.DataDir)
+	}
+	rc := hraft.DefaultConfig()
+	rc.LocalID = hraft.ServerID(cfg.ID)
+	rc.Logger = newHCLogger(logger, "raft")
+	_, trans := hraft.NewInmemTransport(hraft.ServerAddress(addr))
+	conf := hraft.Configuration{Servers: []hraft.Server{{Suffrage: hraft.Voter, ID: hraft.ServerID(cfg.ID), Address: hraft.ServerAddress(addr)}}}
+	st := store.New()
+	if err := hraft.RecoverCluster(rc, &fsm{store: st, applied: newIndexNotifier()}, logs, logs, snaps, trans, conf); err != nil {
+		return fmt.Errorf("raft: recover: %w", err)
+	}
+	return nil
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/raft"
 )
 
 // catalogOf reads a server's whole catalog through the API: namespaces with
@@ -174,5 +175,68 @@ func TestSnapshotSaveWipeRestore(t *testing.T) {
 	got, err := b.instances(b.servers[2], "prod", "web")
 	if err != nil || len(got.Instances) != 11 {
 		t.Fatalf("write after restore: %d instances, %v", len(got.Instances), err)
+	}
+}
+
+// TestRecoverFromOneSurvivor: the whole cluster is lost but for one server's
+// data directory; raft.Recover (registry recover) makes that server a
+// cluster of one that serves everything it held and takes writes.
+func TestRecoverFromOneSurvivor(t *testing.T) {
+	c := startCluster(t, 3)
+	for i := range 10 {
+		if err := c.do(c.servers[i%3], http.MethodPut, fmt.Sprintf("/v1/namespaces/default/services/web/instances/web-%d", i), map[string]any{
+			"address": "10.0.0.1", "port": 8000 + i, "ephemeral": false}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	survivor := c.servers[2]
+	eventually(t, 5*time.Second, "all writes on the survivor", func() error {
+		got, err := c.instances(survivor, "default", "web")
+		if err == nil && len(got.Instances) != 10 {
+			err = fmt.Errorf("%d instances", len(got.Instances))
+		}
+		return err
+	})
+	cfg := survivor.cfg
+	cfg.RaftAddr = survivor.Node().RaftAddr()
+	for _, s := range c.servers {
+		s.Kill()
+	}
+
+	rc := cfg.Raft
+	rc.ID, rc.DataDir, rc.RaftAddr = cfg.NodeID, cfg.DataDir, cfg.RaftAddr
+	if err := raft.Recover(rc); err != nil {
+		t.Fatal(err)
+	}
+	cfg.BootstrapExpect, cfg.Join = 0, nil
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Kill() })
+	one := &cluster{t: t, hc: c.hc, servers: []*Server{s}}
+	eventually(t, 10*time.Second, "the survivor leads", func() error {
+		if !s.Node().IsLeader() {
+			return fmt.Errorf("not leader")
+		}
+		return nil
+	})
+	got, err := one.instances(s, "default", "web")
+	if err != nil || len(got.Instances) != 10 {
+		t.Fatalf("after recovery: %d instances, %v", len(got.Instances), err)
+	}
+	if err := one.do(s, http.MethodPut, "/v1/namespaces/default/services/web/instances/web-new", map[string]any{
+		"address": "10.0.0.2", "port": 80, "ephemeral": false}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := s.Node().Members()
+	if err != nil || len(ms) != 1 || ms[0].ID != cfg.NodeID {
+		t.Fatalf("members after recovery: %+v %v", ms, err)
+	}
+	// A directory without Raft data is refused.
+	bad := rc
+	bad.DataDir = t.TempDir()
+	if err := raft.Recover(bad); err == nil || !strings.Contains(err.Error(), "no Raft data") {
+		t.Fatalf("recover from an empty directory: %v", err)
 	}
 }

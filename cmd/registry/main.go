@@ -40,6 +40,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			drillCommand(stdout),
 			membersCommand(stdout),
 			snapshotCommand(stdout),
+			recoverCommand(stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}
