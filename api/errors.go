@@ -22,6 +22,8 @@ var (
 	ErrNotReady = errors.New("server not ready")
 	// ErrNoInstance: a pick found no instance that may take traffic.
 	ErrNoInstance = errors.New("no instance available")
+	// ErrTooManyInstances: the service is full (Limits.MaxInstancesPerService).
+	ErrTooManyInstances = errors.New("too many instances")
 )
 
 // ErrorBody is the JSON shape of every error answer.
@@ -48,6 +50,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusNotFound, "instance_not_found"
 	case errors.Is(err, store.ErrNamespaceInUse):
 		return http.StatusConflict, "namespace_in_use"
+	case errors.Is(err, ErrTooManyInstances):
+		return http.StatusConflict, "too_many_instances"
 	case errors.Is(err, store.ErrConflict):
 		return http.StatusConflict, "conflict"
 	case errors.Is(err, store.ErrBadSnapshot):

@@ -401,6 +401,12 @@ func (s *Server) register(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if max := s.cfg.Limits.MaxInstancesPerService; max > 0 {
+		if v, err := s.node.Store().Service(ns, svc); err == nil && len(v.Instances) >= max && v.Instance(id) == nil {
+			s.fail(c, fmt.Errorf("%w: service %s/%s has %d instances, the most this server takes (--max-instances-per-service)", ErrTooManyInstances, ns, svc, len(v.Instances)))
+			return
+		}
+	}
 	if _, ok := s.write(c, &store.Command{Type: store.CommandRegister, Namespace: ns, Service: svc, ID: id, Instance: in}); !ok {
 		return
 	}

@@ -70,6 +70,8 @@ type Config struct {
 	// Topology gives round-trip times between datacenters, to order other
 	// regions (nil: by name).
 	Topology disaster.Topology
+	// Limits bound what one client may take.
+	Limits Limits
 }
 
 // Checks is what the API needs from the server-side checks.
@@ -87,7 +89,7 @@ type Gossip interface {
 
 // DefaultConfig returns the default API settings.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 1 << 20, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute}
+	return Config{MaxBodyBytes: 1 << 20, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute, Limits: DefaultLimits()}
 }
 
 // Validate checks the configuration.
@@ -97,6 +99,9 @@ func (c Config) Validate() error {
 	}
 	if c.DefaultWait <= 0 || c.MaxWait < c.DefaultWait {
 		return fmt.Errorf("api: config: need 0 < default wait <= max wait")
+	}
+	if l := c.Limits; l.RequestsPerSecond < 0 || l.Burst < 0 || l.BlockingPerClient < 0 || l.ConnectionsPerClient < 0 || l.MaxInstancesPerService < 0 {
+		return fmt.Errorf("api: config: limits must not be negative (0 turns one off)")
 	}
 	return nil
 }
@@ -110,6 +115,7 @@ type Server struct {
 	// closing ends every blocking query at once when the server stops.
 	closing     context.Context
 	stopWaiting context.CancelFunc
+	clients     clients
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -123,13 +129,13 @@ func New(cfg Config, node Node) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, node: node, logger: logger}
+	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}}}
 	s.closing, s.stopWaiting = context.WithCancel(context.Background())
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.Use(s.recover)
+	e.Use(s.recover, s.rateLimit)
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
 	})
@@ -275,6 +281,11 @@ func (s *Server) block(c *gin.Context, query store.QueryFunc) (uint64, bool) {
 	}
 	ctx := c.Request.Context()
 	if minIndex > 0 {
+		release, ok := s.holdBlocking(c)
+		if !ok {
+			return 0, false
+		}
+		defer release()
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()

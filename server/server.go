@@ -244,7 +244,8 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		ln := api.LimitListener(s.httpLn, ac.Limits.ConnectionsPerClient, ac.Limits.LimitLoopback)
+		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.serve <- fmt.Errorf("server: HTTP: %w", err)
 		}
 	}()

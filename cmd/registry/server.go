@@ -61,6 +61,8 @@ type serverOptions struct {
 	noConsulAPI     bool
 	consulNamespace string
 
+	limits api.Limits
+
 	dev bool
 }
 
@@ -109,6 +111,13 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.spMinInstances, "self-preservation-min-instances", def.SelfPreservation.MinInstances,
 		"below this many ephemeral instances self-preservation never starts")
 	fs.String("config", "", "JSON config file whose keys are flag names (flags and REGISTRY_* variables win)")
+	dl := api.DefaultLimits()
+	fs.Float64Var(&o.limits.RequestsPerSecond, "limit-requests-per-client", 0, "requests a second one client IP may send, above which it gets 429 (0: no limit)")
+	fs.IntVar(&o.limits.Burst, "limit-burst", 0, "requests one client IP may send at once above its rate (default: one second's worth)")
+	fs.IntVar(&o.limits.BlockingPerClient, "limit-blocking-per-client", dl.BlockingPerClient, "blocking queries one client IP may hold open (0: no limit)")
+	fs.IntVar(&o.limits.ConnectionsPerClient, "limit-connections-per-client", dl.ConnectionsPerClient, "HTTP connections one client IP may hold open (0: no limit)")
+	fs.IntVar(&o.limits.MaxInstancesPerService, "max-instances-per-service", dl.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
+	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too")
 	fs.BoolVar(&o.noConsulAPI, "no-consul-api", false, "do not serve Consul's HTTP endpoints (/v1/agent, /v1/catalog, /v1/health/…, /v1/status)")
 	fs.StringVar(&o.consulNamespace, "consul-namespace", store.DefaultNamespace, "the namespace Consul requests without ?ns= use")
 }
@@ -250,6 +259,13 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	}
 	cfg.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
 	cfg.DisableConsulAPI, cfg.ConsulNamespace = o.noConsulAPI, o.consulNamespace
+	if !o.dev {
+		l := o.limits
+		if l.RequestsPerSecond > 0 && l.Burst == 0 {
+			l.Burst = int(max(l.RequestsPerSecond, 1))
+		}
+		cfg.API.Limits = l
+	}
 	if o.datacenterRTT != "" {
 		t, err := server.ParseRTTTable(o.datacenterRTT)
 		if err != nil {
