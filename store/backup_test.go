@@ -47,7 +47,7 @@ func TestBackupRoundTripAndRefusals(t *testing.T) {
 		{"empty", nil, "cut short in its header"},
 		{"cut short", file[:len(file)-10], "cut short"},
 		{"trailing bytes", append(bytes.Clone(file), '\n'), "bytes after the checksum"},
-		{"newer version", append(append([]byte("SWYBAK\x00\x02"), file[8:]...)), "format version 2"},
+		{"newer version", append([]byte("SWYBAK\x00\x02"), file[8:]...), "format version 2"},
 	} {
 		_, err := ReadBackup(bytes.NewReader(c.file))
 		if !errors.Is(err, ErrBadSnapshot) || !strings.Contains(err.Error(), c.want) {
