@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/disaster"
@@ -72,6 +73,11 @@ type Config struct {
 	Topology disaster.Topology
 	// Limits bound what one client may take.
 	Limits Limits
+	// Registerer receives the API's metrics (nil: not exported).
+	Registerer prometheus.Registerer
+	// Audit receives one line per request that may change something (nil:
+	// Logger, with component=audit).
+	Audit *slog.Logger
 }
 
 // Checks is what the API needs from the server-side checks.
@@ -116,6 +122,8 @@ type Server struct {
 	closing     context.Context
 	stopWaiting context.CancelFunc
 	clients     clients
+	metrics     *metrics
+	audit       *slog.Logger
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -129,13 +137,17 @@ func New(cfg Config, node Node) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}}}
+	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}},
+		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit}
+	if s.audit == nil {
+		s.audit = logger.With("component", "audit")
+	}
 	s.closing, s.stopWaiting = context.WithCancel(context.Background())
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.Use(s.recover, s.rateLimit)
+	e.Use(s.observe, s.recover, s.rateLimit)
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
 	})
@@ -286,6 +298,8 @@ func (s *Server) block(c *gin.Context, query store.QueryFunc) (uint64, bool) {
 			return 0, false
 		}
 		defer release()
+		s.metrics.blocking.Inc()
+		defer s.metrics.blocking.Dec()
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()

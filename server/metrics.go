@@ -13,8 +13,7 @@ import (
 // metricsHandler serves this server's metrics in the Prometheus format.
 // Everything is read at scrape time from the catalog, the node and the
 // pool, so no hot path pays for a metric it does not update.
-func (s *Server) metricsHandler() http.Handler {
-	reg := prometheus.NewRegistry()
+func (s *Server) metricsHandler(reg *prometheus.Registry) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister((*collector)(s))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/consulcompat"
@@ -221,7 +222,9 @@ func Start(cfg Config) (_ *Server, err error) {
 	cleanup = append(cleanup, func() { s.pool.Shutdown() })
 
 	ac := cfg.API
-	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(), s.checks
+	reg := prometheus.NewRegistry()
+	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(reg), s.checks
+	ac.Registerer = reg
 	topo := &topology{s: s, static: cfg.DatacenterRTT}
 	ac.Locality, ac.Topology = cfg.Locality, topo
 

@@ -1,0 +1,53 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the API's own Prometheus metrics.
+type metrics struct {
+	requests *prometheus.HistogramVec
+	blocking prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_http_request_duration_seconds",
+			Help:    "HTTP requests by method, route (its template) and status code, and how long they took (blocking queries included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30, 300},
+		}, []string{"method", "route", "code"}),
+		blocking: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_http_blocking_queries",
+			Help: "Blocking queries held open now (SDK watchers, index= reads).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.blocking)
+	}
+	return m
+}
+
+// observe times every request for the metrics and writes an audit line for
+// every request that may change something (any method but GET and HEAD):
+// who (the peer's address), what, and the outcome.
+func (s *Server) observe(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	took := time.Since(start)
+	s.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Observe(took.Seconds())
+	if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
+		s.audit.Info("write", "method", m, "path", c.Request.URL.Path, "client", c.Request.RemoteAddr,
+			"status", status, "duration_ms", float64(took.Microseconds())/1000)
+	}
+}
