@@ -105,6 +105,12 @@ type Config struct {
 	ReconnectInterval time.Duration
 	ReconnectTimeout  time.Duration
 
+	// Keys encrypt and authenticate every gossip message (AES-GCM, 32-byte
+	// keys): the first encrypts, any of them decrypts, so a new key can be
+	// rolled in. Without keys gossip is plaintext; with them, a message
+	// that is not sealed with one of them is dropped.
+	Keys [][]byte
+
 	Handler  Handler
 	OnChange func() // called (in its own goroutine) after a membership change
 	Logger   *slog.Logger
@@ -218,6 +224,19 @@ func Start(cfg Config) (*Pool, error) {
 	mc.SuspicionMult = cfg.SuspicionMult
 	mc.GossipInterval, mc.PushPullInterval = cfg.GossipInterval, cfg.PushPullInterval
 	mc.TCPTimeout = max(2*time.Second, 4*cfg.ProbeTimeout)
+	if len(cfg.Keys) > 0 {
+		for _, k := range cfg.Keys {
+			if err := CheckKey(k); err != nil {
+				return nil, err
+			}
+		}
+		kr, err := memberlist.NewKeyring(cfg.Keys, cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip: keyring: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	mc.Delegate = (*delegate)(p)
 	mc.Events = (*events)(p)
 	mc.Ping = (*pings)(p)
@@ -545,4 +564,23 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	if d.cfg.Handler != nil && len(buf) > 0 {
 		d.cfg.Handler.MergeState(buf)
 	}
+}
+
+// KeySize is the length of a gossip key.
+const KeySize = 32
+
+// CheckKey refuses a key that is not 32 bytes, or is no secret at all
+// (every byte the same, as in an all-zero or placeholder key).
+func CheckKey(k []byte) error {
+	if len(k) != KeySize {
+		return fmt.Errorf("gossip: key is %d bytes, want %d (registry keygen makes one)", len(k), KeySize)
+	}
+	same := true
+	for _, b := range k[1:] {
+		same = same && b == k[0]
+	}
+	if same {
+		return errors.New("gossip: key is one byte repeated, not a secret: make one with registry keygen")
+	}
+	return nil
 }

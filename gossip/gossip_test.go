@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -294,4 +295,70 @@ func TestPoolHealsAfterAPartition(t *testing.T) {
 		}
 	}
 	t.Logf("whole again %v after the heal", time.Since(healed).Round(10*time.Millisecond))
+}
+
+func startKeyed(t *testing.T, name string, keys ...[]byte) *Pool {
+	t.Helper()
+	cfg := LocalConfig()
+	cfg.Name, cfg.BindAddr, cfg.Keys = name, "127.0.0.1:0", keys
+	cfg.Handler = &recorder{}
+	cfg.Logger = testlog.New(t, slog.LevelInfo)
+	p, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Shutdown() })
+	return p
+}
+
+// With a key, gossip is sealed: a server without it, or with another key,
+// cannot join, and nothing it sends is taken; a second key rolls in.
+func TestEncryptedGossip(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	other := []byte("fedcba9876543210fedcba9876543210")
+	a := startKeyed(t, "a", key)
+	b := startKeyed(t, "b", key)
+	ctx := context.Background()
+	if _, err := b.Join(ctx, []string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b alive on a", func() error {
+		if st := statuses(a)["b"]; st != StatusAlive {
+			return fmt.Errorf("b is %q", st)
+		}
+		return nil
+	})
+	plain := startPool(t, "plain", &recorder{})
+	wrong := startKeyed(t, "wrong", other)
+	for _, p := range []*Pool{plain, wrong} {
+		jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		n, err := p.Join(jctx, []string{a.Addr()})
+		cancel()
+		if err == nil && n > 0 {
+			t.Fatalf("%s joined a keyed pool", p.cfg.Name)
+		}
+	}
+	if st := statuses(a); st["plain"] != "" || st["wrong"] != "" {
+		t.Fatalf("a lists outsiders: %v", st)
+	}
+	// Rolling a key in: a server that seals with the cluster's key and
+	// also reads a new one joins.
+	rolling := startKeyed(t, "rolling", key, other)
+	if _, err := rolling.Join(ctx, []string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "rolling alive on a", func() error {
+		if st := statuses(a)["rolling"]; st != StatusAlive {
+			return fmt.Errorf("rolling is %q", st)
+		}
+		return nil
+	})
+	for _, k := range [][]byte{nil, key[:16], bytes.Repeat([]byte{0}, 32), bytes.Repeat([]byte("x"), 32)} {
+		cfg := LocalConfig()
+		cfg.Name, cfg.BindAddr, cfg.Keys = "bad", "127.0.0.1:0", [][]byte{k}
+		if p, err := Start(cfg); err == nil {
+			p.Shutdown()
+			t.Fatalf("key %q accepted", k)
+		}
+	}
 }

@@ -41,6 +41,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			membersCommand(stdout),
 			snapshotCommand(stdout),
 			recoverCommand(stdout),
+			keygenCommand(stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

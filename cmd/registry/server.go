@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/dns"
+	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/server"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -62,6 +64,8 @@ type serverOptions struct {
 	consulNamespace string
 
 	limits api.Limits
+
+	gossipKeys string
 
 	dev bool
 }
@@ -118,6 +122,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.limits.ConnectionsPerClient, "limit-connections-per-client", dl.ConnectionsPerClient, "HTTP connections one client IP may hold open (0: no limit)")
 	fs.IntVar(&o.limits.MaxInstancesPerService, "max-instances-per-service", dl.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
 	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too")
+	fs.StringVar(&o.gossipKeys, "gossip-key", "", "base64 32-byte keys that seal gossip (registry keygen makes one), comma-separated: the first seals, any opens (to roll a key in); every server needs the same")
 	fs.BoolVar(&o.noConsulAPI, "no-consul-api", false, "do not serve Consul's HTTP endpoints (/v1/agent, /v1/catalog, /v1/health/…, /v1/status)")
 	fs.StringVar(&o.consulNamespace, "consul-namespace", store.DefaultNamespace, "the namespace Consul requests without ?ns= use")
 }
@@ -259,6 +264,18 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	}
 	cfg.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
 	cfg.DisableConsulAPI, cfg.ConsulNamespace = o.noConsulAPI, o.consulNamespace
+	if o.gossipKeys != "" {
+		for _, k := range strings.Split(o.gossipKeys, ",") {
+			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+			if err != nil {
+				return fmt.Errorf("--gossip-key: not base64: %w", err)
+			}
+			if err := gossip.CheckKey(b); err != nil {
+				return fmt.Errorf("--gossip-key: %w", err)
+			}
+			cfg.Gossip.Keys = append(cfg.Gossip.Keys, b)
+		}
+	}
 	if !o.dev {
 		l := o.limits
 		if l.RequestsPerSecond > 0 && l.Burst == 0 {
