@@ -3,6 +3,7 @@ package raft
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -168,6 +169,7 @@ func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint
 
 // forwarder keeps idle forward connections per leader address.
 type forwarder struct {
+	tls    *tls.Config // nil: plaintext
 	mu     sync.Mutex
 	idle   map[string][]net.Conn
 	limit  int
@@ -197,7 +199,7 @@ func (f *forwarder) get(addr string, timeout time.Duration, fresh bool) (c net.C
 		}
 		c.Close()
 	}
-	c, err = dialTyped(addr, timeout, connForward)
+	c, err = dialTyped(addr, timeout, connForward, f.tls)
 	return c, false, err
 }
 

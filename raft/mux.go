@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,6 +24,7 @@ const (
 // connections and hands forward connections to a handler.
 type mux struct {
 	ln        net.Listener
+	tls       *tls.Config // nil: plaintext
 	advertise net.Addr
 	raftCh    chan net.Conn
 	forward   func(net.Conn)
@@ -70,6 +72,17 @@ func (m *mux) serve(forward func(net.Conn)) {
 }
 
 func (m *mux) route(c net.Conn) {
+	if m.tls != nil {
+		tc := tls.Server(c, m.tls)
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			m.logger.Warn("refused a connection on the raft port", "remote", c.RemoteAddr(), "err", err)
+			c.Close()
+			return
+		}
+		_ = c.SetDeadline(time.Time{})
+		c = tc
+	}
 	var b [1]byte
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := c.Read(b[:]); err != nil {
@@ -118,13 +131,25 @@ func (m *mux) Addr() net.Addr { return m.advertise }
 
 // Dial opens a Raft connection.
 func (m *mux) Dial(addr hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dialTyped(string(addr), timeout, connRaft)
+	return dialTyped(string(addr), timeout, connRaft, m.tls)
 }
 
-func dialTyped(addr string, timeout time.Duration, kind byte) (net.Conn, error) {
+// dialTyped connects to a raft port: TLS first when tc is set, then the
+// byte that says what the connection carries.
+func dialTyped(addr string, timeout time.Duration, kind byte, tc *tls.Config) (net.Conn, error) {
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if tc != nil {
+		t := tls.Client(c, tc)
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		if err := t.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("tls with %s: %w", addr, err)
+		}
+		_ = c.SetDeadline(time.Time{})
+		c = t
 	}
 	if _, err := c.Write([]byte{kind}); err != nil {
 		c.Close()

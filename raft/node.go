@@ -6,6 +6,7 @@ package raft
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -69,6 +70,10 @@ type Config struct {
 	MaxAppendEntries int
 	// ApplyTimeout bounds a write when the caller's context has no deadline.
 	ApplyTimeout time.Duration
+	// TLS secures the raft port (Raft and forwarded writes) in both
+	// directions (certs.PeerConfig: only peers with a server certificate of
+	// the cluster's CA); nil: plaintext.
+	TLS *tls.Config
 
 	Logger *slog.Logger
 }
@@ -184,6 +189,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	cfg.AdvertiseAddr = advertise.String()
 
 	m := newMux(ln, advertise, logger)
+	m.tls = cfg.TLS
 	transport := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
 		Stream:  m,
 		MaxPool: 8,
@@ -211,7 +217,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs,
-		fwd: newForwarder(), applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
+		fwd: &forwarder{tls: cfg.TLS, idle: map[string][]net.Conn{}, limit: 64}, applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
 		started: time.Now(), batchCh: make(chan *pendingApply, 1024),
 	}
 	hasState, err := hraft.HasExistingState(logs, logs, snaps)

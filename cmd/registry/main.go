@@ -42,6 +42,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			snapshotCommand(stdout),
 			recoverCommand(stdout),
 			keygenCommand(stdout),
+			tlsCommand(stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
+	"github.com/switchyard-io/switchyard/internal/certs"
 	"github.com/switchyard-io/switchyard/server"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -66,6 +67,8 @@ type serverOptions struct {
 	limits api.Limits
 
 	gossipKeys string
+
+	raftTLSCert, raftTLSKey, raftTLSCA string
 
 	dev bool
 }
@@ -122,6 +125,9 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.limits.ConnectionsPerClient, "limit-connections-per-client", dl.ConnectionsPerClient, "HTTP connections one client IP may hold open (0: no limit)")
 	fs.IntVar(&o.limits.MaxInstancesPerService, "max-instances-per-service", dl.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
 	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too")
+	fs.StringVar(&o.raftTLSCert, "raft-tls-cert", "", "this server's certificate (registry tls cert --role server): Raft and forwarded writes go over mutual TLS, and only peers with a server certificate of the same CA are accepted")
+	fs.StringVar(&o.raftTLSKey, "raft-tls-key", "", "the key of --raft-tls-cert")
+	fs.StringVar(&o.raftTLSCA, "raft-tls-ca", "", "the cluster's CA certificate (ca.pem)")
 	fs.StringVar(&o.gossipKeys, "gossip-key", "", "base64 32-byte keys that seal gossip (registry keygen makes one), comma-separated: the first seals, any opens (to roll a key in); every server needs the same")
 	fs.BoolVar(&o.noConsulAPI, "no-consul-api", false, "do not serve Consul's HTTP endpoints (/v1/agent, /v1/catalog, /v1/health/…, /v1/status)")
 	fs.StringVar(&o.consulNamespace, "consul-namespace", store.DefaultNamespace, "the namespace Consul requests without ?ns= use")
@@ -264,6 +270,24 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	}
 	cfg.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
 	cfg.DisableConsulAPI, cfg.ConsulNamespace = o.noConsulAPI, o.consulNamespace
+	if o.raftTLSCert != "" || o.raftTLSKey != "" || o.raftTLSCA != "" {
+		if o.raftTLSCert == "" || o.raftTLSKey == "" || o.raftTLSCA == "" {
+			return fmt.Errorf("--raft-tls-cert, --raft-tls-key and --raft-tls-ca go together")
+		}
+		var pems [3][]byte
+		for i, f := range []string{o.raftTLSCert, o.raftTLSKey, o.raftTLSCA} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			pems[i] = b
+		}
+		tc, err := certs.PeerConfig(pems[0], pems[1], pems[2])
+		if err != nil {
+			return err
+		}
+		cfg.Raft.TLS = tc
+	}
 	if o.gossipKeys != "" {
 		for _, k := range strings.Split(o.gossipKeys, ",") {
 			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
