@@ -144,8 +144,8 @@ func (c *checks) CheckStatus(ctx context.Context, in *store.Instance, out *wire.
 	if addr == "" || ctx.Value(proxiedKey{}) != nil {
 		return nil
 	}
-	u := fmt.Sprintf("http://%s/v1/namespaces/%s/services/%s/instances/%s/check",
-		addr, url.PathEscape(in.Namespace), url.PathEscape(in.Service), url.PathEscape(in.ID))
+	u := fmt.Sprintf("%s/v1/namespaces/%s/services/%s/instances/%s/check",
+		s.apiURL(addr), url.PathEscape(in.Namespace), url.PathEscape(in.Service), url.PathEscape(in.ID))
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return fmt.Errorf("ask %s for the check of %s: %w", owner, k, err)

@@ -64,13 +64,13 @@ func (s *Server) joinOnce(addrs []string) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-		n, err := s.pool.Join(ctx, []string{strings.TrimPrefix(a, "http://")})
+		n, err := s.pool.Join(ctx, []string{strings.TrimPrefix(strings.TrimPrefix(a, "http://"), "https://")})
 		if err == nil && n > 0 && s.liveOthers() > 0 {
 			cancel()
 			s.logger.Info("joined the gossip pool", "via", a)
 			continue
 		}
-		gas, herr := gossipAddrsVia(ctx, a)
+		gas, herr := gossipAddrsVia(ctx, s.apiURL(a), s.apiClient())
 		if herr == nil && len(gas) > 0 {
 			if n, jerr := s.pool.Join(ctx, gas); jerr == nil && n > 0 {
 				s.logger.Info("joined the gossip pool", "via", a, "gossip", gas)
@@ -85,11 +85,8 @@ func (s *Server) joinOnce(addrs []string) {
 
 // gossipAddrsVia asks the HTTP API at addr for the gossip addresses of the
 // live servers.
-func gossipAddrsVia(ctx context.Context, addr string) ([]string, error) {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	c, err := client.NewAPI(addr, &http.Client{Timeout: 3 * time.Second})
+func gossipAddrsVia(ctx context.Context, addr string, hc *http.Client) ([]string, error) {
+	c, err := client.NewAPI(addr, hc)
 	if err != nil {
 		return nil, err
 	}

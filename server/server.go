@@ -5,12 +5,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,6 +58,11 @@ type Config struct {
 	// Join lists gossip or HTTP addresses of servers to join. The servers
 	// this one knew at its last run are tried too.
 	Join []string
+	// HTTPTLS serves the HTTP API over TLS (nil: plaintext); with
+	// ClientAuth set it verifies clients' certificates too. HTTPClientTLS
+	// is what this server uses when it calls another's API (joining
+	// through an HTTP address, asking a check's owner).
+	HTTPTLS, HTTPClientTLS *tls.Config
 
 	// Raft, Gossip, API and DNS carry timings and limits; the identity and
 	// address fields in them are filled from the fields above. An empty
@@ -177,7 +184,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	s := &Server{cfg: cfg, logger: logger, changed: make(chan struct{}, 1), checksChanged: make(chan struct{}, 1),
 		serve: make(chan error, 1)}
-	s.checks = &checks{s: s, hc: &http.Client{Timeout: 3 * time.Second}}
+	s.checks = &checks{s: s, hc: s.apiClient()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	var cleanup []func()
 	defer func() {
@@ -248,6 +255,9 @@ func Start(cfg Config) (_ *Server, err error) {
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
 		ln := api.LimitListener(s.httpLn, ac.Limits.ConnectionsPerClient, ac.Limits.LimitLoopback)
+		if cfg.HTTPTLS != nil {
+			ln = tls.NewListener(ln, cfg.HTTPTLS)
+		}
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.serve <- fmt.Errorf("server: HTTP: %w", err)
 		}
@@ -425,4 +435,22 @@ func withPprof(next http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/", next)
 	return mux
+}
+
+// apiClient is the HTTP client for another server's API.
+func (s *Server) apiClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = s.cfg.HTTPClientTLS
+	return &http.Client{Timeout: 3 * time.Second, Transport: tr}
+}
+
+// apiURL is the base URL of the API at host:port.
+func (s *Server) apiURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	if s.cfg.HTTPTLS != nil {
+		return "https://" + addr
+	}
+	return "http://" + addr
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/internal/certs"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -26,12 +28,14 @@ type common struct {
 	server    string
 	output    string
 	namespace string
+	tls       tlsClientFlags
 }
 
 func (c *common) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.server, "server", "http://127.0.0.1:7400", "HTTP address of any server")
+	fs.StringVar(&c.server, "server", "http://127.0.0.1:7400", "HTTP address of any server (https://… for a server with --tls-cert)")
 	fs.StringVar(&c.output, "output", "table", "table or json")
 	fs.StringVar(&c.namespace, "namespace", store.DefaultNamespace, "namespace")
+	c.tls.flags(fs)
 }
 
 func (c *common) api() (*client.API, error) {
@@ -42,7 +46,47 @@ func (c *common) api() (*client.API, error) {
 	if !strings.Contains(s, "://") {
 		s = "http://" + s
 	}
-	return client.NewAPI(s, nil)
+	hc, err := c.tls.client()
+	if err != nil {
+		return nil, err
+	}
+	return client.NewAPI(s, hc)
+}
+
+// tlsClientFlags: how a client command trusts an HTTPS server and proves
+// itself to one that verifies clients.
+type tlsClientFlags struct{ ca, cert, key string }
+
+func (t *tlsClientFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&t.ca, "ca-cert", "", "CA certificate that signed the server's (HTTPS)")
+	fs.StringVar(&t.cert, "client-cert", "", "client certificate, for a server with --tls-verify-clients")
+	fs.StringVar(&t.key, "client-key", "", "the key of --client-cert")
+}
+
+// client is the HTTP client the flags ask for (the default one when none
+// is set).
+func (t *tlsClientFlags) client() (*http.Client, error) {
+	if t.ca == "" && t.cert == "" && t.key == "" {
+		return http.DefaultClient, nil
+	}
+	var pems [3][]byte
+	for i, f := range []string{t.cert, t.key, t.ca} {
+		if f == "" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		pems[i] = b
+	}
+	tc, err := certs.ClientConfig(pems[0], pems[1], pems[2])
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr}, nil
 }
 
 func printJSON(w io.Writer, v any) error {

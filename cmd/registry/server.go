@@ -70,6 +70,9 @@ type serverOptions struct {
 
 	raftTLSCert, raftTLSKey, raftTLSCA string
 
+	tlsCert, tlsKey, tlsCA string
+	tlsVerifyClients       bool
+
 	dev bool
 }
 
@@ -125,6 +128,10 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.limits.ConnectionsPerClient, "limit-connections-per-client", dl.ConnectionsPerClient, "HTTP connections one client IP may hold open (0: no limit)")
 	fs.IntVar(&o.limits.MaxInstancesPerService, "max-instances-per-service", dl.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
 	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve the HTTP API over HTTPS with this certificate")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "the CA that signed the other servers' HTTPS certificates (and clients' with --tls-verify-clients)")
+	fs.BoolVar(&o.tlsVerifyClients, "tls-verify-clients", false, "require API clients to present a certificate signed by --tls-ca")
 	fs.StringVar(&o.raftTLSCert, "raft-tls-cert", "", "this server's certificate (registry tls cert --role server): Raft and forwarded writes go over mutual TLS, and only peers with a server certificate of the same CA are accepted")
 	fs.StringVar(&o.raftTLSKey, "raft-tls-key", "", "the key of --raft-tls-cert")
 	fs.StringVar(&o.raftTLSCA, "raft-tls-ca", "", "the cluster's CA certificate (ca.pem)")
@@ -270,6 +277,27 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	}
 	cfg.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
 	cfg.DisableConsulAPI, cfg.ConsulNamespace = o.noConsulAPI, o.consulNamespace
+	if o.tlsCert != "" || o.tlsKey != "" || o.tlsCA != "" || o.tlsVerifyClients {
+		if o.tlsCert == "" || o.tlsKey == "" {
+			return fmt.Errorf("--tls-cert and --tls-key go together (--tls-ca and --tls-verify-clients need them)")
+		}
+		var pems [3][]byte
+		for i, f := range []string{o.tlsCert, o.tlsKey, o.tlsCA} {
+			if f == "" {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return err
+			}
+			pems[i] = b
+		}
+		srv, cli, err := certs.APIConfigs(pems[0], pems[1], pems[2], o.tlsVerifyClients)
+		if err != nil {
+			return err
+		}
+		cfg.HTTPTLS, cfg.HTTPClientTLS = srv, cli
+	}
 	if o.raftTLSCert != "" || o.raftTLSKey != "" || o.raftTLSCA != "" {
 		if o.raftTLSCert == "" || o.raftTLSKey == "" || o.raftTLSCA == "" {
 			return fmt.Errorf("--raft-tls-cert, --raft-tls-key and --raft-tls-ca go together")

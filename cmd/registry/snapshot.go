@@ -53,6 +53,8 @@ func snapshotSaveCommand(stdout io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("registry snapshot save", flag.ContinueOnError)
 	server := fs.String("server", "http://127.0.0.1:7400", "HTTP address of any server")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	var tf tlsClientFlags
+	tf.flags(fs)
 	return &ffcli.Command{
 		Name:       "save",
 		ShortUsage: "registry snapshot save [--server URL] FILE",
@@ -69,7 +71,11 @@ func snapshotSaveCommand(stdout io.Writer) *ffcli.Command {
 			if err != nil {
 				return err
 			}
-			resp, err := http.DefaultClient.Do(req)
+			hc, err := tf.client()
+			if err != nil {
+				return err
+			}
+			resp, err := hc.Do(req)
 			if err != nil {
 				return fmt.Errorf("snapshot: %w", err)
 			}
@@ -119,6 +125,8 @@ func snapshotRestoreCommand(stdout io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("registry snapshot restore", flag.ContinueOnError)
 	server := fs.String("server", "http://127.0.0.1:7400", "HTTP address of any server (the leader restores: another server names it)")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
+	var tf tlsClientFlags
+	tf.flags(fs)
 	return &ffcli.Command{
 		Name:       "restore",
 		ShortUsage: "registry snapshot restore [--server URL] FILE",
@@ -145,7 +153,11 @@ func snapshotRestoreCommand(stdout io.Writer) *ffcli.Command {
 				if err != nil {
 					return err
 				}
-				resp, err := http.DefaultClient.Do(req)
+				hc, err := tf.client()
+				if err != nil {
+					return err
+				}
+				resp, err := hc.Do(req)
 				if err != nil {
 					return fmt.Errorf("restore: %w", err)
 				}
@@ -161,7 +173,11 @@ func snapshotRestoreCommand(stdout io.Writer) *ffcli.Command {
 				if resp.StatusCode == http.StatusConflict && leader != "" && attempt == 0 {
 					if host, port, serr := net.SplitHostPort(leader); serr == nil {
 						if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
-							target = serverURL(net.JoinHostPort(host, port))
+							scheme := "http://"
+							if strings.HasPrefix(target, "https://") {
+								scheme = "https://"
+							}
+							target = scheme + net.JoinHostPort(host, port)
 							continue
 						}
 					}

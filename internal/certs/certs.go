@@ -163,3 +163,52 @@ func PeerConfig(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
 		VerifyPeerCertificate: verify,
 	}, nil
 }
+
+// APIConfigs are the TLS configurations of a server's HTTP API: server
+// serves it (verifying clients' certificates against the CA when
+// verifyClients), client calls other servers' APIs (trusting the CA, and
+// presenting this server's certificate). Without caPEM the system's roots
+// are trusted and clients cannot be verified.
+func APIConfigs(certPEM, keyPEM, caPEM []byte, verifyClients bool) (server, client *tls.Config, err error) {
+	own, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certs: certificate and key: %w", err)
+	}
+	var pool *x509.CertPool
+	if len(caPEM) > 0 {
+		pool = x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			return nil, nil, errors.New("certs: no CA certificate in the CA file")
+		}
+	}
+	server = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{own}}
+	if verifyClients {
+		if pool == nil {
+			return nil, nil, errors.New("certs: verifying clients needs the CA that signs their certificates")
+		}
+		server.ClientAuth, server.ClientCAs = tls.RequireAndVerifyClientCert, pool
+	}
+	client = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{own}}
+	return server, client, nil
+}
+
+// ClientConfig is a TLS configuration for a client of the API: it trusts
+// caPEM (the system's roots when empty) and presents certPEM/keyPEM when
+// given.
+func ClientConfig(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if len(caPEM) > 0 {
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(caPEM) {
+			return nil, errors.New("certs: no CA certificate in the CA file")
+		}
+	}
+	if len(certPEM) > 0 || len(keyPEM) > 0 {
+		own, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return nil, fmt.Errorf("certs: client certificate and key: %w", err)
+		}
+		c.Certificates = []tls.Certificate{own}
+	}
+	return c, nil
+}
