@@ -62,7 +62,9 @@ func TestAuditAndRequestMetrics(t *testing.T) {
 
 	idx := ts.serviceIndex(t, "default", "web")
 	held := make(chan response, 1)
-	go func() { held <- ts.get(t, fmt.Sprintf("/v1/namespaces/default/services/web/instances?index=%d&wait=30s", idx)) }()
+	go func() {
+		held <- ts.get(t, fmt.Sprintf("/v1/namespaces/default/services/web/instances?index=%d&wait=30s", idx))
+	}()
 	gauge := func() float64 {
 		mfs, err := reg.Gather()
 		if err != nil {
@@ -105,7 +107,7 @@ func TestAuditAndRequestMetrics(t *testing.T) {
 	for key, want := range map[string]uint64{
 		"code=200,method=PUT,route=/v1/namespaces/:ns/services/:svc/instances/:id": 2,
 		"code=400,method=PUT,route=/v1/namespaces/:ns/services/:svc/instances/:id": 1,
-		"code=404,method=GET,route=unmatched":                                        1,
+		"code=404,method=GET,route=unmatched":                                      1,
 	} {
 		if counts[key] != want {
 			t.Errorf("%s: %d requests counted, want %d (all: %v)", key, counts[key], want, counts)
