@@ -89,13 +89,16 @@ func TestConsulAPI(t *testing.T) {
 		t.Fatalf("query meta %+v", meta)
 	}
 
-	svcs, _, err := k1.Catalog().Services(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := svcs["web"]; !slices.Equal(got, []string{"primary", "v1", "v2"}) {
-		t.Fatalf("catalog services %v", svcs)
-	}
+	eventually(t, 3*time.Second, "catalog services on s1", func() error {
+		svcs, _, err := k1.Catalog().Services(nil)
+		if err != nil {
+			return err
+		}
+		if got := svcs["web"]; !slices.Equal(got, []string{"primary", "v1", "v2"}) {
+			return fmt.Errorf("catalog services %v", svcs)
+		}
+		return nil
+	})
 	agentSvcs, err := k2.Agent().Services()
 	if err != nil {
 		t.Fatal(err)
@@ -166,13 +169,16 @@ func TestConsulAPI(t *testing.T) {
 	if len(ins.Instances) != 3 || ins.Instances[0].ID != "web-1" || ins.Instances[0].Weight != 7 || !ins.Instances[0].Ephemeral {
 		t.Fatalf("native listing %+v", ins.Instances)
 	}
-	cs, _, err := k2.Catalog().Service("web", "", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cs) != 3 || cs[2].ServiceID != "web-3" || cs[2].ServicePort != 8082 || cs[2].Node != "10.0.0.3" {
-		t.Fatalf("catalog service %+v", cs)
-	}
+	eventually(t, 3*time.Second, "web-3 in s2's catalog", func() error {
+		cs, _, err := k2.Catalog().Service("web", "", nil)
+		if err != nil {
+			return err
+		}
+		if len(cs) != 3 || cs[2].ServiceID != "web-3" || cs[2].ServicePort != 8082 || cs[2].Node != "10.0.0.3" {
+			return fmt.Errorf("catalog service %+v", cs)
+		}
+		return nil
+	})
 
 	// A TTL fail takes the instance out of passing answers at once, and a
 	// pass brings it back.

@@ -78,6 +78,19 @@ func TestSnapshotSaveWipeRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Writes went to all three servers: wait until the one read has them.
+	eventually(t, 5*time.Second, "every write on s1", func() error {
+		for _, ns := range []string{"default", "prod"} {
+			got, err := a.instances(a.servers[0], ns, "web")
+			if err == nil && len(got.Instances) != 10 {
+				err = fmt.Errorf("%s: %d instances", ns, len(got.Instances))
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	want := catalogOf(t, a, a.servers[0])
 
 	resp, err := http.Get("http://" + s.HTTPAddr() + "/v1/snapshot")
@@ -154,6 +167,11 @@ func TestSnapshotSaveWipeRestore(t *testing.T) {
 	for _, srv := range b.servers {
 		eventually(t, 10*time.Second, "restored on "+srv.cfg.NodeID, func() error {
 			if got := catalogOf(t, b, srv); !reflect.DeepEqual(got, want) {
+				for k := range want {
+					if !reflect.DeepEqual(got[k], want[k]) {
+						return fmt.Errorf("catalog differs at %s:\n%v\nwant\n%v", k, got[k], want[k])
+					}
+				}
 				return fmt.Errorf("catalog differs: %d keys, want %d", len(got), len(want))
 			}
 			return nil
@@ -215,9 +233,9 @@ func TestRecoverFromOneSurvivor(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Kill() })
 	one := &cluster{t: t, hc: c.hc, servers: []*Server{s}}
-	eventually(t, 10*time.Second, "the survivor leads", func() error {
-		if !s.Node().IsLeader() {
-			return fmt.Errorf("not leader")
+	eventually(t, 10*time.Second, "the survivor leads and is ready", func() error {
+		if !s.Node().IsLeader() || !s.Ready() {
+			return fmt.Errorf("leader %v, ready %v", s.Node().IsLeader(), s.Ready())
 		}
 		return nil
 	})
