@@ -97,9 +97,11 @@ type Config struct {
 	// MinQuorum is the fewest voters removal of dead servers may leave.
 	MinQuorum int
 
-	// EnableDebug serves Go profiling at /debug/pprof/.
-	EnableDebug bool
-	Logger      *slog.Logger
+	// AdminAddr, when set, serves Go profiling (/debug/pprof/) and /metrics
+	// on a listener of its own, apart from the API (bind it to loopback or
+	// an operators' network: whoever reaches it can profile the server).
+	AdminAddr string
+	Logger    *slog.Logger
 }
 
 // DefaultConfig returns the defaults of `registry server`.
@@ -158,6 +160,8 @@ type Server struct {
 	dns      *dns.Server
 	http     *http.Server
 	httpLn   net.Listener
+	adminLn  net.Listener
+	admin    *http.Server
 	peers    *peerFile
 
 	checks        *checks
@@ -247,9 +251,16 @@ func Start(cfg Config) (_ *Server, err error) {
 		})
 	}
 	var handler http.Handler = markProxied(s.api.Handler())
-	if cfg.EnableDebug {
-		handler = withPprof(handler)
-		logger.Warn("profiling enabled at /debug/pprof/")
+	if cfg.AdminAddr != "" {
+		aln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			return nil, fmt.Errorf("server: admin address: %w", err)
+		}
+		s.adminLn = aln
+		s.admin = &http.Server{Handler: adminHandler(ac.Metrics), ReadHeaderTimeout: 10 * time.Second}
+		cleanup = append(cleanup, func() { s.admin.Close() })
+		go func() { _ = s.admin.Serve(aln) }()
+		logger.Info("admin endpoints (profiling, metrics)", "addr", aln.Addr().String())
 	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -355,6 +366,9 @@ func (s *Server) stop(ctx context.Context, leave bool) error {
 		if err := s.http.Shutdown(ctx); err != nil {
 			s.http.Close()
 		}
+		if s.admin != nil {
+			s.admin.Close()
+		}
 		if s.dns != nil {
 			errs = append(errs, s.dns.Shutdown(ctx))
 		}
@@ -424,17 +438,26 @@ func (h livenessHandler) LocalState() []byte { return h.l.State() }
 
 func (h livenessHandler) MergeState(b []byte) { h.Message(b) }
 
-// withPprof serves net/http/pprof under /debug/pprof/ and everything else
-// with next.
-func withPprof(next http.Handler) http.Handler {
+// adminHandler serves net/http/pprof under /debug/pprof/ and the metrics.
+func adminHandler(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.Handle("/", next)
+	if metrics != nil {
+		mux.Handle("/metrics", metrics)
+	}
 	return mux
+}
+
+// AdminAddr is the admin listener's address ("" without one).
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
 }
 
 // apiClient is the HTTP client for another server's API.

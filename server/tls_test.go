@@ -93,3 +93,31 @@ func TestHTTPSAPI(t *testing.T) {
 		return nil
 	})
 }
+
+// Profiling is served only on the opt-in admin address, never on the API's.
+func TestAdminAddress(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) { cfg.AdminAddr = "127.0.0.1:0" })
+	s := c.servers[0]
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	if code := get("http://" + s.AdminAddr() + "/debug/pprof/cmdline"); code != http.StatusOK {
+		t.Fatalf("admin pprof: %d", code)
+	}
+	if code := get("http://" + s.AdminAddr() + "/metrics"); code != http.StatusOK {
+		t.Fatalf("admin metrics: %d", code)
+	}
+	if code := get("http://" + s.HTTPAddr() + "/debug/pprof/cmdline"); code != http.StatusNotFound {
+		t.Fatalf("pprof on the API address: %d", code)
+	}
+	plain := startCluster(t, 1)
+	if plain.servers[0].AdminAddr() != "" {
+		t.Fatal("an admin listener without --admin-addr")
+	}
+}

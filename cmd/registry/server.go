@@ -59,7 +59,7 @@ type serverOptions struct {
 	spWindow         time.Duration
 	spMinInstances   int
 
-	enableDebug bool
+	adminAddr string
 
 	noConsulAPI     bool
 	consulNamespace string
@@ -85,7 +85,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		o.dnsFlags(fs)
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
-		fs.BoolVar(&o.enableDebug, "enable-debug", false, "serve Go profiling at /debug/pprof/ on the HTTP address")
+		fs.StringVar(&o.adminAddr, "admin-addr", "", "serve Go profiling (/debug/pprof/) and /metrics on this address too (empty: none)")
 		return
 	}
 	def := server.DefaultConfig()
@@ -106,7 +106,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.datacenterRTT, "datacenter-rtt", "", "round-trip times between datacenters, overriding gossip's: dcA:dcB=80ms,dcA:dcC=120ms")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
-	fs.BoolVar(&o.enableDebug, "enable-debug", false, "serve Go profiling at /debug/pprof/ on the HTTP address (anyone who reaches it can profile the server)")
+	fs.StringVar(&o.adminAddr, "admin-addr", "", "serve Go profiling (/debug/pprof/) and /metrics on this address, apart from the API (empty: none; whoever reaches it can profile the server)")
 	fs.DurationVar(&o.heartbeatTimeout, "raft-heartbeat-timeout", def.Raft.HeartbeatTimeout, "follower: time without the leader before an election")
 	fs.DurationVar(&o.electionTimeout, "raft-election-timeout", def.Raft.ElectionTimeout, "candidate: time before a new election")
 	fs.DurationVar(&o.commitTimeout, "raft-commit-timeout", def.Raft.CommitTimeout,
@@ -342,7 +342,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		}
 		cfg.DatacenterRTT = t
 	}
-	cfg.EnableDebug, cfg.Logger = o.enableDebug, logger
+	cfg.AdminAddr, cfg.Logger = o.adminAddr, logger
 	cfg.DNS.Addr, cfg.DNS.Zone, cfg.DNS.MaxAnswers = o.dnsAddr, o.dnsZone, o.dnsMaxAnswers
 	if o.dnsSubnets != "" {
 		sn, err := parseSubnets(o.dnsSubnets)
