@@ -35,7 +35,7 @@ type step func(q *query) *mdns.Msg
 
 // chain builds the handler: recover → check → zone → caller → answer, and
 // the reply fitted to the transport on the way out.
-func chain(cfg *Config, cat disaster.Catalog, logger *slog.Logger) mdns.Handler {
+func chain(cfg *Config, cat disaster.Catalog, logger *slog.Logger, stats *Stats) mdns.Handler {
 	a := &answerer{cfg: cfg, cat: cat}
 	var h step = a.serve
 	h = withCaller(cfg, h)
@@ -51,6 +51,9 @@ func chain(cfg *Config, cat disaster.Catalog, logger *slog.Logger) mdns.Handler 
 		_, q.tcp = w.RemoteAddr().(*net.TCPAddr)
 		reply := h(q)
 		finish(q, reply, cfg.MaxAnswers)
+		if stats != nil {
+			stats.count(reply)
+		}
 		if err := w.WriteMsg(reply); err != nil {
 			logger.Debug("DNS reply not sent", "err", err)
 		}

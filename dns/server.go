@@ -17,8 +17,10 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mdns "github.com/miekg/dns"
@@ -92,7 +94,40 @@ type Server struct {
 	tcp     *mdns.Server
 	addr    string
 	wg      sync.WaitGroup
+	stats   Stats
 }
+
+// Stats counts the answers a server sent.
+type Stats struct {
+	rcodes    [32]atomic.Uint64
+	truncated atomic.Uint64
+}
+
+func (s *Stats) count(m *mdns.Msg) {
+	s.rcodes[m.Rcode&31].Add(1)
+	if m.Truncated {
+		s.truncated.Add(1)
+	}
+}
+
+// ByRcode returns the answers sent, by response code name (NOERROR,
+// NXDOMAIN, SERVFAIL…), and how many were truncated.
+func (s *Stats) ByRcode() (map[string]uint64, uint64) {
+	out := map[string]uint64{}
+	for code := range s.rcodes {
+		if n := s.rcodes[code].Load(); n > 0 {
+			name := mdns.RcodeToString[code]
+			if name == "" {
+				name = strconv.Itoa(code)
+			}
+			out[name] = n
+		}
+	}
+	return out, s.truncated.Load()
+}
+
+// Stats returns the server's answer counters.
+func (s *Server) Stats() *Stats { return &s.stats }
 
 // New builds a server answering from cat; call Start.
 func New(cfg Config, cat disaster.Catalog) (*Server, error) {
@@ -104,7 +139,7 @@ func New(cfg Config, cat disaster.Catalog) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, logger: logger}
-	s.handler = chain(&cfg, cat, logger)
+	s.handler = chain(&cfg, cat, logger, &s.stats)
 	return s, nil
 }
 

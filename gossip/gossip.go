@@ -164,7 +164,11 @@ type Pool struct {
 	wg      sync.WaitGroup
 
 	sentBytes atomic.Uint64
+	failures  atomic.Uint64
 }
+
+// Failures counts the members this pool found dead (not those that left).
+func (p *Pool) Failures() uint64 { return p.failures.Load() }
 
 // SentBytes counts the bytes of messages this pool broadcast (payloads
 // times recipients; memberlist's own probes and gossip not included).
@@ -488,6 +492,9 @@ func (p *Pool) set(n *memberlist.Node, status Status) {
 	}
 	p.mu.Unlock()
 	if prev != status {
+		if status == StatusDead {
+			p.failures.Add(1)
+		}
 		p.logger.Info("gossip member "+string(status), "member", n.Name, "addr", n.Address())
 	}
 	p.notify()

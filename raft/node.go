@@ -20,6 +20,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -133,6 +134,9 @@ type Node struct {
 	fwdConns  sync.Map // open forward connections, closed at shutdown
 	batchCh   chan *pendingApply
 
+	leadership atomic.Uint64 // times this node became or stopped being leader
+	commitTime prometheus.Histogram
+
 	hadState    bool // the data dir held Raft state at Open
 	ready       atomic.Bool
 	barrierTerm atomic.Uint64 // term in which this leader applied a barrier
@@ -219,6 +223,11 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs,
 		fwd: &forwarder{tls: cfg.TLS, idle: map[string][]net.Conn{}, limit: 64}, applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
 		started: time.Now(), batchCh: make(chan *pendingApply, 1024),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchyard_raft_commit_seconds",
+			Help:    "On the leader: from appending a batch entry to having applied it (a quorum's disk writes included).",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5},
+		}),
 	}
 	hasState, err := hraft.HasExistingState(logs, logs, snaps)
 	if err != nil {
@@ -534,8 +543,13 @@ func (n *Node) submit(batch []*pendingApply) {
 	if len(kept) == 0 {
 		return
 	}
+	start := time.Now()
 	f := n.raft.Apply(store.EncodeBatch(entry), n.cfg.ApplyTimeout)
-	if err := n.await(f); err != nil {
+	err := n.await(f)
+	if err == nil {
+		n.commitTime.Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, ErrShutdown), errors.Is(err, hraft.ErrRaftShutdown):
 			err = ErrShutdown
@@ -811,6 +825,7 @@ func (n *Node) runLeadership() {
 		case <-n.ctx.Done():
 			return
 		case isLeader := <-ch:
+			n.leadership.Add(1)
 			if !isLeader {
 				continue
 			}
@@ -960,3 +975,10 @@ func Recover(cfg Config) error {
 	}
 	return nil
 }
+
+// LeadershipChanges counts the times this node became leader or stopped
+// being one.
+func (n *Node) LeadershipChanges() uint64 { return n.leadership.Load() }
+
+// Collectors are the node's own Prometheus metrics.
+func (n *Node) Collectors() []prometheus.Collector { return []prometheus.Collector{n.commitTime} }

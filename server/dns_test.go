@@ -68,3 +68,36 @@ func TestDNSAnswersWithoutALeader(t *testing.T) {
 		}
 	}
 }
+
+// The metrics of Raft, gossip, health and DNS move with what happens.
+func TestOperationalMetrics(t *testing.T) {
+	c := startCluster(t, 1)
+	s := c.servers[0]
+	if got := c.metric(t, s, "switchyard_raft_leadership_changes_total"); got == "0" {
+		t.Fatalf("leadership changes %s after an election", got)
+	}
+	if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/pay/instances/p-1", map[string]any{
+		"address": "10.7.0.1", "port": 80, "ephemeral": false}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.metric(t, s, "switchyard_raft_commit_seconds_count"); got == "0" {
+		t.Fatalf("commit time observed %s times after a write", got)
+	}
+	if _, code, err := dnsA(s.DNSAddr(), "nobody.default.svc.switchyard."); err != nil || code != mdns.RcodeNameError {
+		t.Fatalf("DNS for an unknown service: rcode %d, %v", code, err)
+	}
+	if _, code, err := dnsA(s.DNSAddr(), "pay.default.svc.switchyard."); err != nil || code != mdns.RcodeSuccess {
+		t.Fatalf("DNS for pay: rcode %d, %v", code, err)
+	}
+	if got := c.metric(t, s, `switchyard_dns_answers_total{rcode="NXDOMAIN"}`); got != "1" {
+		t.Fatalf("NXDOMAIN answers %s, want 1", got)
+	}
+	if got := c.metric(t, s, `switchyard_dns_answers_total{rcode="NOERROR"}`); got != "1" {
+		t.Fatalf("NOERROR answers %s, want 1", got)
+	}
+	for _, name := range []string{"switchyard_dns_truncated_total", "switchyard_gossip_member_failures_total", "switchyard_services_protected"} {
+		if got := c.metric(t, s, name); got != "0" {
+			t.Fatalf("%s = %s, want 0", name, got)
+		}
+	}
+}

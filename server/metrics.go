@@ -16,6 +16,7 @@ import (
 func (s *Server) metricsHandler(reg *prometheus.Registry) http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister((*collector)(s))
+	reg.MustRegister(s.node.Collectors()...)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
@@ -39,11 +40,22 @@ var (
 		"Bytes of liveness messages this server sent to the others (payload times recipients).", nil, nil)
 	descLiveness = prometheus.NewDesc("switchyard_liveness_entries",
 		"Instances in this server's liveness table (heard here or by gossip).", nil, nil)
+	descProtected = prometheus.NewDesc("switchyard_services_protected",
+		"Services whose healthy share is below their protect threshold (answers widened to unhealthy instances).", nil, nil)
+	descLeadership = prometheus.NewDesc("switchyard_raft_leadership_changes_total",
+		"Times this server became the Raft leader or stopped being it.", nil, nil)
+	descGossipFailures = prometheus.NewDesc("switchyard_gossip_member_failures_total",
+		"Members this server's gossip pool found dead (not those that left).", nil, nil)
+	descDNS = prometheus.NewDesc("switchyard_dns_answers_total",
+		"DNS answers sent, by response code.", []string{"rcode"}, nil)
+	descDNSTruncated = prometheus.NewDesc("switchyard_dns_truncated_total",
+		"DNS answers sent truncated (TC set).", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSelfPreservation, descInstances, descServices, descNamespaces,
-		descApplied, descLeader, descReady, descMembers, descHeard, descGossipSent, descLiveness} {
+		descApplied, descLeader, descReady, descMembers, descHeard, descGossipSent, descLiveness,
+		descProtected, descLeadership, descGossipFailures, descDNS, descDNSTruncated} {
 		ch <- d
 	}
 }
@@ -54,7 +66,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	gauge(descSelfPreservation, b2f(st.SelfPreservation().Active))
-	healthy, unhealthy, services := 0, 0, 0
+	healthy, unhealthy, services, protected := 0, 0, 0, 0
 	_, namespaces, _ := st.Namespaces()
 	for _, ns := range namespaces {
 		_, svcs, err := st.Services(ns.Name)
@@ -63,6 +75,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		services += len(svcs)
 		for _, v := range svcs {
+			if v.Protected() {
+				protected++
+			}
 			h := v.Healthy()
 			healthy += h
 			unhealthy += len(v.Instances) - h
@@ -85,6 +100,16 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descHeard, prometheus.CounterValue, float64(c.liveness.HeardTotal()))
 	ch <- prometheus.MustNewConstMetric(descGossipSent, prometheus.CounterValue, float64(c.pool.SentBytes()))
 	gauge(descLiveness, float64(c.liveness.Len()))
+	gauge(descProtected, float64(protected))
+	ch <- prometheus.MustNewConstMetric(descLeadership, prometheus.CounterValue, float64(c.node.LeadershipChanges()))
+	ch <- prometheus.MustNewConstMetric(descGossipFailures, prometheus.CounterValue, float64(c.pool.Failures()))
+	if c.dns != nil {
+		byCode, truncated := c.dns.Stats().ByRcode()
+		for code, n := range byCode {
+			ch <- prometheus.MustNewConstMetric(descDNS, prometheus.CounterValue, float64(n), code)
+		}
+		ch <- prometheus.MustNewConstMetric(descDNSTruncated, prometheus.CounterValue, float64(truncated))
+	}
 }
 
 func b2f(b bool) float64 {
