@@ -127,8 +127,18 @@ func (s *Server) tooMany(c *gin.Context, msg string) {
 	c.AbortWithStatusJSON(http.StatusTooManyRequests, ErrorBody{Error: msg + "; retry after 1 s", Code: "rate_limited"})
 }
 
-// holdBlocking counts a blocking query against its client; release undoes
-// it. ok is false (and 429 sent) when the client holds too many.
+// HoldBlocking counts a blocking query against its client and in the
+// metrics until release; ok is false (and 429 sent) when the client holds
+// too many. Other endpoints on the engine (Consul's) use it too.
+func (s *Server) HoldBlocking(c *gin.Context) (func(), bool) {
+	done, ok := s.holdBlocking(c)
+	if !ok {
+		return nil, false
+	}
+	s.metrics.blocking.Inc()
+	return func() { s.metrics.blocking.Dec(); done() }, true
+}
+
 func (s *Server) holdBlocking(c *gin.Context) (release func(), ok bool) {
 	max := s.cfg.Limits.BlockingPerClient
 	ip, limited := s.limited(c)
@@ -153,18 +163,21 @@ func (s *Server) holdBlocking(c *gin.Context) (release func(), ok bool) {
 
 // LimitListener caps the connections one client IP holds open on ln (0:
 // no cap; loopback clients are not capped unless limitLoopback). A
-// connection over the cap is answered 429 and closed at once.
-func LimitListener(ln net.Listener, perClient int, limitLoopback bool) net.Listener {
+// connection over the cap is answered 429 and closed at once; under TLS
+// (tlsAbove: the HTTP server reads TLS from these connections) it is only
+// closed, since a plaintext answer would be noise in a handshake.
+func LimitListener(ln net.Listener, perClient int, limitLoopback, tlsAbove bool) net.Listener {
 	if perClient <= 0 {
 		return ln
 	}
-	return &limitListener{Listener: ln, max: perClient, loopback: limitLoopback, open: map[string]int{}}
+	return &limitListener{Listener: ln, max: perClient, loopback: limitLoopback, tls: tlsAbove, open: map[string]int{}}
 }
 
 type limitListener struct {
 	net.Listener
 	max      int
 	loopback bool
+	tls      bool
 	mu       sync.Mutex
 	open     map[string]int
 }
@@ -183,7 +196,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		n := l.open[host]
 		if n >= l.max {
 			l.mu.Unlock()
-			go refuse(c, host, l.max)
+			if l.tls {
+				c.Close()
+			} else {
+				go refuse(c, host, l.max)
+			}
 			continue
 		}
 		l.open[host] = n + 1

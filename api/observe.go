@@ -45,7 +45,13 @@ func (s *Server) observe(c *gin.Context) {
 	}
 	status := c.Writer.Status()
 	took := time.Since(start)
-	s.metrics.requests.WithLabelValues(c.Request.Method, route, strconv.Itoa(status)).Observe(took.Seconds())
+	method := c.Request.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodPost, http.MethodDelete, http.MethodPatch, http.MethodOptions:
+	default:
+		method = "OTHER" // a label per made-up method would grow without bound
+	}
+	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
 	if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
 		s.audit.Info("write", "method", m, "path", c.Request.URL.Path, "client", c.Request.RemoteAddr,
 			"status", status, "duration_ms", float64(took.Microseconds())/1000)

@@ -293,13 +293,11 @@ func (s *Server) block(c *gin.Context, query store.QueryFunc) (uint64, bool) {
 	}
 	ctx := c.Request.Context()
 	if minIndex > 0 {
-		release, ok := s.holdBlocking(c)
+		release, ok := s.HoldBlocking(c)
 		if !ok {
 			return 0, false
 		}
 		defer release()
-		s.metrics.blocking.Inc()
-		defer s.metrics.blocking.Dec()
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -39,6 +40,10 @@ func (s *Server) saveSnapshot(c *gin.Context) {
 func (s *Server) restoreSnapshot(c *gin.Context) {
 	r := http.MaxBytesReader(c.Writer, c.Request.Body, store.MaxBackupBytes+64)
 	body, err := store.ReadBackup(r)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		err = fmt.Errorf("%w: a backup is at most %d bytes", ErrBodyTooLarge, store.MaxBackupBytes)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

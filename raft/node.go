@@ -21,6 +21,7 @@ import (
 	hraft "github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
 
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -135,6 +136,10 @@ type Node struct {
 	batchCh   chan *pendingApply
 
 	leadership atomic.Uint64 // times this node became or stopped being leader
+	// applyGate: batch entries hold it shared; Restore holds it alone, so
+	// no command entry lands between choosing the restore's index and
+	// installing it.
+	applyGate  sync.RWMutex
 	commitTime prometheus.Histogram
 
 	hadState    bool // the data dir held Raft state at Open
@@ -543,9 +548,11 @@ func (n *Node) submit(batch []*pendingApply) {
 	if len(kept) == 0 {
 		return
 	}
+	n.applyGate.RLock()
 	start := time.Now()
 	f := n.raft.Apply(store.EncodeBatch(entry), n.cfg.ApplyTimeout)
 	err := n.await(f)
+	n.applyGate.RUnlock()
 	if err == nil {
 		n.commitTime.Observe(time.Since(start).Seconds())
 	}
@@ -699,6 +706,15 @@ func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
 	timeout := n.cfg.ApplyTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
+	}
+	if n.cfg.TLS != nil {
+		// Only a server may vote: the address must hold a server
+		// certificate of the cluster's CA, whoever asked for the join.
+		c, err := dialTyped(j.RaftAddr, min(timeout, 5*time.Second), connForward, n.cfg.TLS)
+		if err != nil {
+			return fmt.Errorf("%w: join %s: %s does not prove to be a server of this cluster: %v", store.ErrInvalid, j.ID, j.RaftAddr, err)
+		}
+		c.Close()
 	}
 	if err := n.await(n.raft.AddVoter(hraft.ServerID(j.ID), hraft.ServerAddress(j.RaftAddr), 0, timeout)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) {
@@ -899,14 +915,18 @@ func (n *Node) Restore(ctx context.Context, body []byte) error {
 	if !n.isLeader() {
 		return fmt.Errorf("raft: restore: %w", ErrNotLeader)
 	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		if timeout = time.Until(d); timeout <= 0 {
+			return fmt.Errorf("raft: restore: %w", context.DeadlineExceeded)
+		}
+	}
+	n.applyGate.Lock()
+	defer n.applyGate.Unlock()
 	at := n.raft.LastIndex() + 1
 	var buf bytes.Buffer
 	if err := store.Rebase(bytes.NewReader(body), &buf, at, n.store); err != nil {
 		return fmt.Errorf("raft: restore: %w", err)
-	}
-	timeout := n.cfg.ApplyTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
 	}
 	// Index at makes Raft place the snapshot after it: the store's index
 	// (at) stays below the next command's.
@@ -944,9 +964,9 @@ func Recover(cfg Config) error {
 	if _, err := os.Stat(path); err != nil {
 		return fmt.Errorf("raft: recover: no Raft data in %s: %w", cfg.DataDir, err)
 	}
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: path})
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: time.Second}})
 	if err != nil {
-		return fmt.Errorf("raft: recover: open log store: %w", err)
+		return fmt.Errorf("raft: recover: open log store (is the server still running? stop it first): %w", err)
 	}
 	defer logs.Close()
 	logger := cfg.Logger

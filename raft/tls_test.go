@@ -104,4 +104,44 @@ func TestTLSBetweenServers(t *testing.T) {
 	if v, _ := c.nodes[leader].Store().Service("default", "web"); v.Instance("intruder") != nil {
 		t.Fatal("the intruder's write was applied")
 	}
+
+	// A join names an address that must prove a server certificate: one
+	// that answers with a client's, or in plaintext, is refused.
+	fake, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequestClientCert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	plain, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	for _, ln := range []net.Listener{fake, plain} {
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					if tc, ok := c.(*tls.Conn); ok {
+						tc.Handshake()
+					}
+					c.Read(make([]byte, 1))
+					c.Close()
+				}()
+			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.nodes[leader].Join(ctx, "n9", ln.Addr().String())
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "does not prove to be a server") {
+			t.Fatalf("join of %s: %v", ln.Addr(), err)
+		}
+	}
+	ms, err := c.nodes[leader].Members()
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("members after refused joins: %+v %v", ms, err)
+	}
 }

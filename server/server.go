@@ -247,25 +247,14 @@ func Start(cfg Config) (_ *Server, err error) {
 		s.api.Extend(func(e *gin.Engine, closing context.Context) {
 			consulcompat.New(closing, consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
 				Namespace: cfg.ConsulNamespace, Liveness: s.liveness, DefaultWait: ac.DefaultWait, MaxWait: ac.MaxWait,
-				Logger: logger.With("component", "consul-api")}, s.node).Mount(e)
+				Logger: logger.With("component", "consul-api"), Hold: s.api.HoldBlocking}, s.node).Mount(e)
 		})
 	}
 	var handler http.Handler = markProxied(s.api.Handler())
-	if cfg.AdminAddr != "" {
-		aln, err := net.Listen("tcp", cfg.AdminAddr)
-		if err != nil {
-			return nil, fmt.Errorf("server: admin address: %w", err)
-		}
-		s.adminLn = aln
-		s.admin = &http.Server{Handler: adminHandler(ac.Metrics), ReadHeaderTimeout: 10 * time.Second}
-		cleanup = append(cleanup, func() { s.admin.Close() })
-		go func() { _ = s.admin.Serve(aln) }()
-		logger.Info("admin endpoints (profiling, metrics)", "addr", aln.Addr().String())
-	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
-		ln := api.LimitListener(s.httpLn, ac.Limits.ConnectionsPerClient, ac.Limits.LimitLoopback)
+		ln := api.LimitListener(s.httpLn, ac.Limits.ConnectionsPerClient, ac.Limits.LimitLoopback, cfg.HTTPTLS != nil)
 		if cfg.HTTPTLS != nil {
 			ln = tls.NewListener(ln, cfg.HTTPTLS)
 		}
@@ -302,6 +291,18 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.goRun(s.runChecks)
 	if cfg.BootstrapExpect > 0 && !s.node.HadState() {
 		s.goRun(s.runBootstrapExpect)
+	}
+	// Last: its /metrics reads every part started above.
+	if cfg.AdminAddr != "" {
+		aln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			return nil, fmt.Errorf("server: admin address: %w", err)
+		}
+		s.adminLn = aln
+		s.admin = &http.Server{Handler: adminHandler(ac.Metrics), ReadHeaderTimeout: 10 * time.Second}
+		cleanup = append(cleanup, func() { s.admin.Close() })
+		go func() { _ = s.admin.Serve(aln) }()
+		logger.Info("admin endpoints (profiling, metrics)", "addr", aln.Addr().String())
 	}
 	return s, nil
 }

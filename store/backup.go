@@ -101,14 +101,21 @@ func ReadBackup(r io.Reader) ([]byte, error) {
 	if size > MaxBackupBytes {
 		return nil, bad("body of %d bytes, more than %d", size, MaxBackupBytes)
 	}
-	body := make([]byte, size+4)
-	if n, err := io.ReadFull(r, body); err != nil {
-		return nil, bad("cut short: %d of %d bytes", n, len(body))
+	// Read as the bytes come, not by the size the header claims: a short
+	// file that says it is huge costs nothing.
+	var buf bytes.Buffer
+	n, err := io.CopyN(&buf, r, int64(size)+4)
+	if err != nil {
+		if err != io.EOF {
+			return nil, fmt.Errorf("store: backup: %w", err)
+		}
+		return nil, bad("cut short: %d of %d bytes", n, size+4)
 	}
 	if n, _ := r.Read(make([]byte, 1)); n > 0 {
 		return nil, bad("bytes after the checksum")
 	}
-	body, sum := body[:size], binary.BigEndian.Uint32(body[size:])
+	all := buf.Bytes()
+	body, sum := all[:size], binary.BigEndian.Uint32(all[size:])
 	if got := crc32.Checksum(body, castagnoli); got != sum {
 		return nil, bad("checksum mismatch (file says %08x, content is %08x): the file is corrupt", sum, got)
 	}

@@ -46,6 +46,7 @@ func TestBackupRoundTripAndRefusals(t *testing.T) {
 		{"another file", []byte("PK\x03\x04 this is a zip file, not a backup"), "not a Switchyard backup"},
 		{"empty", nil, "cut short in its header"},
 		{"cut short", file[:len(file)-10], "cut short"},
+		{"claims a huge body", append([]byte("SWYBAK\x00\x01\x00\x00\x00\x00\x3f\xff\xff\xff"), "tiny"...), "cut short: 4 of"},
 		{"trailing bytes", append(bytes.Clone(file), '\n'), "bytes after the checksum"},
 		{"newer version", append([]byte("SWYBAK\x00\x02"), file[8:]...), "format version 2"},
 	} {

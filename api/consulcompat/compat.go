@@ -48,6 +48,9 @@ type Config struct {
 	// DefaultWait and MaxWait bound blocking queries (Consul: 5 and 10 min).
 	DefaultWait, MaxWait time.Duration
 	Logger               *slog.Logger
+	// Hold counts a blocking query against its client (api.Server's
+	// HoldBlocking); nil: not counted.
+	Hold func(c *gin.Context) (release func(), ok bool)
 }
 
 // Server answers Consul's endpoints from node's catalog.
@@ -214,6 +217,13 @@ func (s *Server) read(c *gin.Context, key string, q query) {
 	}
 	ctx := c.Request.Context()
 	if minIndex > 0 {
+		if s.cfg.Hold != nil {
+			release, ok := s.cfg.Hold(c)
+			if !ok {
+				return
+			}
+			defer release()
+		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, wait)
 		defer cancel()
