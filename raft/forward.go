@@ -31,6 +31,9 @@ const (
 	opJoin      byte = 3 // payload: joinRequest JSON
 
 	maxFrame = 8 << 20
+
+	// maxDial bounds one connect to the leader.
+	maxDial = time.Second
 )
 
 type joinRequest struct {
@@ -295,7 +298,11 @@ func (f *forwarder) callOnce(ctx context.Context, addr string, op byte, payload 
 	if timeout <= 0 {
 		return 0, fmt.Errorf("raft: forward to %s: %w", addr, context.DeadlineExceeded)
 	}
-	c, reused, err := f.get(addr, timeout, fresh)
+	// A leader that died leaves an address nobody answers: a connect there
+	// can hang for seconds (ARP, SYN retries) while a new leader is being
+	// elected. Connects are quick on a LAN or WAN; a failed one is
+	// retried against whatever leader is known by then.
+	c, reused, err := f.get(addr, min(timeout, maxDial), fresh)
 	if err != nil {
 		return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
 	}

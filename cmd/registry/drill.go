@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -111,8 +112,13 @@ type writer struct {
 func (w *writer) run(ctx context.Context) {
 	apis := map[string]*client.API{}
 	ids := []string{}
+	// Like a real client: a server that does not accept a connection in
+	// half a second is skipped, and a failed write goes to the next server
+	// at once (a registration is idempotent).
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{Timeout: 500 * time.Millisecond}).DialContext}}
 	for id, addr := range drillTopology.servers {
-		a, _ := client.NewAPI("http://"+addr, &http.Client{Timeout: 2 * time.Second})
+		a, _ := client.NewAPI("http://"+addr, hc)
 		apis[id] = a
 		ids = append(ids, id)
 	}
@@ -122,9 +128,16 @@ func (w *writer) run(ctx context.Context) {
 	for n := 0; ctx.Err() == nil; n++ {
 		a := apis[ids[n%len(ids)]]
 		id := fmt.Sprintf("w-%d", n)
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := a.Register(wctx, store.DefaultNamespace, "drill-writes", id, client.Registration{Address: "10.99.0.1", Port: 1 + n%60000, Ephemeral: &f})
-		cancel()
+		var err error
+		for try := range len(ids) {
+			a = apis[ids[(n+try)%len(ids)]]
+			wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err = a.Register(wctx, store.DefaultNamespace, "drill-writes", id, client.Registration{Address: "10.99.0.1", Port: 1 + n%60000, Ephemeral: &f})
+			cancel()
+			if err == nil || ctx.Err() != nil {
+				break
+			}
+		}
 		now := time.Now()
 		w.mu.Lock()
 		if err == nil {
