@@ -179,8 +179,8 @@ type forwarder struct {
 	closed bool
 }
 
-func newForwarder() *forwarder {
-	return &forwarder{idle: map[string][]net.Conn{}, limit: 64}
+func newForwarder(tc *tls.Config) *forwarder {
+	return &forwarder{tls: tc, idle: map[string][]net.Conn{}, limit: 64}
 }
 
 // get returns an idle connection to addr (reused=true) or a new one. An

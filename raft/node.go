@@ -226,7 +226,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
 		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs,
-		fwd: &forwarder{tls: cfg.TLS, idle: map[string][]net.Conn{}, limit: 64}, applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
+		fwd: newForwarder(cfg.TLS), applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
 		started: time.Now(), batchCh: make(chan *pendingApply, 1024),
 		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchyard_raft_commit_seconds",

@@ -3,7 +3,6 @@ package consulcompat
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -281,10 +280,7 @@ func (s *Server) agentRegister(c *gin.Context) {
 
 func (s *Server) apply(c *gin.Context, cmd *store.Command) error {
 	_, err := s.node.Apply(c.Request.Context(), cmd)
-	if err != nil {
-		return fmt.Errorf("%w", err)
-	}
-	return nil
+	return err
 }
 
 func (s *Server) agentDeregister(c *gin.Context) {

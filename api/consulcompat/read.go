@@ -73,6 +73,20 @@ type filters struct {
 	passed bool
 }
 
+// scope reads the namespace and the filters of a service read, answering
+// the error itself when either is bad.
+func (s *Server) scope(c *gin.Context) (string, filters, bool) {
+	ns, err := s.namespace(c)
+	if err == nil {
+		var f filters
+		if f, err = s.filters(c); err == nil {
+			return ns, f, true
+		}
+	}
+	s.fail(c, err)
+	return "", filters{}, false
+}
+
 func (s *Server) filters(c *gin.Context) (filters, error) {
 	f := filters{tags: c.QueryArray("tag"), dc: c.Query("dc")}
 	if len(c.QueryArray("node-meta")) > 0 {
@@ -122,14 +136,8 @@ func cacheKey(c *gin.Context, ns string) string {
 }
 
 func (s *Server) catalogServices(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	f, err := s.filters(c)
-	if err != nil {
-		s.fail(c, err)
+	ns, f, ok := s.scope(c)
+	if !ok {
 		return
 	}
 	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
@@ -163,14 +171,8 @@ func (s *Server) catalogServices(c *gin.Context) {
 }
 
 func (s *Server) catalogService(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	f, err := s.filters(c)
-	if err != nil {
-		s.fail(c, err)
+	ns, f, ok := s.scope(c)
+	if !ok {
 		return
 	}
 	svc := c.Param("svc")
@@ -186,14 +188,8 @@ func (s *Server) catalogService(c *gin.Context) {
 }
 
 func (s *Server) healthService(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	f, err := s.filters(c)
-	if err != nil {
-		s.fail(c, err)
+	ns, f, ok := s.scope(c)
+	if !ok {
 		return
 	}
 	near := c.Query("near")
@@ -246,14 +242,8 @@ func (s *Server) sortNear(out []serviceEntry, near string) {
 }
 
 func (s *Server) healthChecks(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	f, err := s.filters(c)
-	if err != nil {
-		s.fail(c, err)
+	ns, f, ok := s.scope(c)
+	if !ok {
 		return
 	}
 	svc := c.Param("svc")

@@ -42,15 +42,11 @@ func (c *common) api() (*client.API, error) {
 	if c.output != "table" && c.output != "json" {
 		return nil, fmt.Errorf("--output %q: use table or json", c.output)
 	}
-	s := c.server
-	if !strings.Contains(s, "://") {
-		s = "http://" + s
-	}
 	hc, err := c.tls.client()
 	if err != nil {
 		return nil, err
 	}
-	return client.NewAPI(s, hc)
+	return client.NewAPI(serverURL(c.server), hc)
 }
 
 // tlsClientFlags: how a client command trusts an HTTPS server and proves
@@ -69,16 +65,9 @@ func (t *tlsClientFlags) client() (*http.Client, error) {
 	if t.ca == "" && t.cert == "" && t.key == "" {
 		return http.DefaultClient, nil
 	}
-	var pems [3][]byte
-	for i, f := range []string{t.cert, t.key, t.ca} {
-		if f == "" {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		pems[i] = b
+	pems, err := readFiles(t.cert, t.key, t.ca)
+	if err != nil {
+		return nil, err
 	}
 	tc, err := certs.ClientConfig(pems[0], pems[1], pems[2])
 	if err != nil {
@@ -388,4 +377,20 @@ func sdkLookup(ctx context.Context, stdout io.Writer, c common, cacheDir, near, 
 		fmt.Fprintf(stdout, "(answered from %s, %s old)\n", a.Source, a.Age.Round(time.Second))
 	}
 	return nil
+}
+
+// readFiles reads each named file; an empty name gives nil.
+func readFiles(paths ...string) ([][]byte, error) {
+	out := make([][]byte, len(paths))
+	for i, p := range paths {
+		if p == "" {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
 }

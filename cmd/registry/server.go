@@ -281,16 +281,9 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		if o.tlsCert == "" || o.tlsKey == "" {
 			return fmt.Errorf("--tls-cert and --tls-key go together (--tls-ca and --tls-verify-clients need them)")
 		}
-		var pems [3][]byte
-		for i, f := range []string{o.tlsCert, o.tlsKey, o.tlsCA} {
-			if f == "" {
-				continue
-			}
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return err
-			}
-			pems[i] = b
+		pems, err := readFiles(o.tlsCert, o.tlsKey, o.tlsCA)
+		if err != nil {
+			return err
 		}
 		srv, cli, err := certs.APIConfigs(pems[0], pems[1], pems[2], o.tlsVerifyClients)
 		if err != nil {
@@ -302,13 +295,9 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		if o.raftTLSCert == "" || o.raftTLSKey == "" || o.raftTLSCA == "" {
 			return fmt.Errorf("--raft-tls-cert, --raft-tls-key and --raft-tls-ca go together")
 		}
-		var pems [3][]byte
-		for i, f := range []string{o.raftTLSCert, o.raftTLSKey, o.raftTLSCA} {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				return err
-			}
-			pems[i] = b
+		pems, err := readFiles(o.raftTLSCert, o.raftTLSKey, o.raftTLSCA)
+		if err != nil {
+			return err
 		}
 		tc, err := certs.PeerConfig(pems[0], pems[1], pems[2])
 		if err != nil {

@@ -147,13 +147,13 @@ func snapshotRestoreCommand(stdout io.Writer) *ffcli.Command {
 			}
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
+			hc, err := tf.client()
+			if err != nil {
+				return err
+			}
 			target := serverURL(*server)
 			for attempt := 0; ; attempt++ {
 				req, err := http.NewRequestWithContext(ctx, http.MethodPut, target+"/v1/snapshot", bytes.NewReader(b))
-				if err != nil {
-					return err
-				}
-				hc, err := tf.client()
 				if err != nil {
 					return err
 				}

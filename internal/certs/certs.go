@@ -27,8 +27,14 @@ const (
 	RoleClient = "switchyard-client"
 )
 
-func serial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+// newKey makes a P-256 key and a random 127-bit serial number.
+func newKey() (*ecdsa.PrivateKey, *big.Int, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return key, sn, err
 }
 
 func encode(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err error) {
@@ -42,11 +48,7 @@ func encode(der []byte, key *ecdsa.PrivateKey) (certPEM, keyPEM []byte, err erro
 
 // NewCA makes a self-signed certificate authority (ECDSA P-256).
 func NewCA(name string, validity time.Duration) (certPEM, keyPEM []byte, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	sn, err := serial()
+	key, sn, err := newKey()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -78,11 +80,7 @@ func Issue(caCertPEM, caKeyPEM []byte, role, name string, hosts []string, validi
 	if err != nil {
 		return nil, nil, fmt.Errorf("certs: CA: %w", err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, err
-	}
-	sn, err := serial()
+	key, sn, err := newKey()
 	if err != nil {
 		return nil, nil, err
 	}
