@@ -36,6 +36,19 @@ type ErrorBody struct {
 // where errors meet status codes.
 func errorStatus(err error) (int, string) {
 	switch {
+	case errors.As(err, new(*DeniedError)):
+		var d *DeniedError
+		errors.As(err, &d)
+		if d.Status == http.StatusUnauthorized {
+			return d.Status, "unauthorized"
+		}
+		return d.Status, "forbidden"
+	case errors.Is(err, store.ErrTokenNotFound):
+		return http.StatusNotFound, "token_not_found"
+	case errors.Is(err, store.ErrLockout):
+		return http.StatusConflict, "last_admin"
+	case errors.Is(err, store.ErrBootstrapped):
+		return http.StatusConflict, "bootstrapped"
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "body_too_large"
 	case errors.Is(err, ErrBadRequest):

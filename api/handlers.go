@@ -176,7 +176,13 @@ func (s *Server) listNamespaces(c *gin.Context) {
 		return idx, ch, nil
 	})
 	if ok {
-		c.JSON(http.StatusOK, NamespacesResponse{Namespaces: out})
+		shown := make([]store.Namespace, 0, len(out))
+		for _, n := range out {
+			if s.AllowedSome(c, store.AccessRead, n.Name) {
+				shown = append(shown, n)
+			}
+		}
+		c.JSON(http.StatusOK, NamespacesResponse{Namespaces: shown})
 	}
 }
 
@@ -215,6 +221,15 @@ func (s *Server) putNamespace(c *gin.Context) {
 	if err != nil {
 		s.fail(c, err)
 		return
+	}
+	// A lookup that falls back serves the fallback's instances to whoever
+	// may read this namespace: only a token that may read all of the
+	// fallback may set it.
+	if set.Fallback != "" && set.Fallback != cur.Fallback {
+		if err := s.Authorize(c, store.AccessRead, set.Fallback, ""); err != nil {
+			s.fail(c, err)
+			return
+		}
 	}
 	if _, ok := s.write(c, &store.Command{Type: store.CommandPutNamespace, Namespace: name, NamespaceSettings: &set}); !ok {
 		return
@@ -261,6 +276,9 @@ func (s *Server) listServices(c *gin.Context) {
 	}
 	out := ServicesResponse{Namespace: c.Param("ns"), Services: make([]ServiceSummary, 0, len(views))}
 	for _, v := range views {
+		if !s.Allowed(c, store.AccessRead, v.Service.Namespace, v.Service.Name) {
+			continue
+		}
 		out.Services = append(out.Services, ServiceSummary{Service: v.Service, Instances: len(v.Instances), Healthy: v.Healthy()})
 	}
 	c.JSON(http.StatusOK, out)

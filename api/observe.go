@@ -7,6 +7,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-io/switchyard/store"
 )
 
 // metrics are the API's own Prometheus metrics.
@@ -34,8 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // observe times every request for the metrics and writes an audit line for
-// every request that may change something (any method but GET and HEAD):
-// who (the peer's address), what, and the outcome.
+// every request that may change something (any method but GET and HEAD)
+// and every admin read (backups, tokens): who (the token's accessor, and
+// the peer's address), what, and the outcome. The accessor is empty while
+// access control is off.
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
@@ -52,8 +56,18 @@ func (s *Server) observe(c *gin.Context) {
 		method = "OTHER" // a label per made-up method would grow without bound
 	}
 	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
-	if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
-		s.audit.Info("write", "method", m, "path", c.Request.URL.Path, "client", c.Request.RemoteAddr,
-			"status", status, "duration_ms", float64(took.Microseconds())/1000)
+	m := c.Request.Method
+	n := s.needs[m+" "+route]
+	if write := m != http.MethodGet && m != http.MethodHead; write || n.Access == store.AccessAdmin {
+		kind := "write"
+		if !write {
+			kind = "admin-read"
+		}
+		var k *caller
+		if v, ok := c.Get(ctxCaller); ok {
+			k = v.(*caller)
+		}
+		s.audit.Info(kind, "method", m, "path", c.Request.URL.Path, "client", c.Request.RemoteAddr,
+			"token", k.accessor(), "status", status, "duration_ms", float64(took.Microseconds())/1000)
 	}
 }

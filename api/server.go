@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,6 +79,9 @@ type Config struct {
 	// Audit receives one line per request that may change something (nil:
 	// Logger, with component=audit).
 	Audit *slog.Logger
+	// AccessControl requires a token with the right rules on every request
+	// but health, leader and members (see acl.go). Off: everything is open.
+	AccessControl bool
 }
 
 // Checks is what the API needs from the server-side checks.
@@ -124,6 +128,36 @@ type Server struct {
 	clients     clients
 	metrics     *metrics
 	audit       *slog.Logger
+	// needs maps "METHOD /route/:template" to what the route requires.
+	needs map[string]Need
+}
+
+// routes adds routes to a group, each with its Need.
+type routes struct {
+	s *Server
+	g *gin.RouterGroup
+}
+
+func (r routes) group(path string, h ...gin.HandlerFunc) routes {
+	return routes{s: r.s, g: r.g.Group(path, h...)}
+}
+
+func (r routes) add(method, path string, n Need, h ...gin.HandlerFunc) {
+	full := r.g.BasePath()
+	if path != "" {
+		full = strings.TrimRight(full, "/") + path
+	}
+	r.s.need(method, full, n)
+	r.g.Handle(method, path, h...)
+}
+
+func (r routes) GET(path string, n Need, h ...gin.HandlerFunc) { r.add(http.MethodGet, path, n, h...) }
+func (r routes) PUT(path string, n Need, h ...gin.HandlerFunc) { r.add(http.MethodPut, path, n, h...) }
+func (r routes) POST(path string, n Need, h ...gin.HandlerFunc) {
+	r.add(http.MethodPost, path, n, h...)
+}
+func (r routes) DELETE(path string, n Need, h ...gin.HandlerFunc) {
+	r.add(http.MethodDelete, path, n, h...)
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
@@ -138,7 +172,7 @@ func New(cfg Config, node Node) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}},
-		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit}
+		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[string]Need{}}
 	if s.audit == nil {
 		s.audit = logger.With("component", "audit")
 	}
@@ -147,7 +181,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.Use(s.observe, s.recover, s.rateLimit)
+	e.Use(s.observe, s.recover, s.rateLimit, s.authorize)
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
 	})
@@ -155,34 +189,42 @@ func New(cfg Config, node Node) (*Server, error) {
 		c.JSON(http.StatusMethodNotAllowed, ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path), Code: "method_not_allowed"})
 	})
 
+	r := routes{s: s, g: &e.RouterGroup}
 	if cfg.Metrics != nil {
-		e.GET("/metrics", gin.WrapH(cfg.Metrics))
+		r.GET("/metrics", clusterRead, gin.WrapH(cfg.Metrics))
 	}
-	v1 := e.Group("/v1")
-	v1.GET("/health", s.health)
-	v1.GET("/cluster/leader", s.leader)
-	v1.GET("/cluster/members", s.members)
-	v1.POST("/cluster/join", s.join)
-	v1.DELETE("/cluster/self-preservation", s.endSelfPreservation)
-	v1.GET("/snapshot", s.saveSnapshot)
-	v1.PUT("/snapshot", s.restoreSnapshot)
+	v1 := r.group("/v1")
+	v1.GET("/health", open, s.health)
+	v1.GET("/cluster/leader", open, s.leader)
+	v1.GET("/cluster/members", open, s.members)
+	v1.POST("/cluster/join", clusterAdmin, s.join)
+	v1.DELETE("/cluster/self-preservation", clusterAdmin, s.endSelfPreservation)
+	v1.GET("/snapshot", clusterAdmin, s.saveSnapshot)
+	v1.PUT("/snapshot", clusterAdmin, s.restoreSnapshot)
 
-	v1.GET("/namespaces", s.read, s.listNamespaces)
-	ns := v1.Group("/namespaces/:ns", s.names)
-	ns.GET("", s.read, s.getNamespace)
-	ns.PUT("", s.putNamespace)
-	ns.DELETE("", s.deleteNamespace)
-	ns.GET("/services", s.read, s.listServices)
-	ns.GET("/services/:svc", s.read, s.getService)
-	ns.PUT("/services/:svc", s.putService)
-	ns.DELETE("/services/:svc", s.deleteService)
-	ns.GET("/services/:svc/instances", s.read, s.listInstances)
-	ns.GET("/services/:svc/instances/:id", s.read, s.getInstance)
-	ns.GET("/services/:svc/pick", s.read, s.pick)
-	ns.PUT("/services/:svc/instances/:id", s.register)
-	ns.DELETE("/services/:svc/instances/:id", s.deregister)
-	ns.PUT("/services/:svc/instances/:id/heartbeat", s.heartbeat)
-	ns.GET("/services/:svc/instances/:id/check", s.checkStatus)
+	v1.GET("/acl/self", anyToken, s.tokenSelf)
+	v1.GET("/acl/tokens", clusterAdmin, s.listTokens)
+	v1.POST("/acl/tokens", clusterAdmin, s.createToken)
+	v1.GET("/acl/tokens/:accessor", clusterAdmin, s.getToken)
+	v1.PUT("/acl/tokens/:accessor", clusterAdmin, s.updateToken)
+	v1.DELETE("/acl/tokens/:accessor", clusterAdmin, s.revokeToken)
+
+	v1.GET("/namespaces", someRead, s.read, s.listNamespaces)
+	ns := v1.group("/namespaces/:ns", s.names)
+	ns.GET("", nsRead, s.read, s.getNamespace)
+	ns.PUT("", nsAdmin, s.putNamespace)
+	ns.DELETE("", nsAdmin, s.deleteNamespace)
+	ns.GET("/services", nsRead, s.read, s.listServices)
+	ns.GET("/services/:svc", svcRead, s.read, s.getService)
+	ns.PUT("/services/:svc", svcAdmin, s.putService)
+	ns.DELETE("/services/:svc", svcAdmin, s.deleteService)
+	ns.GET("/services/:svc/instances", svcRead, s.read, s.listInstances)
+	ns.GET("/services/:svc/instances/:id", svcRead, s.read, s.getInstance)
+	ns.GET("/services/:svc/pick", svcRead, s.read, s.pick)
+	ns.PUT("/services/:svc/instances/:id", svcWrite, s.register)
+	ns.DELETE("/services/:svc/instances/:id", svcWrite, s.deregister)
+	ns.PUT("/services/:svc/instances/:id/heartbeat", svcWrite, s.heartbeat)
+	ns.GET("/services/:svc/instances/:id/check", svcRead, s.checkStatus)
 	s.engine = e
 	return s, nil
 }

@@ -30,6 +30,13 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("server answered %d %s: %s", e.Status, e.Code, e.Message)
 }
 
+// IsDenied reports whether err is a 401 or 403 from a server: a token is
+// missing, unknown, or lacks the access.
+func IsDenied(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && (ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden)
+}
+
 // IsNotFound reports whether err is a 404 from a server.
 func IsNotFound(err error) bool {
 	var ae *APIError
@@ -48,8 +55,17 @@ type Member = wire.Member
 
 // API is a thin client of one server's HTTP API.
 type API struct {
-	base string
-	hc   *http.Client
+	base  string
+	hc    *http.Client
+	token string
+}
+
+// WithToken returns a client that sends secret as its token on every
+// request (X-Switchyard-Token); "" sends none.
+func (a *API) WithToken(secret string) *API {
+	b := *a
+	b.token = secret
+	return &b
 }
 
 // NewAPI returns a client of the server at base (e.g. http://127.0.0.1:7400).
@@ -80,6 +96,9 @@ func (a *API) do(ctx context.Context, method, path string, body any, out any) (h
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
+		req.Header.Set("X-Switchyard-Token", a.token)
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
@@ -226,4 +245,39 @@ func (a *API) Members(ctx context.Context) ([]Member, error) {
 func (a *API) Join(ctx context.Context, id, raftAddr string) error {
 	_, err := a.do(ctx, http.MethodPost, "/v1/cluster/join", map[string]string{"id": id, "raft_addr": raftAddr}, nil)
 	return err
+}
+
+// CreateToken creates a token with rules (ACCESS:NAMESPACE[/PREFIX]); the
+// answer carries its secret, shown this once.
+func (a *API) CreateToken(ctx context.Context, description string, rules []string) (*wire.Token, error) {
+	var out wire.Token
+	_, err := a.do(ctx, http.MethodPost, "/v1/acl/tokens", wire.TokenRequest{Description: &description, Rules: rules}, &out)
+	return &out, err
+}
+
+// UpdateToken changes a token (nil fields keep their values).
+func (a *API) UpdateToken(ctx context.Context, accessor string, r wire.TokenRequest) (*wire.Token, error) {
+	var out wire.Token
+	_, err := a.do(ctx, http.MethodPut, "/v1/acl/tokens/"+url.PathEscape(accessor), r, &out)
+	return &out, err
+}
+
+// Tokens lists the cluster's tokens (without secrets).
+func (a *API) Tokens(ctx context.Context) (*wire.TokensResponse, error) {
+	var out wire.TokensResponse
+	_, err := a.do(ctx, http.MethodGet, "/v1/acl/tokens", nil, &out)
+	return &out, err
+}
+
+// RevokeToken removes a token; its secret stops working at once.
+func (a *API) RevokeToken(ctx context.Context, accessor string) error {
+	_, err := a.do(ctx, http.MethodDelete, "/v1/acl/tokens/"+url.PathEscape(accessor), nil, nil)
+	return err
+}
+
+// TokenSelf shows the token this client sends.
+func (a *API) TokenSelf(ctx context.Context) (*wire.Token, error) {
+	var out wire.Token
+	_, err := a.do(ctx, http.MethodGet, "/v1/acl/self", nil, &out)
+	return &out, err
 }

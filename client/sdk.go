@@ -47,7 +47,11 @@ type Config struct {
 	// HTTPClient is used for every request (default: a client without a
 	// global timeout; each request has its own).
 	HTTPClient *http.Client
-	Logger     *slog.Logger
+	// Token is the secret sent with every request, for servers with access
+	// control on: read on the services looked up, write on those
+	// registered.
+	Token  string
+	Logger *slog.Logger
 }
 
 // Source says where an answer came from.
@@ -130,7 +134,7 @@ func New(cfg Config) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.apis = append(c.apis, a)
+		c.apis = append(c.apis, a.WithToken(cfg.Token))
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if cfg.CacheDir != "" {
@@ -439,6 +443,9 @@ func (c *Client) watch(st *serviceState) {
 		}
 		if c.ctx.Err() != nil {
 			return
+		}
+		if IsDenied(err) && failures == 0 {
+			c.logger.Warn("a registry server refused this client's token: answering from memory meanwhile", "service", st.name, "server", a.base, "err", err)
 		}
 		failures++
 		st.live.Store(false)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	srvapi "github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/gossip"
@@ -33,6 +34,7 @@ func startCluster(t *testing.T) *cluster {
 	c := &cluster{t: t, dir: t.TempDir()}
 	for i := range 3 {
 		cfg := server.DefaultConfig()
+		cfg.ACL.Enabled = false
 		cfg.NodeID = fmt.Sprintf("s%d", i+1)
 		cfg.DataDir = filepath.Join(c.dir, cfg.NodeID)
 		cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
@@ -313,14 +315,19 @@ func TestWatchAndPinnedFailover(t *testing.T) {
 	eventually("live again", func(a client.Answer) bool { return a.Source == client.SourceLive && len(a.Instances) == 2 })
 }
 
-func startOne(t *testing.T) *server.Server {
+func startOne(t *testing.T, tune ...func(*server.Config)) *server.Server {
 	t.Helper()
 	cfg := server.DefaultConfig()
+	cfg.ACL.Enabled = false
+	for _, f := range tune {
+		f(&cfg)
+	}
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = "one", t.TempDir(), true
 	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 	cfg.MinQuorum = 1
 	cfg.JudgeInterval = 100 * time.Millisecond
+	cfg.ReconcileInterval = 100 * time.Millisecond
 	cfg.Logger = testlog.New(t, slog.LevelWarn)
 	s, err := server.Start(cfg)
 	if err != nil {
@@ -405,5 +412,63 @@ func TestReRegisterEmptyProtectionAndStatic(t *testing.T) {
 	}
 	if in, err := st.Pick(ctx, "legacy", client.PickOptions{}); err != nil || in.ID != "l-1" {
 		t.Fatalf("static pick: %+v %v", in, err)
+	}
+}
+
+// With access control on, the client sends Config.Token: a write token
+// registers and heartbeats its instance, a read token looks it up, and a
+// client without one is refused.
+func TestSDKSendsItsToken(t *testing.T) {
+	admin := srvapi.NewSecret()
+	s := startOne(t, func(c *server.Config) { c.ACL = server.ACLConfig{Enabled: true, BootstrapSecret: admin} })
+	ctx := context.Background()
+	base, _ := client.NewAPI("http://"+s.HTTPAddr(), nil)
+	adm := base.WithToken(admin)
+	var writer, reader *wire.Token
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if writer, err = adm.CreateToken(ctx, "echo", []string{"write:default/echo"}); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create token with the bootstrap secret: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	reader, err := adm.CreateToken(ctx, "callers", []string{"read:default/echo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	anon, err := client.New(client.Config{Servers: []string{s.HTTPAddr()}, Logger: testlog.New(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := anon.Register(ctx, "echo", "e1", client.Registration{Address: "127.0.0.1", Port: 9000}); !client.IsDenied(err) {
+		t.Fatalf("register without a token = %v, want a 401", err)
+	}
+
+	w, err := client.New(client.Config{Servers: []string{s.HTTPAddr()}, Token: writer.Secret, Logger: testlog.New(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Register(ctx, "echo", "e1", client.Registration{Address: "127.0.0.1", Port: 9000}); err != nil {
+		t.Fatalf("register with a write token: %v", err)
+	}
+	if _, err := w.Register(ctx, "other", "o1", client.Registration{Address: "127.0.0.1", Port: 9001}); !client.IsDenied(err) {
+		t.Fatalf("register another service with echo's token = %v, want 403", err)
+	}
+
+	r, err := client.New(client.Config{Servers: []string{s.HTTPAddr()}, Token: reader.Secret, Logger: testlog.New(t, slog.LevelInfo)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	a, err := r.Lookup(ctx, "echo")
+	if err != nil || a.Source != client.SourceLive || len(a.Instances) != 1 || a.Instances[0].ID != "e1" {
+		t.Fatalf("lookup with a read token: %+v %v", a, err)
 	}
 }

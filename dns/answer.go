@@ -81,6 +81,10 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 			return m
 		}
 		return a.negative(m, mdns.RcodeSuccess)
+	case a.cfg.Allowed != nil && !a.cfg.Allowed(n.ns, n.svc):
+		m.Authoritative = false
+		m.Rcode = mdns.RcodeRefused
+		return m
 	case n.id != "":
 		return a.instance(m, q, n)
 	}

@@ -56,8 +56,12 @@ type Config struct {
 	// Ready reports whether the local catalog may be answered from (a
 	// server still catching up after a restart answers SERVFAIL, so that
 	// resolvers ask another). Nil: always.
-	Ready  func() bool
-	Logger *slog.Logger
+	Ready func() bool
+	// Allowed says whether a service may be answered: with access control
+	// on, what the anonymous token may read. Anything else is REFUSED. Nil:
+	// every service.
+	Allowed func(ns, svc string) bool
+	Logger  *slog.Logger
 }
 
 // DefaultConfig returns the defaults: 127.0.0.1:7453, zone switchyard.

@@ -78,6 +78,10 @@ type Config struct {
 	TLS *tls.Config
 
 	Logger *slog.Logger
+	// OnLeader is called (on its own goroutine, never twice at once) each
+	// time this node becomes leader, once its barrier has committed: the
+	// catalog is then up to date.
+	OnLeader func()
 }
 
 // DefaultConfig returns settings for a server on a LAN.
@@ -847,10 +851,14 @@ func (n *Node) runLeadership() {
 			}
 			n.logger.Info("became leader", "term", n.raft.CurrentTerm())
 			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout)
-			if err := n.ensureBarrier(ctx); err != nil {
+			err := n.ensureBarrier(ctx)
+			if err != nil {
 				n.logger.Warn("barrier after election failed", "err", err)
 			}
 			cancel()
+			if err == nil && n.cfg.OnLeader != nil {
+				n.cfg.OnLeader()
+			}
 		}
 	}
 }

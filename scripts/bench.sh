@@ -137,7 +137,7 @@ if $OWN_CLUSTER; then
 	log "starting three nodes from this script (data in $WORK/cluster)"
 	for n in 1 2 3; do
 		args=(server --node-id "n$n" --data-dir "$WORK/cluster/n$n" --http-addr "127.0.0.1:74${n}0" --raft-addr "127.0.0.1:74${n}1"
-			--gossip-addr "127.0.0.1:74${n}2" --dns-addr "127.0.0.1:74${n}3" --bootstrap-expect 3 --join 127.0.0.1:7412,127.0.0.1:7422,127.0.0.1:7432 --log-level warn)
+			--gossip-addr "127.0.0.1:74${n}2" --dns-addr "127.0.0.1:74${n}3" --bootstrap-expect 3 --join 127.0.0.1:7412,127.0.0.1:7422,127.0.0.1:7432 --log-level warn --insecure-dev)
 		mkdir -p "$WORK/cluster"
 		"$BIN/registry" "${args[@]}" >"$WORK/cluster/n$n.log" 2>&1 &
 		OWN_PIDS+=($!)

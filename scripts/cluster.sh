@@ -97,6 +97,9 @@ start_node() {
 		[[ "$n" == "$node" ]] || others+=("127.0.0.1:$(gossip_port "$n")")
 	done
 	args+=(--join "$(IFS=,; echo "${others[*]}")")
+	# Access control is on, as in production: the first leader creates the
+	# admin token from .cluster/token (made once, by `up`).
+	args+=(--bootstrap-token-file "$DIR/token")
 	# Only a brand-new cluster is bootstrapped (BRAND_NEW, decided by cmd_up
 	# before any node starts). Once any node holds Raft state, a node whose
 	# data was lost joins the existing cluster through gossip: bootstrapping
@@ -141,7 +144,9 @@ node_ready() {
 	fetch "http://$(http_addr "$node")/v1/health" >/dev/null || return 1
 	members="$(fetch "http://$(http_addr "$node")/v1/cluster/members")" || return 1
 	roles="$(grep -o '"role":"[a-z]*"' <<<"$members" | sort | uniq -c | tr -s ' ' | tr '\n' ',')" || return 1
-	[[ "$roles" == ' 1 "role":"leader", 2 "role":"voter",' ]]
+	[[ "$roles" == ' 1 "role":"leader", 2 "role":"voter",' ]] || return 1
+	# Access control is bootstrapped, and this node knows the admin token.
+	curl -sf --max-time 2 -H "X-Switchyard-Token: $(cat "$DIR/token")" "http://$(http_addr "$node")/v1/acl/self" >/dev/null
 }
 
 wait_ready() {
@@ -181,11 +186,16 @@ cmd_up() {
 		for node in "${NODES[@]}"; do
 			[[ -e "$DIR/data/$node/raft.db" ]] && BRAND_NEW=false
 		done
+		if [[ ! -s "$DIR/token" ]]; then
+			mkdir -p "$DIR"
+			(umask 077 && "$BIN" token secret >"$DIR/token")
+		fi
 		for node in "${missing[@]}"; do
 			start_node "$node"
 		done
 	fi
 	wait_ready
+	log "admin token: $DIR/token (export REGISTRY_TOKEN=\$(cat $DIR/token) for the registry commands; curl -H \"X-Switchyard-Token: \$(cat $DIR/token)\")"
 }
 
 stop_node() {

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
@@ -151,6 +152,9 @@ func (c *checks) CheckStatus(ctx context.Context, in *store.Instance, out *wire.
 		return fmt.Errorf("ask %s for the check of %s: %w", owner, k, err)
 	}
 	req.Header.Set(headerProxied, "1")
+	if tok, _ := ctx.Value(tokenKey{}).(string); tok != "" {
+		req.Header.Set(api.HeaderToken, tok) // the owner checks the caller's token too
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		s.logger.Debug("check owner unreachable", "owner", owner, "err", err)
@@ -177,11 +181,18 @@ const headerProxied = "X-Switchyard-Proxied"
 
 type proxiedKey struct{}
 
+// tokenKey carries the caller's token secret to a proxied check-status
+// request.
+type tokenKey struct{}
+
 // markProxied puts the proxied flag of a request into its context.
 func markProxied(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(headerProxied) != "" {
 			r = r.WithContext(context.WithValue(r.Context(), proxiedKey{}, true))
+		}
+		if tok := api.TokenSecret(r); tok != "" {
+			r = r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok))
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -160,6 +160,7 @@ func (s *Server) runReconcile() {
 		s.savePeers()
 		if s.node.IsLeader() && s.node.Ready() {
 			s.reconcile()
+			s.bootstrapACL()
 		}
 		s.forgetRemoved()
 	}

@@ -34,6 +34,7 @@ func testConfig(t *testing.T, id string) Config {
 	cfg.JudgeInterval = 200 * time.Millisecond
 	cfg.ReconcileInterval = 200 * time.Millisecond
 	cfg.Logger = testlog.New(t, slog.LevelInfo)
+	cfg.ACL.Enabled = false // the access-control tests turn it on
 	return cfg
 }
 

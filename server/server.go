@@ -97,6 +97,9 @@ type Config struct {
 	// MinQuorum is the fewest voters removal of dead servers may leave.
 	MinQuorum int
 
+	// ACL is access control: on by default.
+	ACL ACLConfig
+
 	// AdminAddr, when set, serves Go profiling (/debug/pprof/) and /metrics
 	// on a listener of its own, apart from the API (bind it to loopback or
 	// an operators' network: whoever reaches it can profile the server).
@@ -123,6 +126,7 @@ func DefaultConfig() Config {
 		CheckSyncInterval:      time.Second,
 		DeadServerAfter:        2 * time.Minute,
 		MinQuorum:              3,
+		ACL:                    ACLConfig{Enabled: true},
 	}
 }
 
@@ -145,6 +149,11 @@ func (c Config) Validate() error {
 		return errors.New("self-preservation threshold must be 0-1 (0: off) and its window not negative")
 	case c.DeadServerAfter < 0 || c.MinQuorum < 1:
 		return errors.New("dead-server-after must not be negative and min-quorum at least 1")
+	}
+	if c.ACL.BootstrapSecret != "" {
+		if err := api.CheckSecret(c.ACL.BootstrapSecret); err != nil {
+			return fmt.Errorf("bootstrap token: %w", err)
+		}
 	}
 	return store.ValidateName("node id", c.NodeID)
 }
@@ -210,6 +219,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	rc.ID, rc.DataDir, rc.Bootstrap = cfg.NodeID, cfg.DataDir, cfg.Bootstrap
 	rc.RaftAddr, rc.AdvertiseAddr = cfg.RaftAddr, cfg.AdvertiseRaftAddr
 	rc.HTTPAddr, rc.Locality, rc.Logger = s.httpLn.Addr().String(), cfg.Locality, logger
+	rc.OnLeader = s.kickReconcile // a new leader reconciles (and bootstraps tokens) at once
 	s.node, err = raft.Open(rc, store.New())
 	if err != nil {
 		return nil, err
@@ -236,6 +246,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	reg := prometheus.NewRegistry()
 	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(reg), s.checks
 	ac.Registerer = reg
+	ac.AccessControl = cfg.ACL.Enabled
 	topo := &topology{s: s, static: cfg.DatacenterRTT}
 	ac.Locality, ac.Topology = cfg.Locality, topo
 
@@ -247,7 +258,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		s.api.Extend(func(e *gin.Engine, closing context.Context) {
 			consulcompat.New(closing, consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
 				Namespace: cfg.ConsulNamespace, Liveness: s.liveness, DefaultWait: ac.DefaultWait, MaxWait: ac.MaxWait,
-				Logger: logger.With("component", "consul-api"), Hold: s.api.HoldBlocking}, s.node).Mount(e)
+				Logger: logger.With("component", "consul-api"), Hold: s.api.HoldBlocking, Auth: s.api}, s.node).Mount(e)
 		})
 	}
 	var handler http.Handler = markProxied(s.api.Handler())
@@ -265,6 +276,9 @@ func Start(cfg Config) (_ *Server, err error) {
 	if cfg.DNS.Addr != "" {
 		dc := cfg.DNS
 		dc.Locality, dc.Topology, dc.Ready, dc.Logger = cfg.Locality, topo, s.node.Ready, logger
+		if cfg.ACL.Enabled {
+			dc.Allowed = s.dnsAllowed
+		}
 		if s.dns, err = dns.New(dc, s.node.Store()); err != nil {
 			return nil, err
 		}
@@ -378,6 +392,14 @@ func (s *Server) stop(ctx context.Context, leave bool) error {
 		s.stopErr = errors.Join(errs...)
 	})
 	return s.stopErr
+}
+
+// kickReconcile runs the reconcile loop now rather than at its next tick.
+func (s *Server) kickReconcile() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
 }
 
 func (s *Server) membershipChanged() {

@@ -89,6 +89,12 @@ func (t *txn) apply(c *Command) (any, error) {
 		return t.setHealth(c)
 	case CommandSetSelfPreservation:
 		return t.setSelfPreservation(c)
+	case CommandPutToken:
+		return t.putToken(c, false)
+	case CommandBootstrapACL:
+		return t.putToken(c, true)
+	case CommandDeleteToken:
+		return nil, t.deleteToken(c)
 	}
 	return nil, fmt.Errorf("store: apply %s: %w", c.Type, ErrUnknownCommand)
 }

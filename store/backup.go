@@ -15,8 +15,10 @@ import (
 // and instances of the snapshot, with every index that readers wait on
 // (the catalog's, each namespace's and each service's) set to at, so that
 // every blocking query wakes and none waits for an index the restored
-// catalog would reach only later; and the servers and self-preservation
-// state of cur (the running cluster's own), not the snapshot's. r must be a
+// catalog would reach only later; and the servers, self-preservation state
+// and access tokens of cur (the running cluster's own), not the snapshot's:
+// a restore brings the catalog back, not who may change it, and never
+// revives a revoked token. r must be a
 // whole, valid snapshot (ErrBadSnapshot otherwise); at must exceed every
 // index cur has published.
 func Rebase(r io.Reader, w io.Writer, at uint64, cur *Store) error {
@@ -26,7 +28,7 @@ func Rebase(r io.Reader, w io.Writer, at uint64, cur *Store) error {
 	}
 	now := cur.root.Load()
 	sn := &Snapshot{index: at, root: &catalog{namespaces: root.namespaces, servers: now.servers,
-		nsIndex: at, serversIndex: now.serversIndex, selfPres: now.selfPres}}
+		nsIndex: at, serversIndex: now.serversIndex, selfPres: now.selfPres, acl: now.acl}}
 	for _, n := range slices.Sorted(maps.Keys(root.namespaces)) {
 		old := root.namespaces[n].view.Load()
 		nv := *old

@@ -28,6 +28,11 @@ const (
 	CommandSetHealth CommandType = 10
 	// CommandSetSelfPreservation enters or ends self-preservation.
 	CommandSetSelfPreservation CommandType = 11
+	// CommandPutToken creates or updates an access token; CommandDeleteToken
+	// revokes one; CommandBootstrapACL creates the first admin token, once.
+	CommandPutToken     CommandType = 12
+	CommandDeleteToken  CommandType = 13
+	CommandBootstrapACL CommandType = 14
 
 	// IgnorableFlag marks a command type that older versions may skip. Any
 	// other unknown type must stop the state machine: skipping it would fork
@@ -59,6 +64,12 @@ func (t CommandType) String() string {
 		return "set-health"
 	case CommandSetSelfPreservation:
 		return "set-self-preservation"
+	case CommandPutToken:
+		return "put-token"
+	case CommandDeleteToken:
+		return "delete-token"
+	case CommandBootstrapACL:
+		return "bootstrap-acl"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -85,6 +96,9 @@ type Command struct {
 	Health []HealthChange `json:"health,omitempty"`
 	// SelfPreservation is the new mode of a set-self-preservation command.
 	SelfPreservation *SelfPreservation `json:"self_preservation,omitempty"`
+	// Token is the token of a put-token or bootstrap-acl command (a
+	// delete-token names its accessor in ID).
+	Token *Token `json:"token,omitempty"`
 }
 
 // HealthChange sets one instance's health. It applies only while the
@@ -124,7 +138,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	switch t {
 	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
 		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer,
-		CommandSetHealth, CommandSetSelfPreservation:
+		CommandSetHealth, CommandSetSelfPreservation, CommandPutToken, CommandDeleteToken, CommandBootstrapACL:
 	default:
 		if t&IgnorableFlag != 0 {
 			return nil, nil
@@ -148,7 +162,7 @@ func (c *Command) Validate() error {
 	switch c.Type {
 	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
 		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer,
-		CommandSetHealth, CommandSetSelfPreservation:
+		CommandSetHealth, CommandSetSelfPreservation, CommandPutToken, CommandDeleteToken, CommandBootstrapACL:
 	default:
 		return fmt.Errorf("store: %s: %w", c.Type, ErrUnknownCommand)
 	}
@@ -163,7 +177,7 @@ func (c *Command) Validate() error {
 // (the second one answers "not found").
 func (c *Command) Idempotent() bool {
 	switch c.Type {
-	case CommandRegister, CommandPutService, CommandPutNamespace, CommandPutServer, CommandSetHealth, CommandSetSelfPreservation:
+	case CommandRegister, CommandPutService, CommandPutNamespace, CommandPutServer, CommandSetHealth, CommandSetSelfPreservation, CommandPutToken:
 		return true
 	}
 	return false
@@ -188,6 +202,10 @@ func (c *Command) check() error {
 	case CommandPutServer:
 		if c.Server == nil {
 			return fmt.Errorf("%w: put-server without server", ErrInvalid)
+		}
+	case CommandPutToken, CommandBootstrapACL:
+		if c.Token == nil {
+			return fmt.Errorf("%w: %s without a token", ErrInvalid, c.Type)
 		}
 	case CommandSetHealth:
 		if len(c.Health) == 0 {

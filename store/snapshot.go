@@ -24,7 +24,10 @@ type snapRecord struct {
 	Server    *Server     `json:"server,omitempty"`
 	// SelfPreservation is written only once the mode has ever been set.
 	SelfPreservation *SelfPreservation `json:"self_preservation,omitempty"`
-	End              *snapEnd          `json:"end,omitempty"`
+	// ACL is written once access control holds anything, before its tokens.
+	ACL   *snapACL `json:"acl,omitempty"`
+	Token *Token   `json:"token,omitempty"`
+	End   *snapEnd `json:"end,omitempty"`
 }
 
 type snapHeader struct {
@@ -120,6 +123,15 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	if sp := sn.root.selfPres; err == nil && sp != (SelfPreservation{}) {
 		err = put(snapRecord{SelfPreservation: &sp})
 	}
+	if a := sn.root.acl; err == nil && (a.bootstrapped || len(a.tokens) > 0) {
+		err = put(snapRecord{ACL: &snapACL{Index: a.index, Bootstrapped: a.bootstrapped}})
+		for _, id := range slices.Sorted(maps.Keys(a.tokens)) {
+			if err != nil {
+				break
+			}
+			err = put(snapRecord{Token: a.tokens[id]})
+		}
+	}
 	if err == nil {
 		err = enc.Encode(snapRecord{End: &snapEnd{Records: n}})
 	}
@@ -184,7 +196,8 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 		return nil, 0, bad("version %d, this server reads version %d", h.Version, SnapshotVersion)
 	}
 	c := &catalog{namespaces: map[string]*nsEntry{}, servers: map[string]Server{},
-		nsIndex: h.NSIndex, serversIndex: h.ServersIndex, changed: make(chan struct{})}
+		nsIndex: h.NSIndex, serversIndex: h.ServersIndex, acl: emptyACL, changed: make(chan struct{})}
+	var sawACL bool
 	var (
 		curNS    *NamespaceView
 		curSvc   *ServiceView
@@ -240,6 +253,27 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 			c.servers[rec.Server.ID] = *rec.Server
 		case rec.SelfPreservation != nil:
 			c.selfPres = *rec.SelfPreservation
+		case rec.ACL != nil:
+			if sawACL {
+				return nil, 0, bad("access control header twice")
+			}
+			sawACL = true
+			c.acl = &acl{tokens: map[string]*Token{}, byHash: map[string]*Token{}, index: rec.ACL.Index, bootstrapped: rec.ACL.Bootstrapped}
+		case rec.Token != nil:
+			tok := rec.Token
+			if !sawACL {
+				return nil, 0, bad("token %s before the access control header", tok.AccessorID)
+			}
+			if err := tok.validate(); err != nil {
+				return nil, 0, bad("token %s: %v", tok.AccessorID, err)
+			}
+			if c.acl.tokens[tok.AccessorID] != nil || (tok.SecretHash != "" && c.acl.byHash[tok.SecretHash] != nil) {
+				return nil, 0, bad("token %s twice", tok.AccessorID)
+			}
+			c.acl.tokens[tok.AccessorID] = tok
+			if tok.SecretHash != "" {
+				c.acl.byHash[tok.SecretHash] = tok
+			}
 		default:
 			return nil, 0, bad("record %d is empty", records+1)
 		}

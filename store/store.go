@@ -31,6 +31,7 @@ type catalog struct {
 	servers      map[string]Server
 	serversIndex uint64
 	selfPres     SelfPreservation
+	acl          *acl
 	changed      chan struct{}
 }
 
@@ -185,6 +186,7 @@ func emptyCatalog() *catalog {
 	c := &catalog{
 		namespaces: map[string]*nsEntry{},
 		servers:    map[string]Server{},
+		acl:        emptyACL,
 		changed:    make(chan struct{}),
 	}
 	e := &nsEntry{}

@@ -41,6 +41,9 @@ func (s *Server) agentServices(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if !s.authorizeSome(c, store.AccessRead, ns) {
+		return
+	}
 	_, svcs, err := s.node.Store().Services(ns)
 	if err != nil {
 		s.fail(c, err)
@@ -48,6 +51,9 @@ func (s *Server) agentServices(c *gin.Context) {
 	}
 	out := map[string]agentService{}
 	for _, sv := range svcs {
+		if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
+			continue
+		}
 		for _, in := range sv.Instances {
 			if in.Metadata[metaNode] == s.cfg.NodeName {
 				out[in.ID] = s.view(in).service()
@@ -254,6 +260,9 @@ func (s *Server) agentRegister(c *gin.Context) {
 	if ns == "" {
 		ns = s.cfg.Namespace
 	}
+	if !s.authorize(c, store.AccessWrite, ns, r.Name) {
+		return
+	}
 	if _, err := s.node.Store().Namespace(ns); err != nil {
 		s.fail(c, notFound("namespace %q not found (create it with PUT /v1/namespaces/%s)", ns, ns))
 		return
@@ -289,9 +298,15 @@ func (s *Server) agentDeregister(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if !s.authorizeSome(c, store.AccessWrite, ns) {
+		return
+	}
 	in, err := s.fresh(c, func() (*store.Instance, error) { return s.findInstance(ns, c.Param("id")) })
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if !s.authorize(c, store.AccessWrite, ns, in.Service) {
 		return
 	}
 	err = s.apply(c, &store.Command{Type: store.CommandDeregister, Namespace: ns, Service: in.Service, ID: in.ID})
@@ -310,6 +325,9 @@ func (s *Server) agentMaintenance(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if !s.authorizeSome(c, store.AccessWrite, ns) {
+		return
+	}
 	v, ok := c.GetQuery("enable")
 	enable, perr := strconv.ParseBool(v)
 	if !ok || perr != nil {
@@ -319,6 +337,9 @@ func (s *Server) agentMaintenance(c *gin.Context) {
 	in, err := s.fresh(c, func() (*store.Instance, error) { return s.findInstance(ns, c.Param("id")) })
 	if err != nil {
 		s.fail(c, err)
+		return
+	}
+	if !s.authorize(c, store.AccessWrite, ns, in.Service) {
 		return
 	}
 	next := *in
@@ -349,6 +370,9 @@ func (s *Server) checkTTL(state string) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
+		if !s.authorizeSome(c, store.AccessWrite, ns) {
+			return
+		}
 		state := state
 		if state == "" {
 			var u struct{ Status, Output string }
@@ -365,6 +389,9 @@ func (s *Server) checkTTL(state string) gin.HandlerFunc {
 		in, err := s.fresh(c, func() (*store.Instance, error) { return s.findCheck(ns, strings.TrimPrefix(c.Param("check"), "/")) })
 		if err != nil {
 			s.fail(c, err)
+			return
+		}
+		if !s.authorize(c, store.AccessWrite, ns, in.Service) {
 			return
 		}
 		if !in.Ephemeral || in.Check.Type != store.CheckTTL {

@@ -51,6 +51,23 @@ type Config struct {
 	// Hold counts a blocking query against its client (api.Server's
 	// HoldBlocking); nil: not counted.
 	Hold func(c *gin.Context) (release func(), ok bool)
+	// Auth checks tokens (api.Server provides it); nil: everything is
+	// allowed.
+	Auth Auth
+}
+
+// Auth is access control, as api.Server does it.
+type Auth interface {
+	// Guard records what a route needs; routes without one are refused.
+	Guard(method, path string, n api.Need)
+	// Authorize returns a *api.DeniedError unless the caller may have
+	// access on service svc of ns (svc "": the namespace).
+	Authorize(c *gin.Context, access store.Access, ns, svc string) error
+	// AllowedSome reports whether the caller may have access on some
+	// service of ns.
+	AllowedSome(c *gin.Context, access store.Access, ns string) bool
+	// Accessor names the caller's token ("" while access control is off).
+	Accessor(c *gin.Context) string
 }
 
 // Server answers Consul's endpoints from node's catalog.
@@ -94,31 +111,70 @@ func New(closing context.Context, cfg Config, node api.Node) *Server {
 	return &Server{cfg: cfg, node: node, logger: cfg.Logger, answers: map[string]answerIndex{}, closing: closing}
 }
 
-// Mount adds the endpoints to e.
+// Mount adds the endpoints to e. Each handler checks the token itself, once
+// it knows the namespace and service (from the query, the body or an
+// instance id).
 func (s *Server) Mount(e *gin.Engine) {
 	v1 := e.Group("/v1")
-	v1.GET("/status/leader", s.statusLeader)
-	v1.GET("/status/peers", s.statusPeers)
+	add := func(method, path string, n api.Need, h gin.HandlerFunc) {
+		if s.cfg.Auth != nil {
+			s.cfg.Auth.Guard(method, "/v1"+path, n)
+		}
+		v1.Handle(method, path, h)
+	}
+	get := func(path string, h gin.HandlerFunc) { add(http.MethodGet, path, api.HandlerChecks, h) }
+	put := func(path string, h gin.HandlerFunc) { add(http.MethodPut, path, api.HandlerChecks, h) }
+	add(http.MethodGet, "/status/leader", api.OpenRoute, s.statusLeader)
+	add(http.MethodGet, "/status/peers", api.OpenRoute, s.statusPeers)
+	add(http.MethodGet, "/agent/self", api.AnyTokenRoute, s.agentSelf)
+	add(http.MethodGet, "/catalog/datacenters", api.AnyTokenRoute, s.catalogDatacenters)
 
-	v1.GET("/agent/self", s.agentSelf)
-	v1.GET("/agent/services", s.agentServices)
-	v1.PUT("/agent/service/register", s.agentRegister)
-	v1.PUT("/agent/service/deregister/:id", s.agentDeregister)
-	v1.PUT("/agent/service/maintenance/:id", s.agentMaintenance)
-	v1.PUT("/agent/check/pass/*check", s.checkTTL("passing"))
-	v1.PUT("/agent/check/warn/*check", s.checkTTL("warning"))
-	v1.PUT("/agent/check/fail/*check", s.checkTTL("critical"))
-	v1.PUT("/agent/check/update/*check", s.checkTTL(""))
+	get("/agent/services", s.agentServices)
+	put("/agent/service/register", s.agentRegister)
+	put("/agent/service/deregister/:id", s.agentDeregister)
+	put("/agent/service/maintenance/:id", s.agentMaintenance)
+	put("/agent/check/pass/*check", s.checkTTL("passing"))
+	put("/agent/check/warn/*check", s.checkTTL("warning"))
+	put("/agent/check/fail/*check", s.checkTTL("critical"))
+	put("/agent/check/update/*check", s.checkTTL(""))
 
-	v1.GET("/catalog/datacenters", s.catalogDatacenters)
-	v1.GET("/catalog/services", s.catalogServices)
-	v1.GET("/catalog/service/:svc", s.catalogService)
-	v1.GET("/catalog/nodes", s.catalogNodes)
-	v1.GET("/catalog/node/:node", s.catalogNode)
+	get("/catalog/services", s.catalogServices)
+	get("/catalog/service/:svc", s.catalogService)
+	get("/catalog/nodes", s.catalogNodes)
+	get("/catalog/node/:node", s.catalogNode)
 
-	v1.GET("/health/service/:svc", s.healthService)
-	v1.GET("/health/checks/:svc", s.healthChecks)
-	v1.GET("/health/state/:state", s.healthState)
+	get("/health/service/:svc", s.healthService)
+	get("/health/checks/:svc", s.healthChecks)
+	get("/health/state/:state", s.healthState)
+}
+
+// allowed reports whether the caller may have access on svc in ns (what a
+// list shows).
+func (s *Server) allowed(c *gin.Context, access store.Access, ns, svc string) bool {
+	return s.cfg.Auth == nil || s.cfg.Auth.Authorize(c, access, ns, svc) == nil
+}
+
+// authorize answers 401/403 and returns false unless the caller may have
+// access on svc in ns.
+func (s *Server) authorize(c *gin.Context, access store.Access, ns, svc string) bool {
+	if s.cfg.Auth == nil {
+		return true
+	}
+	if err := s.cfg.Auth.Authorize(c, access, ns, svc); err != nil {
+		s.fail(c, err)
+		return false
+	}
+	return true
+}
+
+// authorizeSome answers 401/403 and returns false unless the caller may
+// have access on some service of ns.
+func (s *Server) authorizeSome(c *gin.Context, access store.Access, ns string) bool {
+	if s.cfg.Auth == nil || s.cfg.Auth.AllowedSome(c, access, ns) {
+		return true
+	}
+	s.fail(c, s.cfg.Auth.Authorize(c, access, ns, ""))
+	return false
 }
 
 // Consul answers errors in plain text.
@@ -140,9 +196,12 @@ func notFound(format string, args ...any) error {
 func (s *Server) fail(c *gin.Context, err error) {
 	status := http.StatusInternalServerError
 	var he *httpError
+	var denied *api.DeniedError
 	switch {
 	case errors.As(err, &he):
 		status = he.status
+	case errors.As(err, &denied):
+		status = denied.Status
 	case errors.Is(err, store.ErrInvalid):
 		status = http.StatusBadRequest
 	case errors.Is(err, store.ErrNamespaceNotFound), errors.Is(err, store.ErrServiceNotFound), errors.Is(err, store.ErrInstanceNotFound):

@@ -123,7 +123,7 @@ func (f filters) keep(v view, checks []healthCheck) bool {
 
 // cacheKey names an answer: the namespace, the path and the parameters
 // that shape it (not index, wait, stale or consistent).
-func cacheKey(c *gin.Context, ns string) string {
+func (s *Server) cacheKey(c *gin.Context, ns string) string {
 	q := c.Request.URL.Query()
 	for k := range q {
 		switch k {
@@ -132,21 +132,29 @@ func cacheKey(c *gin.Context, ns string) string {
 			q.Del(k)
 		}
 	}
-	return ns + " " + c.Request.URL.Path + "?" + q.Encode()
+	key := ns + " " + c.Request.URL.Path + "?" + q.Encode()
+	if s.cfg.Auth != nil {
+		// Lists show what the token may read: one answer per token.
+		key += " " + s.cfg.Auth.Accessor(c)
+	}
+	return key
 }
 
 func (s *Server) catalogServices(c *gin.Context) {
 	ns, f, ok := s.scope(c)
-	if !ok {
+	if !ok || !s.authorizeSome(c, store.AccessRead, ns) {
 		return
 	}
-	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
 		nv, svcs, err := s.node.Store().Services(ns)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		out := map[string][]string{}
 		for _, sv := range svcs {
+			if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
+				continue
+			}
 			var tags []string
 			seen := false
 			for _, in := range sv.Instances {
@@ -172,11 +180,11 @@ func (s *Server) catalogServices(c *gin.Context) {
 
 func (s *Server) catalogService(c *gin.Context) {
 	ns, f, ok := s.scope(c)
-	if !ok {
+	if !ok || !s.authorize(c, store.AccessRead, ns, c.Param("svc")) {
 		return
 	}
 	svc := c.Param("svc")
-	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
 		out := []catalogService{}
 		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
 			if f.keep(v, v.checks()) {
@@ -189,12 +197,12 @@ func (s *Server) catalogService(c *gin.Context) {
 
 func (s *Server) healthService(c *gin.Context) {
 	ns, f, ok := s.scope(c)
-	if !ok {
+	if !ok || !s.authorize(c, store.AccessRead, ns, c.Param("svc")) {
 		return
 	}
 	near := c.Query("near")
 	svc := c.Param("svc")
-	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
 		out := []serviceEntry{}
 		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
 			checks := v.checks()
@@ -243,11 +251,11 @@ func (s *Server) sortNear(out []serviceEntry, near string) {
 
 func (s *Server) healthChecks(c *gin.Context) {
 	ns, f, ok := s.scope(c)
-	if !ok {
+	if !ok || !s.authorize(c, store.AccessRead, ns, c.Param("svc")) {
 		return
 	}
 	svc := c.Param("svc")
-	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
 		out := []healthCheck{}
 		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
 			checks := v.checks()
@@ -270,13 +278,19 @@ func (s *Server) healthState(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	if !s.authorizeSome(c, store.AccessRead, ns) {
+		return
+	}
+	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
 		nv, svcs, err := s.node.Store().Services(ns)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		out := []healthCheck{}
 		for _, sv := range svcs {
+			if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
+				continue
+			}
 			for _, in := range sv.Instances {
 				for _, ch := range s.view(in).checks() {
 					if state == "any" || ch.Status == state {
@@ -295,14 +309,20 @@ func (s *Server) catalogNodes(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if !s.authorizeSome(c, store.AccessRead, ns) {
+		return
+	}
 	dc := c.Query("dc")
-	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
 		nv, svcs, err := s.node.Store().Services(ns)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		byName := map[string]node{}
 		for _, sv := range svcs {
+			if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
+				continue
+			}
 			for _, in := range sv.Instances {
 				v := s.view(in)
 				if dc != "" && v.dc != dc {
@@ -330,8 +350,11 @@ func (s *Server) catalogNode(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
+	if !s.authorizeSome(c, store.AccessRead, ns) {
+		return
+	}
 	name := c.Param("node")
-	s.read(c, cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
 		nv, svcs, err := s.node.Store().Services(ns)
 		if err != nil {
 			return nil, 0, nil, err
@@ -341,6 +364,9 @@ func (s *Server) catalogNode(c *gin.Context) {
 			Services map[string]agentService
 		}
 		for _, sv := range svcs {
+			if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
+				continue
+			}
 			for _, in := range sv.Instances {
 				v := s.view(in)
 				if v.nodeName() != name {

@@ -3,7 +3,11 @@
 // types, so a client can share them without pulling in gin or raft.
 package wire
 
-import "github.com/switchyard-io/switchyard/store"
+import (
+	"time"
+
+	"github.com/switchyard-io/switchyard/store"
+)
 
 // RegisterRequest is the body of PUT …/instances/{id}. Pointer fields tell
 // "absent" (take the default: weight 100, enabled, ephemeral) from zero.
@@ -113,4 +117,47 @@ type CheckStatus struct {
 	// For ephemeral instances: how long ago any server last heard from it
 	// (-1: not since the answering server started).
 	LastHeartbeatAgeMs *float64 `json:"last_heartbeat_age_ms,omitempty"`
+}
+
+// TokenRequest is the body of POST /v1/acl/tokens and PUT
+// /v1/acl/tokens/{accessor}. Rules read ACCESS:NAMESPACE[/SERVICE-PREFIX]
+// ("read:default", "write:payments/checkout-", "admin:*"). In a PUT, absent
+// fields keep their values.
+type TokenRequest struct {
+	Description *string  `json:"description,omitempty"`
+	Rules       []string `json:"rules,omitempty"`
+	// RotateSecret gives the token a new secret (PUT only); the old one
+	// stops working at once.
+	RotateSecret bool `json:"rotate_secret,omitempty"`
+}
+
+// Token is an access token as the API shows it. Secret is set only in the
+// answer that created it (or rotated it): it is not stored and cannot be
+// shown again.
+type Token struct {
+	AccessorID  string    `json:"accessor_id"`
+	Secret      string    `json:"secret,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Rules       []string  `json:"rules"`
+	CreateTime  time.Time `json:"create_time"`
+	CreateIndex uint64    `json:"create_index"`
+	ModifyIndex uint64    `json:"modify_index"`
+}
+
+// TokensResponse is the answer of GET /v1/acl/tokens.
+type TokensResponse struct {
+	// AccessControl says whether the answering server checks tokens.
+	AccessControl bool    `json:"access_control"`
+	Bootstrapped  bool    `json:"bootstrapped"`
+	Tokens        []Token `json:"tokens"`
+}
+
+// WireToken renders a stored token.
+func WireToken(t *store.Token) Token {
+	out := Token{AccessorID: t.AccessorID, Description: t.Description, Rules: make([]string, len(t.Rules)),
+		CreateTime: t.CreateTime, CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
+	for i, r := range t.Rules {
+		out.Rules[i] = r.String()
+	}
+	return out
 }

@@ -51,6 +51,7 @@ func startBackend(t *testing.T) *backend {
 // within 2 s of its deregistration.
 func TestGRPCResolver(t *testing.T) {
 	cfg := server.DefaultConfig()
+	cfg.ACL.Enabled = false
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = "r1", t.TempDir(), true
 	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond

@@ -46,14 +46,26 @@ func (c *common) api() (*client.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.NewAPI(serverURL(c.server), hc)
+	a, err := client.NewAPI(serverURL(c.server), hc)
+	if err != nil {
+		return nil, err
+	}
+	return a.WithToken(c.tls.token), nil
 }
 
 // tlsClientFlags: how a client command trusts an HTTPS server and proves
-// itself to one that verifies clients.
-type tlsClientFlags struct{ ca, cert, key string }
+// itself to one that verifies clients, and the token it sends.
+type tlsClientFlags struct{ ca, cert, key, token string }
+
+// authorize adds the token to a request made by hand.
+func (t *tlsClientFlags) authorize(req *http.Request) {
+	if t.token != "" {
+		req.Header.Set(api.HeaderToken, t.token)
+	}
+}
 
 func (t *tlsClientFlags) flags(fs *flag.FlagSet) {
+	fs.StringVar(&t.token, "token", "", "token secret for a server with access control (or REGISTRY_TOKEN)")
 	fs.StringVar(&t.ca, "ca-cert", "", "CA certificate that signed the server's (HTTPS)")
 	fs.StringVar(&t.cert, "client-cert", "", "client certificate, for a server with --tls-verify-clients")
 	fs.StringVar(&t.key, "client-key", "", "the key of --client-cert")

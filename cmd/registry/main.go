@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			recoverCommand(stdout),
 			keygenCommand(stdout),
 			tlsCommand(stdout),
+			tokenCommand(stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

@@ -73,6 +73,10 @@ type serverOptions struct {
 	tlsCert, tlsKey, tlsCA string
 	tlsVerifyClients       bool
 
+	insecureDev        bool
+	bootstrapTokenFile string
+	devACL             bool
+
 	dev bool
 }
 
@@ -86,6 +90,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 		fs.StringVar(&o.adminAddr, "admin-addr", "", "serve Go profiling (/debug/pprof/) and /metrics on this address too (empty: none)")
+		fs.BoolVar(&o.devACL, "acl", false, "check tokens, as registry server does (a bootstrap admin token is printed); without it everything is open")
 		return
 	}
 	def := server.DefaultConfig()
@@ -136,6 +141,8 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.raftTLSKey, "raft-tls-key", "", "the key of --raft-tls-cert")
 	fs.StringVar(&o.raftTLSCA, "raft-tls-ca", "", "the cluster's CA certificate (ca.pem)")
 	fs.StringVar(&o.gossipKeys, "gossip-key", "", "base64 32-byte keys that seal gossip (registry keygen makes one), comma-separated: the first seals, any opens (to roll a key in); every server needs the same")
+	fs.BoolVar(&o.insecureDev, "insecure-dev", false, "run WITHOUT access control: anyone who reaches the API may change the catalog (development only)")
+	fs.StringVar(&o.bootstrapTokenFile, "bootstrap-token-file", "", "file holding the secret of the first admin token (registry token secret makes one); without it the first leader makes a random one and prints it once")
 	fs.BoolVar(&o.noConsulAPI, "no-consul-api", false, "do not serve Consul's HTTP endpoints (/v1/agent, /v1/catalog, /v1/health/…, /v1/status)")
 	fs.StringVar(&o.consulNamespace, "consul-namespace", store.DefaultNamespace, "the namespace Consul requests without ?ns= use")
 }
@@ -219,6 +226,7 @@ func devCommand(stdout io.Writer) *ffcli.Command {
 			}
 			o.nodeID = "dev"
 			o.bootstrap = true
+			o.insecureDev = !o.devACL
 			o.region, o.datacenter, o.unit = "local", "local", "local"
 			return runServer(ctx, o, stdout)
 		},
@@ -317,6 +325,29 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 			cfg.Gossip.Keys = append(cfg.Gossip.Keys, b)
 		}
 	}
+	cfg.ACL.Enabled = !o.insecureDev
+	if o.bootstrapTokenFile != "" {
+		if o.insecureDev {
+			return errors.New("--bootstrap-token-file makes no sense with --insecure-dev: access control is off")
+		}
+		b, err := os.ReadFile(o.bootstrapTokenFile)
+		if err != nil {
+			return fmt.Errorf("--bootstrap-token-file: %w", err)
+		}
+		secret := strings.TrimSpace(string(b))
+		if err := api.CheckSecret(secret); err != nil {
+			return fmt.Errorf("--bootstrap-token-file %s: %w", o.bootstrapTokenFile, err)
+		}
+		cfg.ACL.BootstrapSecret = secret
+	}
+	type bootstrapped struct {
+		accessor, secret string
+		generated        bool
+	}
+	bootCh := make(chan bootstrapped, 1)
+	cfg.ACL.OnBootstrap = func(accessor, secret string, generated bool) {
+		bootCh <- bootstrapped{accessor, secret, generated}
+	}
 	if !o.dev {
 		l := o.limits
 		if l.RequestsPerSecond > 0 && l.Burst == 0 {
@@ -358,6 +389,9 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.insecureDev && !o.dev {
+		logger.Warn("access control is OFF (--insecure-dev): anyone who reaches the API may change the catalog")
+	}
 	if len(cfg.Join) > 0 && srv.Node().HadState() {
 		logger.Info("data directory holds cluster state; joining gossip only", "join", cfg.Join)
 	}
@@ -369,13 +403,26 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		case err := <-srv.Err():
 			_ = srv.Kill()
 			return err
+		case b := <-bootCh:
+			if b.generated {
+				fmt.Fprintf(stdout, "Access control bootstrapped. The admin token, shown this once (only its hash is stored):\n"+
+					"  accessor: %s\n  secret:   %s\n"+
+					"Use it with --token or REGISTRY_TOKEN, e.g. registry token create --rule write:default --server http://%s\n",
+					b.accessor, b.secret, srv.HTTPAddr())
+			} else {
+				fmt.Fprintf(stdout, "Access control bootstrapped with the admin token of --bootstrap-token-file (accessor %s)\n", b.accessor)
+			}
 		case err := <-readyErr:
 			readyErr = nil
 			if err != nil {
 				continue
 			}
 			if o.dev {
-				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s, dns %s (data in %s%s)\n", srv.HTTPAddr(), srv.DNSAddr(), o.dataDir, removedAtExit)
+				acl := "access control OFF: anyone who reaches it may change the catalog"
+				if !o.insecureDev {
+					acl = "access control on"
+				}
+				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s, dns %s (data in %s%s; %s)\n", srv.HTTPAddr(), srv.DNSAddr(), o.dataDir, removedAtExit, acl)
 			} else {
 				fmt.Fprintf(stdout, "Switchyard server %s ready: http://%s, raft %s, gossip %s, dns %s\n", o.nodeID, srv.HTTPAddr(), srv.Node().RaftAddr(), srv.Pool().Addr(), srv.DNSAddr())
 			}

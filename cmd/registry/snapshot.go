@@ -75,6 +75,7 @@ func snapshotSaveCommand(stdout io.Writer) *ffcli.Command {
 			if err != nil {
 				return err
 			}
+			tf.authorize(req)
 			resp, err := hc.Do(req)
 			if err != nil {
 				return fmt.Errorf("snapshot: %w", err)
@@ -157,6 +158,7 @@ func snapshotRestoreCommand(stdout io.Writer) *ffcli.Command {
 				if err != nil {
 					return err
 				}
+				tf.authorize(req)
 				resp, err := hc.Do(req)
 				if err != nil {
 					return fmt.Errorf("restore: %w", err)

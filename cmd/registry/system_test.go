@@ -311,7 +311,7 @@ type memberJSON struct {
 	RaftAddr string `json:"raft_addr"`
 }
 
-var devBanner = regexp.MustCompile(`Switchyard dev server ready: http://(\S+), dns \S+ \(data in (.+?)(, removed at exit)?\)\n`)
+var devBanner = regexp.MustCompile(`Switchyard dev server ready: http://(\S+), dns \S+ \(data in (.+?)(, removed at exit)?; access control (?:on|OFF: anyone who reaches it may change the catalog)\)\n`)
 
 // waitBanner waits for the dev server's ready line and returns its HTTP
 // address, its data directory and whether it says the data is temporary.
@@ -496,8 +496,88 @@ func testServerConfig(t *testing.T, bin string) {
 	if entries, err := os.ReadDir(dataDir); err != nil || len(entries) == 0 {
 		t.Errorf("REGISTRY_DATA_DIR %s holds nothing (err %v)", dataDir, err)
 	}
+	testServerSecure(t, bin, p, httpAddr, raftAddr, dataDir)
+}
+
+var bootstrapBanner = regexp.MustCompile(`(?s)Access control bootstrapped\. The admin token, shown this once.*?accessor: ([0-9a-f]{32})\n  secret:   (swy_\S+)\n`)
+
+// testServerSecure: `registry server` starts with access control on. Its
+// first start prints the bootstrap admin token once; the CLI needs it.
+func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dataDir string) {
+	var m []string
+	waitFor(t, 10*time.Second, "the bootstrap token on stdout", func() bool {
+		m = bootstrapBanner.FindStringSubmatch(p.stdout.String())
+		return m != nil
+	})
+	secret := m[2]
+	reg := []string{"register", "--server", httpAddr, "--service", "web", "--id", "w1", "--address", "10.0.0.1", "--port", "80", "--output", "json"}
+	if r := cli(t, bin, reg...); r.code == 0 || !strings.Contains(r.stderr, "401") || !strings.Contains(r.stderr, "X-Switchyard-Token") {
+		t.Errorf("register without a token: exit %d, stderr %q; want a 401 that says how to send a token", r.code, r.stderr)
+	}
+	var in struct{ ID string }
+	cliOK(t, bin, &in, append(reg, "--token", secret)...)
+	if in.ID != "w1" {
+		t.Errorf("register with the bootstrap token: %+v", in)
+	}
+	var tok struct {
+		AccessorID string `json:"accessor_id"`
+		Secret     string
+		Rules      []string
+	}
+	cliOK(t, bin, &tok, "token", "create", "--server", httpAddr, "--token", secret, "--rule", "read:default", "--description", "reader", "--output", "json")
+	if tok.Secret == "" || len(tok.Rules) != 1 || tok.Rules[0] != "read:default" {
+		t.Fatalf("token create: %+v", tok)
+	}
+	var list struct {
+		AccessControl bool `json:"access_control"`
+		Tokens        []struct {
+			AccessorID string `json:"accessor_id"`
+			Secret     string
+		}
+	}
+	cliOK(t, bin, &list, "token", "list", "--server", httpAddr, "--token", secret, "--output", "json")
+	if !list.AccessControl || len(list.Tokens) != 3 { // bootstrap, reader, anonymous
+		t.Errorf("token list: %+v", list)
+	}
+	for _, x := range list.Tokens {
+		if x.Secret != "" {
+			t.Errorf("token list shows a secret")
+		}
+	}
+	// The reader may look up, not register; REGISTRY_TOKEN works as --token.
+	var lk lookupJSON
+	cliOK(t, bin, &lk, "lookup", "--server", httpAddr, "--token", tok.Secret, "--output", "json", "web")
+	if r := cli(t, bin, append(reg[:len(reg):len(reg)], "--token", tok.Secret)...); r.code == 0 || !strings.Contains(r.stderr, "403") {
+		t.Errorf("register with a read token: exit %d, stderr %q; want 403", r.code, r.stderr)
+	}
+	if r := cli(t, bin, "token", "revoke", "--server", httpAddr, "--token", secret, tok.AccessorID); r.code != 0 {
+		t.Errorf("token revoke: exit %d %s", r.code, r.stderr)
+	}
+	if r := cli(t, bin, "lookup", "--server", httpAddr, "--token", tok.Secret, "web"); r.code == 0 || !strings.Contains(r.stderr, "401") {
+		t.Errorf("lookup with a revoked token: exit %d, stderr %q; want 401", r.code, r.stderr)
+	}
+
+	// A restart finds the cluster bootstrapped: no second token.
 	if err := p.stop(t); err != nil {
 		t.Errorf("registry server exited with %v after SIGTERM, want 0", err)
+	}
+	p2 := startProc(t, bin, nil,
+		"server", "--node-id", "from-env", "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr)
+	waitHealthy(t, p2, httpAddr, 20*time.Second)
+	cliOK(t, bin, &lk, "lookup", "--server", httpAddr, "--token", secret, "--output", "json", "web")
+	if strings.Contains(p2.stdout.String(), "Access control bootstrapped") {
+		t.Errorf("a restarted server printed a bootstrap token again:\n%s", p2.stdout.String())
+	}
+	if err := p2.stop(t); err != nil {
+		t.Errorf("restarted registry server exited with %v after SIGTERM, want 0", err)
+	}
+	// Placeholder secrets are refused before anything starts.
+	bad := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(bad, []byte("changeme-changeme-changeme-changeme\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := cli(t, bin, "server", "--node-id", "x", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t), "--bootstrap", "--bootstrap-token-file", bad); r.code == 0 || !strings.Contains(r.stderr, "placeholder") {
+		t.Errorf("server with a placeholder bootstrap secret: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
 

@@ -9,7 +9,7 @@
 //
 // Configuration (environment): CALLER_ADDR (default :8090), CALLER_SERVICE
 // (default echo), CALLER_INTERVAL (default 20ms), REGISTRY_SERVERS,
-// REGISTRY_NAMESPACE, LOCALITY (region/datacenter/unit), CACHE_DIR.
+// REGISTRY_NAMESPACE, REGISTRY_TOKEN, LOCALITY (region/datacenter/unit), CACHE_DIR.
 package main
 
 import (
@@ -108,7 +108,8 @@ func main() {
 		_ = os.MkdirAll(cache, 0o755)
 	}
 	c, err := client.New(client.Config{Servers: strings.Split(env("REGISTRY_SERVERS", "127.0.0.1:7400"), ","),
-		Namespace: env("REGISTRY_NAMESPACE", store.DefaultNamespace), Locality: loc, CacheDir: cache, Logger: logger})
+		Namespace: env("REGISTRY_NAMESPACE", store.DefaultNamespace), Locality: loc, CacheDir: cache, Logger: logger,
+		Token: os.Getenv("REGISTRY_TOKEN")})
 	if err != nil {
 		logger.Error("client", "err", err)
 		os.Exit(1)

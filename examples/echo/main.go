@@ -5,7 +5,7 @@
 // Configuration (environment): ECHO_ADDR (listen address, default :8080),
 // ECHO_ADVERTISE (address registered, default the container's host name),
 // ECHO_ID, ECHO_SERVICE (default echo), REGISTRY_SERVERS (comma-separated),
-// REGISTRY_NAMESPACE, LOCALITY (region/datacenter/unit).
+// REGISTRY_NAMESPACE, REGISTRY_TOKEN, LOCALITY (region/datacenter/unit).
 package main
 
 import (
@@ -79,7 +79,8 @@ func run(logger *slog.Logger) error {
 	go hs.Serve(ln)
 
 	c, err := client.New(client.Config{Servers: strings.Split(env("REGISTRY_SERVERS", "127.0.0.1:7400"), ","),
-		Namespace: env("REGISTRY_NAMESPACE", store.DefaultNamespace), Locality: loc, Logger: logger})
+		Namespace: env("REGISTRY_NAMESPACE", store.DefaultNamespace), Locality: loc, Logger: logger,
+		Token: os.Getenv("REGISTRY_TOKEN")})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/wire"
+)
+
+func tokenCommand(stdout io.Writer) *ffcli.Command {
+	return &ffcli.Command{
+		Name:       "token",
+		ShortUsage: "registry token create|list|update|revoke|self|secret [flags]",
+		ShortHelp:  "manage access tokens",
+		LongHelp: "Tokens carry rules ACCESS:NAMESPACE[/SERVICE-PREFIX]:\n" +
+			"  read   lookups, lists, settings     e.g. read:default, read:*\n" +
+			"  write  register, heartbeat, deregister  e.g. write:payments/checkout-\n" +
+			"  admin  settings; on * also tokens, backups and the cluster  e.g. admin:*\n" +
+			"The anonymous token's rules apply to requests without a token, and to DNS.\n" +
+			"Every command but secret needs an admin:* token (--token or REGISTRY_TOKEN).",
+		FlagSet: flag.NewFlagSet("registry token", flag.ContinueOnError),
+		Subcommands: []*ffcli.Command{
+			tokenCreateCommand(stdout), tokenListCommand(stdout), tokenUpdateCommand(stdout),
+			tokenRevokeCommand(stdout), tokenSelfCommand(stdout), tokenSecretCommand(stdout),
+		},
+		Exec: func(context.Context, []string) error { return flag.ErrHelp },
+	}
+}
+
+func tokenCreateCommand(stdout io.Writer) *ffcli.Command {
+	var (
+		c           common
+		rules       listFlag
+		description string
+	)
+	fs := flag.NewFlagSet("registry token create", flag.ContinueOnError)
+	c.flags(fs)
+	fs.Var(&rules, "rule", "a rule ACCESS:NAMESPACE[/SERVICE-PREFIX] (repeatable, at least one)")
+	fs.StringVar(&description, "description", "", "what the token is for")
+	return &ffcli.Command{
+		Name:       "create",
+		ShortUsage: "registry token create --rule write:default/web --description D",
+		ShortHelp:  "create a token; its secret is shown this once",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unexpected arguments %q", args)
+			}
+			if len(rules) == 0 {
+				return fmt.Errorf("give at least one --rule, e.g. --rule read:default")
+			}
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			t, err := a.CreateToken(ctx, description, rules)
+			if err != nil {
+				return err
+			}
+			return printToken(stdout, c.output, t)
+		},
+	}
+}
+
+func tokenUpdateCommand(stdout io.Writer) *ffcli.Command {
+	var (
+		c           common
+		rules       listFlag
+		description string
+		rotate      bool
+	)
+	fs := flag.NewFlagSet("registry token update", flag.ContinueOnError)
+	c.flags(fs)
+	fs.Var(&rules, "rule", "the token's new rules (repeatable; absent: kept)")
+	fs.StringVar(&description, "description", "", "a new description (absent: kept)")
+	fs.BoolVar(&rotate, "rotate-secret", false, "give the token a new secret, shown this once; the old one stops working")
+	return &ffcli.Command{
+		Name:       "update",
+		ShortUsage: "registry token update ACCESSOR [--rule R]... [--description D] [--rotate-secret]",
+		ShortHelp:  "change a token's rules or description, or rotate its secret (ACCESSOR anonymous: the rules of requests without a token, and of DNS)",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give the token's accessor (registry token list shows them)")
+			}
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			var req wire.TokenRequest
+			fs.Visit(func(f *flag.Flag) {
+				switch f.Name {
+				case "rule":
+					req.Rules = rules
+				case "description":
+					req.Description = &description
+				}
+			})
+			req.RotateSecret = rotate
+			t, err := a.UpdateToken(ctx, args[0], req)
+			if err != nil {
+				return err
+			}
+			return printToken(stdout, c.output, t)
+		},
+	}
+}
+
+func tokenListCommand(stdout io.Writer) *ffcli.Command {
+	var c common
+	fs := flag.NewFlagSet("registry token list", flag.ContinueOnError)
+	c.flags(fs)
+	return &ffcli.Command{
+		Name:       "list",
+		ShortUsage: "registry token list",
+		ShortHelp:  "list the tokens (never their secrets)",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			out, err := a.Tokens(ctx)
+			if err != nil {
+				return err
+			}
+			if c.output == "json" {
+				return printJSON(stdout, out)
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ACCESSOR\tRULES\tDESCRIPTION\tCREATED")
+			for _, t := range out.Tokens {
+				created := "-"
+				if !t.CreateTime.IsZero() {
+					created = t.CreateTime.UTC().Format("2006-01-02 15:04:05Z")
+				}
+				rules := strings.Join(t.Rules, " ")
+				if rules == "" {
+					rules = "(none)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.AccessorID, rules, t.Description, created)
+			}
+			if !out.AccessControl {
+				fmt.Fprintln(tw, "(access control is off on this server: tokens are kept but not checked)")
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func tokenRevokeCommand(stdout io.Writer) *ffcli.Command {
+	var c common
+	fs := flag.NewFlagSet("registry token revoke", flag.ContinueOnError)
+	c.flags(fs)
+	return &ffcli.Command{
+		Name:       "revoke",
+		ShortUsage: "registry token revoke ACCESSOR",
+		ShortHelp:  "revoke a token: its secret stops working at once (the last admin:* token cannot be revoked)",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give the token's accessor (registry token list shows them)")
+			}
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			if err := a.RevokeToken(ctx, args[0]); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(stdout, "revoked %s\n", args[0])
+			return err
+		},
+	}
+}
+
+func tokenSelfCommand(stdout io.Writer) *ffcli.Command {
+	var c common
+	fs := flag.NewFlagSet("registry token self", flag.ContinueOnError)
+	c.flags(fs)
+	return &ffcli.Command{
+		Name:       "self",
+		ShortUsage: "registry token self",
+		ShortHelp:  "show the token given by --token: its accessor and rules",
+		FlagSet:    fs,
+		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
+		Exec: func(ctx context.Context, args []string) error {
+			a, err := c.api()
+			if err != nil {
+				return err
+			}
+			t, err := a.TokenSelf(ctx)
+			if err != nil {
+				return err
+			}
+			return printToken(stdout, c.output, t)
+		},
+	}
+}
+
+func tokenSecretCommand(stdout io.Writer) *ffcli.Command {
+	return &ffcli.Command{
+		Name:       "secret",
+		ShortUsage: "registry token secret",
+		ShortHelp:  "print a new random secret, e.g. for registry server --bootstrap-token-file (talks to no server)",
+		FlagSet:    flag.NewFlagSet("registry token secret", flag.ContinueOnError),
+		Exec: func(context.Context, []string) error {
+			_, err := fmt.Fprintln(stdout, api.NewSecret())
+			return err
+		},
+	}
+}
+
+func printToken(w io.Writer, output string, t *wire.Token) error {
+	if output == "json" {
+		return printJSON(w, t)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "accessor:\t%s\n", t.AccessorID)
+	if t.Secret != "" {
+		fmt.Fprintf(tw, "secret:\t%s\t(shown this once: store it now)\n", t.Secret)
+	}
+	fmt.Fprintf(tw, "rules:\t%s\n", strings.Join(t.Rules, " "))
+	if t.Description != "" {
+		fmt.Fprintf(tw, "description:\t%s\n", t.Description)
+	}
+	return tw.Flush()
+}
