@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -24,6 +25,9 @@ var (
 	ErrNoInstance = errors.New("no instance available")
 	// ErrTooManyInstances: the service is full (Limits.MaxInstancesPerService).
 	ErrTooManyInstances = errors.New("too many instances")
+	// ErrKeyring: a keyring change the keyring refused (a key not
+	// installed, the primary key removed).
+	ErrKeyring = errors.New("keyring change refused")
 )
 
 // ErrorBody is the JSON shape of every error answer.
@@ -49,6 +53,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "last_admin"
 	case errors.Is(err, store.ErrBootstrapped):
 		return http.StatusConflict, "bootstrapped"
+	case errors.Is(err, gossip.ErrNotEncrypted):
+		return http.StatusConflict, "not_encrypted"
+	case errors.Is(err, ErrKeyring):
+		return http.StatusConflict, "keyring"
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "body_too_large"
 	case errors.Is(err, ErrBadRequest):

@@ -79,6 +79,9 @@ type Config struct {
 	// Audit receives one line per request that may change something (nil:
 	// Logger, with component=audit).
 	Audit *slog.Logger
+	// Keyring lets an admin rotate this server's gossip keys (nil: GET and
+	// PUT /v1/operator/keyring answer 409 not_encrypted).
+	Keyring Keyring
 	// AccessControl requires a token with the right rules on every request
 	// but health, leader and members (see acl.go). Off: everything is open.
 	AccessControl bool
@@ -201,6 +204,9 @@ func New(cfg Config, node Node) (*Server, error) {
 	v1.DELETE("/cluster/self-preservation", clusterAdmin, s.endSelfPreservation)
 	v1.GET("/snapshot", clusterAdmin, s.saveSnapshot)
 	v1.PUT("/snapshot", clusterAdmin, s.restoreSnapshot)
+
+	v1.GET("/operator/keyring", clusterAdmin, s.getKeyring)
+	v1.PUT("/operator/keyring", clusterAdmin, s.putKeyring)
 
 	v1.GET("/acl/self", anyToken, s.tokenSelf)
 	v1.GET("/acl/tokens", clusterAdmin, s.listTokens)

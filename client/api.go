@@ -281,3 +281,18 @@ func (a *API) TokenSelf(ctx context.Context) (*wire.Token, error) {
 	_, err := a.do(ctx, http.MethodGet, "/v1/acl/self", nil, &out)
 	return &out, err
 }
+
+// Keyring shows the answering server's gossip keyring (fingerprints only).
+func (a *API) Keyring(ctx context.Context) (*wire.KeyringResponse, error) {
+	var out wire.KeyringResponse
+	_, err := a.do(ctx, http.MethodGet, "/v1/operator/keyring", nil, &out)
+	return &out, err
+}
+
+// ChangeKeyring installs, uses or removes a gossip key (base64) on the
+// answering server only.
+func (a *API) ChangeKeyring(ctx context.Context, op, key string) (*wire.KeyringResponse, error) {
+	var out wire.KeyringResponse
+	_, err := a.do(ctx, http.MethodPut, "/v1/operator/keyring", wire.KeyringRequest{Op: op, Key: key}, &out)
+	return &out, err
+}

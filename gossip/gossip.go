@@ -11,6 +11,7 @@
 package gossip
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -110,6 +111,10 @@ type Config struct {
 	// rolled in. Without keys gossip is plaintext; with them, a message
 	// that is not sealed with one of them is dropped.
 	Keys [][]byte
+	// KeyringFile keeps the keys across restarts once they are rotated at
+	// run time (see keyring.go). When it exists it wins over Keys, and
+	// turns encryption on by itself ("": keys live in memory only).
+	KeyringFile string
 
 	Handler  Handler
 	OnChange func() // called (in its own goroutine) after a membership change
@@ -165,6 +170,9 @@ type Pool struct {
 
 	sentBytes atomic.Uint64
 	failures  atomic.Uint64
+
+	kr    *memberlist.Keyring // nil: plaintext
+	keyMu sync.Mutex          // one keyring change at a time, with its file
 }
 
 // Failures counts the members this pool found dead (not those that left).
@@ -228,6 +236,19 @@ func Start(cfg Config) (*Pool, error) {
 	mc.SuspicionMult = cfg.SuspicionMult
 	mc.GossipInterval, mc.PushPullInterval = cfg.GossipInterval, cfg.PushPullInterval
 	mc.TCPTimeout = max(2*time.Second, 4*cfg.ProbeTimeout)
+	if cfg.KeyringFile != "" {
+		saved, err := loadKeyring(cfg.KeyringFile)
+		if err != nil {
+			return nil, err
+		}
+		if saved != nil {
+			if len(cfg.Keys) > 0 && !bytes.Equal(cfg.Keys[0], saved[0]) {
+				logger.Warn("the keyring file wins over the configured gossip key (the keys were rotated since)",
+					"file", cfg.KeyringFile, "configured", Fingerprint(cfg.Keys[0]), "primary", Fingerprint(saved[0]))
+			}
+			cfg.Keys = saved
+		}
+	}
 	if len(cfg.Keys) > 0 {
 		for _, k := range cfg.Keys {
 			if err := CheckKey(k); err != nil {
@@ -239,7 +260,11 @@ func Start(cfg Config) (*Pool, error) {
 			return nil, fmt.Errorf("gossip: keyring: %w", err)
 		}
 		mc.Keyring = kr
+		p.kr = kr
 		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+		if err := p.saveKeyring(); err != nil {
+			return nil, err
+		}
 	}
 	mc.Delegate = (*delegate)(p)
 	mc.Events = (*events)(p)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -360,5 +361,131 @@ func TestEncryptedGossip(t *testing.T) {
 			p.Shutdown()
 			t.Fatalf("key %q accepted", k)
 		}
+	}
+}
+
+// A key is rotated on a running pool in three steps (install, use, remove)
+// without any member falling out; afterwards only the new key joins, and a
+// member restarted with the old key in its configuration keeps the new one
+// from its keyring file.
+func TestKeyRotation(t *testing.T) {
+	oldKey := []byte("0123456789abcdef0123456789abcdef")
+	newKey := []byte("fedcba9876543210fedcba9876543210")
+	dir := t.TempDir()
+	start := func(name string, keys ...[]byte) *Pool {
+		cfg := LocalConfig()
+		cfg.Name, cfg.BindAddr, cfg.Keys = name, "127.0.0.1:0", keys
+		cfg.KeyringFile = filepath.Join(dir, name+".keyring")
+		cfg.Handler = &recorder{}
+		cfg.Logger = testlog.New(t, slog.LevelInfo)
+		p, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Shutdown() })
+		return p
+	}
+	ctx := context.Background()
+	pools := []*Pool{start("a", oldKey), start("b", oldKey), start("c", oldKey)}
+	for _, p := range pools[1:] {
+		if _, err := p.Join(ctx, []string{pools[0].Addr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	allAlive := func(what string) {
+		t.Helper()
+		eventually(t, 5*time.Second, what, func() error {
+			for _, p := range pools {
+				for _, n := range []string{"a", "b", "c"} {
+					if st := statuses(p)[n]; st != StatusAlive {
+						return fmt.Errorf("%s sees %s %q", p.cfg.Name, n, st)
+					}
+				}
+			}
+			return nil
+		})
+	}
+	allAlive("three members alive")
+	failures := func() (n uint64) {
+		for _, p := range pools {
+			n += p.Failures()
+		}
+		return n
+	}
+	before := failures()
+
+	if err := pools[0].UseKey(newKey); err == nil {
+		t.Fatalf("UseKey of a key not installed succeeded")
+	}
+	for _, step := range []struct {
+		name string
+		do   func(*Pool) error
+	}{
+		{"install", func(p *Pool) error { return p.InstallKey(newKey) }},
+		{"use", func(p *Pool) error { return p.UseKey(newKey) }},
+		{"remove", func(p *Pool) error { return p.RemoveKey(oldKey) }},
+	} {
+		for _, p := range pools {
+			if err := step.do(p); err != nil {
+				t.Fatalf("%s on %s: %v", step.name, p.cfg.Name, err)
+			}
+			// Let a few gossip rounds run between servers, as a rolling
+			// change does.
+			time.Sleep(100 * time.Millisecond)
+		}
+		allAlive("alive after " + step.name)
+	}
+	if got := failures(); got != before {
+		t.Errorf("members were found dead during the rotation: %d failures, %d before", got, before)
+	}
+	keys, err := pools[1].Keys()
+	if err != nil || len(keys) != 1 || !keys[0].Primary || keys[0].Fingerprint != Fingerprint(newKey) {
+		t.Fatalf("keyring after rotation: %+v %v", keys, err)
+	}
+	if err := pools[1].RemoveKey(newKey); err == nil {
+		t.Fatalf("removing the primary key succeeded")
+	}
+
+	// Only the new key gets in now.
+	for _, c := range []struct {
+		name string
+		key  []byte
+		ok   bool
+	}{{"old", oldKey, false}, {"new", newKey, true}} {
+		p := startKeyed(t, c.name, c.key)
+		jctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		n, err := p.Join(jctx, []string{pools[0].Addr()})
+		cancel()
+		if joined := err == nil && n > 0; joined != c.ok {
+			t.Errorf("a member with the %s key joined = %v (%v), want %v", c.name, joined, err, c.ok)
+		}
+	}
+
+	// b restarts with the old key in its configuration: its keyring file
+	// has the new one, and it comes back.
+	addr := pools[1].Addr()
+	if err := pools[1].Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := LocalConfig()
+	cfg.Name, cfg.BindAddr, cfg.Keys = "b", addr, [][]byte{oldKey}
+	cfg.KeyringFile = filepath.Join(dir, "b.keyring")
+	cfg.Handler, cfg.Logger = &recorder{}, testlog.New(t, slog.LevelInfo)
+	b2, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b2.Shutdown() })
+	if _, err := b2.Join(ctx, []string{pools[0].Addr()}); err != nil {
+		t.Fatalf("restarted b cannot join with its saved keyring: %v", err)
+	}
+	if keys, _ := b2.Keys(); len(keys) != 1 || keys[0].Fingerprint != Fingerprint(newKey) {
+		t.Errorf("restarted b's keyring: %+v", keys)
+	}
+
+	// A plaintext pool has no keyring to change.
+	plain := startPool(t, "plain2", &recorder{})
+	if err := plain.InstallKey(newKey); !errors.Is(err, ErrNotEncrypted) {
+		t.Errorf("InstallKey on a plaintext pool = %v, want ErrNotEncrypted", err)
 	}
 }

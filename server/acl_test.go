@@ -172,6 +172,10 @@ func TestAccessControlEveryEndpoint(t *testing.T) {
 		{route: "DELETE /v1/cluster/self-preservation", need: needCluster, ok: 200},
 		{route: "GET /v1/snapshot", need: needCluster, ok: 200},
 		{route: "PUT /v1/snapshot", need: needCluster, ok: 400, body: func() any { return []byte("not a backup") }},
+		{route: "GET /v1/operator/keyring", need: needCluster, ok: 409}, // gossip is not encrypted here
+		{route: "PUT /v1/operator/keyring", need: needCluster, ok: 409, body: func() any {
+			return wire.KeyringRequest{Op: "install", Key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+		}},
 		{route: "GET /v1/acl/self", need: needAny, ok: 200},
 		{route: "GET /v1/acl/tokens", need: needCluster, ok: 200},
 		{route: "POST /v1/acl/tokens", need: needCluster, ok: 201, body: func() any { return wire.TokenRequest{Rules: []string{"read:default"}} }},

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -233,6 +234,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	gc.Meta = gossip.Meta{RaftAddr: s.node.RaftAddr(), HTTPAddr: s.httpLn.Addr().String(),
 		Region: cfg.Locality.Region, Datacenter: cfg.Locality.Datacenter, Unit: cfg.Locality.Unit,
 		BootstrapExpect: cfg.BootstrapExpect}
+	gc.KeyringFile = filepath.Join(cfg.DataDir, "gossip-keyring.json")
 	gc.Handler = livenessHandler{s.liveness, logger}
 	gc.OnChange = s.membershipChanged
 	gc.Logger = logger
@@ -247,6 +249,9 @@ func Start(cfg Config) (_ *Server, err error) {
 	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(reg), s.checks
 	ac.Registerer = reg
 	ac.AccessControl = cfg.ACL.Enabled
+	if s.pool.Encrypted() {
+		ac.Keyring = s.pool
+	}
 	topo := &topology{s: s, static: cfg.DatacenterRTT}
 	ac.Locality, ac.Topology = cfg.Locality, topo
 

@@ -161,3 +161,23 @@ func WireToken(t *store.Token) Token {
 	}
 	return out
 }
+
+// KeyringRequest is the body of PUT /v1/operator/keyring: op is install,
+// use or remove, key a base64 32-byte gossip key.
+type KeyringRequest struct {
+	Op  string `json:"op"`
+	Key string `json:"key"`
+}
+
+// GossipKey is one key of a server's gossip keyring, shown by fingerprint
+// (the first 8 bytes of its SHA-256) only.
+type GossipKey struct {
+	Fingerprint string `json:"fingerprint"`
+	Primary     bool   `json:"primary"`
+}
+
+// KeyringResponse is the answer of GET and PUT /v1/operator/keyring: the
+// answering server's keyring, the primary key first.
+type KeyringResponse struct {
+	Keys []GossipKey `json:"keys"`
+}

@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			keygenCommand(stdout),
 			tlsCommand(stdout),
 			tokenCommand(stdout),
+			keyringCommand(stdout),
 		},
 		Exec: func(context.Context, []string) error { return flag.ErrHelp },
 	}

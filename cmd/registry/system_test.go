@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -34,6 +35,7 @@ func TestSystem(t *testing.T) {
 	t.Run("server-config", func(t *testing.T) { t.Parallel(); testServerConfig(t, bin) })
 	t.Run("readme-tour", func(t *testing.T) { t.Parallel(); testReadmeTour(t, bin) })
 	t.Run("lookup-cache-dir", func(t *testing.T) { t.Parallel(); testLookupCacheDir(t, bin) })
+	t.Run("keyring", func(t *testing.T) { t.Parallel(); testKeyring(t, bin) })
 }
 
 // testLookupCacheDir: `registry lookup --cache-dir D` answers live while a
@@ -675,5 +677,74 @@ func testReadmeTour(t *testing.T, bin string) {
 	getJSON(t, base+"/services/web/instances", &lk)
 	if len(lk.Instances) != 0 {
 		t.Errorf("after the tour, web still lists %v", lk.ids())
+	}
+}
+
+// --- e. registry keyring --------------------------------------------------------
+
+// testKeyring: `registry keyring` rotates the gossip key of a running server
+// (with access control on, through its admin token), and the rotated key
+// is what the server uses after a restart.
+func testKeyring(t *testing.T, bin string) {
+	tmp := t.TempDir()
+	secretFile := filepath.Join(tmp, "token")
+	secret := strings.TrimSpace(cli(t, bin, "token", "secret").stdout)
+	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oldKey := strings.TrimSpace(cli(t, bin, "keygen").stdout)
+	newKey := strings.TrimSpace(cli(t, bin, "keygen").stdout)
+	httpAddr, raftAddr, gossipAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	dataDir := filepath.Join(tmp, "data")
+	args := []string{"server", "--node-id", "k1", "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr,
+		"--gossip-addr", gossipAddr, "--dns-addr", "", "--bootstrap", "--bootstrap-token-file", secretFile, "--gossip-key", oldKey}
+	p := startProc(t, bin, nil, args...)
+	waitHealthy(t, p, httpAddr, 20*time.Second)
+	waitFor(t, 10*time.Second, "the bootstrap token", func() bool { return strings.Contains(p.stdout.String(), "Access control bootstrapped") })
+
+	type keys []struct {
+		Server string
+		Keys   []struct {
+			Fingerprint string
+			Primary     bool
+		}
+		Error string
+	}
+	list := func() keys {
+		var out keys
+		cliOK(t, bin, &out, "keyring", "--server", httpAddr, "--token", secret, "--output", "json", "list")
+		return out
+	}
+	before := list()
+	if len(before) != 1 || before[0].Server != "k1" || len(before[0].Keys) != 1 || !before[0].Keys[0].Primary {
+		t.Fatalf("keyring list: %+v", before)
+	}
+	if r := cli(t, bin, "keyring", "--server", httpAddr, "list"); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "401") {
+		t.Errorf("keyring list without a token: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := cli(t, bin, "keyring", "--server", httpAddr, "--token", secret, "use", newKey); r.code == 0 || !strings.Contains(r.stdout, "not installed") {
+		t.Errorf("keyring use before install: exit %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	for _, step := range [][]string{{"install", newKey}, {"use", newKey}, {"remove", oldKey}} {
+		if r := cli(t, bin, append([]string{"keyring", "--server", httpAddr, "--token", secret}, step...)...); r.code != 0 {
+			t.Fatalf("keyring %s: exit %d %s %s", step[0], r.code, r.stdout, r.stderr)
+		}
+	}
+	after := list()
+	if len(after) != 1 || len(after[0].Keys) != 1 || after[0].Keys[0].Fingerprint == before[0].Keys[0].Fingerprint {
+		t.Fatalf("keyring after rotation: %+v (before %+v)", after, before)
+	}
+	// Restarted with the old --gossip-key, it keeps the rotated key.
+	if err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	args = slices.DeleteFunc(args, func(a string) bool { return a == "--bootstrap" })
+	p2 := startProc(t, bin, nil, args...)
+	waitHealthy(t, p2, httpAddr, 20*time.Second)
+	if again := list(); len(again) != 1 || len(again[0].Keys) != 1 || again[0].Keys[0].Fingerprint != after[0].Keys[0].Fingerprint {
+		t.Errorf("keyring after a restart with the old flag: %+v, want %+v", again, after)
+	}
+	if err := p2.stop(t); err != nil {
+		t.Errorf("registry server exited with %v after SIGTERM, want 0", err)
 	}
 }
