@@ -415,6 +415,9 @@ func (s *Server) register(c *gin.Context) {
 	}
 	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
 	in, err := DecodeRegister(ns, svc, id, b)
+	if err == nil {
+		err = s.cfg.Limits.CheckMetadata(in)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -174,3 +174,22 @@ func TestConnectionsPerClient(t *testing.T) {
 		c.Close()
 	}
 }
+
+// An instance whose metadata adds up to more than MaxMetadataBytes is
+// refused with 400 and a message naming the limit; nothing is stored.
+func TestMetadataSizeLimit(t *testing.T) {
+	ts := newTestServer(t, func(c *api.Config) { c.Limits.MaxMetadataBytes = 100 })
+	meta := func(n int) string {
+		return fmt.Sprintf(`{"address":"10.0.0.1","port":80,"ephemeral":false,"metadata":{"k":%q}}`, strings.Repeat("v", n))
+	}
+	if r := ts.register(t, "default", "web", "small", meta(99)); r.status != http.StatusOK {
+		t.Fatalf("100 bytes of metadata: %s", r)
+	}
+	r := ts.put(t, "/v1/namespaces/default/services/web/instances/big", meta(100))
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "101 bytes") || !strings.Contains(string(r.body), "--max-metadata-bytes") {
+		t.Fatalf("101 bytes of metadata: %s", r)
+	}
+	if _, got := ts.instances(t, "default", "web"); len(got.Instances) != 1 || got.Instances[0].ID != "small" {
+		t.Fatalf("instances after the refusal: %+v", got.Instances)
+	}
+}

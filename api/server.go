@@ -113,7 +113,7 @@ func (c Config) Validate() error {
 	if c.DefaultWait <= 0 || c.MaxWait < c.DefaultWait {
 		return fmt.Errorf("api: config: need 0 < default wait <= max wait")
 	}
-	if l := c.Limits; l.RequestsPerSecond < 0 || l.Burst < 0 || l.BlockingPerClient < 0 || l.ConnectionsPerClient < 0 || l.MaxInstancesPerService < 0 {
+	if l := c.Limits; l.RequestsPerSecond < 0 || l.Burst < 0 || l.BlockingPerClient < 0 || l.ConnectionsPerClient < 0 || l.MaxInstancesPerService < 0 || l.MaxMetadataBytes < 0 {
 		return fmt.Errorf("api: config: limits must not be negative (0 turns one off)")
 	}
 	return nil

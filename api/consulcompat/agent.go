@@ -268,6 +268,9 @@ func (s *Server) agentRegister(c *gin.Context) {
 		return
 	}
 	id, in, err := s.toInstance(c, &r)
+	if err == nil {
+		err = s.cfg.Limits.CheckMetadata(in)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -51,6 +51,8 @@ type Config struct {
 	// Hold counts a blocking query against its client (api.Server's
 	// HoldBlocking); nil: not counted.
 	Hold func(c *gin.Context) (release func(), ok bool)
+	// Limits are the API's; Consul's registrations obey MaxMetadataBytes.
+	Limits api.Limits
 	// Auth checks tokens (api.Server provides it); nil: everything is
 	// allowed.
 	Auth Auth

@@ -64,7 +64,8 @@ type serverOptions struct {
 	noConsulAPI     bool
 	consulNamespace string
 
-	limits api.Limits
+	limits       api.Limits
+	maxBodyBytes int64
 
 	gossipKeys string
 
@@ -132,6 +133,8 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.limits.BlockingPerClient, "limit-blocking-per-client", dl.BlockingPerClient, "blocking queries one client IP may hold open (0: no limit)")
 	fs.IntVar(&o.limits.ConnectionsPerClient, "limit-connections-per-client", dl.ConnectionsPerClient, "HTTP connections one client IP may hold open (0: no limit)")
 	fs.IntVar(&o.limits.MaxInstancesPerService, "max-instances-per-service", dl.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
+	fs.IntVar(&o.limits.MaxMetadataBytes, "max-metadata-bytes", dl.MaxMetadataBytes, "refuse an instance whose metadata keys and values add up to more bytes than this (0: only the built-in caps)")
+	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultConfig().MaxBodyBytes, "refuse request bodies larger than this with 413")
 	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve the HTTP API over HTTPS with this certificate")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert")
@@ -354,6 +357,10 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 			l.Burst = int(max(l.RequestsPerSecond, 1))
 		}
 		cfg.API.Limits = l
+		if o.maxBodyBytes <= 0 {
+			return fmt.Errorf("--max-body-bytes must be positive")
+		}
+		cfg.API.MaxBodyBytes = o.maxBodyBytes
 	}
 	if o.datacenterRTT != "" {
 		t, err := server.ParseRTTTable(o.datacenterRTT)
