@@ -170,6 +170,7 @@ type Pool struct {
 
 	sentBytes atomic.Uint64
 	failures  atomic.Uint64
+	suspects  atomic.Uint64
 
 	kr    *memberlist.Keyring // nil: plaintext
 	keyMu sync.Mutex          // one keyring change at a time, with its file
@@ -177,6 +178,11 @@ type Pool struct {
 
 // Failures counts the members this pool found dead (not those that left).
 func (p *Pool) Failures() uint64 { return p.failures.Load() }
+
+// Suspicions counts the times a member this pool held suspect answered
+// again: silences long enough to be shown suspect that ended short of
+// death (those that did not are Failures).
+func (p *Pool) Suspicions() uint64 { return p.suspects.Load() }
 
 // SentBytes counts the bytes of messages this pool broadcast (payloads
 // times recipients; memberlist's own probes and gossip not included).
@@ -544,7 +550,19 @@ func (p *pings) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []by
 	if r == nil {
 		return
 	}
-	r.lastAck = time.Now()
+	now := time.Now()
+	if !r.lastAck.IsZero() {
+		alive := 0
+		for _, o := range p.members {
+			if o.m.Status == StatusAlive {
+				alive++
+			}
+		}
+		if now.Sub(r.lastAck) > (*Pool)(p).suspectAfter(alive) {
+			p.suspects.Add(1)
+		}
+	}
+	r.lastAck = now
 	if r.m.RTT == 0 {
 		r.m.RTT = rtt
 	} else {

@@ -489,3 +489,71 @@ func TestKeyRotation(t *testing.T) {
 		t.Errorf("InstallKey on a plaintext pool = %v, want ErrNotEncrypted", err)
 	}
 }
+
+// A member silent long enough to be suspect, but not dead, is shown
+// suspect while it is silent and counted in Suspicions when it answers
+// again; it is not a failure.
+func TestSuspicionIsShownAndCounted(t *testing.T) {
+	pools := map[string]*Pool{}
+	cuts := map[string]*cutTransport{}
+	for _, name := range []string{"a", "b"} {
+		cfg := LocalConfig()
+		cfg.Name, cfg.BindAddr = name, "127.0.0.1:0"
+		cfg.SuspicionMult = 50 // memberlist declares death after 10 s: far beyond the cut
+		cfg.Handler = &recorder{}
+		cfg.Logger = testlog.New(t, slog.LevelInfo)
+		cfg.wrapTransport = func(tr memberlist.Transport) memberlist.Transport {
+			ct := &cutTransport{Transport: tr, cut: map[string]bool{}}
+			cuts[name] = ct
+			return ct
+		}
+		p, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Shutdown() })
+		pools[name] = p
+	}
+	a, b := pools["a"], pools["b"]
+	if _, err := b.Join(context.Background(), []string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b alive on a", func() error {
+		if st := statuses(a)["b"]; st != StatusAlive {
+			return fmt.Errorf("b is %q", st)
+		}
+		return nil
+	})
+	// Let a hear b at least once, then cut them apart.
+	eventually(t, 5*time.Second, "an ack from b", func() error {
+		for _, m := range a.Members() {
+			if m.Name == "b" && m.RTT > 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no RTT to b yet")
+	})
+	before := a.Suspicions()
+	cuts["a"].set([]string{b.Addr()}, true)
+	cuts["b"].set([]string{a.Addr()}, true)
+	eventually(t, 5*time.Second, "b suspect on a", func() error {
+		if st := statuses(a)["b"]; st != StatusSuspect {
+			return fmt.Errorf("b is %q", st)
+		}
+		return nil
+	})
+	cuts["a"].set([]string{b.Addr()}, false)
+	cuts["b"].set([]string{a.Addr()}, false)
+	eventually(t, 5*time.Second, "b alive again and the suspicion counted", func() error {
+		if st := statuses(a)["b"]; st != StatusAlive {
+			return fmt.Errorf("b is %q", st)
+		}
+		if a.Suspicions() == before {
+			return fmt.Errorf("no suspicion counted")
+		}
+		return nil
+	})
+	if a.Failures() != 0 {
+		t.Errorf("a suspect member that came back counted as %d failures", a.Failures())
+	}
+}

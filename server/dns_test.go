@@ -95,7 +95,7 @@ func TestOperationalMetrics(t *testing.T) {
 	if got := c.metric(t, s, `switchyard_dns_answers_total{rcode="NOERROR"}`); got != "1" {
 		t.Fatalf("NOERROR answers %s, want 1", got)
 	}
-	for _, name := range []string{"switchyard_dns_truncated_total", "switchyard_gossip_member_failures_total", "switchyard_services_protected"} {
+	for _, name := range []string{"switchyard_dns_truncated_total", "switchyard_gossip_member_failures_total", "switchyard_gossip_suspicions_total", "switchyard_services_protected"} {
 		if got := c.metric(t, s, name); got != "0" {
 			t.Fatalf("%s = %s, want 0", name, got)
 		}

@@ -46,6 +46,8 @@ var (
 		"Times this server became the Raft leader or stopped being it.", nil, nil)
 	descGossipFailures = prometheus.NewDesc("switchyard_gossip_member_failures_total",
 		"Members this server's gossip pool found dead (not those that left).", nil, nil)
+	descGossipSuspicions = prometheus.NewDesc("switchyard_gossip_suspicions_total",
+		"Times a member this server's gossip pool held suspect (silent past its probes) answered again.", nil, nil)
 	descDNS = prometheus.NewDesc("switchyard_dns_answers_total",
 		"DNS answers sent, by response code.", []string{"rcode"}, nil)
 	descDNSTruncated = prometheus.NewDesc("switchyard_dns_truncated_total",
@@ -55,7 +57,7 @@ var (
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSelfPreservation, descInstances, descServices, descNamespaces,
 		descApplied, descLeader, descReady, descMembers, descHeard, descGossipSent, descLiveness,
-		descProtected, descLeadership, descGossipFailures, descDNS, descDNSTruncated} {
+		descProtected, descLeadership, descGossipFailures, descGossipSuspicions, descDNS, descDNSTruncated} {
 		ch <- d
 	}
 }
@@ -103,6 +105,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descProtected, float64(protected))
 	ch <- prometheus.MustNewConstMetric(descLeadership, prometheus.CounterValue, float64(c.node.LeadershipChanges()))
 	ch <- prometheus.MustNewConstMetric(descGossipFailures, prometheus.CounterValue, float64(c.pool.Failures()))
+	ch <- prometheus.MustNewConstMetric(descGossipSuspicions, prometheus.CounterValue, float64(c.pool.Suspicions()))
 	if c.dns != nil {
 		byCode, truncated := c.dns.Stats().ByRcode()
 		for code, n := range byCode {
