@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -204,7 +206,17 @@ func (s *Server) resolve(c *gin.Context) *caller {
 	k := &caller{}
 	if secret := TokenSecret(c.Request); secret != "" {
 		k.presented = true
-		k.token = s.node.Store().TokenBySecretHash(HashSecret(secret))
+		hash := HashSecret(secret)
+		k.token = s.node.Store().TokenBySecretHash(hash)
+		if k.token == nil && s.cfg.AccessControl {
+			// A token made an instant ago on the leader may not have reached
+			// this replica yet: catch up once before calling it unknown.
+			ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+			if s.node.ConsistentRead(ctx) == nil {
+				k.token = s.node.Store().TokenBySecretHash(hash)
+			}
+			cancel()
+		}
 	} else {
 		k.token = s.node.Store().Anonymous()
 	}

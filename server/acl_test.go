@@ -437,3 +437,34 @@ func TestBootstrapSecretNotStored(t *testing.T) {
 		t.Errorf("no file of the data directory holds the secret's hash: the test looks in the wrong place")
 	}
 }
+
+// A token created through the leader works at once on every follower: a
+// follower that does not know a token yet catches up before calling it
+// unknown.
+func TestNewTokenWorksAtOnceOnFollowers(t *testing.T) {
+	admin := api.NewSecret()
+	c := startCluster(t, 3, func(cfg *Config) { cfg.ACL = ACLConfig{Enabled: true, BootstrapSecret: admin} })
+	eventually(t, 10*time.Second, "bootstrap on every server", func() error {
+		for _, s := range c.servers {
+			if !s.Node().Store().ACLBootstrapped() {
+				return fmt.Errorf("%s not bootstrapped", s.cfg.NodeID)
+			}
+		}
+		return nil
+	})
+	leader := c.leader()
+	var followers []*Server
+	for _, s := range c.servers {
+		if s != leader {
+			followers = append(followers, s)
+		}
+	}
+	for i := range 20 {
+		a := &aclCluster{cluster: c, s: leader, admin: admin}
+		tok := a.token(t, "read:default")
+		f := &aclCluster{cluster: c, s: followers[i%2], admin: admin}
+		if code, b := f.call(t, tok.Secret, viaSwitchyard, http.MethodGet, "/v1/acl/self", nil); code != 200 {
+			t.Fatalf("token %d on follower %s right after its creation: %d %s", i, f.s.cfg.NodeID, code, b)
+		}
+	}
+}
