@@ -198,11 +198,17 @@ func (s *Server) Accessor(c *gin.Context) string {
 	return s.resolve(c).accessor()
 }
 
-// resolve finds the caller of a request.
+// resolve finds the caller of a request, once.
 func (s *Server) resolve(c *gin.Context) *caller {
 	if v, ok := c.Get(ctxCaller); ok {
 		return v.(*caller)
 	}
+	return s.resolveNow(c)
+}
+
+// resolveNow looks the caller's token up again (after a blocking wait, its
+// rules may have changed or it may be gone).
+func (s *Server) resolveNow(c *gin.Context) *caller {
 	k := &caller{}
 	if secret := TokenSecret(c.Request); secret != "" {
 		k.presented = true
@@ -238,14 +244,33 @@ func (s *Server) authorize(c *gin.Context) {
 		s.fail(c, &DeniedError{http.StatusForbidden, fmt.Sprintf("%s %s has no access rule; no token may call it", c.Request.Method, route)})
 		return
 	}
-	k := s.resolve(c)
+	if err := s.checkNeed(c, s.resolve(c), n); err != nil {
+		s.fail(c, err)
+	}
+}
+
+// Refresh looks the caller's token up again and checks the route's need
+// with what it holds now: a blocking query calls it after its wait, so a
+// token revoked or narrowed meanwhile gets no answer. Handlers whose route
+// is HandlerChecks check again themselves (with Authorize, which then sees
+// the fresh token). Nil while access control is off.
+func (s *Server) Refresh(c *gin.Context) error {
+	if !s.cfg.AccessControl {
+		return nil
+	}
+	k := s.resolveNow(c)
+	return s.checkNeed(c, k, s.needs[c.Request.Method+" "+c.FullPath()])
+}
+
+// checkNeed returns nil if caller k meets need n on this request's path.
+func (s *Server) checkNeed(c *gin.Context, k *caller, n Need) error {
 	var err error
 	switch n.Scope {
 	case ScopeOpen, ScopeHandler:
-		return
+		return nil
 	case ScopeAnyToken:
 		if k.token == nil || (!k.presented && len(k.token.Rules) == 0) {
-			err = s.denied(k, "call "+route)
+			err = s.denied(k, "call "+c.FullPath())
 		}
 	case ScopeCluster:
 		err = s.check(k, n.Access, "", "")
@@ -261,10 +286,10 @@ func (s *Server) authorize(c *gin.Context) {
 		if !k.token.AllowsSome(n.Access, "") {
 			err = s.denied(k, fmt.Sprintf("%s anything (needs at least one %s rule)", n.Access, n.Access))
 		}
+	default:
+		err = &DeniedError{http.StatusForbidden, fmt.Sprintf("%s %s has no access rule; no token may call it", c.Request.Method, c.FullPath())}
 	}
-	if err != nil {
-		s.fail(c, err)
-	}
+	return err
 }
 
 // check returns nil if the caller may have access on service svc of

@@ -353,6 +353,9 @@ func (s *Server) block(c *gin.Context, query store.QueryFunc) (uint64, bool) {
 		defer stop()
 	}
 	idx, err := s.node.Store().Blocking(ctx, minIndex, query)
+	if err == nil && minIndex > 0 {
+		err = s.Refresh(c) // the token may have changed during the wait
+	}
 	if err != nil {
 		s.fail(c, err)
 		return 0, false

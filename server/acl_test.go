@@ -57,6 +57,15 @@ const (
 // status and body.
 func (a *aclCluster) call(t *testing.T, secret string, via header, method, path string, body any) (int, string) {
 	t.Helper()
+	code, b, err := a.send(secret, via, method, path, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return code, b
+}
+
+// send is call for any goroutine: it returns its error.
+func (a *aclCluster) send(secret string, via header, method, path string, body any) (int, string, error) {
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -65,13 +74,13 @@ func (a *aclCluster) call(t *testing.T, secret string, via header, method, path 
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
-			t.Fatal(err)
+			return 0, "", err
 		}
 		rd = bytes.NewReader(j)
 	}
 	req, err := http.NewRequest(method, "http://"+a.s.HTTPAddr()+path, rd)
 	if err != nil {
-		t.Fatal(err)
+		return 0, "", err
 	}
 	if secret != "" {
 		switch via {
@@ -85,11 +94,11 @@ func (a *aclCluster) call(t *testing.T, secret string, via header, method, path 
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return 0, "", err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // must sends a request as admin and fails the test unless it gets 2xx.
@@ -465,6 +474,76 @@ func TestNewTokenWorksAtOnceOnFollowers(t *testing.T) {
 		f := &aclCluster{cluster: c, s: followers[i%2], admin: admin}
 		if code, b := f.call(t, tok.Secret, viaSwitchyard, http.MethodGet, "/v1/acl/self", nil); code != 200 {
 			t.Fatalf("token %d on follower %s right after its creation: %d %s", i, f.s.cfg.NodeID, code, b)
+		}
+	}
+	// Token errors keep their status through a follower's forwarding.
+	f := &aclCluster{cluster: c, s: followers[0], admin: admin}
+	if code, b := f.call(t, admin, viaSwitchyard, http.MethodDelete, "/v1/acl/tokens/00000000000000000000000000000001", nil); code != 404 || !strings.Contains(b, "token_not_found") {
+		t.Errorf("revoking an unknown token through a follower: %d %s, want 404", code, b)
+	}
+	var self wire.Token
+	if err := json.Unmarshal([]byte(f.must(t, http.MethodGet, "/v1/acl/self", nil)), &self); err != nil {
+		t.Fatal(err)
+	}
+	if code, b := f.call(t, admin, viaSwitchyard, http.MethodDelete, "/v1/acl/tokens/"+self.AccessorID, nil); code != 409 || !strings.Contains(b, "last_admin") {
+		t.Errorf("revoking the last admin through a follower: %d %s, want 409", code, b)
+	}
+}
+
+// A blocking query that started with a token gets no answer once the token
+// is revoked during its wait: native and Consul reads alike.
+func TestBlockingQueryEndsWhenItsTokenIsRevoked(t *testing.T) {
+	a := startACL(t)
+	a.must(t, http.MethodPut, "/v1/namespaces/default/services/web/instances/w1", wire.RegisterRequest{Address: "127.0.0.1", Port: 80})
+	tok := a.token(t, "read:default")
+	code, b := a.call(t, tok.Secret, viaSwitchyard, http.MethodGet, "/v1/namespaces/default/services/web/instances", nil)
+	var first wire.InstancesResponse
+	if code != 200 || json.Unmarshal([]byte(b), &first) != nil || first.Index == 0 {
+		t.Fatalf("read with the token: %d %s", code, b)
+	}
+	idx := first.Index
+	type answer struct {
+		code int
+		body string
+		err  error
+	}
+	results := make(chan answer, 2)
+	for _, p := range []struct {
+		path string
+		via  header
+	}{
+		{fmt.Sprintf("/v1/namespaces/default/services/web/instances?index=%d&wait=20s", idx), viaSwitchyard},
+		{"/v1/health/service/web?index=1000000&wait=20s", viaConsul},
+	} {
+		go func() {
+			code, b, err := a.send(tok.Secret, p.via, http.MethodGet, p.path, nil)
+			results <- answer{code, b, err}
+		}()
+	}
+	eventually(t, 5*time.Second, "both reads waiting", func() error {
+		_, m := a.call(t, a.admin, viaSwitchyard, http.MethodGet, "/metrics", nil)
+		if !strings.Contains(m, "\nswitchyard_http_blocking_queries 2\n") {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	a.must(t, http.MethodDelete, "/v1/acl/tokens/"+tok.AccessorID, nil)
+	a.must(t, http.MethodPut, "/v1/namespaces/default/services/web/instances/w2", wire.RegisterRequest{Address: "127.0.0.1", Port: 81})
+	for range 2 {
+		select {
+		case r := <-results:
+			if r.err != nil || r.code != http.StatusUnauthorized || strings.Contains(r.body, "w2") {
+				t.Errorf("blocking read after its token was revoked: %d %s %v, want 401 and no data", r.code, r.body, r.err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("a blocking read did not return after the change")
+		}
+	}
+	// A Consul read of a namespace the caller may not read says 401/403,
+	// whether or not the namespace exists.
+	for _, ns := range []string{"default", "no-such-ns"} {
+		if code, _ := a.call(t, "", viaConsul, http.MethodGet, "/v1/catalog/services?ns="+ns, nil); code != http.StatusUnauthorized {
+			t.Errorf("anonymous Consul read of namespace %s: %d, want 401", ns, code)
 		}
 	}
 }

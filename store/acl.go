@@ -207,6 +207,11 @@ func (t *Token) validate() error {
 		if t.SecretHash != "" {
 			return invalid("the anonymous token has no secret")
 		}
+		for _, r := range t.Rules {
+			if r.Access != AccessRead {
+				return invalid("the anonymous token may only read (rule %s): whoever reaches the API would have it", r)
+			}
+		}
 	} else {
 		if err := validateAccessor(t.AccessorID); err != nil {
 			return err

@@ -146,6 +146,11 @@ func TestTokensApplyAndProtectTheLastAdmin(t *testing.T) {
 	if _, err := s.Apply(13, tokenCmd(CommandPutToken, 13, Token{AccessorID: AnonymousAccessor, SecretHash: hashOf("a")})); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("anonymous with a secret = %v", err)
 	}
+	for _, r := range []string{"write:default", "admin:*"} {
+		if _, err := s.Apply(13, tokenCmd(CommandPutToken, 13, Token{AccessorID: AnonymousAccessor, Rules: rules(t, r)})); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("anonymous with %s = %v, want ErrInvalid", r, err)
+		}
+	}
 	if _, err := s.Apply(14, &Command{Type: CommandDeleteToken, ID: AnonymousAccessor}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("removing anonymous = %v", err)
 	}

@@ -70,6 +70,52 @@ type Auth interface {
 	AllowedSome(c *gin.Context, access store.Access, ns string) bool
 	// Accessor names the caller's token ("" while access control is off).
 	Accessor(c *gin.Context) string
+	// Refresh looks the caller's token up again (after a blocking wait).
+	Refresh(c *gin.Context) error
+}
+
+// authzKey keeps, in the request's context, the checks a handler made, so
+// that a blocking read can make them again after each wait.
+const authzKey = "consulcompat.checks"
+
+type authzCheck struct {
+	access  store.Access
+	ns, svc string
+	some    bool
+}
+
+// recheck looks the token up again and repeats the handler's checks: a
+// token revoked or narrowed during a blocking wait gets no answer.
+func (s *Server) recheck(c *gin.Context) bool {
+	if s.cfg.Auth == nil {
+		return true
+	}
+	err := s.cfg.Auth.Refresh(c)
+	if err == nil {
+		v, _ := c.Get(authzKey)
+		checks, _ := v.([]authzCheck)
+		for _, k := range checks {
+			if k.some && !s.cfg.Auth.AllowedSome(c, k.access, k.ns) {
+				err = s.cfg.Auth.Authorize(c, k.access, k.ns, "")
+			} else if !k.some {
+				err = s.cfg.Auth.Authorize(c, k.access, k.ns, k.svc)
+			}
+			if err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		s.fail(c, err)
+		return false
+	}
+	return true
+}
+
+func remember(c *gin.Context, k authzCheck) {
+	v, _ := c.Get(authzKey)
+	checks, _ := v.([]authzCheck)
+	c.Set(authzKey, append(checks, k))
 }
 
 // Server answers Consul's endpoints from node's catalog.
@@ -166,13 +212,18 @@ func (s *Server) authorize(c *gin.Context, access store.Access, ns, svc string) 
 		s.fail(c, err)
 		return false
 	}
+	remember(c, authzCheck{access: access, ns: ns, svc: svc})
 	return true
 }
 
 // authorizeSome answers 401/403 and returns false unless the caller may
 // have access on some service of ns.
 func (s *Server) authorizeSome(c *gin.Context, access store.Access, ns string) bool {
-	if s.cfg.Auth == nil || s.cfg.Auth.AllowedSome(c, access, ns) {
+	if s.cfg.Auth == nil {
+		return true
+	}
+	if s.cfg.Auth.AllowedSome(c, access, ns) {
+		remember(c, authzCheck{access: access, ns: ns, some: true})
 		return true
 	}
 	s.fail(c, s.cfg.Auth.Authorize(c, access, ns, ""))
@@ -229,6 +280,10 @@ func (s *Server) namespace(c *gin.Context) (string, error) {
 	}
 	if err := store.ValidateName("namespace", ns); err != nil {
 		return "", badRequest("%v", err)
+	}
+	// Whether a namespace exists is for those who may read in it.
+	if s.cfg.Auth != nil && !s.cfg.Auth.AllowedSome(c, store.AccessRead, ns) {
+		return "", s.cfg.Auth.Authorize(c, store.AccessRead, ns, "")
 	}
 	if _, err := s.node.Store().Namespace(ns); err != nil {
 		return "", notFound("namespace %q not found (create it with PUT /v1/namespaces/%s)", ns, ns)
@@ -325,6 +380,9 @@ func (s *Server) read(c *gin.Context, key string, q query) {
 		case <-changed:
 		case <-abandon:
 		case <-ctx.Done():
+		}
+		if !s.recheck(c) {
+			return
 		}
 	}
 }
