@@ -25,30 +25,59 @@ type ACLConfig struct {
 	OnBootstrap func(accessor, secret string, generated bool)
 }
 
+// pendingBootstrap is a bootstrap token proposed but not yet known to be
+// in the catalog: an Apply that timed out may still commit, so a retry
+// proposes the same token, and whichever commits is reported.
+type pendingBootstrap struct {
+	tok       *store.Token
+	secret    string
+	generated bool
+}
+
 // bootstrapACL creates the first admin token if access control is on and
-// the cluster has none yet. Only the leader calls it; a leader that lost
-// the race to another finds the catalog bootstrapped and stops.
+// the cluster has none yet. Only the leader calls it (from the reconcile
+// loop, which runs one call at a time); a leader that lost the race to
+// another finds the catalog bootstrapped and stops.
 func (s *Server) bootstrapACL() {
-	if !s.cfg.ACL.Enabled || s.node.Store().ACLBootstrapped() {
+	if !s.cfg.ACL.Enabled {
 		return
 	}
-	secret, generated := s.cfg.ACL.BootstrapSecret, false
-	if secret == "" {
-		secret, generated = api.NewSecret(), true
-	}
-	tok := &store.Token{AccessorID: api.NewAccessor(), SecretHash: api.HashSecret(secret),
-		Description: "bootstrap admin token", Rules: []store.Rule{{Namespace: store.AllNamespaces, Access: store.AccessAdmin}}}
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-	defer cancel()
-	if _, err := s.node.Apply(ctx, &store.Command{Type: store.CommandBootstrapACL, Token: tok}); err != nil {
-		if !errors.Is(err, store.ErrBootstrapped) {
-			s.logger.Warn("could not create the bootstrap admin token; retrying", "err", err)
+	st := s.node.Store()
+	if p := s.bootPending; st.ACLBootstrapped() {
+		if p != nil {
+			if _, err := st.Token(p.tok.AccessorID); err == nil {
+				s.bootstrapped(p) // an earlier attempt committed after all
+			}
+			s.bootPending = nil
 		}
 		return
 	}
-	s.logger.Info("access control bootstrapped", "accessor", tok.AccessorID, "secret_generated", generated)
+	if s.bootPending == nil {
+		secret, generated := s.cfg.ACL.BootstrapSecret, false
+		if secret == "" {
+			secret, generated = api.NewSecret(), true
+		}
+		s.bootPending = &pendingBootstrap{secret: secret, generated: generated, tok: &store.Token{
+			AccessorID: api.NewAccessor(), SecretHash: api.HashSecret(secret), Description: "bootstrap admin token",
+			Rules: []store.Rule{{Namespace: store.AllNamespaces, Access: store.AccessAdmin}}}}
+	}
+	p := s.bootPending
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if _, err := s.node.Apply(ctx, &store.Command{Type: store.CommandBootstrapACL, Token: p.tok}); err != nil {
+		if !errors.Is(err, store.ErrBootstrapped) {
+			s.logger.Warn("could not create the bootstrap admin token; retrying", "err", err)
+		}
+		return // the next call sees whether it committed
+	}
+	s.bootPending = nil
+	s.bootstrapped(p)
+}
+
+func (s *Server) bootstrapped(p *pendingBootstrap) {
+	s.logger.Info("access control bootstrapped", "accessor", p.tok.AccessorID, "secret_generated", p.generated)
 	if s.cfg.ACL.OnBootstrap != nil {
-		s.cfg.ACL.OnBootstrap(tok.AccessorID, secret, generated)
+		s.cfg.ACL.OnBootstrap(p.tok.AccessorID, p.secret, p.generated)
 	}
 }
 

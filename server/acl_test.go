@@ -413,6 +413,14 @@ func TestAccessControlDNSAnonymous(t *testing.T) {
 	if code, _ := a.call(t, "", viaSwitchyard, http.MethodPut, "/v1/namespaces/team-a/services/web/instances/w1/heartbeat", nil); code != 401 {
 		t.Errorf("HTTP write anonymous may not do: %d, want 401", code)
 	}
+	// Anonymous may never write, and its rules can be taken away again.
+	if code, _ := a.call(t, a.admin, viaSwitchyard, http.MethodPut, "/v1/acl/tokens/anonymous", wire.TokenRequest{Rules: []string{"write:team-a"}}); code != 400 {
+		t.Errorf("anonymous with a write rule: %d, want 400", code)
+	}
+	a.must(t, http.MethodPut, "/v1/acl/tokens/anonymous", wire.TokenRequest{Rules: []string{}})
+	if _, rc, _ := dnsA(a.s.DNSAddr(), "web.team-a.svc.switchyard."); rc != mdns.RcodeRefused {
+		t.Errorf("DNS after anonymous lost its rules: rcode %s, want REFUSED", mdns.RcodeToString[rc])
+	}
 }
 
 // The bootstrap secret is never written to disk: only its hash.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -54,9 +55,17 @@ func (s *Server) runChecks() {
 // alive. A suspect server hands its share on at once; if it recovers, it
 // takes the share back.
 func (s *Server) liveServers() []string {
+	// Only servers of the cluster (each records itself in the catalog,
+	// through Raft) own checks: a stranger in the gossip pool must neither
+	// silence checks by claiming them nor be sent callers' requests.
+	_, servers := s.node.Store().Servers()
+	member := make(map[string]bool, len(servers))
+	for _, srv := range servers {
+		member[srv.ID] = true
+	}
 	var out []string
 	for _, m := range s.pool.Members() {
-		if m.Status == gossip.StatusAlive {
+		if m.Status == gossip.StatusAlive && member[m.Name] {
 			out = append(out, m.Name)
 		}
 	}
@@ -137,12 +146,13 @@ func (c *checks) CheckStatus(ctx context.Context, in *store.Instance, out *wire.
 	}
 	// Ask the owner; its answer is the one that knows.
 	var addr string
-	for _, m := range s.pool.Members() {
-		if m.Name == owner {
-			addr = m.Meta.HTTPAddr
+	_, servers := s.node.Store().Servers()
+	for _, srv := range servers {
+		if srv.ID == owner {
+			addr = srv.HTTPAddr // recorded by that server itself, through Raft
 		}
 	}
-	if addr == "" || ctx.Value(proxiedKey{}) != nil {
+	if addr == "" || strings.Contains(addr, "/") || ctx.Value(proxiedKey{}) != nil {
 		return nil
 	}
 	u := fmt.Sprintf("%s/v1/namespaces/%s/services/%s/instances/%s/check",

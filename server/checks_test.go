@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -235,5 +237,70 @@ func TestChecksMoveWhenAServerDies(t *testing.T) {
 	t.Logf("checks taken over %v after the kill", time.Since(killed).Round(time.Millisecond))
 	for i := range 12 {
 		c.healthEverywhere(t, time.Second, fmt.Sprintf("svc-%02d", i), true)
+	}
+}
+
+// A stranger in the gossip pool (not a server of the cluster) owns no
+// check: the servers run every check themselves, and never send a
+// caller's check-status request (and its token) to the stranger.
+func TestGossipStrangerOwnsNoChecks(t *testing.T) {
+	c := startCluster(t, 3)
+	var strangerHits atomic.Int64
+	stranger := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		strangerHits.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(stranger.Close)
+	gc := gossip.LocalConfig()
+	gc.Name, gc.BindAddr = "stranger", "127.0.0.1:0"
+	gc.Meta = gossip.Meta{HTTPAddr: strings.TrimPrefix(stranger.URL, "http://")}
+	pool, err := gossip.Start(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pool.Shutdown() })
+	if _, err := pool.Join(context.Background(), []string{c.servers[0].Pool().Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the stranger alive in every server's pool", func() error {
+		for _, s := range c.servers {
+			found := false
+			for _, m := range s.Pool().Members() {
+				found = found || (m.Name == "stranger" && m.Status == gossip.StatusAlive)
+			}
+			if !found {
+				return fmt.Errorf("%s does not see the stranger alive", s.cfg.NodeID)
+			}
+		}
+		return nil
+	})
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(target.Close)
+	// With four candidates, 40 instances leave the stranger none by chance
+	// once in 100,000 runs.
+	const n = 40
+	for i := range n {
+		c.registerChecked(t, fmt.Sprintf("db-%d", i), "http", target.URL)
+	}
+	for i := range n {
+		id := fmt.Sprintf("db-%d", i)
+		eventually(t, 5*time.Second, "one server checks "+id, func() error {
+			if got := c.checkers(id); len(got) != 1 {
+				return fmt.Errorf("checked by %v", got)
+			}
+			return nil
+		})
+		for _, s := range c.servers {
+			var st wire.CheckStatus
+			if err := c.do(s, http.MethodGet, "/v1/namespaces/default/services/db/instances/"+id+"/check", nil, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.CheckedBy == "stranger" {
+				t.Fatalf("%s says the stranger checks %s", s.cfg.NodeID, id)
+			}
+		}
+	}
+	if h := strangerHits.Load(); h != 0 {
+		t.Errorf("the stranger's HTTP address got %d requests", h)
 	}
 }

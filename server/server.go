@@ -182,6 +182,8 @@ type Server struct {
 	checksChanged chan struct{} // gossip membership changed (check owners)
 	serve         chan error
 
+	bootPending *pendingBootstrap // runReconcile's own (see bootstrapACL)
+
 	stopOnce sync.Once
 	stopErr  error
 }

@@ -122,10 +122,10 @@ type CheckStatus struct {
 // TokenRequest is the body of POST /v1/acl/tokens and PUT
 // /v1/acl/tokens/{accessor}. Rules read ACCESS:NAMESPACE[/SERVICE-PREFIX]
 // ("read:default", "write:payments/checkout-", "admin:*"). In a PUT, absent
-// fields keep their values.
+// (or null) fields keep their values; "rules": [] removes every rule.
 type TokenRequest struct {
 	Description *string  `json:"description,omitempty"`
-	Rules       []string `json:"rules,omitempty"`
+	Rules       []string `json:"rules"`
 	// RotateSecret gives the token a new secret (PUT only); the old one
 	// stops working at once.
 	RotateSecret bool `json:"rotate_secret,omitempty"`

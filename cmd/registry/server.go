@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -75,6 +76,7 @@ type serverOptions struct {
 	tlsVerifyClients       bool
 
 	insecureDev        bool
+	raftPlaintext      bool
 	bootstrapTokenFile string
 	devACL             bool
 
@@ -145,6 +147,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.raftTLSCA, "raft-tls-ca", "", "the cluster's CA certificate (ca.pem)")
 	fs.StringVar(&o.gossipKeys, "gossip-key", "", "base64 32-byte keys that seal gossip (registry keygen makes one), comma-separated: the first seals, any opens (to roll a key in); every server needs the same")
 	fs.BoolVar(&o.insecureDev, "insecure-dev", false, "run WITHOUT access control: anyone who reaches the API may change the catalog (development only)")
+	fs.BoolVar(&o.raftPlaintext, "raft-plaintext", false, "allow Raft without TLS on a non-loopback address with access control on (only on a network nobody else reaches: whoever reaches the Raft port can write the catalog, tokens included)")
 	fs.StringVar(&o.bootstrapTokenFile, "bootstrap-token-file", "", "file holding the secret of the first admin token (registry token secret makes one); without it the first leader makes a random one and prints it once")
 	fs.BoolVar(&o.noConsulAPI, "no-consul-api", false, "do not serve Consul's HTTP endpoints (/v1/agent, /v1/catalog, /v1/health/…, /v1/status)")
 	fs.StringVar(&o.consulNamespace, "consul-namespace", store.DefaultNamespace, "the namespace Consul requests without ?ns= use")
@@ -329,6 +332,10 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		}
 	}
 	cfg.ACL.Enabled = !o.insecureDev
+	if cfg.ACL.Enabled && cfg.Raft.TLS == nil && !o.raftPlaintext && !loopback(o.raftAddr) {
+		return fmt.Errorf("--raft-addr %s is reachable from other hosts and Raft runs without TLS: whoever reaches it could write the catalog and mint tokens, whatever access control says. "+
+			"Give --raft-tls-cert, --raft-tls-key and --raft-tls-ca (registry tls ca|cert makes them), or --raft-plaintext if no one else can reach that network", o.raftAddr)
+	}
 	if o.bootstrapTokenFile != "" {
 		if o.insecureDev {
 			return errors.New("--bootstrap-token-file makes no sense with --insecure-dev: access control is off")
@@ -399,6 +406,17 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	if o.insecureDev && !o.dev {
 		logger.Warn("access control is OFF (--insecure-dev): anyone who reaches the API may change the catalog")
 	}
+	if cfg.ACL.Enabled && !o.dev {
+		if cfg.Raft.TLS == nil && !loopback(o.raftAddr) {
+			logger.Warn("Raft runs without TLS (--raft-plaintext): whoever reaches the Raft port can write the catalog, tokens included")
+		}
+		if cfg.HTTPTLS == nil && !loopback(o.httpAddr) {
+			logger.Warn("the HTTP API runs without TLS: tokens cross the network in the clear (--tls-cert, --tls-key)")
+		}
+		if len(cfg.Gossip.Keys) == 0 && !loopback(o.gossipAddr) {
+			logger.Warn("gossip runs without encryption: a stranger on the network can join the pool and spread heartbeats (--gossip-key)")
+		}
+	}
 	if len(cfg.Join) > 0 && srv.Node().HadState() {
 		logger.Info("data directory holds cluster state; joining gossip only", "join", cfg.Join)
 	}
@@ -453,4 +471,17 @@ func waitReady(ctx context.Context, srv *server.Server) error {
 		}
 	}
 	return nil
+}
+
+// loopback reports whether a listen address binds to loopback only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }

@@ -581,6 +581,11 @@ func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dat
 	if r := cli(t, bin, "server", "--node-id", "x", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t), "--bootstrap", "--bootstrap-token-file", bad); r.code == 0 || !strings.Contains(r.stderr, "placeholder") {
 		t.Errorf("server with a placeholder bootstrap secret: exit %d, stderr %q", r.code, r.stderr)
 	}
+	// Raft reachable from other hosts without TLS is refused with access
+	// control on: the Raft port would bypass the tokens.
+	if r := cli(t, bin, "server", "--node-id", "x", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t), "--raft-addr", "0.0.0.0:0", "--bootstrap"); r.code == 0 || !strings.Contains(r.stderr, "--raft-plaintext") {
+		t.Errorf("server with plaintext Raft on 0.0.0.0: exit %d, stderr %q", r.code, r.stderr)
+	}
 }
 
 // --- d. the README's curl tour ------------------------------------------------

@@ -77,11 +77,13 @@ func tokenUpdateCommand(stdout io.Writer) *ffcli.Command {
 		rules       listFlag
 		description string
 		rotate      bool
+		noRules     bool
 	)
 	fs := flag.NewFlagSet("registry token update", flag.ContinueOnError)
 	c.flags(fs)
 	fs.Var(&rules, "rule", "the token's new rules (repeatable; absent: kept)")
 	fs.StringVar(&description, "description", "", "a new description (absent: kept)")
+	fs.BoolVar(&noRules, "no-rules", false, "remove every rule (e.g. anonymous: DNS and token-less requests get nothing)")
 	fs.BoolVar(&rotate, "rotate-secret", false, "give the token a new secret, shown this once; the old one stops working")
 	return &ffcli.Command{
 		Name:       "update",
@@ -106,6 +108,12 @@ func tokenUpdateCommand(stdout io.Writer) *ffcli.Command {
 					req.Description = &description
 				}
 			})
+			if noRules {
+				if len(rules) > 0 {
+					return fmt.Errorf("--no-rules and --rule exclude each other")
+				}
+				req.Rules = []string{}
+			}
 			req.RotateSecret = rotate
 			t, err := a.UpdateToken(ctx, args[0], req)
 			if err != nil {
