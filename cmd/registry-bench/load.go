@@ -30,7 +30,25 @@ func newHTTPClient(conns int, timeout time.Duration) *http.Client {
 		DisableCompression:    true, // neither side compresses; keep the requests identical
 		ForceAttemptHTTP2:     false,
 	}
-	return &http.Client{Transport: tr, Timeout: timeout}
+	var rt http.RoundTripper = tr
+	if tok := os.Getenv("REGISTRY_TOKEN"); tok != "" {
+		rt = tokenTransport{rt, tok}
+	}
+	return &http.Client{Transport: rt, Timeout: timeout}
+}
+
+// tokenTransport sends REGISTRY_TOKEN with every request, for servers with
+// access control on (the bare handlers get it too and ignore it, so both
+// sides carry the same bytes).
+type tokenTransport struct {
+	next  http.RoundTripper
+	token string
+}
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Switchyard-Token", t.token)
+	return t.next.RoundTrip(r)
 }
 
 // loadSpec is one closed-loop run: clients workers each call op back to
