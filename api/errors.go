@@ -53,6 +53,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "last_admin"
 	case errors.Is(err, store.ErrBootstrapped):
 		return http.StatusConflict, "bootstrapped"
+	case errors.Is(err, ErrNoDrills):
+		return http.StatusNotFound, "no_drills"
 	case errors.Is(err, gossip.ErrNotEncrypted):
 		return http.StatusConflict, "not_encrypted"
 	case errors.Is(err, ErrKeyring):

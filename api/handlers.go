@@ -253,6 +253,17 @@ type ServiceSummary struct {
 	store.Service
 	Instances int `json:"instances"`
 	Healthy   int `json:"healthy"`
+	// Protected: the healthy share is below the protect threshold, so
+	// lookups are widened to unhealthy instances.
+	Protected bool `json:"protected"`
+	// Datacenters counts the instances by datacenter ("" for none).
+	Datacenters map[string]Count `json:"datacenters"`
+}
+
+// Count is a number of instances and how many of them are healthy.
+type Count struct {
+	Instances int `json:"instances"`
+	Healthy   int `json:"healthy"`
 }
 
 // ServicesResponse is the answer of GET /v1/namespaces/{ns}/services.
@@ -279,7 +290,17 @@ func (s *Server) listServices(c *gin.Context) {
 		if !s.Allowed(c, store.AccessRead, v.Service.Namespace, v.Service.Name) {
 			continue
 		}
-		out.Services = append(out.Services, ServiceSummary{Service: v.Service, Instances: len(v.Instances), Healthy: v.Healthy()})
+		sum := ServiceSummary{Service: v.Service, Instances: len(v.Instances), Healthy: v.Healthy(), Protected: v.Protected(),
+			Datacenters: map[string]Count{}}
+		for _, in := range v.Instances {
+			n := sum.Datacenters[in.Locality.Datacenter]
+			n.Instances++
+			if in.Healthy {
+				n.Healthy++
+			}
+			sum.Datacenters[in.Locality.Datacenter] = n
+		}
+		out.Services = append(out.Services, sum)
 	}
 	c.JSON(http.StatusOK, out)
 }

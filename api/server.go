@@ -79,6 +79,14 @@ type Config struct {
 	// Audit receives one line per request that may change something (nil:
 	// Logger, with component=audit).
 	Audit *slog.Logger
+	// RTT builds the matrix of round-trip times between datacenters (nil:
+	// GET /v1/cluster/rtt answers an empty one).
+	RTT func(ctx context.Context) (wire.RTTMatrix, error)
+	// DrillReports is the folder registry drill writes its reports to
+	// ("": GET /v1/drills lists none).
+	DrillReports string
+	// Console serves the web console under /ui/ (nil: none).
+	Console http.Handler
 	// Keyring lets an admin rotate this server's gossip keys (nil: GET and
 	// PUT /v1/operator/keyring answer 409 not_encrypted).
 	Keyring Keyring
@@ -205,6 +213,17 @@ func New(cfg Config, node Node) (*Server, error) {
 	v1.GET("/snapshot", clusterAdmin, s.saveSnapshot)
 	v1.PUT("/snapshot", clusterAdmin, s.restoreSnapshot)
 
+	v1.GET("/cluster/rtt", open, s.rttMatrix)
+	v1.GET("/drills", clusterRead, s.listDrills)
+	v1.GET("/drills/:name", clusterRead, s.getDrill)
+	v1.GET("/drills/:name/timeline", clusterRead, s.drillTimeline)
+	if cfg.Console != nil {
+		// Static files only: every call they make to the API carries the
+		// token entered in the page.
+		r.GET("/ui/*file", open, gin.WrapH(http.StripPrefix("/ui", cfg.Console)))
+		r.GET("/ui", open, func(c *gin.Context) { c.Redirect(http.StatusMovedPermanently, "/ui/") })
+		r.GET("/", open, func(c *gin.Context) { c.Redirect(http.StatusFound, "/ui/") })
+	}
 	v1.GET("/operator/keyring", clusterAdmin, s.getKeyring)
 	v1.PUT("/operator/keyring", clusterAdmin, s.putKeyring)
 
@@ -231,6 +250,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	ns.DELETE("/services/:svc/instances/:id", svcWrite, s.deregister)
 	ns.PUT("/services/:svc/instances/:id/heartbeat", svcWrite, s.heartbeat)
 	ns.GET("/services/:svc/instances/:id/check", svcRead, s.checkStatus)
+	ns.GET("/services/:svc/heartbeats", svcRead, s.heartbeats)
 	s.engine = e
 	return s, nil
 }

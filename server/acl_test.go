@@ -185,6 +185,14 @@ func TestAccessControlEveryEndpoint(t *testing.T) {
 		{route: "PUT /v1/operator/keyring", need: needCluster, ok: 409, body: func() any {
 			return wire.KeyringRequest{Op: "install", Key: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
 		}},
+		{route: "GET /", need: needOpen, ok: 200}, // the redirect to /ui/, followed
+		{route: "GET /ui", need: needOpen, ok: 200},
+		{route: "GET /ui/*file", need: needOpen, ok: 200, path: func() string { return "/ui/app.js" }},
+		{route: "GET /v1/cluster/rtt", need: needOpen, ok: 200},
+		{route: "GET /v1/drills", need: needReadAll, ok: 200},
+		{route: "GET /v1/drills/:name", need: needReadAll, ok: 404, path: func() string { return "/v1/drills/cut-datacenter-20261126T000000Z" }},
+		{route: "GET /v1/drills/:name/timeline", need: needReadAll, ok: 404, path: func() string { return "/v1/drills/cut-datacenter-20261126T000000Z/timeline" }},
+		{route: "GET /v1/namespaces/:ns/services/:svc/heartbeats", need: needRead, ok: 200, path: func() string { return "/v1/namespaces/team-a/services/web/heartbeats" }},
 		{route: "GET /v1/acl/self", need: needAny, ok: 200},
 		{route: "GET /v1/acl/tokens", need: needCluster, ok: 200},
 		{route: "POST /v1/acl/tokens", need: needCluster, ok: 201, body: func() any { return wire.TokenRequest{Rules: []string{"read:default"}} }},

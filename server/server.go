@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
+	"github.com/switchyard-io/switchyard/ui"
 )
 
 // Config configures a server. Start from DefaultConfig.
@@ -100,6 +101,11 @@ type Config struct {
 
 	// ACL is access control: on by default.
 	ACL ACLConfig
+	// DisableUI leaves out the web console (/ui/).
+	DisableUI bool
+	// DrillReports is the folder registry drill writes its reports to,
+	// shown by the console ("": none).
+	DrillReports string
 
 	// AdminAddr, when set, serves Go profiling (/debug/pprof/) and /metrics
 	// on a listener of its own, apart from the API (bind it to loopback or
@@ -251,6 +257,11 @@ func Start(cfg Config) (_ *Server, err error) {
 	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(reg), s.checks
 	ac.Registerer = reg
 	ac.AccessControl = cfg.ACL.Enabled
+	ac.RTT = s.rttMatrix
+	ac.DrillReports = cfg.DrillReports
+	if !cfg.DisableUI {
+		ac.Console = ui.Handler()
+	}
 	if s.pool.Encrypted() {
 		ac.Keyring = s.pool
 	}

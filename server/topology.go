@@ -1,10 +1,15 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -73,4 +78,76 @@ func ParseRTTTable(s string) (disaster.RTTTable, error) {
 		t[from][to] = d
 	}
 	return t, nil
+}
+
+// rttMatrix gives the round-trip times between every pair of datacenters
+// that has a live server: from this server's datacenter its own gossip
+// RTTs, from each other datacenter those of one of its servers (asked over
+// HTTP), and the configured table over both.
+func (s *Server) rttMatrix(ctx context.Context) (wire.RTTMatrix, error) {
+	own := s.cfg.Locality.Datacenter
+	_, servers := s.node.Store().Servers()
+	httpOf := map[string]string{}
+	for _, srv := range servers {
+		httpOf[srv.ID] = srv.HTTPAddr
+	}
+	askOf := map[string]string{} // datacenter -> a live server's HTTP address
+	dcs := map[string]bool{}
+	if own != "" {
+		dcs[own] = true
+	}
+	for _, m := range s.pool.Members() {
+		dc := m.Meta.Datacenter
+		if dc == "" || !m.Live() {
+			continue
+		}
+		dcs[dc] = true
+		if addr := httpOf[m.Name]; addr != "" && dc != own && askOf[dc] == "" && !strings.Contains(addr, "/") {
+			askOf[dc] = addr
+		}
+	}
+	out := wire.RTTMatrix{Datacenters: slices.Sorted(maps.Keys(dcs)), RTTMs: map[string]map[string]float64{}}
+	set := func(from, to string, d time.Duration) {
+		if out.RTTMs[from] == nil {
+			out.RTTMs[from] = map[string]float64{}
+		}
+		ms := float64(d.Microseconds()) / 1000
+		if cur, ok := out.RTTMs[from][to]; !ok || ms < cur {
+			out.RTTMs[from][to] = ms
+		}
+	}
+	topo := &topology{s: s}
+	for dc := range dcs {
+		if d, ok := topo.RTT(own, dc); ok && own != "" {
+			set(own, dc, d)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for dc, addr := range askOf {
+		c, err := client.NewAPI(s.apiURL(addr), s.apiClient())
+		if err != nil {
+			continue
+		}
+		ms, err := c.Members(ctx)
+		if err != nil {
+			s.logger.Debug("RTT matrix: a datacenter's server did not answer", "datacenter", dc, "err", err)
+			continue
+		}
+		set(dc, dc, 0)
+		for _, m := range ms {
+			if m.Locality.Datacenter != "" && m.Locality.Datacenter != dc && m.RTTMs > 0 && m.Status == "alive" {
+				set(dc, m.Locality.Datacenter, time.Duration(m.RTTMs*float64(time.Millisecond)))
+			}
+		}
+	}
+	for from, row := range s.cfg.DatacenterRTT {
+		for to, d := range row {
+			if out.RTTMs[from] == nil {
+				out.RTTMs[from] = map[string]float64{}
+			}
+			out.RTTMs[from][to] = float64(d.Microseconds()) / 1000
+		}
+	}
+	return out, nil
 }

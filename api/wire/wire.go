@@ -181,3 +181,30 @@ type GossipKey struct {
 type KeyringResponse struct {
 	Keys []GossipKey `json:"keys"`
 }
+
+// HeartbeatsResponse is the answer of GET …/services/{svc}/heartbeats: how
+// long ago the answering server last heard each ephemeral instance.
+type HeartbeatsResponse struct {
+	Namespace string             `json:"namespace"`
+	Service   string             `json:"service"`
+	AgeMs     map[string]float64 `json:"age_ms"`
+}
+
+// RTTMatrix is the answer of GET /v1/cluster/rtt: the round-trip time
+// between datacenters, as the servers of each measure it (or as configured
+// with --datacenter-rtt). RTTMs[from][to] is absent when nobody knows.
+type RTTMatrix struct {
+	Datacenters []string                      `json:"datacenters"`
+	RTTMs       map[string]map[string]float64 `json:"rtt_ms"`
+}
+
+// DrillSummary is one entry of GET /v1/drills.
+type DrillSummary struct {
+	Name     string   `json:"name"`
+	Scenario string   `json:"scenario"`
+	Time     string   `json:"time"`
+	Passed   bool     `json:"passed"`
+	Failures []string `json:"failures"`
+	// Timeline says whether GET /v1/drills/{name}/timeline serves an SVG.
+	Timeline bool `json:"timeline"`
+}

@@ -77,6 +77,8 @@ type serverOptions struct {
 
 	insecureDev        bool
 	raftPlaintext      bool
+	noUI               bool
+	drillReports       string
 	bootstrapTokenFile string
 	devACL             bool
 
@@ -93,6 +95,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 		fs.StringVar(&o.adminAddr, "admin-addr", "", "serve Go profiling (/debug/pprof/) and /metrics on this address too (empty: none)")
+		fs.StringVar(&o.drillReports, "drill-reports", "", "folder of registry drill reports the web console shows (empty: none)")
 		fs.BoolVar(&o.devACL, "acl", false, "check tokens, as registry server does (a bootstrap admin token is printed); without it everything is open")
 		return
 	}
@@ -147,6 +150,8 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.raftTLSCA, "raft-tls-ca", "", "the cluster's CA certificate (ca.pem)")
 	fs.StringVar(&o.gossipKeys, "gossip-key", "", "base64 32-byte keys that seal gossip (registry keygen makes one), comma-separated: the first seals, any opens (to roll a key in); every server needs the same")
 	fs.BoolVar(&o.insecureDev, "insecure-dev", false, "run WITHOUT access control: anyone who reaches the API may change the catalog (development only)")
+	fs.BoolVar(&o.noUI, "no-ui", false, "do not serve the web console (/ui/)")
+	fs.StringVar(&o.drillReports, "drill-reports", "", "folder of registry drill reports the web console shows (empty: none)")
 	fs.BoolVar(&o.raftPlaintext, "raft-plaintext", false, "allow Raft without TLS on a non-loopback address with access control on (only on a network nobody else reaches: whoever reaches the Raft port can write the catalog, tokens included)")
 	fs.StringVar(&o.bootstrapTokenFile, "bootstrap-token-file", "", "file holding the secret of the first admin token (registry token secret makes one); without it the first leader makes a random one and prints it once")
 	fs.BoolVar(&o.noConsulAPI, "no-consul-api", false, "do not serve Consul's HTTP endpoints (/v1/agent, /v1/catalog, /v1/health/…, /v1/status)")
@@ -332,6 +337,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		}
 	}
 	cfg.ACL.Enabled = !o.insecureDev
+	cfg.DisableUI, cfg.DrillReports = o.noUI, o.drillReports
 	if cfg.ACL.Enabled && cfg.Raft.TLS == nil && !o.raftPlaintext && !loopback(o.raftAddr) {
 		return fmt.Errorf("--raft-addr %s is reachable from other hosts and Raft runs without TLS: whoever reaches it could write the catalog and mint tokens, whatever access control says. "+
 			"Give --raft-tls-cert, --raft-tls-key and --raft-tls-ca (registry tls ca|cert makes them), or --raft-plaintext if no one else can reach that network", o.raftAddr)

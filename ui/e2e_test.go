@@ -1,0 +1,346 @@
+package ui_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// devServer is a `registry dev --acl` process with its admin secret.
+type devServer struct {
+	addr   string
+	secret string
+	admin  *client.API
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+var secretLine = regexp.MustCompile(`secret:\s+(swy_\S+)`)
+
+func startDev(t *testing.T, drills string) *devServer {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "registry")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/registry").CombinedOutput(); err != nil {
+		t.Fatalf("build the registry: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "dev", "--acl", "--http-addr", addr, "--dns-addr", "", "--drill-reports", drills)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := secretLine.FindStringSubmatch(sc.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	var secret string
+	select {
+	case secret = <-found:
+	case <-time.After(20 * time.Second):
+		t.Fatal("registry dev --acl printed no admin token")
+	}
+	a, err := client.NewAPI("http://"+addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &devServer{addr: addr, secret: secret, admin: a.WithToken(secret)}
+}
+
+func (d *devServer) register(t *testing.T, svc, id, dc string) {
+	t.Helper()
+	if _, err := d.admin.Register(context.Background(), store.DefaultNamespace, svc, id,
+		client.Registration{Address: "10.0.0.1", Port: 8080, Locality: store.Locality{Region: "r1", Datacenter: dc}}); err != nil {
+		t.Fatalf("register %s/%s: %v", svc, id, err)
+	}
+}
+
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium is required (Debian package chromium; .ci/run installs it)")
+	return ""
+}
+
+// The console in a real headless Chromium against a real registry dev with
+// access control: every page loads, a registration appears without a
+// reload, a weight changed in the page is what the API then answers, a
+// write without a token shows the 401 in words, 1,000 instances page and
+// filter, and every form control has a label. Screenshots of every page go
+// to the test's temporary folder (or $SWITCHYARD_SCREENSHOTS).
+func TestConsoleInChromium(t *testing.T) {
+	browser := chromium(t)
+	drills := t.TempDir()
+	writeDrill(t, drills)
+	d := startDev(t, drills)
+	d.register(t, "web", "w1", "dc-a")
+	d.register(t, "web", "w2", "dc-b")
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < 1000; i += 8 {
+				dc := []string{"dc-a", "dc-b"}[i%2]
+				if _, err := d.admin.Register(context.Background(), store.DefaultNamespace, "big", fmt.Sprintf("b-%04d", i),
+					client.Registration{Address: "10.0.1.1", Port: 9000 + i%1000, Locality: store.Locality{Datacenter: dc}}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("register big: %v", err)
+	}
+
+	shots := os.Getenv("SWITCHYARD_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox,
+		chromedp.WindowSize(1280, 900), chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelT()
+
+	// Script errors and CSP violations fail the test.
+	var mu sync.Mutex
+	var pageErrors []string
+	if err := chromedp.Listen(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			mu.Lock()
+			pageErrors = append(pageErrors, fmt.Sprintf("exception: %s %v", e.ExceptionDetails.Text, e.ExceptionDetails.Exception))
+			mu.Unlock()
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.ConsoleAPICalledTypeError {
+				mu.Lock()
+				pageErrors = append(pageErrors, fmt.Sprintf("console.error: %v", e.Args))
+				mu.Unlock()
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	base := "http://" + d.addr + "/ui/"
+	do := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// textOf reads an element's text at once ("" when it is not there).
+	textOf := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ""`, sel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	waitText := func(sel, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			s := textOf(sel)
+			if strings.Contains(s, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not show %q: %q", sel, want, s)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	// setValue types into a field as a person would: the value, then the
+	// input and change events.
+	setValue := func(sel, v string) {
+		t.Helper()
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
+			`(() => { const e = document.querySelector(%q); e.focus(); e.value = %q; e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return e.value })()`, sel, v)))
+		if err != nil || got != v {
+			t.Fatalf("set %s to %q: got %q (%v)", sel, v, got, err)
+		}
+	}
+
+	// 1. Without a token, the cluster refuses, and the page says so.
+	do(chromedp.Navigate(base+"#/namespaces"), chromedp.WaitVisible(css("h1")))
+	waitText("#message", "401")
+	shot("00-no-token")
+
+	// 2. With the admin token: namespaces.
+	do(chromedp.SendKeys(css("#token-input"), d.secret), chromedp.Click(css("#token-save")),
+		chromedp.WaitVisible(css(`a[href="#/ns/default"]`)))
+	waitText("#token-state", "admin:*")
+	shot("01-namespaces")
+
+	// 3. Services, with counts by datacenter.
+	do(chromedp.Click(css(`a[href="#/ns/default"]`)), chromedp.WaitVisible(css(`a[href="#/ns/default/svc/web"]`)))
+	waitText("main table", "dc-a 1/1")
+	waitText("main table", "1000 / 1000")
+	shot("02-services")
+
+	// 4. A service: a registration appears without a reload.
+	do(chromedp.Click(css(`a[href="#/ns/default/svc/web"]`)), chromedp.WaitVisible(css(`tr[data-id="w1"]`)))
+	d.register(t, "web", "w3", "dc-a")
+	do(chromedp.WaitVisible(css(`tr[data-id="w3"]`)))
+	shot("03-service")
+
+	// 5. A weight changed in the page is what the API answers.
+	setValue("#w-w1", "42")
+	do(chromedp.Click(css(`tr[data-id="w1"] form button`)))
+	waitText("#message", "Weight of w1 is now 42")
+	weights := func() map[string]int {
+		t.Helper()
+		got, err := d.admin.Lookup(context.Background(), store.DefaultNamespace, "web", client.LookupOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, in := range got.Instances {
+			out[in.ID] = in.Weight
+		}
+		return out
+	}
+	if w := weights(); w["w1"] != 42 || w["w2"] != store.DefaultWeight {
+		t.Fatalf("weights through the API after the change in the page: %v", w)
+	}
+
+	// 6. A write without a token: the 401, in words. Token-less reads are
+	// allowed for this (anonymous may read default), writes are not.
+	if _, err := d.admin.UpdateToken(context.Background(), store.AnonymousAccessor, wire.TokenRequest{Rules: []string{"read:default"}}); err != nil {
+		t.Fatal(err)
+	}
+	do(chromedp.Click(css("#token-forget")), chromedp.WaitVisible(css(`tr[data-id="w2"]`)))
+	setValue("#w-w2", "7")
+	do(chromedp.Click(css(`tr[data-id="w2"] form button`)))
+	waitText("#message", "Not allowed without a valid token (401)")
+	if msg := textOf("#message"); !strings.Contains(msg, "Enter a token") {
+		t.Errorf("the 401 message does not say what to do: %q", msg)
+	}
+	shot("04-write-without-token")
+	if w := weights(); w["w2"] != store.DefaultWeight {
+		t.Fatalf("a write without a token changed w2's weight to %d", w["w2"])
+	}
+
+	// 7. 1,000 instances: pages of 100, filtered by datacenter.
+	do(chromedp.Navigate(base+"#/ns/default/svc/big"), chromedp.WaitVisible(css(`tr[data-id="b-0000"]`)))
+	waitText("#range", "Showing 1–100 of 1000")
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("tbody tr[data-id]").length`))
+	if err != nil || rows != 100 {
+		t.Fatalf("rows on the first page: %d (%v), want 100", rows, err)
+	}
+	setValue("#f-dc", "dc-b")
+	waitText("#range", "of 500 (filtered from 1000)")
+	do(chromedp.Click(css("#page-next")))
+	waitText("#range", "Showing 101–200 of 500")
+	// Every form control on the page has a label (keyboard and screen
+	// reader users reach them by it).
+	unlabelled, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll("input,select")].filter(e => !(e.labels && e.labels.length)).map(e => e.id || e.name || e.outerHTML)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unlabelled) > 0 {
+		t.Errorf("form controls without a label: %v", unlabelled)
+	}
+	shot("05-service-1000")
+
+	// 8. Cluster, with the RTT heat map; 9. drills, with a timeline. Both
+	// need the admin token again.
+	do(chromedp.SendKeys(css("#token-input"), d.secret), chromedp.Click(css("#token-save")),
+		chromedp.Navigate(base+"#/cluster"), chromedp.WaitVisible(css("table.heat")))
+	waitText("main table", "dev (this server)")
+	shot("06-cluster")
+	do(chromedp.Navigate(base+"#/drills"), chromedp.WaitVisible(css("section.drill")),
+		chromedp.Click(css("section.drill button")), chromedp.WaitVisible(css("section.drill figure img")))
+	waitText("section.drill", "Failed: 1 criteria")
+	imgWidth, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelector("section.drill figure img").naturalWidth`))
+	if err != nil || imgWidth == 0 {
+		t.Fatalf("the drill timeline did not render: width %d (%v)", imgWidth, err)
+	}
+	shot("07-drills")
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range pageErrors {
+		t.Errorf("page error: %s", e)
+	}
+	for _, name := range []string{"00-no-token", "01-namespaces", "02-services", "03-service", "04-write-without-token", "05-service-1000", "06-cluster", "07-drills"} {
+		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", name, err)
+		}
+	}
+	t.Logf("screenshots in %s", shots)
+}
+
+// writeDrill writes a report as registry drill does: JSON and an SVG.
+func writeDrill(t *testing.T, dir string) {
+	t.Helper()
+	base := filepath.Join(dir, "cut-datacenter-20261126T010203Z")
+	js := `{"scenario": "cut-datacenter", "callers": {}, "failures": ["a caller was served by the cut datacenter 12 s after the cut"]}`
+	svg := `<svg xmlns="http://www.w3.org/2000/svg" width="400" height="100"><rect width="400" height="100" fill="#eef"/><text x="10" y="50">timeline</text></svg>`
+	for name, body := range map[string]string{base + ".json": js, base + ".svg": svg} {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,597 @@
+// Switchyard console: plain JavaScript over the HTTP API of the server that
+// served it. Every view is rebuilt from the API's answers; views that show
+// the catalog follow it with blocking queries (index= and wait=), so
+// changes appear without a reload. Text from the server is always set as
+// text, never parsed as HTML.
+'use strict';
+
+const TOKEN_KEY = 'switchyard.token';
+const PAGE_SIZE = 100;
+const BALANCERS = ['weighted_random', 'round_robin', 'least_loaded', 'consistent_hash'];
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY) || '',
+  abort: null, // aborts the current view's requests when another opens
+};
+
+// ---- DOM helpers -------------------------------------------------------
+
+// el builds an element: attrs sets properties (class, text, on* handlers,
+// everything else as attributes); children are nodes or strings.
+function el(tag, attrs, ...children) {
+  const n = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') n.className = v;
+    else if (k === 'text') n.textContent = v;
+    else if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
+    else if (k === 'value') n.value = v;
+    else if (k === 'background') n.style.backgroundColor = v; // CSSOM: allowed by the page's CSP
+    else n.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    n.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return n;
+}
+
+function say(text, kind) {
+  const box = document.getElementById('message');
+  box.replaceChildren();
+  if (!text) return;
+  box.className = kind === 'error' ? 'error' : 'ok';
+  box.append(el('p', { text }));
+}
+
+const sleep = (ms, signal) => new Promise((resolve) => {
+  const t = setTimeout(resolve, ms);
+  if (signal) signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+});
+
+// ---- API ---------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(method, path, body, signal) {
+  const headers = {};
+  if (state.token) headers['X-Switchyard-Token'] = state.token;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const resp = await fetch(path, {
+    method, headers, signal,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+  if (!resp.ok) {
+    throw new ApiError(resp.status, data && data.code, (data && data.error) || text.trim() || resp.statusText);
+  }
+  return { data, index: Number(resp.headers.get('X-Switchyard-Index') || 0) };
+}
+
+// explain turns a failure into words a person can act on.
+function explain(err) {
+  if (err instanceof ApiError) {
+    if (err.status === 401) return `Not allowed without a valid token (401): ${err.message}. Enter a token at the top of the page.`;
+    if (err.status === 403) return `Your token may not do this (403): ${err.message}`;
+    return `The server refused (${err.status}${err.code ? ' ' + err.code : ''}): ${err.message}`;
+  }
+  return `No answer from the server: ${err.message}`;
+}
+
+// act runs a change and reports its outcome in the message area.
+async function act(what, fn) {
+  say(`${what}…`);
+  try {
+    const done = await fn();
+    say(done || `${what}: done.`);
+    return true;
+  } catch (err) {
+    say(explain(err), 'error');
+    return false;
+  }
+}
+
+// watch follows path with blocking queries until signal aborts, calling
+// onData with each new answer.
+async function watch(path, signal, onData) {
+  let index = 0;
+  let failures = 0;
+  while (!signal.aborted) {
+    const sep = path.includes('?') ? '&' : '?';
+    try {
+      const r = await api('GET', index ? `${path}${sep}index=${index}&wait=30s` : path, undefined, signal);
+      failures = 0;
+      if (signal.aborted) return;
+      if (r.index !== index || index === 0) onData(r.data);
+      if (r.index <= index) await sleep(250, signal); // nothing new: do not spin
+      index = r.index;
+    } catch (err) {
+      if (signal.aborted) return;
+      failures++;
+      say(explain(err), 'error');
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403 || err.status === 404)) return;
+      await sleep(Math.min(5000, 500 * failures), signal);
+    }
+  }
+}
+
+// poll calls fn now and every ms until signal aborts.
+async function poll(ms, signal, fn) {
+  while (!signal.aborted) {
+    try { await fn(); } catch (err) { if (!signal.aborted) say(explain(err), 'error'); }
+    await sleep(ms, signal);
+  }
+}
+
+const enc = encodeURIComponent;
+
+function fmtLocality(l) {
+  if (!l) return '—';
+  const parts = [l.region, l.datacenter, l.unit].filter(Boolean);
+  return parts.length ? parts.join(' / ') : '—';
+}
+
+function fmtAge(ms) {
+  if (ms === undefined) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms ago`;
+  if (ms < 120000) return `${(ms / 1000).toFixed(1)} s ago`;
+  return `${Math.round(ms / 60000)} min ago`;
+}
+
+function heading(view, text, crumbs) {
+  if (crumbs) {
+    view.append(el('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' },
+      el('ol', {}, crumbs.map(([label, href]) => el('li', {}, href ? el('a', { href, text: label }) : label)))));
+  }
+  const h = el('h1', { text, tabindex: '-1' });
+  view.append(h);
+  return h;
+}
+
+function table(caption, columns) {
+  const t = el('table', {}, el('caption', { text: caption }),
+    el('thead', {}, el('tr', {}, columns.map((c) => el('th', { scope: 'col', text: c })))));
+  const body = el('tbody');
+  t.append(body);
+  return { table: t, body };
+}
+
+// ---- pages -------------------------------------------------------------
+
+async function namespacesPage(view, signal) {
+  const h = heading(view, 'Namespaces');
+  const intro = el('p', { class: 'muted', text: 'A lookup in a namespace that has no usable instance of a service borrows from its fallback, and so on up the chain.' });
+  const { table: t, body } = table('Namespaces and their fallback chains', ['Namespace', 'Description', 'Fallback chain', 'Change fallback']);
+  view.append(intro, t);
+  h.focus();
+  let last = '';
+  await watch('/v1/namespaces', signal, (data) => {
+    const list = data.namespaces || [];
+    const key = JSON.stringify(list);
+    if (key === last) return;
+    last = key;
+    const byName = new Map(list.map((n) => [n.name, n]));
+    body.replaceChildren(...list.map((n) => {
+      const chain = [n.name];
+      for (let p = n.fallback, seen = new Set([n.name]); p && !seen.has(p); p = (byName.get(p) || {}).fallback) {
+        chain.push(p);
+        seen.add(p);
+      }
+      const selId = `fallback-${n.name}`;
+      const sel = el('select', { id: selId, name: 'fallback' },
+        el('option', { value: '', text: '(none)' }),
+        list.filter((o) => o.name !== n.name).map((o) => el('option', { value: o.name, text: o.name })));
+      sel.value = n.fallback || '';
+      const save = el('button', {
+        type: 'submit', text: 'Save',
+      });
+      const form = el('form', {
+        class: 'inline',
+        onsubmit: (e) => {
+          e.preventDefault();
+          act(`Setting the fallback of ${n.name}`, async () => {
+            await api('PUT', `/v1/namespaces/${enc(n.name)}`, { fallback: sel.value });
+            return sel.value ? `${n.name} now falls back to ${sel.value}.` : `${n.name} now has no fallback.`;
+          });
+        },
+      }, el('label', { for: selId, class: 'visually-hidden', text: `Fallback of ${n.name}` }), sel, save);
+      return el('tr', {},
+        el('th', { scope: 'row' }, el('a', { href: `#/ns/${n.name}`, text: n.name })),
+        el('td', { text: n.description || '' }),
+        el('td', { text: chain.join(' → ') }),
+        el('td', {}, form));
+    }));
+  });
+}
+
+async function servicesPage(view, signal, ns) {
+  const h = heading(view, `Services in ${ns}`, [['Namespaces', '#/namespaces'], [ns]]);
+  const { table: t, body } = table(`Services of namespace ${ns}, healthy instances over all`, ['Service', 'Healthy / total', 'By datacenter (healthy / total)', 'Protect threshold', 'State']);
+  view.append(t);
+  h.focus();
+  await watch(`/v1/namespaces/${enc(ns)}/services`, signal, (data) => {
+    const list = data.services || [];
+    if (!list.length) {
+      body.replaceChildren(el('tr', {}, el('td', { colspan: '5', text: 'No services (or none your token may read).' })));
+      return;
+    }
+    body.replaceChildren(...list.map((s) => {
+      const dcs = Object.entries(s.datacenters || {}).sort(([a], [b]) => a.localeCompare(b))
+        .map(([dc, c]) => el('span', { class: 'chip' + (c.healthy < c.instances ? ' warn' : '') }, `${dc || '(none)'} ${c.healthy}/${c.instances}`));
+      return el('tr', {},
+        el('th', { scope: 'row' }, el('a', { href: `#/ns/${ns}/svc/${s.name}`, text: s.name })),
+        el('td', { text: `${s.healthy} / ${s.instances}` }),
+        el('td', {}, dcs.length ? dcs : '—'),
+        el('td', { text: String(s.protect_threshold) }),
+        el('td', { class: s.protected ? 'bad' : '' , text: s.protected ? 'protected: lookups include unhealthy instances' : 'normal' }));
+    }));
+  });
+}
+
+function registration(inst, changes) {
+  return Object.assign({
+    address: inst.address, port: inst.port, weight: inst.weight, enabled: inst.enabled,
+    ephemeral: inst.ephemeral, locality: inst.locality || {}, tags: inst.tags || [],
+    metadata: inst.metadata || {}, check: inst.check || {},
+  }, changes);
+}
+
+async function servicePage(view, signal, ns, svc) {
+  const h = heading(view, svc, [['Namespaces', '#/namespaces'], [ns, `#/ns/${ns}`], [svc]]);
+  const base = `/v1/namespaces/${enc(ns)}/services/${enc(svc)}`;
+
+  // Settings.
+  const protect = el('input', { id: 'set-protect', type: 'number', min: '0', max: '1', step: '0.05', required: true });
+  const ratio = el('input', { id: 'set-ratio', type: 'number', min: '0', max: '1', step: '0.05', required: true });
+  const balancer = el('select', { id: 'set-balancer' }, BALANCERS.map((b) => el('option', { value: b, text: b })));
+  const settings = el('form', {
+    class: 'settings',
+    onsubmit: (e) => {
+      e.preventDefault();
+      act(`Saving the settings of ${svc}`, async () => {
+        await api('PUT', base, {
+          protect_threshold: Number(protect.value), min_healthy_ratio: Number(ratio.value), balancer: balancer.value,
+        });
+        return `Settings of ${svc} saved: protect threshold ${protect.value}, locality spill-over below ${ratio.value} healthy, ${balancer.value}.`;
+      });
+    },
+  },
+  el('fieldset', {},
+    el('legend', { text: 'Service settings' }),
+    el('label', { for: 'set-protect', text: 'Protect threshold (0–1)' }), protect,
+    el('label', { for: 'set-ratio', text: 'Locality spill-over: minimum healthy share of a level (0–1)' }), ratio,
+    el('label', { for: 'set-balancer', text: 'Balancer' }), balancer,
+    el('button', { type: 'submit', text: 'Save settings' })));
+
+  // Filters and paging.
+  const fDC = el('select', { id: 'f-dc' }, el('option', { value: '', text: 'all' }));
+  const fHealth = el('select', { id: 'f-health' },
+    el('option', { value: '', text: 'all' }), el('option', { value: 'healthy', text: 'healthy' }),
+    el('option', { value: 'unhealthy', text: 'unhealthy' }), el('option', { value: 'disabled', text: 'disabled' }));
+  const fTag = el('input', { id: 'f-tag', type: 'search', placeholder: 'tag' });
+  const prev = el('button', { type: 'button', id: 'page-prev', text: 'Previous page' });
+  const next = el('button', { type: 'button', id: 'page-next', text: 'Next page' });
+  const range = el('span', { id: 'range', 'aria-live': 'polite' });
+  const filters = el('form', { class: 'filters', role: 'search', onsubmit: (e) => e.preventDefault() },
+    el('label', { for: 'f-dc', text: 'Datacenter' }), fDC,
+    el('label', { for: 'f-health', text: 'Health' }), fHealth,
+    el('label', { for: 'f-tag', text: 'Tag' }), fTag,
+    prev, next, range);
+
+  const { table: t, body } = table(`Instances of ${ns}/${svc}`, ['Instance', 'Address', 'Locality', 'Weight', 'Traffic', 'Health', 'Last heartbeat', 'Check']);
+  view.append(settings, el('h2', { text: 'Instances' }), filters, t);
+  h.focus();
+
+  let instances = [];
+  let ages = {};
+  let page = 0;
+  let settingsLoaded = false;
+
+  const filtered = () => instances.filter((i) => {
+    if (fDC.value && (i.locality || {}).datacenter !== fDC.value) return false;
+    if (fHealth.value === 'healthy' && !(i.healthy && i.enabled)) return false;
+    if (fHealth.value === 'unhealthy' && i.healthy) return false;
+    if (fHealth.value === 'disabled' && i.enabled) return false;
+    if (fTag.value.trim() && !(i.tags || []).includes(fTag.value.trim())) return false;
+    return true;
+  });
+
+  function row(inst) {
+    const wId = `w-${inst.id}`;
+    const weight = el('input', { id: wId, type: 'number', min: '0', max: '10000', value: String(inst.weight), class: 'weight' });
+    const wForm = el('form', {
+      class: 'inline',
+      onsubmit: (e) => {
+        e.preventDefault();
+        const w = Number(weight.value);
+        act(`Setting the weight of ${inst.id}`, async () => {
+          await api('PUT', `${base}/instances/${enc(inst.id)}`, registration(inst, { weight: w }));
+          return `Weight of ${inst.id} is now ${w}.`;
+        });
+      },
+    }, el('label', { for: wId, class: 'visually-hidden', text: `Weight of ${inst.id}` }), weight, el('button', { type: 'submit', text: 'Save' }));
+    const toggle = el('button', {
+      type: 'button',
+      text: inst.enabled ? 'Disable' : 'Enable',
+      'aria-label': `${inst.enabled ? 'Disable' : 'Enable'} ${inst.id}`,
+      onclick: () => act(`${inst.enabled ? 'Disabling' : 'Enabling'} ${inst.id}`, async () => {
+        await api('PUT', `${base}/instances/${enc(inst.id)}`, registration(inst, { enabled: !inst.enabled }));
+        return inst.enabled ? `${inst.id} is disabled: listed, but given no traffic.` : `${inst.id} takes traffic again.`;
+      }),
+    });
+    const detail = el('td', { colspan: '8', class: 'detail' });
+    const detailRow = el('tr', { hidden: true }, detail);
+    const check = el('button', {
+      type: 'button', text: 'Show', 'aria-expanded': 'false', 'aria-label': `Show the check of ${inst.id}`,
+      onclick: async () => {
+        if (!detailRow.hidden) {
+          detailRow.hidden = true;
+          check.setAttribute('aria-expanded', 'false');
+          return;
+        }
+        try {
+          const r = await api('GET', `${base}/instances/${enc(inst.id)}/check`);
+          const c = r.data || {};
+          detail.replaceChildren(el('dl', {},
+            el('dt', { text: 'Check' }), el('dd', { text: (inst.check && inst.check.type) || 'none' }),
+            el('dt', { text: 'Checked by' }), el('dd', { text: c.checked_by || '—' }),
+            el('dt', { text: 'Last result' }), el('dd', { text: c.last_ok === undefined ? '—' : (c.last_ok ? 'passing' : 'failing') }),
+            el('dt', { text: 'Output' }), el('dd', {}, el('code', { text: c.output || '—' })),
+            el('dt', { text: 'Checked at' }), el('dd', { text: c.checked_at || '—' })));
+        } catch (err) {
+          detail.replaceChildren(el('p', { class: 'bad', text: explain(err) }));
+        }
+        detailRow.hidden = false;
+        check.setAttribute('aria-expanded', 'true');
+      },
+    });
+    const health = !inst.enabled ? 'disabled' : (inst.healthy ? 'healthy' : 'unhealthy');
+    return [el('tr', { 'data-id': inst.id },
+      el('th', { scope: 'row', text: inst.id }),
+      el('td', { text: `${inst.address}:${inst.port}` }),
+      el('td', { text: fmtLocality(inst.locality) }),
+      el('td', {}, wForm),
+      el('td', {}, toggle),
+      el('td', { class: health === 'healthy' ? 'good' : 'bad', text: health }),
+      el('td', { class: 'age', text: inst.ephemeral ? fmtAge(ages[inst.id]) : 'checked by a server' }),
+      el('td', {}, check)), detailRow];
+  }
+
+  function render() {
+    const list = filtered();
+    const pages = Math.max(1, Math.ceil(list.length / PAGE_SIZE));
+    page = Math.min(page, pages - 1);
+    const from = page * PAGE_SIZE;
+    const shown = list.slice(from, from + PAGE_SIZE);
+    range.textContent = list.length
+      ? `Showing ${from + 1}–${from + shown.length} of ${list.length}` + (list.length !== instances.length ? ` (filtered from ${instances.length})` : '')
+      : (instances.length ? `No instance matches (of ${instances.length})` : 'No instances');
+    prev.disabled = page === 0;
+    next.disabled = page >= pages - 1;
+    // Keep focus on a control that survives the redraw.
+    body.replaceChildren(...shown.flatMap(row));
+  }
+
+  function updateDCs() {
+    const dcs = [...new Set(instances.map((i) => (i.locality || {}).datacenter || ''))].filter(Boolean).sort();
+    const cur = fDC.value;
+    fDC.replaceChildren(el('option', { value: '', text: 'all' }), ...dcs.map((d) => el('option', { value: d, text: d })));
+    fDC.value = dcs.includes(cur) ? cur : '';
+  }
+
+  for (const f of [fDC, fHealth]) f.addEventListener('change', () => { page = 0; render(); });
+  fTag.addEventListener('input', () => { page = 0; render(); });
+  prev.addEventListener('click', () => { page--; render(); });
+  next.addEventListener('click', () => { page++; render(); });
+
+  poll(3000, signal, async () => {
+    const r = await api('GET', `${base}/heartbeats`, undefined, signal);
+    ages = r.data.age_ms || {};
+    for (const cell of body.querySelectorAll('tr[data-id] td.age')) {
+      const id = cell.parentElement.getAttribute('data-id');
+      const inst = instances.find((i) => i.id === id);
+      if (inst && inst.ephemeral) cell.textContent = fmtAge(ages[id]);
+    }
+  });
+  await watch(`${base}/instances`, signal, (data) => {
+    instances = data.instances || [];
+    if (!settingsLoaded || document.activeElement === null || !settings.contains(document.activeElement)) {
+      const s = data.settings || {};
+      protect.value = s.protect_threshold;
+      ratio.value = s.min_healthy_ratio;
+      balancer.value = s.balancer || 'weighted_random';
+      settingsLoaded = true;
+    }
+    updateDCs();
+    // A redraw must not take a weight away from someone typing it.
+    if (body.contains(document.activeElement) && document.activeElement.tagName === 'INPUT') {
+      const pending = () => { document.activeElement.removeEventListener('blur', pending); render(); };
+      document.activeElement.addEventListener('blur', pending);
+      return;
+    }
+    render();
+  });
+}
+
+// heat gives a light background for an RTT (ms) relative to the largest:
+// green when near, red when far; the text stays dark on it.
+function heat(ms, max) {
+  const f = max > 0 ? Math.min(1, ms / max) : 0;
+  const hue = Math.round(120 * (1 - f));
+  return `hsl(${hue}, 70%, 85%)`;
+}
+
+async function clusterPage(view, signal) {
+  const h = heading(view, 'Cluster');
+  const { table: mt, body: mb } = table('Servers as the answering server sees them', ['Server', 'Raft role', 'Gossip status', 'RTT', 'HTTP', 'Raft', 'Gossip', 'Locality']);
+  const matrixBox = el('div', { id: 'rtt' });
+  view.append(mt, el('h2', { text: 'Round-trip time between datacenters' }),
+    el('p', { class: 'muted', text: 'Each row is measured by a server of that datacenter (gossip probes), or set with --datacenter-rtt. Lookups order other regions by it.' }),
+    matrixBox);
+  h.focus();
+  poll(3000, signal, async () => {
+    const r = await api('GET', '/v1/cluster/members', undefined, signal);
+    const ms = r.data.members || [];
+    mb.replaceChildren(...ms.map((m) => el('tr', {},
+      el('th', { scope: 'row', text: m.id + (m.self ? ' (this server)' : '') }),
+      el('td', { text: m.role }),
+      el('td', { class: m.status === 'alive' ? 'good' : 'bad', text: m.status }),
+      el('td', { text: m.rtt_ms ? `${m.rtt_ms.toFixed(2)} ms` : '—' }),
+      el('td', { text: m.http_addr || '—' }), el('td', { text: m.raft_addr || '—' }), el('td', { text: m.gossip_addr || '—' }),
+      el('td', { text: fmtLocality(m.locality) }))));
+  });
+  poll(5000, signal, async () => {
+    const r = await api('GET', '/v1/cluster/rtt', undefined, signal);
+    const dcs = r.data.datacenters || [];
+    const rtt = r.data.rtt_ms || {};
+    if (!dcs.length) {
+      matrixBox.replaceChildren(el('p', { text: 'No datacenter is known: start servers with --datacenter.' }));
+      return;
+    }
+    let max = 0;
+    for (const row of Object.values(rtt)) for (const v of Object.values(row)) max = Math.max(max, v);
+    const t = el('table', { class: 'heat' },
+      el('caption', { text: 'Milliseconds from the row’s datacenter to the column’s; — where no server measured it' }),
+      el('thead', {}, el('tr', {}, el('th', { scope: 'col', text: 'from \\ to' }), dcs.map((d) => el('th', { scope: 'col', text: d })))),
+      el('tbody', {}, dcs.map((from) => el('tr', {},
+        el('th', { scope: 'row', text: from }),
+        dcs.map((to) => {
+          const v = (rtt[from] || {})[to];
+          return v === undefined
+            ? el('td', { class: 'unknown', text: '—' })
+            : el('td', { background: heat(v, max), text: v.toFixed(1) });
+        })))));
+    matrixBox.replaceChildren(t);
+  });
+}
+
+async function drillsPage(view, signal) {
+  const h = heading(view, 'Drills');
+  const list = el('div', { id: 'drills' });
+  view.append(el('p', { class: 'muted', text: 'The latest reports of registry drill, newest first.' }), list);
+  h.focus();
+  const urls = [];
+  signal.addEventListener('abort', () => urls.forEach((u) => URL.revokeObjectURL(u)), { once: true });
+  try {
+    const r = await api('GET', '/v1/drills', undefined, signal);
+    if (!r.data.configured) {
+      list.replaceChildren(el('p', { text: 'This server keeps no drill reports: start it with --drill-reports DIR, the folder registry drill writes to.' }));
+      return;
+    }
+    const drills = r.data.drills || [];
+    if (!drills.length) {
+      list.replaceChildren(el('p', { text: 'No drill report yet.' }));
+      return;
+    }
+    list.replaceChildren(...drills.map((d) => {
+      const figure = el('figure', { hidden: true });
+      const show = el('button', {
+        type: 'button', text: 'Show timeline', disabled: !d.timeline, 'aria-label': `Show the timeline of ${d.name}`,
+        onclick: async () => {
+          try {
+            const resp = await fetch(`/v1/drills/${enc(d.name)}/timeline`, { headers: state.token ? { 'X-Switchyard-Token': state.token } : {} });
+            if (!resp.ok) throw new ApiError(resp.status, '', (await resp.text()).trim());
+            const url = URL.createObjectURL(await resp.blob());
+            urls.push(url);
+            figure.replaceChildren(el('img', { src: url, alt: `Timeline of drill ${d.name}: calls per second by serving datacenter, before, during and after the fault` }),
+              el('figcaption', { text: `Timeline of ${d.name}` }));
+            figure.hidden = false;
+            show.disabled = true;
+          } catch (err) {
+            say(explain(err), 'error');
+          }
+        },
+      });
+      return el('section', { class: 'drill', 'aria-labelledby': `drill-${d.name}` },
+        el('h2', { id: `drill-${d.name}`, text: `${d.scenario} — ${d.time}` }),
+        el('p', { class: d.passed ? 'good' : 'bad', text: d.passed ? 'Passed' : `Failed: ${d.failures.length} criteria` }),
+        d.failures.length ? el('ul', {}, d.failures.map((f) => el('li', { text: f }))) : null,
+        show, figure);
+    }));
+  } catch (err) {
+    say(explain(err), 'error');
+  }
+}
+
+// ---- router and token ----------------------------------------------------
+
+const routes = [
+  [/^#?\/?$/, namespacesPage],
+  [/^#\/namespaces$/, namespacesPage],
+  [/^#\/ns\/([a-z0-9-]+)$/, servicesPage],
+  [/^#\/ns\/([a-z0-9-]+)\/svc\/([a-z0-9-]+)$/, servicePage],
+  [/^#\/cluster$/, clusterPage],
+  [/^#\/drills$/, drillsPage],
+];
+
+function route() {
+  if (state.abort) state.abort.abort();
+  state.abort = new AbortController();
+  const view = document.getElementById('view');
+  view.replaceChildren();
+  say('');
+  const hash = location.hash || '#/';
+  const section = hash.startsWith('#/cluster') ? 'cluster' : hash.startsWith('#/drills') ? 'drills' : 'namespaces';
+  for (const a of document.querySelectorAll('[data-nav]')) {
+    if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+  for (const [re, page] of routes) {
+    const m = hash.match(re);
+    if (m) {
+      page(view, state.abort.signal, ...m.slice(1));
+      return;
+    }
+  }
+  heading(view, 'Not found');
+  view.append(el('p', {}, 'No such page. ', el('a', { href: '#/namespaces', text: 'Namespaces' })));
+}
+
+async function showToken() {
+  const stateBox = document.getElementById('token-state');
+  if (!state.token) {
+    stateBox.textContent = 'no token: read-only where the cluster allows it';
+    return;
+  }
+  try {
+    const r = await api('GET', '/v1/acl/self');
+    const rules = (r.data.rules || []).join(' ') || 'no rules';
+    stateBox.textContent = `token ${r.data.accessor_id.slice(0, 8)}… (${rules})`;
+  } catch (err) {
+    stateBox.textContent = 'token not accepted';
+    say(explain(err), 'error');
+  }
+}
+
+function init() {
+  const form = document.getElementById('token-form');
+  const input = document.getElementById('token-input');
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    state.token = input.value.trim();
+    input.value = '';
+    if (state.token) sessionStorage.setItem(TOKEN_KEY, state.token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    showToken();
+    route();
+  });
+  document.getElementById('token-forget').addEventListener('click', () => {
+    state.token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    showToken();
+    route();
+  });
+  window.addEventListener('hashchange', route);
+  showToken();
+  route();
+}
+
+init();
