@@ -156,4 +156,3 @@ func (s *Server) drillAsset(c *gin.Context, ext, contentType string) {
 	c.Header("X-Content-Type-Options", "nosniff")
 	c.Data(http.StatusOK, contentType, b)
 }
-
