@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,12 +266,43 @@ func TestConsoleInChromium(t *testing.T) {
 		t.Fatalf("weights through the API after the change in the page: %v", w)
 	}
 
+	// Disable (graceful offline) and the service's settings, from the page.
+	do(chromedp.Click(css(`tr[data-id="w3"] td:nth-child(5) button`)))
+	waitText("#message", "w3 is disabled")
+	setValue("#set-protect", "0.3")
+	setValue("#set-ratio", "0.75")
+	do(chromedp.Click(css(`form.settings button[type="submit"]`)))
+	waitText("#message", "Settings of web saved")
+	got, err := d.admin.Lookup(context.Background(), store.DefaultNamespace, "web", client.LookupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Settings.ProtectThreshold != 0.3 || got.Settings.MinHealthyRatio != 0.75 {
+		t.Errorf("settings through the API after the change in the page: %+v", got.Settings)
+	}
+	for _, in := range got.Instances {
+		if in.ID == "w3" && in.Enabled {
+			t.Errorf("w3 is still enabled after Disable in the page")
+		}
+	}
+
+	// A namespace's fallback, from the namespaces page.
+	if code := putJSON(t, d, "/v1/namespaces/staging", `{"description": "pre-production"}`); code != 200 {
+		t.Fatalf("create staging: %d", code)
+	}
+	do(chromedp.Navigate(base+"#/namespaces"), chromedp.WaitVisible(css("#fallback-staging")))
+	setValue("#fallback-staging", "default")
+	do(chromedp.Click(css(`#fallback-staging + button`)))
+	waitText("#message", "staging now falls back to default")
+	waitText("main table", "staging → default")
+
 	// 6. A write without a token: the 401, in words. Token-less reads are
 	// allowed for this (anonymous may read default), writes are not.
 	if _, err := d.admin.UpdateToken(context.Background(), store.AnonymousAccessor, wire.TokenRequest{Rules: []string{"read:default"}}); err != nil {
 		t.Fatal(err)
 	}
-	do(chromedp.Click(css("#token-forget")), chromedp.WaitVisible(css(`tr[data-id="w2"]`)))
+	do(chromedp.Navigate(base+"#/ns/default/svc/web"), chromedp.WaitVisible(css(`tr[data-id="w2"]`)),
+		chromedp.Click(css("#token-forget")), chromedp.WaitVisible(css(`tr[data-id="w2"]`)))
 	setValue("#w-w2", "7")
 	do(chromedp.Click(css(`tr[data-id="w2"] form button`)))
 	waitText("#message", "Not allowed without a valid token (401)")
@@ -330,6 +362,21 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 	t.Logf("screenshots in %s", shots)
+}
+
+func putJSON(t *testing.T, d *devServer, path, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, "http://"+d.addr+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Switchyard-Token", d.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // writeDrill writes a report as registry drill does: JSON and an SVG.
