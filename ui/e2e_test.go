@@ -85,10 +85,12 @@ func startDev(t *testing.T, drills string) *devServer {
 	return &devServer{addr: addr, secret: secret, admin: a.WithToken(secret)}
 }
 
-func (d *devServer) register(t *testing.T, svc, id, dc string) {
+// register registers a persistent instance without a check (healthy for
+// as long as the test takes), or an ephemeral one (healthy until its TTL).
+func (d *devServer) register(t *testing.T, svc, id, dc string, ephemeral bool) {
 	t.Helper()
 	if _, err := d.admin.Register(context.Background(), store.DefaultNamespace, svc, id,
-		client.Registration{Address: "10.0.0.1", Port: 8080, Locality: store.Locality{Region: "r1", Datacenter: dc}}); err != nil {
+		client.Registration{Address: "10.0.0.1", Port: 8080, Ephemeral: &ephemeral, Locality: store.Locality{Region: "r1", Datacenter: dc}}); err != nil {
 		t.Fatalf("register %s/%s: %v", svc, id, err)
 	}
 }
@@ -115,8 +117,8 @@ func TestConsoleInChromium(t *testing.T) {
 	drills := t.TempDir()
 	writeDrill(t, drills)
 	d := startDev(t, drills)
-	d.register(t, "web", "w1", "dc-a")
-	d.register(t, "web", "w2", "dc-b")
+	d.register(t, "web", "w1", "dc-a", false)
+	d.register(t, "web", "w2", "dc-b", true)
 	var wg sync.WaitGroup
 	errs := make(chan error, 1000)
 	for w := range 8 {
@@ -126,7 +128,7 @@ func TestConsoleInChromium(t *testing.T) {
 			for i := w; i < 1000; i += 8 {
 				dc := []string{"dc-a", "dc-b"}[i%2]
 				if _, err := d.admin.Register(context.Background(), store.DefaultNamespace, "big", fmt.Sprintf("b-%04d", i),
-					client.Registration{Address: "10.0.1.1", Port: 9000 + i%1000, Locality: store.Locality{Datacenter: dc}}); err != nil {
+					client.Registration{Address: "10.0.1.1", Port: 9000 + i%1000, Ephemeral: new(bool), Locality: store.Locality{Datacenter: dc}}); err != nil {
 					errs <- err
 				}
 			}
@@ -242,8 +244,13 @@ func TestConsoleInChromium(t *testing.T) {
 
 	// 4. A service: a registration appears without a reload.
 	do(chromedp.Click(css(`a[href="#/ns/default/svc/web"]`)), chromedp.WaitVisible(css(`tr[data-id="w1"]`)))
-	d.register(t, "web", "w3", "dc-a")
+	d.register(t, "web", "w3", "dc-a", false)
 	do(chromedp.WaitVisible(css(`tr[data-id="w3"]`)))
+	// w2 is ephemeral: its last heartbeat (its registration) is shown.
+	waitText(`tr[data-id="w2"] td.age`, " ago")
+	if s := textOf(`tr[data-id="w1"] td.age`); s != "checked by a server" {
+		t.Errorf("a persistent instance's heartbeat cell: %q", s)
+	}
 	shot("03-service")
 
 	// 5. A weight changed in the page is what the API answers.
