@@ -2,9 +2,13 @@ package server
 
 import (
 	"fmt"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -47,4 +51,34 @@ func TestTopologyFromGossipAndStatic(t *testing.T) {
 			t.Errorf("ParseRTTTable(%q) accepted", bad)
 		}
 	}
+}
+
+// GET /v1/cluster/rtt gives the whole matrix from any server: its own row
+// from its gossip, the other datacenters' rows from one of their servers.
+func TestRTTMatrixBetweenDatacenters(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *Config) {
+		cfg.Locality = store.Locality{Region: "r1", Datacenter: "dc-" + strings.TrimPrefix(cfg.NodeID, "s")}
+	})
+	dcs := []string{"dc-1", "dc-2", "dc-3"}
+	eventually(t, 10*time.Second, "a full RTT matrix on s1", func() error {
+		var m wire.RTTMatrix
+		if err := c.do(c.servers[0], http.MethodGet, "/v1/cluster/rtt", nil, &m); err != nil {
+			return err
+		}
+		if !slices.Equal(m.Datacenters, dcs) {
+			return fmt.Errorf("datacenters %v", m.Datacenters)
+		}
+		for _, from := range dcs {
+			for _, to := range dcs {
+				v, ok := m.RTTMs[from][to]
+				switch {
+				case !ok:
+					return fmt.Errorf("no RTT from %s to %s: %v", from, to, m.RTTMs)
+				case from == to && v != 0, from != to && (v <= 0 || v > 1000):
+					return fmt.Errorf("RTT from %s to %s is %v ms", from, to, v)
+				}
+			}
+		}
+		return nil
+	})
 }
