@@ -126,7 +126,8 @@ run)
 	[[ $# -ge 1 ]] || die "run needs a scenario"
 	scenario="$1"; shift
 	"$0" up
-	trap '"$0" down' EXIT
+	# A failed drill leaves the servers' last words before they go.
+	trap 'rc=$?; ((rc == 0)) || "${COMPOSE[@]}" logs --no-color --tail 60 reg-a reg-b reg-c >&2; "$0" down; exit $rc' EXIT
 	latency="${DRILL_LATENCY:-20ms}"
 	[[ "$latency" == 0ms ]] && latency=0
 	"$ROOT/deploy/bin/registry" drill --report-dir "${DRILL_REPORTS:-$ROOT/drill-reports}" --latency "$latency" "$@" "$scenario"

@@ -99,6 +99,8 @@ func runLatency(ctx context.Context, stdout io.Writer, logger *slog.Logger, num 
 			return nil
 		case <-t.C:
 			logger.Info("latency", "delayed", q.Stats().Delayed.Load(), "errors", q.Stats().Errors.Load())
+		case <-q.Done():
+			return fmt.Errorf("the queue stopped delaying (its rules are removed, so traffic flows undelayed): %w", q.Err())
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -89,6 +91,16 @@ func Open(num uint16, d time.Duration) (*Queue, error) {
 // Stats returns the queue's counters.
 func (q *Queue) Stats() *Stats { return &q.stats }
 
+// Done is closed when the queue stops delaying: after Close, or when its
+// socket failed (Err says why).
+func (q *Queue) Done() <-chan struct{} { return q.done }
+
+// Err is why the queue stopped reading, if it did.
+func (q *Queue) Err() error {
+	err, _ := q.err.Load().(error)
+	return err
+}
+
 // Close lets the packets still held through at once and closes the socket,
 // which unbinds the queue (the kernel drops what arrives in between).
 func (q *Queue) Close() error {
@@ -142,17 +154,26 @@ func (q *Queue) configure() error {
 
 // receive reads queued packets and hands each, stamped, to release.
 func (q *Queue) receive() {
+	failures := 0
 	for {
 		msgs, err := q.conn.Receive()
 		if err != nil {
-			if errors.Is(err, unix.ENOBUFS) {
+			// The kernel answers a verdict for a packet it no longer holds
+			// (its interface went away: a container was killed) with an
+			// error message, which Receive returns; so is a dropped
+			// message (ENOBUFS). Neither ends the queue: a queue that
+			// stopped reading would hold every later packet for good.
+			// Only a closed socket, or errors without end, do.
+			if !errors.Is(err, net.ErrClosed) && !errors.Is(err, os.ErrClosed) && failures < 10000 {
 				q.stats.Errors.Add(1)
+				failures++
 				continue
 			}
 			q.err.Store(err)
 			close(q.held)
 			return
 		}
+		failures = 0
 		now := time.Now()
 		for _, m := range msgs {
 			if m.Header.Type != netlink.HeaderType(subsysQueue<<8|msgPacket) || len(m.Data) < 4 {

@@ -22,5 +22,7 @@ func Open(num uint16, d time.Duration) (*Queue, error) {
 	return nil, errors.New("delaying packets needs Linux (NFQUEUE)")
 }
 
-func (q *Queue) Stats() *Stats { return &q.stats }
-func (q *Queue) Close() error  { return nil }
+func (q *Queue) Stats() *Stats         { return &q.stats }
+func (q *Queue) Close() error          { return nil }
+func (q *Queue) Done() <-chan struct{} { return nil }
+func (q *Queue) Err() error            { return nil }

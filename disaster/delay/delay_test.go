@@ -89,6 +89,20 @@ func TestQueueDelaysPacketsByTheSetTime(t *testing.T) {
 	if got := q.Stats().Delayed.Load(); got < 20 {
 		t.Fatalf("%d packets went through the queue, want at least 20", got)
 	}
+	// A verdict for a packet the kernel no longer holds (a killed
+	// container's) gets an error back; the queue must go on reading, or
+	// every later packet would be held for good.
+	q.accept(1 << 31)
+	again := median(20)
+	if again < 30*time.Millisecond || again >= 55*time.Millisecond {
+		t.Fatalf("median round trip %v after a refused verdict, want the 30ms delay still", again)
+	}
+	if q.Stats().Errors.Load() == 0 {
+		t.Fatalf("the refused verdict was not seen: the test did not test anything")
+	}
+	if err := q.Err(); err != nil {
+		t.Fatalf("the queue stopped: %v", err)
+	}
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
