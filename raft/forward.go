@@ -161,7 +161,7 @@ func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint
 		if cmd == nil {
 			return 0, fmt.Errorf("%w: ignorable command forwarded", store.ErrInvalid)
 		}
-		return n.applyLocal(ctx, cmd)
+		return n.applyLocal(ctx, cmd, true)
 	case opReadIndex:
 		return n.readIndexLocal(ctx)
 	case opJoin:

@@ -138,6 +138,12 @@ type Node struct {
 	applied   *indexNotifier
 	fwdConns  sync.Map // open forward connections, closed at shutdown
 	batchCh   chan *pendingApply
+	// gathering counts the commands the batcher holds for its next entry;
+	// nudging is set while a commit-index nudge is in flight (see nudge).
+	gathering atomic.Int64
+	submitted atomic.Uint64 // batch entries appended, to see whether one followed
+	nudgeWant atomic.Uint64 // submitted when the last forwarded write committed
+	nudgeCh   chan struct{}
 
 	leadership atomic.Uint64 // times this node became or stopped being leader
 	// applyGate: batch entries hold it shared; Restore holds it alone, so
@@ -231,7 +237,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	n := &Node{
 		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs,
 		fwd: newForwarder(cfg.TLS), applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
-		started: time.Now(), batchCh: make(chan *pendingApply, 1024),
+		started: time.Now(), batchCh: make(chan *pendingApply, 1024), nudgeCh: make(chan struct{}, 1),
 		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchyard_raft_commit_seconds",
 			Help:    "On the leader: from appending a batch entry to having applied it (a quorum's disk writes included).",
@@ -269,10 +275,11 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	}
 	logger.Info("raft node started", "raft_addr", cfg.AdvertiseAddr, "data_dir", cfg.DataDir,
 		"existing_state", hasState, "bootstrap", cfg.Bootstrap && !hasState)
-	n.wg.Add(3)
+	n.wg.Add(4)
 	go n.runReadiness()
 	go n.runLeadership()
 	go n.runBatcher()
+	go n.runNudger()
 	return n, nil
 }
 
@@ -371,7 +378,7 @@ func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
 	var payload []byte
 	idx, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
 		if leaderAddr == "" {
-			return n.applyLocal(ctx, cmd)
+			return n.applyLocal(ctx, cmd, false)
 		}
 		if payload == nil {
 			b, err := cmd.Encode()
@@ -435,13 +442,13 @@ func retryable(err error) bool {
 
 // applyLocal appends a command on this node, which must be the leader. The
 // command joins the next batch entry (see runBatcher).
-func (n *Node) applyLocal(ctx context.Context, cmd *store.Command) (uint64, error) {
+func (n *Node) applyLocal(ctx context.Context, cmd *store.Command, forwarded bool) (uint64, error) {
 	// An entry every replica fails to decode would stop them all for good:
 	// refuse a malformed command before it reaches the log.
 	if err := cmd.Validate(); err != nil {
 		return 0, fmt.Errorf("raft: apply: %w", err)
 	}
-	p := &pendingApply{cmd: cmd, done: make(chan applyOutcome, 1)}
+	p := &pendingApply{cmd: cmd, forwarded: forwarded, done: make(chan applyOutcome, 1)}
 	select {
 	case n.batchCh <- p:
 	case <-ctx.Done():
@@ -465,8 +472,10 @@ func (n *Node) applyLocal(ctx context.Context, cmd *store.Command) (uint64, erro
 
 // pendingApply is a command waiting for its batch.
 type pendingApply struct {
-	cmd  *store.Command
-	done chan applyOutcome
+	cmd *store.Command
+	// forwarded: a follower sent it, and waits to apply its index itself.
+	forwarded bool
+	done      chan applyOutcome
 }
 
 type applyOutcome struct {
@@ -495,11 +504,13 @@ func (n *Node) runBatcher() {
 			return
 		}
 		batch := []*pendingApply{first}
+		n.gathering.Store(1)
 	gather:
 		for len(batch) < store.MaxBatch {
 			select {
 			case p := <-n.batchCh:
 				batch = append(batch, p)
+				n.gathering.Add(1)
 			case slots <- struct{}{}:
 				break gather
 			case <-n.ctx.Done():
@@ -515,6 +526,7 @@ func (n *Node) runBatcher() {
 				return
 			}
 		}
+		n.gathering.Store(0)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -554,6 +566,7 @@ func (n *Node) submit(batch []*pendingApply) {
 	}
 	n.applyGate.RLock()
 	start := time.Now()
+	n.submitted.Add(1)
 	f := n.raft.Apply(store.EncodeBatch(entry), n.cfg.ApplyTimeout)
 	err := n.await(f)
 	n.applyGate.RUnlock()
@@ -576,12 +589,66 @@ func (n *Node) submit(batch []*pendingApply) {
 		return
 	}
 	results, _ := f.Response().([]store.Result)
+	for _, p := range kept {
+		if p.forwarded {
+			n.nudge()
+			break
+		}
+	}
 	for i, p := range kept {
 		out := applyOutcome{index: f.Index()}
 		if i < len(results) {
 			out.err = results[i].Err
 		}
 		p.done <- out
+	}
+}
+
+// nudgeAfter is how long the leader waits for a next entry to carry the
+// commit index before it sends a barrier to carry it.
+const nudgeAfter = 2 * time.Millisecond
+
+// nudge asks runNudger to tell the followers the commit index of a batch
+// that just committed with forwarded writes in it: a follower that forwarded
+// a write answers only once it has applied the write itself, and it learns
+// the commit index only with the leader's next message, which an idle
+// leader sends after CommitTimeout (5–10 ms).
+func (n *Node) nudge() {
+	want := n.submitted.Load() // every entry appended so far, this one included
+	for {
+		cur := n.nudgeWant.Load()
+		if cur >= want || n.nudgeWant.CompareAndSwap(cur, want) {
+			break
+		}
+	}
+	select {
+	case n.nudgeCh <- struct{}{}:
+	default: // a request is pending; it reads nudgeWant when it runs
+	}
+}
+
+// runNudger sends a barrier when no batch entry followed a committed one
+// with forwarded writes within nudgeAfter: the barrier's message carries
+// the commit index at once. Under load the next entry comes first and
+// carries it, and no barrier is added (each costs every server a log
+// write).
+func (n *Node) runNudger() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.nudgeCh:
+		case <-n.ctx.Done():
+			return
+		}
+		select {
+		case <-time.After(nudgeAfter):
+		case <-n.ctx.Done():
+			return
+		}
+		if n.submitted.Load() > n.nudgeWant.Load() || len(n.batchCh) > 0 || n.gathering.Load() > 0 {
+			continue // an entry appended after the commit, or about to be, carries the index
+		}
+		_ = n.await(n.raft.Barrier(n.cfg.ApplyTimeout))
 	}
 }
 

@@ -95,7 +95,7 @@ func TestConsistentReadOnFollower(t *testing.T) {
 		// followers: a plain follower read right now may miss it.
 		if _, err := c.nodes[leader].applyLocal(ctx, &store.Command{Type: store.CommandRegister,
 			Namespace: "default", Service: "db", ID: id,
-			Instance: &store.Instance{Address: "10.0.0.2", Port: 5432, Weight: 1, Enabled: true, Ephemeral: true}}); err != nil {
+			Instance: &store.Instance{Address: "10.0.0.2", Port: 5432, Weight: 1, Enabled: true, Ephemeral: true}}, false); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.ConsistentRead(ctx); err != nil {

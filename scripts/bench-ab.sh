@@ -27,15 +27,19 @@ BENCH="$(mktemp -d)/registry-bench"
 (cd "$ROOT" && go build -o "$BENCH" ./cmd/registry-bench)
 
 run() {
-	local bin="$1" dir pids=() i
+	local bin="$1" dir pids=() i INSECURE=""
 	dir="$(mktemp -d)"
+	# Binaries with access control run without it here, like those before it.
+	local help
+	help="$("$bin" server --help 2>&1 || true)"
+	[[ "$help" == *-insecure-dev* ]] && INSECURE=--insecure-dev
 	"$bin" server --node-id n1 --data-dir "$dir/n1" --http-addr 127.0.0.1:7510 --raft-addr 127.0.0.1:7511 --gossip-addr 127.0.0.1:7512 --dns-addr 127.0.0.1:7513 \
-		--bootstrap --insecure-dev >"$dir/n1.log" 2>&1 &
+		--bootstrap ${INSECURE:+"$INSECURE"} >"$dir/n1.log" 2>&1 &
 	pids+=($!)
 	for ((i = 0; i < 100; i++)); do curl -sf 127.0.0.1:7510/v1/health >/dev/null && break; sleep 0.1; done
 	for n in 2 3; do
 		"$bin" server --node-id "n$n" --data-dir "$dir/n$n" --http-addr "127.0.0.1:75${n}0" --raft-addr "127.0.0.1:75${n}1" \
-			--gossip-addr "127.0.0.1:75${n}2" --dns-addr "127.0.0.1:75${n}3" --join 127.0.0.1:7510 --insecure-dev >"$dir/n$n.log" 2>&1 &
+			--gossip-addr "127.0.0.1:75${n}2" --dns-addr "127.0.0.1:75${n}3" --join 127.0.0.1:7510 ${INSECURE:+"$INSECURE"} >"$dir/n$n.log" 2>&1 &
 		pids+=($!)
 	done
 	for ((i = 0; i < 200; i++)); do
