@@ -467,6 +467,36 @@ func (s *Server) register(c *gin.Context) {
 	s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", id, ns, svc, store.ErrInstanceNotFound))
 }
 
+// patchInstance changes an instance's weight or traffic switch without
+// re-registering it: its health, check state and liveness stay.
+func (s *Server) patchInstance(c *gin.Context) {
+	b, ok := s.body(c)
+	if !ok {
+		return
+	}
+	var req wire.PatchRequest
+	if err := decodeStrict(b, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	if req.Weight == nil && req.Enabled == nil {
+		s.fail(c, fmt.Errorf("%w: give weight or enabled (or both)", ErrBadRequest))
+		return
+	}
+	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
+	if _, ok := s.write(c, &store.Command{Type: store.CommandPatchInstance, Namespace: ns, Service: svc, ID: id, IfIndex: req.IfIndex,
+		Patch: &store.InstancePatch{Weight: req.Weight, Enabled: req.Enabled}}); !ok {
+		return
+	}
+	if v, err := s.node.Store().Service(ns, svc); err == nil {
+		if in := v.Instance(id); in != nil {
+			c.JSON(http.StatusOK, in)
+			return
+		}
+	}
+	s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", id, ns, svc, store.ErrInstanceNotFound))
+}
+
 func (s *Server) deregister(c *gin.Context) {
 	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
 	if _, ok := s.write(c, &store.Command{Type: store.CommandDeregister, Namespace: ns, Service: svc, ID: id}); ok {

@@ -170,6 +170,9 @@ func (r routes) POST(path string, n Need, h ...gin.HandlerFunc) {
 func (r routes) DELETE(path string, n Need, h ...gin.HandlerFunc) {
 	r.add(http.MethodDelete, path, n, h...)
 }
+func (r routes) PATCH(path string, n Need, h ...gin.HandlerFunc) {
+	r.add(http.MethodPatch, path, n, h...)
+}
 
 func init() { gin.SetMode(gin.ReleaseMode) }
 
@@ -213,7 +216,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	v1.GET("/snapshot", clusterAdmin, s.saveSnapshot)
 	v1.PUT("/snapshot", clusterAdmin, s.restoreSnapshot)
 
-	v1.GET("/cluster/rtt", open, s.rttMatrix)
+	v1.GET("/cluster/rtt", anyToken, s.rttMatrix)
 	v1.GET("/drills", clusterRead, s.listDrills)
 	v1.GET("/drills/:name", clusterRead, s.getDrill)
 	v1.GET("/drills/:name/timeline", clusterRead, s.drillTimeline)
@@ -248,6 +251,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	ns.GET("/services/:svc/pick", svcRead, s.read, s.pick)
 	ns.PUT("/services/:svc/instances/:id", svcWrite, s.register)
 	ns.DELETE("/services/:svc/instances/:id", svcWrite, s.deregister)
+	ns.PATCH("/services/:svc/instances/:id", svcWrite, s.patchInstance)
 	ns.PUT("/services/:svc/instances/:id/heartbeat", svcWrite, s.heartbeat)
 	ns.GET("/services/:svc/instances/:id/check", svcRead, s.checkStatus)
 	ns.GET("/services/:svc/heartbeats", svcRead, s.heartbeats)

@@ -608,6 +608,10 @@ func (n *Node) submit(batch []*pendingApply) {
 // commit index before it sends a barrier to carry it.
 const nudgeAfter = 2 * time.Millisecond
 
+// EntriesAppended counts the batch entries this node appended as leader
+// (catalog changes; barriers and Raft's own entries are not counted).
+func (n *Node) EntriesAppended() uint64 { return n.submitted.Load() }
+
 // nudge asks runNudger to tell the followers the commit index of a batch
 // that just committed with forwarded writes in it: a follower that forwarded
 // a write answers only once it has applied the write itself, and it learns

@@ -188,7 +188,7 @@ func TestAccessControlEveryEndpoint(t *testing.T) {
 		{route: "GET /", need: needOpen, ok: 200}, // the redirect to /ui/, followed
 		{route: "GET /ui", need: needOpen, ok: 200},
 		{route: "GET /ui/*file", need: needOpen, ok: 200, path: func() string { return "/ui/app.js" }},
-		{route: "GET /v1/cluster/rtt", need: needOpen, ok: 200},
+		{route: "GET /v1/cluster/rtt", need: needAny, ok: 200},
 		{route: "GET /v1/drills", need: needReadAll, ok: 200},
 		{route: "GET /v1/drills/:name", need: needReadAll, ok: 404, path: func() string { return "/v1/drills/cut-datacenter-20261126T000000Z" }},
 		{route: "GET /v1/drills/:name/timeline", need: needReadAll, ok: 404, path: func() string { return "/v1/drills/cut-datacenter-20261126T000000Z/timeline" }},
@@ -226,6 +226,8 @@ func TestAccessControlEveryEndpoint(t *testing.T) {
 			prep: func() {
 				a.must(t, http.MethodPut, "/v1/namespaces/team-a/services/web/instances/gone", wire.RegisterRequest{Address: "127.0.0.1", Port: 8082})
 			}},
+		{route: "PATCH /v1/namespaces/:ns/services/:svc/instances/:id", need: needWrite, ok: 200, path: func() string { return "/v1/namespaces/team-a/services/web/instances/w1" },
+			body: func() any { return map[string]any{"weight": 50} }},
 		{route: "PUT /v1/namespaces/:ns/services/:svc/instances/:id/heartbeat", need: needWrite, ok: 200, path: func() string { return "/v1/namespaces/team-a/services/web/instances/w1/heartbeat" }},
 		{route: "GET /v1/namespaces/:ns/services/:svc/instances/:id/check", need: needRead, ok: 200, path: func() string { return "/v1/namespaces/team-a/services/web/instances/w1/check" }},
 

@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/consulcompat"
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
@@ -189,6 +190,10 @@ type Server struct {
 	serve         chan error
 
 	bootPending *pendingBootstrap // runReconcile's own (see bootstrapACL)
+
+	rttMu   sync.Mutex // the last RTT matrix, reused for 2 s
+	rttLast wire.RTTMatrix
+	rttAt   time.Time
 
 	stopOnce sync.Once
 	stopErr  error

@@ -85,6 +85,17 @@ func ParseRTTTable(s string) (disaster.RTTTable, error) {
 // RTTs, from each other datacenter those of one of its servers (asked over
 // HTTP), and the configured table over both.
 func (s *Server) rttMatrix(ctx context.Context) (wire.RTTMatrix, error) {
+	s.rttMu.Lock()
+	defer s.rttMu.Unlock() // one build at a time; the others take its answer
+	if time.Since(s.rttAt) < 2*time.Second {
+		return s.rttLast, nil
+	}
+	m := s.buildRTTMatrix(ctx)
+	s.rttLast, s.rttAt = m, time.Now()
+	return m, nil
+}
+
+func (s *Server) buildRTTMatrix(ctx context.Context) wire.RTTMatrix {
 	own := s.cfg.Locality.Datacenter
 	_, servers := s.node.Store().Servers()
 	httpOf := map[string]string{}
@@ -122,22 +133,33 @@ func (s *Server) rttMatrix(ctx context.Context) (wire.RTTMatrix, error) {
 			set(own, dc, d)
 		}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
+	type answer struct {
+		dc string
+		ms []wire.Member
+	}
+	answers := make(chan answer, len(askOf))
 	for dc, addr := range askOf {
-		c, err := client.NewAPI(s.apiURL(addr), s.apiClient())
-		if err != nil {
+		go func() {
+			actx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			var ms []wire.Member
+			if c, err := client.NewAPI(s.apiURL(addr), s.apiClient()); err == nil {
+				if ms, err = c.Members(actx); err != nil {
+					s.logger.Debug("RTT matrix: a datacenter's server did not answer", "datacenter", dc, "err", err)
+				}
+			}
+			answers <- answer{dc, ms}
+		}()
+	}
+	for range askOf {
+		a := <-answers
+		if a.ms == nil {
 			continue
 		}
-		ms, err := c.Members(ctx)
-		if err != nil {
-			s.logger.Debug("RTT matrix: a datacenter's server did not answer", "datacenter", dc, "err", err)
-			continue
-		}
-		set(dc, dc, 0)
-		for _, m := range ms {
-			if m.Locality.Datacenter != "" && m.Locality.Datacenter != dc && m.RTTMs > 0 && m.Status == "alive" {
-				set(dc, m.Locality.Datacenter, time.Duration(m.RTTMs*float64(time.Millisecond)))
+		set(a.dc, a.dc, 0)
+		for _, m := range a.ms {
+			if m.Locality.Datacenter != "" && m.Locality.Datacenter != a.dc && m.RTTMs > 0 && m.Status == "alive" {
+				set(a.dc, m.Locality.Datacenter, time.Duration(m.RTTMs*float64(time.Millisecond)))
 			}
 		}
 	}
@@ -149,5 +171,5 @@ func (s *Server) rttMatrix(ctx context.Context) (wire.RTTMatrix, error) {
 			out.RTTMs[from][to] = float64(d.Microseconds()) / 1000
 		}
 	}
-	return out, nil
+	return out
 }

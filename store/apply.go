@@ -95,6 +95,8 @@ func (t *txn) apply(c *Command) (any, error) {
 		return t.putToken(c, true)
 	case CommandDeleteToken:
 		return nil, t.deleteToken(c)
+	case CommandPatchInstance:
+		return t.patchInstance(c)
 	}
 	return nil, fmt.Errorf("store: apply %s: %w", c.Type, ErrUnknownCommand)
 }
@@ -280,6 +282,40 @@ func (t *txn) setSelfPreservation(c *Command) (any, error) {
 }
 
 // setHealth applies the changes that still hold and returns how many did.
+func (t *txn) patchInstance(c *Command) (any, error) {
+	e, se, err := t.service(c.Namespace, c.Service, false)
+	if err != nil {
+		return nil, fmt.Errorf("store: patch %q: %w", c.ID, err)
+	}
+	cur := t.svcView(se)
+	pos, found := cur.find(c.ID)
+	if !found {
+		return nil, fmt.Errorf("store: patch %q in %s/%s: %w", c.ID, c.Namespace, c.Service, ErrInstanceNotFound)
+	}
+	prev := cur.Instances[pos]
+	if c.IfIndex != 0 && prev.ModifyIndex != c.IfIndex {
+		return nil, fmt.Errorf("store: patch %q in %s/%s: %w: modify_index is %d, not %d", c.ID, c.Namespace, c.Service,
+			ErrConflict, prev.ModifyIndex, c.IfIndex)
+	}
+	in := *prev
+	if w := c.Patch.Weight; w != nil {
+		if *w < 0 || *w > MaxWeight {
+			return nil, fmt.Errorf("store: patch %q: %w", c.ID, invalid("weight %d is outside 0-%d", *w, MaxWeight))
+		}
+		in.Weight = *w
+	}
+	if en := c.Patch.Enabled; en != nil {
+		in.Enabled = *en
+	}
+	if in.Weight == prev.Weight && in.Enabled == prev.Enabled {
+		return prev, nil
+	}
+	in.ModifyIndex, in.UpdatedAt = t.index, c.Time
+	t.mutableSvc(se, true).Instances[pos] = &in
+	t.mutableNS(e, false)
+	return &in, nil
+}
+
 func (t *txn) setHealth(c *Command) (any, error) {
 	n := 0
 	for _, h := range c.Health {

@@ -805,3 +805,35 @@ func TestMemo(t *testing.T) {
 		t.Fatalf("Memo on a new view = %v, want a fresh build", got)
 	}
 }
+
+// A patch changes weight and traffic only: health, liveness and the
+// registration stay; a stale modify_index is a conflict.
+func TestPatchInstanceKeepsHealth(t *testing.T) {
+	s := New()
+	mustApply(t, s, 1, registerCmd(1, "default", "web", "w1", persistent("10.0.0.1", 80)))
+	mustApply(t, s, 2, &Command{Type: CommandSetHealth, Time: at(2), Health: []HealthChange{{Namespace: "default", Service: "web", ID: "w1", Healthy: false}}})
+	w, off := 7, false
+	res := mustApply(t, s, 3, &Command{Type: CommandPatchInstance, Time: at(3), Namespace: "default", Service: "web", ID: "w1", IfIndex: 2,
+		Patch: &InstancePatch{Weight: &w}}).(*Instance)
+	if res.Weight != 7 || res.Healthy || !res.Enabled || res.ModifyIndex != 3 || !res.UpdatedAt.Equal(at(3)) || !res.RegisteredAt.Equal(at(1)) {
+		t.Fatalf("after a weight patch: %+v", res)
+	}
+	if _, err := s.Apply(4, &Command{Type: CommandPatchInstance, Namespace: "default", Service: "web", ID: "w1", IfIndex: 2,
+		Patch: &InstancePatch{Enabled: &off}}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("patch with a stale modify_index = %v, want ErrConflict", err)
+	}
+	big := MaxWeight + 1
+	if _, err := s.Apply(5, &Command{Type: CommandPatchInstance, Namespace: "default", Service: "web", ID: "w1",
+		Patch: &InstancePatch{Weight: &big}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("patch with weight %d = %v, want ErrInvalid", big, err)
+	}
+	if _, err := s.Apply(6, &Command{Type: CommandPatchInstance, Namespace: "default", Service: "web", ID: "nope",
+		Patch: &InstancePatch{Enabled: &off}}); !errors.Is(err, ErrInstanceNotFound) {
+		t.Fatalf("patch of a missing instance = %v", err)
+	}
+	res = mustApply(t, s, 7, &Command{Type: CommandPatchInstance, Time: at(7), Namespace: "default", Service: "web", ID: "w1",
+		Patch: &InstancePatch{Enabled: &off}}).(*Instance)
+	if res.Enabled || res.Healthy || res.Weight != 7 {
+		t.Fatalf("after disabling: %+v", res)
+	}
+}

@@ -33,6 +33,10 @@ const (
 	CommandPutToken     CommandType = 12
 	CommandDeleteToken  CommandType = 13
 	CommandBootstrapACL CommandType = 14
+	// CommandPatchInstance changes an instance's weight or traffic switch
+	// and nothing else: not its health, not its liveness (an operator's
+	// change is no sign of life).
+	CommandPatchInstance CommandType = 15
 
 	// IgnorableFlag marks a command type that older versions may skip. Any
 	// other unknown type must stop the state machine: skipping it would fork
@@ -70,6 +74,8 @@ func (t CommandType) String() string {
 		return "delete-token"
 	case CommandBootstrapACL:
 		return "bootstrap-acl"
+	case CommandPatchInstance:
+		return "patch-instance"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -99,6 +105,16 @@ type Command struct {
 	// Token is the token of a put-token or bootstrap-acl command (a
 	// delete-token names its accessor in ID).
 	Token *Token `json:"token,omitempty"`
+	// Patch is what a patch-instance command changes (IfIndex, when set,
+	// makes it conditional on the instance's modify_index).
+	Patch *InstancePatch `json:"patch,omitempty"`
+}
+
+// InstancePatch is an operator's change to a registered instance; absent
+// fields stay as they are.
+type InstancePatch struct {
+	Weight  *int  `json:"weight,omitempty"`
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // HealthChange sets one instance's health. It applies only while the
@@ -138,7 +154,7 @@ func DecodeCommand(b []byte) (*Command, error) {
 	switch t {
 	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
 		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer,
-		CommandSetHealth, CommandSetSelfPreservation, CommandPutToken, CommandDeleteToken, CommandBootstrapACL:
+		CommandSetHealth, CommandSetSelfPreservation, CommandPutToken, CommandDeleteToken, CommandBootstrapACL, CommandPatchInstance:
 	default:
 		if t&IgnorableFlag != 0 {
 			return nil, nil
@@ -162,7 +178,7 @@ func (c *Command) Validate() error {
 	switch c.Type {
 	case CommandRegister, CommandDeregister, CommandPutService, CommandDeleteService,
 		CommandPutNamespace, CommandDeleteNamespace, CommandPutServer, CommandRemoveServer,
-		CommandSetHealth, CommandSetSelfPreservation, CommandPutToken, CommandDeleteToken, CommandBootstrapACL:
+		CommandSetHealth, CommandSetSelfPreservation, CommandPutToken, CommandDeleteToken, CommandBootstrapACL, CommandPatchInstance:
 	default:
 		return fmt.Errorf("store: %s: %w", c.Type, ErrUnknownCommand)
 	}
@@ -202,6 +218,10 @@ func (c *Command) check() error {
 	case CommandPutServer:
 		if c.Server == nil {
 			return fmt.Errorf("%w: put-server without server", ErrInvalid)
+		}
+	case CommandPatchInstance:
+		if c.Patch == nil || (c.Patch.Weight == nil && c.Patch.Enabled == nil) {
+			return fmt.Errorf("%w: patch-instance without a change", ErrInvalid)
 		}
 	case CommandPutToken, CommandBootstrapACL:
 		if c.Token == nil {

@@ -253,6 +253,24 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	shot("03-service")
 
+	// A redraw keeps what is being typed, and the focus: someone typing a
+	// weight while the list changes loses neither.
+	setValue("#w-w1", "55")
+	d.register(t, "web", "w4", "dc-b", false)
+	do(chromedp.WaitVisible(css(`tr[data-id="w4"]`)))
+	if v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("w-w1").value + "|" + document.activeElement.id`)); err != nil || v != "55|w-w1" {
+		t.Fatalf("after a redraw, the typed weight and the focus: %q (%v), want 55|w-w1", v, err)
+	}
+	// A weight that is not a whole number is refused in the page.
+	setValue("#w-w2", "")
+	do(chromedp.Click(css(`#save-w2`)))
+	waitText("#message", "must be a whole number")
+	// The skip link moves to the content; it is not a page.
+	do(chromedp.Click(css("a.skip")))
+	if h := textOf("h1"); h != "web" {
+		t.Fatalf("after the skip link the page shows %q", h)
+	}
+
 	// 5. A weight changed in the page is what the API answers.
 	setValue("#w-w1", "42")
 	do(chromedp.Click(css(`tr[data-id="w1"] form button`)))

@@ -208,3 +208,13 @@ type DrillSummary struct {
 	// Timeline says whether GET /v1/drills/{name}/timeline serves an SVG.
 	Timeline bool `json:"timeline"`
 }
+
+// PatchRequest is the body of PATCH …/instances/{id}: an operator's change
+// to weight or traffic that leaves health and liveness alone (a
+// registration is a sign of life; this is not). IfIndex, when set, applies
+// it only while the instance's modify_index is still that: 409 otherwise.
+type PatchRequest struct {
+	Weight  *int   `json:"weight,omitempty"`
+	Enabled *bool  `json:"enabled,omitempty"`
+	IfIndex uint64 `json:"if_index,omitempty"`
+}

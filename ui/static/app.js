@@ -186,12 +186,16 @@ async function namespacesPage(view, signal) {
         seen.add(p);
       }
       const selId = `fallback-${n.name}`;
+      const others = list.filter((o) => o.name !== n.name).map((o) => o.name);
+      // The current fallback stays a choice even when this token may not
+      // list it, so that saving another field never clears it.
+      if (n.fallback && !others.includes(n.fallback)) others.push(n.fallback);
       const sel = el('select', { id: selId, name: 'fallback' },
         el('option', { value: '', text: '(none)' }),
-        list.filter((o) => o.name !== n.name).map((o) => el('option', { value: o.name, text: o.name })));
+        others.map((o) => el('option', { value: o, text: o })));
       sel.value = n.fallback || '';
       const save = el('button', {
-        type: 'submit', text: 'Save',
+        type: 'submit', text: 'Save', 'aria-label': `Save the fallback of ${n.name}`,
       });
       const form = el('form', {
         class: 'inline',
@@ -236,12 +240,18 @@ async function servicesPage(view, signal, ns) {
   });
 }
 
-function registration(inst, changes) {
-  return Object.assign({
-    address: inst.address, port: inst.port, weight: inst.weight, enabled: inst.enabled,
-    ephemeral: inst.ephemeral, locality: inst.locality || {}, tags: inst.tags || [],
-    metadata: inst.metadata || {}, check: inst.check || {},
-  }, changes);
+// patch changes an instance's weight or traffic switch, and nothing else
+// (health and liveness stay: a re-registration would reset them), only if
+// nobody changed it since the page showed it.
+async function patch(base, inst, changes) {
+  try {
+    await api('PATCH', `${base}/instances/${enc(inst.id)}`, Object.assign({ if_index: inst.modify_index }, changes));
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) {
+      throw new ApiError(409, err.code, `${inst.id} changed since the page showed it (the list now shows it as it is); check it and try again`);
+    }
+    throw err;
+  }
 }
 
 async function servicePage(view, signal, ns, svc) {
@@ -249,8 +259,8 @@ async function servicePage(view, signal, ns, svc) {
   const base = `/v1/namespaces/${enc(ns)}/services/${enc(svc)}`;
 
   // Settings.
-  const protect = el('input', { id: 'set-protect', type: 'number', min: '0', max: '1', step: '0.05', required: true });
-  const ratio = el('input', { id: 'set-ratio', type: 'number', min: '0', max: '1', step: '0.05', required: true });
+  const protect = el('input', { id: 'set-protect', type: 'number', min: '0', max: '1', step: 'any', required: true });
+  const ratio = el('input', { id: 'set-ratio', type: 'number', min: '0', max: '1', step: 'any', required: true });
   const balancer = el('select', { id: 'set-balancer' }, BALANCERS.map((b) => el('option', { value: b, text: b })));
   const settings = el('form', {
     class: 'settings',
@@ -294,6 +304,7 @@ async function servicePage(view, signal, ns, svc) {
   let ages = {};
   let page = 0;
   let settingsLoaded = false;
+  const expanded = new Set(); // instances whose check is shown
 
   const filtered = () => instances.filter((i) => {
     if (fDC.value && (i.locality || {}).datacenter !== fDC.value) return false;
@@ -306,39 +317,39 @@ async function servicePage(view, signal, ns, svc) {
 
   function row(inst) {
     const wId = `w-${inst.id}`;
-    const weight = el('input', { id: wId, type: 'number', min: '0', max: '10000', value: String(inst.weight), class: 'weight' });
+    const weight = el('input', { id: wId, type: 'number', min: '0', max: '10000', step: '1', required: true, value: String(inst.weight), class: 'weight' });
     const wForm = el('form', {
       class: 'inline',
+      novalidate: true, // the page says what is wrong, in the message area
       onsubmit: (e) => {
         e.preventDefault();
         const w = Number(weight.value);
+        if (weight.value.trim() === '' || !Number.isInteger(w) || w < 0 || w > 10000) {
+          say(`The weight of ${inst.id} must be a whole number from 0 to 10000.`, 'error');
+          return;
+        }
         act(`Setting the weight of ${inst.id}`, async () => {
-          await api('PUT', `${base}/instances/${enc(inst.id)}`, registration(inst, { weight: w }));
+          await patch(base, inst, { weight: w });
           return `Weight of ${inst.id} is now ${w}.`;
         });
       },
-    }, el('label', { for: wId, class: 'visually-hidden', text: `Weight of ${inst.id}` }), weight, el('button', { type: 'submit', text: 'Save' }));
+    }, el('label', { for: wId, class: 'visually-hidden', text: `Weight of ${inst.id}` }), weight,
+    el('button', { type: 'submit', id: `save-${inst.id}`, text: 'Save', 'aria-label': `Save the weight of ${inst.id}` }));
     const toggle = el('button', {
       type: 'button',
+      id: `toggle-${inst.id}`,
       text: inst.enabled ? 'Disable' : 'Enable',
       'aria-label': `${inst.enabled ? 'Disable' : 'Enable'} ${inst.id}`,
       onclick: () => act(`${inst.enabled ? 'Disabling' : 'Enabling'} ${inst.id}`, async () => {
-        await api('PUT', `${base}/instances/${enc(inst.id)}`, registration(inst, { enabled: !inst.enabled }));
+        await patch(base, inst, { enabled: !inst.enabled });
         return inst.enabled ? `${inst.id} is disabled: listed, but given no traffic.` : `${inst.id} takes traffic again.`;
       }),
     });
     const detail = el('td', { colspan: '8', class: 'detail' });
     const detailRow = el('tr', { hidden: true }, detail);
-    const check = el('button', {
-      type: 'button', text: 'Show', 'aria-expanded': 'false', 'aria-label': `Show the check of ${inst.id}`,
-      onclick: async () => {
-        if (!detailRow.hidden) {
-          detailRow.hidden = true;
-          check.setAttribute('aria-expanded', 'false');
-          return;
-        }
+    const showCheck = async () => {
         try {
-          const r = await api('GET', `${base}/instances/${enc(inst.id)}/check`);
+          const r = await api('GET', `${base}/instances/${enc(inst.id)}/check`, undefined, signal);
           const c = r.data || {};
           detail.replaceChildren(el('dl', {},
             el('dt', { text: 'Check' }), el('dd', { text: (inst.check && inst.check.type) || 'none' }),
@@ -347,20 +358,34 @@ async function servicePage(view, signal, ns, svc) {
             el('dt', { text: 'Output' }), el('dd', {}, el('code', { text: c.output || '—' })),
             el('dt', { text: 'Checked at' }), el('dd', { text: c.checked_at || '—' })));
         } catch (err) {
+          if (signal.aborted) return;
           detail.replaceChildren(el('p', { class: 'bad', text: explain(err) }));
         }
         detailRow.hidden = false;
         check.setAttribute('aria-expanded', 'true');
+    };
+    const check = el('button', {
+      type: 'button', id: `check-${inst.id}`, text: 'Show', 'aria-expanded': 'false', 'aria-label': `Show the check of ${inst.id}`,
+      onclick: () => {
+        if (!detailRow.hidden) {
+          detailRow.hidden = true;
+          check.setAttribute('aria-expanded', 'false');
+          expanded.delete(inst.id);
+          return;
+        }
+        expanded.add(inst.id);
+        showCheck();
       },
     });
-    const health = !inst.enabled ? 'disabled' : (inst.healthy ? 'healthy' : 'unhealthy');
+    if (expanded.has(inst.id)) showCheck(); // stays open across redraws
+    const health = (inst.healthy ? 'healthy' : 'unhealthy') + (inst.enabled ? '' : ', disabled');
     return [el('tr', { 'data-id': inst.id },
       el('th', { scope: 'row', text: inst.id }),
       el('td', { text: `${inst.address}:${inst.port}` }),
       el('td', { text: fmtLocality(inst.locality) }),
       el('td', {}, wForm),
       el('td', {}, toggle),
-      el('td', { class: health === 'healthy' ? 'good' : 'bad', text: health }),
+      el('td', { class: inst.healthy && inst.enabled ? 'good' : 'bad', text: health }),
       el('td', { class: 'age', text: inst.ephemeral ? fmtAge(ages[inst.id]) : 'checked by a server' }),
       el('td', {}, check)), detailRow];
   }
@@ -376,8 +401,18 @@ async function servicePage(view, signal, ns, svc) {
       : (instances.length ? `No instance matches (of ${instances.length})` : 'No instances');
     prev.disabled = page === 0;
     next.disabled = page >= pages - 1;
-    // Keep focus on a control that survives the redraw.
+    // A redraw keeps the focused control, and what is being typed in it.
+    const active = document.activeElement;
+    const activeId = active && body.contains(active) ? active.id : '';
+    const typed = activeId && active.tagName === 'INPUT' ? active.value : null;
     body.replaceChildren(...shown.flatMap(row));
+    if (activeId) {
+      const again = document.getElementById(activeId);
+      if (again) {
+        if (typed !== null) again.value = typed;
+        again.focus();
+      }
+    }
   }
 
   function updateDCs() {
@@ -411,12 +446,6 @@ async function servicePage(view, signal, ns, svc) {
       settingsLoaded = true;
     }
     updateDCs();
-    // A redraw must not take a weight away from someone typing it.
-    if (body.contains(document.activeElement) && document.activeElement.tagName === 'INPUT') {
-      const pending = () => { document.activeElement.removeEventListener('blur', pending); render(); };
-      document.activeElement.addEventListener('blur', pending);
-      return;
-    }
     render();
   });
 }
@@ -494,10 +523,10 @@ async function drillsPage(view, signal) {
     list.replaceChildren(...drills.map((d) => {
       const figure = el('figure', { hidden: true });
       const show = el('button', {
-        type: 'button', text: 'Show timeline', disabled: !d.timeline, 'aria-label': `Show the timeline of ${d.name}`,
+        type: 'button', text: 'Show timeline', disabled: !d.timeline, 'aria-label': `Show timeline of ${d.name}`,
         onclick: async () => {
           try {
-            const resp = await fetch(`/v1/drills/${enc(d.name)}/timeline`, { headers: state.token ? { 'X-Switchyard-Token': state.token } : {} });
+            const resp = await fetch(`/v1/drills/${enc(d.name)}/timeline`, { signal, headers: state.token ? { 'X-Switchyard-Token': state.token } : {} });
             if (!resp.ok) throw new ApiError(resp.status, '', (await resp.text()).trim());
             const url = URL.createObjectURL(await resp.blob());
             urls.push(url);
@@ -533,6 +562,8 @@ const routes = [
 ];
 
 function route() {
+  // In-page anchors (the skip link) are not pages.
+  if (location.hash && !location.hash.startsWith('#/')) return;
   if (state.abort) state.abort.abort();
   state.abort = new AbortController();
   const view = document.getElementById('view');
