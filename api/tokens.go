@@ -71,6 +71,12 @@ func (s *Server) createToken(c *gin.Context) {
 	if req.Description != nil {
 		tok.Description = *req.Description
 	}
+	s.putToken(c, tok, secret, http.StatusCreated)
+}
+
+// putToken writes a token and answers it as stored, with its secret when
+// one was just made (shown this once).
+func (s *Server) putToken(c *gin.Context, tok *store.Token, secret string, status int) {
 	if _, ok := s.write(c, &store.Command{Type: store.CommandPutToken, Token: tok}); !ok {
 		return
 	}
@@ -81,7 +87,7 @@ func (s *Server) createToken(c *gin.Context) {
 	}
 	out := wire.WireToken(stored)
 	out.Secret = secret
-	c.JSON(http.StatusCreated, out)
+	c.JSON(status, out)
 }
 
 func (s *Server) updateToken(c *gin.Context) {
@@ -123,17 +129,7 @@ func (s *Server) updateToken(c *gin.Context) {
 		secret = NewSecret()
 		next.SecretHash = HashSecret(secret)
 	}
-	if _, ok := s.write(c, &store.Command{Type: store.CommandPutToken, Token: &next}); !ok {
-		return
-	}
-	stored, err := s.node.Store().Token(id)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	out := wire.WireToken(stored)
-	out.Secret = secret
-	c.JSON(http.StatusOK, out)
+	s.putToken(c, &next, secret, http.StatusOK)
 }
 
 func (s *Server) getToken(c *gin.Context) {

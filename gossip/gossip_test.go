@@ -239,25 +239,7 @@ func (c *cutTransport) DialTimeout(addr string, d time.Duration) (net.Conn, erro
 // holds the other dead, and memberlist alone never speaks to a dead member.
 func TestPoolHealsAfterAPartition(t *testing.T) {
 	names := []string{"a", "b", "c"}
-	pools := map[string]*Pool{}
-	cuts := map[string]*cutTransport{}
-	for _, name := range names {
-		cfg := LocalConfig()
-		cfg.Name, cfg.BindAddr = name, "127.0.0.1:0"
-		cfg.Handler = &recorder{}
-		cfg.Logger = testlog.New(t, slog.LevelInfo)
-		cfg.wrapTransport = func(tr memberlist.Transport) memberlist.Transport {
-			ct := &cutTransport{Transport: tr, cut: map[string]bool{}}
-			cuts[name] = ct
-			return ct
-		}
-		p, err := Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Shutdown() })
-		pools[name] = p
-	}
+	pools, cuts := startCuttable(t, names, nil)
 	ctx := context.Background()
 	for _, name := range []string{"b", "c"} {
 		if _, err := pools[name].Join(ctx, []string{pools["a"].Addr()}); err != nil {
@@ -494,26 +476,9 @@ func TestKeyRotation(t *testing.T) {
 // suspect while it is silent and counted in Suspicions when it answers
 // again; it is not a failure.
 func TestSuspicionIsShownAndCounted(t *testing.T) {
-	pools := map[string]*Pool{}
-	cuts := map[string]*cutTransport{}
-	for _, name := range []string{"a", "b"} {
-		cfg := LocalConfig()
-		cfg.Name, cfg.BindAddr = name, "127.0.0.1:0"
+	pools, cuts := startCuttable(t, []string{"a", "b"}, func(cfg *Config) {
 		cfg.SuspicionMult = 50 // memberlist declares death after 10 s: far beyond the cut
-		cfg.Handler = &recorder{}
-		cfg.Logger = testlog.New(t, slog.LevelInfo)
-		cfg.wrapTransport = func(tr memberlist.Transport) memberlist.Transport {
-			ct := &cutTransport{Transport: tr, cut: map[string]bool{}}
-			cuts[name] = ct
-			return ct
-		}
-		p, err := Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Shutdown() })
-		pools[name] = p
-	}
+	})
 	a, b := pools["a"], pools["b"]
 	if _, err := b.Join(context.Background(), []string{a.Addr()}); err != nil {
 		t.Fatal(err)
@@ -556,4 +521,32 @@ func TestSuspicionIsShownAndCounted(t *testing.T) {
 	if a.Failures() != 0 {
 		t.Errorf("a suspect member that came back counted as %d failures", a.Failures())
 	}
+}
+
+// startCuttable starts pools whose links a test can cut (cutTransport).
+func startCuttable(t *testing.T, names []string, tune func(*Config)) (map[string]*Pool, map[string]*cutTransport) {
+	t.Helper()
+	pools := map[string]*Pool{}
+	cuts := map[string]*cutTransport{}
+	for _, name := range names {
+		cfg := LocalConfig()
+		cfg.Name, cfg.BindAddr = name, "127.0.0.1:0"
+		cfg.Handler = &recorder{}
+		cfg.Logger = testlog.New(t, slog.LevelInfo)
+		if tune != nil {
+			tune(&cfg)
+		}
+		cfg.wrapTransport = func(tr memberlist.Transport) memberlist.Transport {
+			ct := &cutTransport{Transport: tr, cut: map[string]bool{}}
+			cuts[name] = ct
+			return ct
+		}
+		p, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Shutdown() })
+		pools[name] = p
+	}
+	return pools, cuts
 }
