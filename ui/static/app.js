@@ -111,7 +111,9 @@ async function watch(path, signal, onData) {
       failures = 0;
       if (signal.aborted) return;
       if (r.index !== index || index === 0) onData(r.data);
-      if (r.index <= index) await sleep(250, signal); // nothing new: do not spin
+      // Nothing new: do not spin. Something new: at most about three
+      // redraws a second, however fast the catalog changes.
+      await sleep(r.index <= index ? 250 : 300, signal);
       index = r.index;
     } catch (err) {
       if (signal.aborted) return;
