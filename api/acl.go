@@ -170,10 +170,16 @@ func TokenSecret(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get(headerConsulToken))
 }
 
+// route names a route by its method and path template (c.FullPath()); a
+// struct key, so that looking a request's route up allocates nothing.
+type route struct{ method, path string }
+
+func routeOf(c *gin.Context) route { return route{c.Request.Method, c.FullPath()} }
+
 // need records what the route method path needs; routes are added through
 // the helpers below, which call it.
 func (s *Server) need(method, path string, n Need) {
-	s.needs[method+" "+path] = n
+	s.needs[route{method, path}] = n
 }
 
 // Guard records what a route added through Extend needs. Without it the
@@ -235,16 +241,12 @@ func (s *Server) authorize(c *gin.Context) {
 	if !s.cfg.AccessControl {
 		return
 	}
-	route := c.FullPath()
-	if route == "" {
+	r := routeOf(c)
+	if r.path == "" {
 		return // no such endpoint: 404 or 405 follows
 	}
-	n, ok := s.needs[c.Request.Method+" "+route]
-	if !ok {
-		s.fail(c, &DeniedError{http.StatusForbidden, fmt.Sprintf("%s %s has no access rule; no token may call it", c.Request.Method, route)})
-		return
-	}
-	if err := s.checkNeed(c, s.resolve(c), n); err != nil {
+	// A route without a Need has the zero one, which checkNeed refuses.
+	if err := s.checkNeed(c, s.resolve(c), s.needs[r]); err != nil {
 		s.fail(c, err)
 	}
 }
@@ -259,7 +261,7 @@ func (s *Server) Refresh(c *gin.Context) error {
 		return nil
 	}
 	k := s.resolveNow(c)
-	return s.checkNeed(c, k, s.needs[c.Request.Method+" "+c.FullPath()])
+	return s.checkNeed(c, k, s.needs[routeOf(c)])
 }
 
 // checkNeed returns nil if caller k meets need n on this request's path.
@@ -335,7 +337,7 @@ func (s *Server) Authorize(c *gin.Context, access store.Access, ns, svc string) 
 // Allowed reports whether the caller may have access on svc in ns: what a
 // list shows. Always true while access control is off.
 func (s *Server) Allowed(c *gin.Context, access store.Access, ns, svc string) bool {
-	return s.Authorize(c, access, ns, svc) == nil
+	return !s.cfg.AccessControl || s.resolve(c).token.Allows(access, ns, svc)
 }
 
 // AllowedSome reports whether the caller may have access on some service
@@ -347,6 +349,3 @@ func (s *Server) AllowedSome(c *gin.Context, access store.Access, ns string) boo
 	k := s.resolve(c)
 	return k.token.AllowsSome(access, ns)
 }
-
-// AccessControl reports whether this server checks tokens.
-func (s *Server) AccessControl() bool { return s.cfg.AccessControl }

@@ -85,26 +85,33 @@ func (s *Server) listDrills(c *gin.Context) {
 		s.fail(c, fmt.Errorf("read drill reports: %w", err))
 		return
 	}
-	out := []wire.DrillSummary{}
+	// The newest 50 by the time in their names, and only those read.
+	type report struct{ name, scenario, time string }
+	var found []report
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".json")
 		m := drillName.FindStringSubmatch(name)
 		if !ok || m == nil {
 			continue
 		}
-		sum, err := s.readDrill(name)
+		t, err := time.Parse("20060102T150405Z", m[2])
+		if err != nil {
+			continue
+		}
+		found = append(found, report{name, m[1], t.UTC().Format(time.RFC3339)})
+	}
+	slices.SortFunc(found, func(a, b report) int { return strings.Compare(b.time, a.time) })
+	out := []wire.DrillSummary{}
+	for _, r := range found {
+		if len(out) == 50 {
+			break
+		}
+		sum, err := s.readDrill(r.name)
 		if err != nil {
 			continue // being written, or not a report
 		}
-		sum.Scenario = m[1]
-		if t, err := time.Parse("20060102T150405Z", m[2]); err == nil {
-			sum.Time = t.UTC().Format(time.RFC3339)
-		}
+		sum.Scenario, sum.Time = r.scenario, r.time
 		out = append(out, sum)
-	}
-	slices.SortFunc(out, func(a, b wire.DrillSummary) int { return strings.Compare(b.Time, a.Time) })
-	if len(out) > 50 {
-		out = out[:50]
 	}
 	c.JSON(http.StatusOK, gin.H{"drills": out, "configured": true})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -149,16 +150,25 @@ func (s *Server) tooMany(c *gin.Context, msg string) {
 	c.AbortWithStatusJSON(http.StatusTooManyRequests, ErrorBody{Error: msg + "; retry after 1 s", Code: "rate_limited"})
 }
 
-// HoldBlocking counts a blocking query against its client and in the
-// metrics until release; ok is false (and 429 sent) when the client holds
-// too many. Other endpoints on the engine (Consul's) use it too.
-func (s *Server) HoldBlocking(c *gin.Context) (func(), bool) {
-	done, ok := s.holdBlocking(c)
+// BlockingContext bounds one blocking query: it counts the query against
+// its client and in the metrics, and its context ends after wait or when
+// StopWaiting is called. Call done when the query ends. ok is false (and
+// 429 sent) when the client holds too many. Other endpoints on the engine
+// (Consul's) use it too.
+func (s *Server) BlockingContext(c *gin.Context, wait time.Duration) (ctx context.Context, done func(), ok bool) {
+	release, ok := s.holdBlocking(c)
 	if !ok {
-		return nil, false
+		return nil, nil, false
 	}
 	s.metrics.blocking.Inc()
-	return func() { s.metrics.blocking.Dec(); done() }, true
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
+	stop := context.AfterFunc(s.closing, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+		s.metrics.blocking.Dec()
+		release()
+	}, true
 }
 
 func (s *Server) holdBlocking(c *gin.Context) (release func(), ok bool) {

@@ -43,9 +43,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	route := c.FullPath()
-	if route == "" {
-		route = "unmatched"
+	label := c.FullPath()
+	if label == "" {
+		label = "unmatched"
 	}
 	status := c.Writer.Status()
 	took := time.Since(start)
@@ -55,9 +55,9 @@ func (s *Server) observe(c *gin.Context) {
 	default:
 		method = "OTHER" // a label per made-up method would grow without bound
 	}
-	s.metrics.requests.WithLabelValues(method, route, strconv.Itoa(status)).Observe(took.Seconds())
+	s.metrics.requests.WithLabelValues(method, label, strconv.Itoa(status)).Observe(took.Seconds())
 	m := c.Request.Method
-	n := s.needs[m+" "+route]
+	n := s.needs[routeOf(c)]
 	if write := m != http.MethodGet && m != http.MethodHead; write || n.Access == store.AccessAdmin {
 		kind := "write"
 		if !write {

@@ -139,8 +139,8 @@ type Server struct {
 	clients     clients
 	metrics     *metrics
 	audit       *slog.Logger
-	// needs maps "METHOD /route/:template" to what the route requires.
-	needs map[string]Need
+	// needs maps each route (its method and template) to what it requires.
+	needs map[route]Need
 }
 
 // routes adds routes to a group, each with its Need.
@@ -186,7 +186,7 @@ func New(cfg Config, node Node) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}},
-		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[string]Need{}}
+		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[route]Need{}}
 	if s.audit == nil {
 		s.audit = logger.With("component", "audit")
 	}
@@ -365,16 +365,12 @@ func (s *Server) block(c *gin.Context, query store.QueryFunc) (uint64, bool) {
 	}
 	ctx := c.Request.Context()
 	if minIndex > 0 {
-		release, ok := s.HoldBlocking(c)
-		if !ok {
+		var done func()
+		var ok bool
+		if ctx, done, ok = s.BlockingContext(c, wait); !ok {
 			return 0, false
 		}
-		defer release()
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
-		stop := context.AfterFunc(s.closing, cancel)
-		defer stop()
+		defer done()
 	}
 	idx, err := s.node.Store().Blocking(ctx, minIndex, query)
 	if err == nil && minIndex > 0 {

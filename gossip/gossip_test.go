@@ -51,12 +51,23 @@ func (r *recorder) get(list *[]string) []string {
 
 func startPool(t *testing.T, name string, h Handler) *Pool {
 	t.Helper()
+	return startWith(t, name, func(cfg *Config) {
+		cfg.Meta = Meta{RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", Datacenter: "dc-" + name}
+		cfg.Handler = h
+	})
+}
+
+// startWith starts a pool on loopback with local timings, a recorder and
+// the test's logger, after tune (nil: none) has changed its config.
+func startWith(t *testing.T, name string, tune func(*Config)) *Pool {
+	t.Helper()
 	cfg := LocalConfig()
-	cfg.Name = name
-	cfg.BindAddr = "127.0.0.1:0"
-	cfg.Meta = Meta{RaftAddr: "127.0.0.1:1", HTTPAddr: "127.0.0.1:2", Datacenter: "dc-" + name}
-	cfg.Handler = h
+	cfg.Name, cfg.BindAddr = name, "127.0.0.1:0"
+	cfg.Handler = &recorder{}
 	cfg.Logger = testlog.New(t, slog.LevelInfo)
+	if tune != nil {
+		tune(&cfg)
+	}
 	p, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -282,16 +293,7 @@ func TestPoolHealsAfterAPartition(t *testing.T) {
 
 func startKeyed(t *testing.T, name string, keys ...[]byte) *Pool {
 	t.Helper()
-	cfg := LocalConfig()
-	cfg.Name, cfg.BindAddr, cfg.Keys = name, "127.0.0.1:0", keys
-	cfg.Handler = &recorder{}
-	cfg.Logger = testlog.New(t, slog.LevelInfo)
-	p, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Shutdown() })
-	return p
+	return startWith(t, name, func(cfg *Config) { cfg.Keys = keys })
 }
 
 // With a key, gossip is sealed: a server without it, or with another key,
@@ -355,17 +357,9 @@ func TestKeyRotation(t *testing.T) {
 	newKey := []byte("fedcba9876543210fedcba9876543210")
 	dir := t.TempDir()
 	start := func(name string, keys ...[]byte) *Pool {
-		cfg := LocalConfig()
-		cfg.Name, cfg.BindAddr, cfg.Keys = name, "127.0.0.1:0", keys
-		cfg.KeyringFile = filepath.Join(dir, name+".keyring")
-		cfg.Handler = &recorder{}
-		cfg.Logger = testlog.New(t, slog.LevelInfo)
-		p, err := Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Shutdown() })
-		return p
+		return startWith(t, name, func(cfg *Config) {
+			cfg.Keys, cfg.KeyringFile = keys, filepath.Join(dir, name+".keyring")
+		})
 	}
 	ctx := context.Background()
 	pools := []*Pool{start("a", oldKey), start("b", oldKey), start("c", oldKey)}
@@ -449,15 +443,9 @@ func TestKeyRotation(t *testing.T) {
 	if err := pools[1].Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := LocalConfig()
-	cfg.Name, cfg.BindAddr, cfg.Keys = "b", addr, [][]byte{oldKey}
-	cfg.KeyringFile = filepath.Join(dir, "b.keyring")
-	cfg.Handler, cfg.Logger = &recorder{}, testlog.New(t, slog.LevelInfo)
-	b2, err := Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b2.Shutdown() })
+	b2 := startWith(t, "b", func(cfg *Config) {
+		cfg.BindAddr, cfg.Keys, cfg.KeyringFile = addr, [][]byte{oldKey}, filepath.Join(dir, "b.keyring")
+	})
 	if _, err := b2.Join(ctx, []string{pools[0].Addr()}); err != nil {
 		t.Fatalf("restarted b cannot join with its saved keyring: %v", err)
 	}
@@ -529,24 +517,16 @@ func startCuttable(t *testing.T, names []string, tune func(*Config)) (map[string
 	pools := map[string]*Pool{}
 	cuts := map[string]*cutTransport{}
 	for _, name := range names {
-		cfg := LocalConfig()
-		cfg.Name, cfg.BindAddr = name, "127.0.0.1:0"
-		cfg.Handler = &recorder{}
-		cfg.Logger = testlog.New(t, slog.LevelInfo)
-		if tune != nil {
-			tune(&cfg)
-		}
-		cfg.wrapTransport = func(tr memberlist.Transport) memberlist.Transport {
-			ct := &cutTransport{Transport: tr, cut: map[string]bool{}}
-			cuts[name] = ct
-			return ct
-		}
-		p, err := Start(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Shutdown() })
-		pools[name] = p
+		pools[name] = startWith(t, name, func(cfg *Config) {
+			if tune != nil {
+				tune(cfg)
+			}
+			cfg.wrapTransport = func(tr memberlist.Transport) memberlist.Transport {
+				ct := &cutTransport{Transport: tr, cut: map[string]bool{}}
+				cuts[name] = ct
+				return ct
+			}
+		})
 	}
 	return pools, cuts
 }

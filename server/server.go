@@ -281,7 +281,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		s.api.Extend(func(e *gin.Engine, closing context.Context) {
 			consulcompat.New(closing, consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
 				Namespace: cfg.ConsulNamespace, Liveness: s.liveness, DefaultWait: ac.DefaultWait, MaxWait: ac.MaxWait,
-				Logger: logger.With("component", "consul-api"), Hold: s.api.HoldBlocking, Auth: s.api, Limits: ac.Limits}, s.node).Mount(e)
+				Logger: logger.With("component", "consul-api"), Blocking: s.api.BlockingContext, Auth: s.api, Limits: ac.Limits}, s.node).Mount(e)
 		})
 	}
 	var handler http.Handler = markProxied(s.api.Handler())

@@ -305,10 +305,14 @@ func (s *Store) Token(accessor string) (*Token, error) {
 		return t, nil
 	}
 	if accessor == AnonymousAccessor {
-		return &Token{AccessorID: AnonymousAccessor, Rules: []Rule{}}, nil
+		return anonymousUnset, nil
 	}
 	return nil, fmt.Errorf("store: token %q: %w", accessor, ErrTokenNotFound)
 }
+
+// anonymousUnset is the anonymous token before it is first set: no rules.
+// Shared: tokens are never changed in place.
+var anonymousUnset = &Token{AccessorID: AnonymousAccessor, Rules: []Rule{}}
 
 // Anonymous returns the rules that apply to requests without a token.
 func (s *Store) Anonymous() *Token {

@@ -36,24 +36,17 @@ func hostOf(hostport string) string {
 // agentServices: the instances registered through this server's agent
 // endpoints.
 func (s *Server) agentServices(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
+	ns, ok := s.namespaceFor(c, store.AccessRead)
+	if !ok {
 		return
 	}
-	if !s.authorizeSome(c, store.AccessRead, ns) {
-		return
-	}
-	_, svcs, err := s.node.Store().Services(ns)
+	_, svcs, err := s.readableServices(c, ns)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	out := map[string]agentService{}
 	for _, sv := range svcs {
-		if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
-			continue
-		}
 		for _, in := range sv.Instances {
 			if in.Metadata[metaNode] == s.cfg.NodeName {
 				out[in.ID] = s.view(in).service()
@@ -296,12 +289,8 @@ func (s *Server) apply(c *gin.Context, cmd *store.Command) error {
 }
 
 func (s *Server) agentDeregister(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !s.authorizeSome(c, store.AccessWrite, ns) {
+	ns, ok := s.namespaceFor(c, store.AccessWrite)
+	if !ok {
 		return
 	}
 	in, err := s.fresh(c, func() (*store.Instance, error) { return s.findInstance(ns, c.Param("id")) })
@@ -323,12 +312,8 @@ func (s *Server) agentDeregister(c *gin.Context) {
 // agentMaintenance: enable=true takes the instance out of traffic (Enabled
 // false), enable=false puts it back.
 func (s *Server) agentMaintenance(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !s.authorizeSome(c, store.AccessWrite, ns) {
+	ns, ok := s.namespaceFor(c, store.AccessWrite)
+	if !ok {
 		return
 	}
 	v, ok := c.GetQuery("enable")
@@ -368,12 +353,8 @@ func (s *Server) agentMaintenance(c *gin.Context) {
 // once, until the next pass.
 func (s *Server) checkTTL(state string) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		ns, err := s.namespace(c)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		if !s.authorizeSome(c, store.AccessWrite, ns) {
+		ns, ok := s.namespaceFor(c, store.AccessWrite)
+		if !ok {
 			return
 		}
 		state := state

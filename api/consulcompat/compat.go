@@ -48,9 +48,10 @@ type Config struct {
 	// DefaultWait and MaxWait bound blocking queries (Consul: 5 and 10 min).
 	DefaultWait, MaxWait time.Duration
 	Logger               *slog.Logger
-	// Hold counts a blocking query against its client (api.Server's
-	// HoldBlocking); nil: not counted.
-	Hold func(c *gin.Context) (release func(), ok bool)
+	// Blocking bounds a blocking query (api.Server's BlockingContext): it
+	// counts it against its client, and ends it after wait or at shutdown.
+	// Nil: the wait and the closing context given to New bound it alone.
+	Blocking func(c *gin.Context, wait time.Duration) (ctx context.Context, done func(), ok bool)
 	// Limits are the API's; Consul's registrations obey MaxMetadataBytes.
 	Limits api.Limits
 	// Auth checks tokens (api.Server provides it); nil: everything is
@@ -65,6 +66,8 @@ type Auth interface {
 	// Authorize returns a *api.DeniedError unless the caller may have
 	// access on service svc of ns (svc "": the namespace).
 	Authorize(c *gin.Context, access store.Access, ns, svc string) error
+	// Allowed is Authorize as a yes or no, for filtering lists.
+	Allowed(c *gin.Context, access store.Access, ns, svc string) bool
 	// AllowedSome reports whether the caller may have access on some
 	// service of ns.
 	AllowedSome(c *gin.Context, access store.Access, ns string) bool
@@ -199,7 +202,7 @@ func (s *Server) Mount(e *gin.Engine) {
 // allowed reports whether the caller may have access on svc in ns (what a
 // list shows).
 func (s *Server) allowed(c *gin.Context, access store.Access, ns, svc string) bool {
-	return s.cfg.Auth == nil || s.cfg.Auth.Authorize(c, access, ns, svc) == nil
+	return s.cfg.Auth == nil || s.cfg.Auth.Allowed(c, access, ns, svc)
 }
 
 // authorize answers 401/403 and returns false unless the caller may have
@@ -216,18 +219,47 @@ func (s *Server) authorize(c *gin.Context, access store.Access, ns, svc string) 
 	return true
 }
 
-// authorizeSome answers 401/403 and returns false unless the caller may
-// have access on some service of ns.
-func (s *Server) authorizeSome(c *gin.Context, access store.Access, ns string) bool {
+// checkSome returns the denial unless the caller may have access on some
+// service of ns, and remembers the check for blocking reads (recheck).
+func (s *Server) checkSome(c *gin.Context, access store.Access, ns string) error {
 	if s.cfg.Auth == nil {
-		return true
+		return nil
 	}
-	if s.cfg.Auth.AllowedSome(c, access, ns) {
-		remember(c, authzCheck{access: access, ns: ns, some: true})
-		return true
+	if !s.cfg.Auth.AllowedSome(c, access, ns) {
+		return s.cfg.Auth.Authorize(c, access, ns, "")
 	}
-	s.fail(c, s.cfg.Auth.Authorize(c, access, ns, ""))
-	return false
+	remember(c, authzCheck{access: access, ns: ns, some: true})
+	return nil
+}
+
+// namespaceFor reads the request's namespace (see namespace) and checks
+// that the caller may have access on some service of it, answering the
+// error itself when not.
+func (s *Server) namespaceFor(c *gin.Context, access store.Access) (string, bool) {
+	ns, err := s.namespace(c)
+	if err == nil && access > store.AccessRead {
+		err = s.checkSome(c, access, ns)
+	}
+	if err != nil {
+		s.fail(c, err)
+		return "", false
+	}
+	return ns, true
+}
+
+// readableServices lists the services of ns the caller may read.
+func (s *Server) readableServices(c *gin.Context, ns string) (*store.NamespaceView, []*store.ServiceView, error) {
+	nv, svcs, err := s.node.Store().Services(ns)
+	if err != nil || s.cfg.Auth == nil {
+		return nv, svcs, err
+	}
+	out := make([]*store.ServiceView, 0, len(svcs))
+	for _, sv := range svcs {
+		if s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
+			out = append(out, sv)
+		}
+	}
+	return nv, out, nil
 }
 
 // Consul answers errors in plain text.
@@ -281,9 +313,10 @@ func (s *Server) namespace(c *gin.Context) (string, error) {
 	if err := store.ValidateName("namespace", ns); err != nil {
 		return "", badRequest("%v", err)
 	}
-	// Whether a namespace exists is for those who may read in it.
-	if s.cfg.Auth != nil && !s.cfg.Auth.AllowedSome(c, store.AccessRead, ns) {
-		return "", s.cfg.Auth.Authorize(c, store.AccessRead, ns, "")
+	// Whether a namespace exists is for those who may read in it; every
+	// handler that takes one needs that much.
+	if err := s.checkSome(c, store.AccessRead, ns); err != nil {
+		return "", err
 	}
 	if _, err := s.node.Store().Namespace(ns); err != nil {
 		return "", notFound("namespace %q not found (create it with PUT /v1/namespaces/%s)", ns, ns)
@@ -333,18 +366,19 @@ func (s *Server) read(c *gin.Context, key string, q query) {
 	}
 	ctx := c.Request.Context()
 	if minIndex > 0 {
-		if s.cfg.Hold != nil {
-			release, ok := s.cfg.Hold(c)
-			if !ok {
+		if s.cfg.Blocking != nil {
+			var done func()
+			var ok bool
+			if ctx, done, ok = s.cfg.Blocking(c, wait); !ok {
 				return
 			}
-			defer release()
+			defer done()
+		} else {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, wait)
+			defer cancel()
+			defer context.AfterFunc(s.closing, cancel)()
 		}
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, wait)
-		defer cancel()
-		stop := context.AfterFunc(s.closing, cancel)
-		defer stop()
 	}
 	stale := 0
 	for {

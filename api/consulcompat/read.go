@@ -142,19 +142,16 @@ func (s *Server) cacheKey(c *gin.Context, ns string) string {
 
 func (s *Server) catalogServices(c *gin.Context) {
 	ns, f, ok := s.scope(c)
-	if !ok || !s.authorizeSome(c, store.AccessRead, ns) {
+	if !ok {
 		return
 	}
 	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
-		nv, svcs, err := s.node.Store().Services(ns)
+		nv, svcs, err := s.readableServices(c, ns)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		out := map[string][]string{}
 		for _, sv := range svcs {
-			if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
-				continue
-			}
 			var tags []string
 			seen := false
 			for _, in := range sv.Instances {
@@ -273,24 +270,17 @@ func (s *Server) healthState(c *gin.Context) {
 		s.fail(c, badRequest("Invalid state %q: use any, passing, warning or critical", state))
 		return
 	}
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !s.authorizeSome(c, store.AccessRead, ns) {
+	ns, ok := s.namespaceFor(c, store.AccessRead)
+	if !ok {
 		return
 	}
 	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
-		nv, svcs, err := s.node.Store().Services(ns)
+		nv, svcs, err := s.readableServices(c, ns)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		out := []healthCheck{}
 		for _, sv := range svcs {
-			if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
-				continue
-			}
 			for _, in := range sv.Instances {
 				for _, ch := range s.view(in).checks() {
 					if state == "any" || ch.Status == state {
@@ -304,25 +294,18 @@ func (s *Server) healthState(c *gin.Context) {
 }
 
 func (s *Server) catalogNodes(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !s.authorizeSome(c, store.AccessRead, ns) {
+	ns, ok := s.namespaceFor(c, store.AccessRead)
+	if !ok {
 		return
 	}
 	dc := c.Query("dc")
 	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
-		nv, svcs, err := s.node.Store().Services(ns)
+		nv, svcs, err := s.readableServices(c, ns)
 		if err != nil {
 			return nil, 0, nil, err
 		}
 		byName := map[string]node{}
 		for _, sv := range svcs {
-			if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
-				continue
-			}
 			for _, in := range sv.Instances {
 				v := s.view(in)
 				if dc != "" && v.dc != dc {
@@ -345,17 +328,13 @@ func (s *Server) catalogNodes(c *gin.Context) {
 }
 
 func (s *Server) catalogNode(c *gin.Context) {
-	ns, err := s.namespace(c)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	if !s.authorizeSome(c, store.AccessRead, ns) {
+	ns, ok := s.namespaceFor(c, store.AccessRead)
+	if !ok {
 		return
 	}
 	name := c.Param("node")
 	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
-		nv, svcs, err := s.node.Store().Services(ns)
+		nv, svcs, err := s.readableServices(c, ns)
 		if err != nil {
 			return nil, 0, nil, err
 		}
@@ -364,9 +343,6 @@ func (s *Server) catalogNode(c *gin.Context) {
 			Services map[string]agentService
 		}
 		for _, sv := range svcs {
-			if !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
-				continue
-			}
 			for _, in := range sv.Instances {
 				v := s.view(in)
 				if v.nodeName() != name {
