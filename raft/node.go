@@ -58,6 +58,10 @@ type Config struct {
 	// Bootstrap makes a fresh node start a new cluster with itself as the
 	// only voter. Ignored when the data directory already holds state.
 	Bootstrap bool
+	// EntryFormat is the newest log entry format this server announces it
+	// decodes (0: store.EntryFormat). Entries are written in the newest
+	// format every server of the cluster announced (see entryFormat).
+	EntryFormat int
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -381,7 +385,7 @@ func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
 			return n.applyLocal(ctx, cmd, false)
 		}
 		if payload == nil {
-			b, err := cmd.Encode()
+			b, err := cmd.EncodeFormat(n.entryFormat())
 			if err != nil {
 				return 0, err
 			}
@@ -547,13 +551,14 @@ func failAll(batch []*pendingApply, err error) {
 // applies the same bytes.
 func (n *Node) submit(batch []*pendingApply) {
 	now := time.Now().UTC()
+	format := n.entryFormat()
 	// Commands that fail to encode are answered now and left out.
 	kept := make([]*pendingApply, 0, len(batch))
 	entry := make([][]byte, 0, len(batch))
 	for _, p := range batch {
 		c := *p.cmd
 		c.Time = now
-		b, err := c.Encode()
+		b, err := c.EncodeFormat(format)
 		if err != nil {
 			p.done <- applyOutcome{err: err}
 			continue
@@ -602,6 +607,25 @@ func (n *Node) submit(batch []*pendingApply) {
 		}
 		p.done <- out
 	}
+}
+
+// entryFormat is the newest log entry format every server of the Raft
+// configuration has announced in the catalog: a server not recorded yet, or
+// recorded by a version before formats, counts as EntryFormatJSON. So a
+// rolling upgrade keeps writing what the oldest server reads, and the new
+// format starts once the last server has announced itself. Entries already
+// in the log are read in whatever format they were written.
+func (n *Node) entryFormat() int {
+	cfg := n.raft.GetConfiguration().Configuration()
+	if len(cfg.Servers) == 0 {
+		return store.EntryFormatJSON
+	}
+	format := store.EntryFormat
+	for _, member := range cfg.Servers {
+		s, _ := n.store.Server(string(member.ID))
+		format = min(format, max(s.EntryFormat, store.EntryFormatJSON))
+	}
+	return format
 }
 
 // nudgeAfter is how long the leader waits for a next entry to carry the
@@ -881,7 +905,11 @@ func (n *Node) runReadiness() {
 // announce records this server's HTTP address and locality in the catalog,
 // retrying until it succeeds or the node stops.
 func (n *Node) announce() {
-	self := store.Server{ID: n.cfg.ID, RaftAddr: n.cfg.AdvertiseAddr, HTTPAddr: n.cfg.HTTPAddr, Locality: n.cfg.Locality}
+	self := store.Server{ID: n.cfg.ID, RaftAddr: n.cfg.AdvertiseAddr, HTTPAddr: n.cfg.HTTPAddr, Locality: n.cfg.Locality,
+		EntryFormat: n.cfg.EntryFormat}
+	if self.EntryFormat == 0 {
+		self.EntryFormat = store.EntryFormat
+	}
 	backoff := 50 * time.Millisecond
 	for {
 		_, servers := n.store.Servers()

@@ -132,7 +132,8 @@ type HealthChange struct {
 // MaxHealthChanges caps the changes of one set-health command.
 const MaxHealthChanges = 4096
 
-// Encode renders the command as a log entry: one type byte, then JSON.
+// Encode renders the command as a log entry in EntryFormatJSON: one type
+// byte, then JSON. EncodeFormat may write a binary body instead.
 func (c *Command) Encode() ([]byte, error) {
 	body, err := json.Marshal(c)
 	if err != nil {
@@ -161,9 +162,17 @@ func DecodeCommand(b []byte) (*Command, error) {
 		}
 		return nil, fmt.Errorf("store: decode %s: %w", t, ErrUnknownCommand)
 	}
-	c := &Command{Type: t}
-	if err := json.Unmarshal(b[1:], c); err != nil {
-		return nil, fmt.Errorf("store: decode %s: %w", t, err)
+	var c *Command
+	if len(b) > 1 && b[1] == binaryMarker {
+		var err error
+		if c, err = decodeBinary(b); err != nil {
+			return nil, fmt.Errorf("store: decode %s: %w", t, err)
+		}
+	} else {
+		c = &Command{Type: t}
+		if err := json.Unmarshal(b[1:], c); err != nil {
+			return nil, fmt.Errorf("store: decode %s: %w", t, err)
+		}
 	}
 	if err := c.check(); err != nil {
 		return nil, fmt.Errorf("store: decode %s: %w", t, err)

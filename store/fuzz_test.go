@@ -36,6 +36,9 @@ func junkCommands() [][]byte {
 func FuzzDecodeCommand(f *testing.F) {
 	for _, name := range slices.Sorted(maps.Keys(sampleCommands())) {
 		f.Add(mustEncode(f, sampleCommands()[name]))
+		if bin, _ := sampleCommands()[name].EncodeFormat(EntryFormatBinary); bin[1] == binaryMarker {
+			f.Add(bin)
+		}
 	}
 	for _, b := range junkCommands() {
 		f.Add(b)
@@ -59,6 +62,13 @@ func FuzzDecodeCommand(f *testing.F) {
 		}
 		if c.Type != CommandType(b[0]) {
 			t.Fatalf("decoded type %s from first byte %d", c.Type, b[0])
+		}
+
+		// A binary body that decodes is the one encoding of its command.
+		if len(b) > 1 && b[1] == binaryMarker {
+			if again, err := c.EncodeFormat(EntryFormatBinary); err != nil || !bytes.Equal(again, b) {
+				t.Fatalf("binary body does not re-encode to itself (%v):\n% x\n% x", err, b, again)
+			}
 		}
 
 		// What decodes re-encodes, and decodes to the same command.

@@ -272,6 +272,12 @@ func (s *Store) Servers() (uint64, []Server) {
 	return c.serversIndex, out
 }
 
+// Server returns one server's catalog record.
+func (s *Store) Server(id string) (Server, bool) {
+	srv, ok := s.root.Load().servers[id]
+	return srv, ok
+}
+
 // Stats summarises the catalog size.
 type Stats struct {
 	Namespaces int `json:"namespaces"`

@@ -225,4 +225,7 @@ type Server struct {
 	RaftAddr string   `json:"raft_addr"`
 	HTTPAddr string   `json:"http_addr"`
 	Locality Locality `json:"locality"`
+	// EntryFormat is the newest log entry format the server decodes (0 for
+	// versions before formats were recorded: EntryFormatJSON).
+	EntryFormat int `json:"entry_format,omitempty"`
 }

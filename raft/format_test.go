@@ -1,0 +1,107 @@
+package raft
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// bodyKinds returns, for each command of the log entry at idx on n, '{' for
+// a JSON body or 1 for a binary one.
+func bodyKinds(t *testing.T, n *Node, idx uint64) []byte {
+	t.Helper()
+	var l hraft.Log
+	if err := n.logs.GetLog(idx, &l); err != nil {
+		t.Fatalf("%s: log entry %d: %v", n.ID(), idx, err)
+	}
+	b := l.Data
+	if len(b) < 2 || store.CommandType(b[0]) != store.CommandBatch {
+		t.Fatalf("%s: entry %d is not a batch entry: % x", n.ID(), idx, b[:min(len(b), 8)])
+	}
+	var kinds []byte
+	for rest := b[1:]; len(rest) > 0; {
+		size, k := binary.Uvarint(rest)
+		cmd := rest[k : k+int(size)]
+		kinds = append(kinds, cmd[1])
+		rest = rest[k+int(size):]
+	}
+	return kinds
+}
+
+// TestEntryFormatFollowsTheOldestServer is a rolling upgrade: while one
+// server announces that it reads only JSON bodies, every entry is written
+// in JSON, also for writes forwarded by an upgraded follower; once that
+// server runs the new version and announces binary bodies, new register
+// entries are binary. Every server applies every entry either way.
+func TestEntryFormatFollowsTheOldestServer(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) {
+		if cfg.ID == "n3" {
+			cfg.EntryFormat = store.EntryFormatJSON
+		}
+	})
+	announced := func(want int) func() bool {
+		return func() bool {
+			for _, n := range c.nodes {
+				for _, id := range []string{"n1", "n2", "n3"} {
+					s, ok := n.store.Server(id)
+					wantFormat := store.EntryFormat
+					if id == "n3" {
+						wantFormat = want
+					}
+					if !ok || s.EntryFormat != wantFormat {
+						return false
+					}
+				}
+			}
+			return true
+		}
+	}
+	c.eventually("every server announced", 10*time.Second, announced(store.EntryFormatJSON))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	writes := 0
+	writeBoth := func(want byte) {
+		t.Helper()
+		leader := c.waitLeader()
+		follower := (leader + 1) % 3
+		for _, i := range []int{leader, follower} {
+			writes++
+			idx, err := register(ctx, c.nodes[i], store.DefaultNamespace, "web", fmt.Sprintf("w%d", writes))
+			if err != nil {
+				t.Fatalf("register through %s: %v", c.nodes[i].ID(), err)
+			}
+			c.waitReplicated(idx)
+			for _, n := range c.nodes {
+				kinds := bodyKinds(t, n, idx)
+				for _, k := range kinds {
+					if k != want {
+						t.Fatalf("write %d through %s: %s holds bodies %q, want all %q", writes, c.nodes[i].ID(), n.ID(), kinds, want)
+					}
+				}
+			}
+		}
+	}
+	writeBoth('{')
+
+	// n3 runs the new version.
+	c.stop(2)
+	c.cfgs[2].EntryFormat = 0
+	c.start(2)
+	c.waitReady()
+	c.eventually("n3 announced binary bodies", 10*time.Second, announced(store.EntryFormat))
+	writeBoth(1)
+
+	for _, n := range c.nodes {
+		v, err := n.store.Service(store.DefaultNamespace, "web")
+		if err != nil || len(v.Instances) != writes {
+			t.Fatalf("%s: web has %v instances (%v), want %d", n.ID(), v, err, writes)
+		}
+	}
+}

@@ -1,0 +1,330 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+	"unicode/utf8"
+)
+
+// Entry formats. A log entry is a type byte and a body; the body is JSON in
+// format 1. Format 2 adds a binary body for the two commands that carry
+// nearly all the load, register and deregister, marked by binaryMarker
+// right after the type byte (a JSON body starts with '{'). Decoding the
+// binary body costs about a twentieth of decoding the JSON one, and every
+// server decodes every entry.
+//
+// A server that decodes format 2 says so in its catalog record
+// (Server.EntryFormat); the leader writes binary bodies only once every
+// server of the Raft configuration has (see raft.Node), so a rolling
+// upgrade never hands an older server an entry it cannot read. Going back
+// to a version that reads only format 1 after that is not supported.
+const (
+	EntryFormatJSON   = 1
+	EntryFormatBinary = 2
+	// EntryFormat is the newest format this version decodes.
+	EntryFormat = EntryFormatBinary
+)
+
+// binaryMarker follows the type byte of a binary body. Format 2, layout 1;
+// a later layout takes a new marker (and a new entry format).
+const binaryMarker = 0x01
+
+var errShort = errors.New("entry ends early")
+
+// EncodeFormat renders the command in the given entry format: register and
+// deregister commands get a binary body in EntryFormatBinary, everything
+// else (and every command in EntryFormatJSON) a JSON one.
+func (c *Command) EncodeFormat(format int) ([]byte, error) {
+	if format >= EntryFormatBinary && c.binaryShape() {
+		return c.appendBinary(make([]byte, 0, 256)), nil
+	}
+	return c.Encode()
+}
+
+// binaryShape reports whether the command is one the binary layout holds
+// whole: a register or deregister with no field of another command type.
+func (c *Command) binaryShape() bool {
+	if c.ServiceSettings != nil || c.NamespaceSettings != nil || c.Server != nil || c.Health != nil ||
+		c.SelfPreservation != nil || c.Token != nil || c.Patch != nil {
+		return false
+	}
+	switch c.Type {
+	case CommandRegister:
+		return c.Instance != nil
+	case CommandDeregister:
+		return c.Instance == nil
+	}
+	return false
+}
+
+// appendBinary writes: type, marker, time, namespace, service, id,
+// if_index, then for a register the instance (see appendInstance).
+func (c *Command) appendBinary(b []byte) []byte {
+	b = append(b, byte(c.Type), binaryMarker)
+	b = appendTime(b, c.Time)
+	b = appendString(b, c.Namespace)
+	b = appendString(b, c.Service)
+	b = appendString(b, c.ID)
+	b = binary.AppendUvarint(b, c.IfIndex)
+	if c.Type == CommandRegister {
+		b = appendInstance(b, c.Instance)
+	}
+	return b
+}
+
+const (
+	flagEnabled = 1 << iota
+	flagEphemeral
+	flagHealthy
+	flagsKnown = flagEnabled | flagEphemeral | flagHealthy
+)
+
+func appendInstance(b []byte, in *Instance) []byte {
+	b = appendString(b, in.ID)
+	b = appendString(b, in.Namespace)
+	b = appendString(b, in.Service)
+	b = appendString(b, in.Address)
+	b = binary.AppendVarint(b, int64(in.Port))
+	b = binary.AppendVarint(b, int64(in.Weight))
+	var flags byte
+	if in.Enabled {
+		flags |= flagEnabled
+	}
+	if in.Ephemeral {
+		flags |= flagEphemeral
+	}
+	if in.Healthy {
+		flags |= flagHealthy
+	}
+	b = append(b, flags)
+	b = appendString(b, in.Locality.Region)
+	b = appendString(b, in.Locality.Datacenter)
+	b = appendString(b, in.Locality.Unit)
+	b = binary.AppendUvarint(b, uint64(len(in.Tags)))
+	for _, t := range in.Tags {
+		b = appendString(b, t)
+	}
+	// Keys sorted, so one instance has one encoding.
+	b = binary.AppendUvarint(b, uint64(len(in.Metadata)))
+	keys := make([]string, 0, len(in.Metadata))
+	for k := range in.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		b = appendString(b, k)
+		b = appendString(b, in.Metadata[k])
+	}
+	ch := &in.Check
+	b = appendString(b, ch.Type)
+	b = appendString(b, ch.Target)
+	b = binary.AppendVarint(b, int64(ch.Interval))
+	b = binary.AppendVarint(b, int64(ch.Timeout))
+	b = binary.AppendVarint(b, int64(ch.TTL))
+	b = binary.AppendVarint(b, int64(ch.DeregisterAfter))
+	b = binary.AppendVarint(b, int64(ch.FailuresBeforeUnhealthy))
+	b = binary.AppendVarint(b, int64(ch.SuccessesBeforeHealthy))
+	b = appendTime(b, in.HealthChangedAt)
+	b = appendTime(b, in.RegisteredAt)
+	b = appendTime(b, in.UpdatedAt)
+	b = binary.AppendUvarint(b, in.CreateIndex)
+	return binary.AppendUvarint(b, in.ModifyIndex)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendTime writes 0 for the zero time, else 1, the Unix seconds and the
+// nanoseconds. Times decode in UTC, as the leader stamps them.
+func appendTime(b []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(b, 0)
+	}
+	b = append(b, 1)
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+// decodeBinary parses a binary body (b starts with the type byte and the
+// marker). It rejects what appendBinary would not write: trailing bytes,
+// strings that are not UTF-8, unknown flags, unsorted or repeated metadata keys, out-of-range numbers.
+func decodeBinary(b []byte) (*Command, error) {
+	r := reader{b: b[2:]}
+	c := &Command{Type: CommandType(b[0])}
+	c.Time = r.time()
+	c.Namespace = r.string()
+	c.Service = r.string()
+	c.ID = r.string()
+	c.IfIndex = r.uvarint()
+	switch c.Type {
+	case CommandRegister:
+		c.Instance = r.instance()
+	case CommandDeregister:
+	default:
+		return nil, fmt.Errorf("%w: no binary form for %s", ErrInvalid, c.Type)
+	}
+	if r.err == nil && len(r.b) > 0 {
+		r.err = fmt.Errorf("%d bytes after the command", len(r.b))
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: binary %s: %w", ErrInvalid, c.Type, r.err)
+	}
+	return c, nil
+}
+
+// reader consumes a binary body; the first error sticks and later reads
+// return zero values.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(errShort)
+		return 0
+	}
+	if n != uvarintSize(v) {
+		r.fail(errors.New("number not in its shortest form"))
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	u := r.uvarint() // zig-zag, as binary.Varint
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+// uvarintSize is the length of v's shortest uvarint.
+func uvarintSize(v uint64) int {
+	return max(1, (bits.Len64(v)+6)/7)
+}
+
+// int reads a varint that must fit an int32 (ports, weights, counts of
+// check results), so it means the same on every platform.
+func (r *reader) int() int {
+	v := r.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		r.fail(fmt.Errorf("number %d out of range", v))
+		return 0
+	}
+	return int(v)
+}
+
+func (r *reader) byte() byte {
+	if len(r.b) == 0 {
+		r.fail(errShort)
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) string() string {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail(errShort)
+		return ""
+	}
+	if !utf8.Valid(r.b[:n]) {
+		// JSON bodies cannot carry such a string (encoding/json replaces
+		// invalid bytes), so neither may a binary one.
+		r.fail(errors.New("string is not UTF-8"))
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+// count reads a number of elements, each at least one byte long.
+func (r *reader) count() int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail(errShort)
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) time() time.Time {
+	switch r.byte() {
+	case 0:
+		return time.Time{}
+	case 1:
+		sec, nsec := r.varint(), r.uvarint()
+		if nsec >= 1e9 {
+			r.fail(fmt.Errorf("time with %d nanoseconds", nsec))
+			return time.Time{}
+		}
+		t := time.Unix(sec, int64(nsec)).UTC()
+		if t.IsZero() {
+			r.fail(errors.New("zero time written as a time"))
+		}
+		return t
+	}
+	r.fail(errors.New("bad time"))
+	return time.Time{}
+}
+
+func (r *reader) duration() Duration { return Duration(r.varint()) }
+
+func (r *reader) instance() *Instance {
+	in := &Instance{}
+	in.ID = r.string()
+	in.Namespace = r.string()
+	in.Service = r.string()
+	in.Address = r.string()
+	in.Port = r.int()
+	in.Weight = r.int()
+	flags := r.byte()
+	if flags&^flagsKnown != 0 {
+		r.fail(fmt.Errorf("unknown instance flags %#x", flags))
+	}
+	in.Enabled, in.Ephemeral, in.Healthy = flags&flagEnabled != 0, flags&flagEphemeral != 0, flags&flagHealthy != 0
+	in.Locality = Locality{Region: r.string(), Datacenter: r.string(), Unit: r.string()}
+	if n := r.count(); n > 0 {
+		in.Tags = make([]string, n)
+		for i := range in.Tags {
+			in.Tags[i] = r.string()
+		}
+	}
+	if n := r.count(); n > 0 {
+		in.Metadata = make(map[string]string, n)
+		prev := ""
+		for i := range n {
+			k, v := r.string(), r.string()
+			if i > 0 && k <= prev {
+				r.fail(fmt.Errorf("metadata key %q out of order", k))
+				break
+			}
+			in.Metadata[k], prev = v, k
+		}
+	}
+	in.Check = Check{Type: r.string(), Target: r.string(), Interval: r.duration(), Timeout: r.duration(),
+		TTL: r.duration(), DeregisterAfter: r.duration(), FailuresBeforeUnhealthy: r.int(), SuccessesBeforeHealthy: r.int()}
+	in.HealthChangedAt = r.time()
+	in.RegisteredAt = r.time()
+	in.UpdatedAt = r.time()
+	in.CreateIndex = r.uvarint()
+	in.ModifyIndex = r.uvarint()
+	return in
+}
