@@ -89,7 +89,8 @@ func mergeMembers(rms []raft.Member, gms []gossip.Member, haveGossip bool) []wir
 		if !haveGossip {
 			status = ""
 		}
-		byID[m.ID] = &wire.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Locality: m.Locality, Role: m.Role, Status: status}
+		byID[m.ID] = &wire.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Locality: m.Locality, Role: m.Role,
+			Protocol: m.Protocol, Status: status}
 	}
 	for _, g := range gms {
 		w := byID[g.Name]

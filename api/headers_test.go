@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -91,7 +92,8 @@ func TestHealthAndCluster(t *testing.T) {
 	index(t, r)
 	var ms api.MembersResponse
 	decode(t, r, &ms)
-	wantM := wire.Member{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr, Role: "leader", Locality: store.Locality{}}
+	wantM := wire.Member{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr, Role: "leader", Protocol: raft.ProtocolVersion,
+		Locality: store.Locality{}}
 	if len(ms.Members) != 1 || ms.Members[0] != wantM {
 		t.Errorf("members %+v, want [%+v]", ms.Members, wantM)
 	}

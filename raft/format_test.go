@@ -42,7 +42,7 @@ func bodyKinds(t *testing.T, n *Node, idx uint64) []byte {
 func TestEntryFormatFollowsTheOldestServer(t *testing.T) {
 	c := newCluster(t, 3, func(cfg *Config) {
 		if cfg.ID == "n3" {
-			cfg.EntryFormat = store.EntryFormatJSON
+			cfg.Protocol = 1
 		}
 	})
 	announced := func(want int) func() bool {
@@ -50,11 +50,11 @@ func TestEntryFormatFollowsTheOldestServer(t *testing.T) {
 			for _, n := range c.nodes {
 				for _, id := range []string{"n1", "n2", "n3"} {
 					s, ok := n.store.Server(id)
-					wantFormat := store.EntryFormat
+					wantProtocol := ProtocolVersion
 					if id == "n3" {
-						wantFormat = want
+						wantProtocol = want
 					}
-					if !ok || s.EntryFormat != wantFormat {
+					if !ok || s.Protocol != wantProtocol {
 						return false
 					}
 				}
@@ -62,7 +62,7 @@ func TestEntryFormatFollowsTheOldestServer(t *testing.T) {
 			return true
 		}
 	}
-	c.eventually("every server announced", 10*time.Second, announced(store.EntryFormatJSON))
+	c.eventually("every server announced", 10*time.Second, announced(1))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -92,10 +92,10 @@ func TestEntryFormatFollowsTheOldestServer(t *testing.T) {
 
 	// n3 runs the new version.
 	c.stop(2)
-	c.cfgs[2].EntryFormat = 0
+	c.cfgs[2].Protocol = 0
 	c.start(2)
 	c.waitReady()
-	c.eventually("n3 announced binary bodies", 10*time.Second, announced(store.EntryFormat))
+	c.eventually("n3 announced binary bodies", 10*time.Second, announced(ProtocolVersion))
 	writeBoth(1)
 
 	for _, n := range c.nodes {

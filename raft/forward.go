@@ -22,6 +22,8 @@ import (
 // with connForward. Requests on one connection are sequential; a caller
 // takes an idle connection or dials a new one, so concurrent requests use
 // concurrent connections, and up to 64 idle ones are kept per leader.
+// That is protocol 1; a leader of protocol 2 takes them multiplexed on one
+// connection (forwardmux.go).
 //
 //	request:  op u8 | timeout-ms u32 | len u32 | payload
 //	response: status u8 | index u64 | len u32 | payload (error JSON when status=1)
@@ -100,16 +102,26 @@ func decodeError(b []byte) error {
 	return &remoteError{msg: w.Message}
 }
 
-// serveForward answers forward requests on one connection until it closes.
-func (n *Node) serveForward(c net.Conn) {
+// serveForwardConn answers forward requests on one connection, sequential
+// (connForward) or multiplexed (connForwardMux), until it closes.
+func (n *Node) serveForwardConn(kind byte, c net.Conn) {
 	defer c.Close()
-	n.fwdConns.Store(c, struct{}{})
+	n.fwdConns.Store(c, kind)
 	defer n.fwdConns.Delete(c)
 	// Shutdown cancels n.ctx before it closes the registered connections:
 	// one registered after that sweep sees the cancellation here.
 	if n.ctx.Err() != nil {
 		return
 	}
+	if kind == connForwardMux {
+		n.serveForwardMux(c)
+		return
+	}
+	n.serveForward(c)
+}
+
+// serveForward answers sequential forward requests on one connection.
+func (n *Node) serveForward(c net.Conn) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	var hdr [9]byte
@@ -174,17 +186,22 @@ func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint
 	return 0, fmt.Errorf("%w: forward op %d", store.ErrInvalid, op)
 }
 
-// forwarder keeps idle forward connections per leader address.
+// forwarder keeps idle forward connections per leader address, or one
+// multiplexed session per leader address when the leader speaks it.
 type forwarder struct {
-	tls    *tls.Config // nil: plaintext
-	mu     sync.Mutex
-	idle   map[string][]net.Conn
-	limit  int
-	closed bool
+	tls *tls.Config // nil: plaintext
+	// useMux says whether the server at a Raft address speaks the
+	// multiplexed protocol (protocol 2).
+	useMux   func(addr string) bool
+	mu       sync.Mutex
+	idle     map[string][]net.Conn
+	sessions map[string]*muxSession
+	limit    int
+	closed   bool
 }
 
 func newForwarder(tc *tls.Config) *forwarder {
-	return &forwarder{tls: tc, idle: map[string][]net.Conn{}, limit: 64}
+	return &forwarder{tls: tc, idle: map[string][]net.Conn{}, sessions: map[string]*muxSession{}, limit: 64}
 }
 
 // get returns an idle connection to addr (reused=true) or a new one. An
@@ -234,13 +251,18 @@ func (f *forwarder) put(addr string, c net.Conn) {
 
 func (f *forwarder) close() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.closed = true
 	for addr, conns := range f.idle {
 		for _, c := range conns {
 			c.Close()
 		}
 		delete(f.idle, addr)
+	}
+	sessions := f.sessions
+	f.sessions = map[string]*muxSession{}
+	f.mu.Unlock()
+	for _, s := range sessions {
+		s.fail(ErrShutdown)
 	}
 }
 
@@ -254,6 +276,9 @@ var errStaleConn = errors.New("stale idle connection")
 // request is sent again after a reused connection died without an answer,
 // since the leader may have read and applied it before dying.
 func (f *forwarder) call(ctx context.Context, addr string, op byte, payload []byte, idempotent bool) (uint64, error) {
+	if f.useMux != nil && f.useMux(addr) {
+		return f.callMux(ctx, addr, op, payload, idempotent)
+	}
 	idx, err := f.callOnce(ctx, addr, op, payload, false)
 	if errors.Is(err, errStaleConn) {
 		f.dropIdle(addr)

@@ -18,6 +18,8 @@ import (
 const (
 	connRaft    byte = 'R'
 	connForward byte = 'F'
+	// connForwardMux: multiplexed forward requests (protocol 2).
+	connForwardMux byte = 'M'
 )
 
 // mux owns the Raft listener. It is the hashicorp/raft StreamLayer for Raft
@@ -27,7 +29,7 @@ type mux struct {
 	tls       *tls.Config // nil: plaintext
 	advertise net.Addr
 	raftCh    chan net.Conn
-	forward   func(net.Conn)
+	forward   func(kind byte, c net.Conn)
 	logger    *slog.Logger
 
 	closeOnce sync.Once
@@ -42,7 +44,7 @@ func newMux(ln net.Listener, advertise net.Addr, logger *slog.Logger) *mux {
 
 // serve accepts connections until the listener closes. forward handles
 // forward connections, each on its own goroutine.
-func (m *mux) serve(forward func(net.Conn)) {
+func (m *mux) serve(forward func(kind byte, c net.Conn)) {
 	m.forward = forward
 	m.wg.Add(1)
 	go func() {
@@ -97,8 +99,8 @@ func (m *mux) route(c net.Conn) {
 		case <-m.closed:
 			c.Close()
 		}
-	case connForward:
-		m.forward(c)
+	case connForward, connForwardMux:
+		m.forward(b[0], c)
 	default:
 		m.logger.Warn("unknown connection type on raft port", "remote", c.RemoteAddr(), "byte", b[0])
 		c.Close()

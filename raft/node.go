@@ -58,10 +58,10 @@ type Config struct {
 	// Bootstrap makes a fresh node start a new cluster with itself as the
 	// only voter. Ignored when the data directory already holds state.
 	Bootstrap bool
-	// EntryFormat is the newest log entry format this server announces it
-	// decodes (0: store.EntryFormat). Entries are written in the newest
-	// format every server of the cluster announced (see entryFormat).
-	EntryFormat int
+	// Protocol is the protocol version this server announces in the
+	// catalog (0: ProtocolVersion); a lower one makes a newer server act
+	// as an older one, as in the middle of a rolling upgrade.
+	Protocol int
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -248,6 +248,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5},
 		}),
 	}
+	n.fwd.useMux = n.speaksMux
 	hasState, err := hraft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		n.closeParts()
@@ -267,7 +268,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 		return nil, fmt.Errorf("raft: start: %w", err)
 	}
 	n.raft = r
-	m.serve(n.serveForward)
+	m.serve(n.serveForwardConn)
 	if cfg.Bootstrap && !hasState {
 		f := r.BootstrapCluster(hraft.Configuration{Servers: []hraft.Server{{
 			Suffrage: hraft.Voter, ID: hraft.ServerID(cfg.ID), Address: hraft.ServerAddress(cfg.AdvertiseAddr),
@@ -609,23 +610,67 @@ func (n *Node) submit(batch []*pendingApply) {
 	}
 }
 
-// entryFormat is the newest log entry format every server of the Raft
-// configuration has announced in the catalog: a server not recorded yet, or
-// recorded by a version before formats, counts as EntryFormatJSON. So a
-// rolling upgrade keeps writing what the oldest server reads, and the new
-// format starts once the last server has announced itself. Entries already
-// in the log are read in whatever format they were written.
-func (n *Node) entryFormat() int {
+// Protocol versions, announced by each server in its catalog record
+// (store.Server.Protocol):
+//
+//  1. (or 0: a version before they were recorded) JSON log entry bodies;
+//     forwarded requests one at a time per connection (connForward).
+//  2. binary bodies for register and deregister entries; forwarded
+//     requests multiplexed on one connection (connForwardMux).
+//
+// A server writes log entries that every server of the Raft configuration
+// reads, and forwards to the leader in the protocol the leader announced,
+// so servers of both versions work together during a rolling upgrade.
+const ProtocolVersion = 2
+
+func (n *Node) protocol() int {
+	if n.cfg.Protocol > 0 {
+		return min(n.cfg.Protocol, ProtocolVersion)
+	}
+	return ProtocolVersion
+}
+
+// clusterProtocol is the lowest protocol announced by a server of the Raft
+// configuration: a server not recorded yet, or recorded by a version
+// before protocols, counts as 1. So a rolling upgrade keeps writing what
+// the oldest server reads, and the newer protocol starts once the last
+// server has announced itself. Entries already in the log are read in
+// whatever format they were written.
+func (n *Node) clusterProtocol() int {
 	cfg := n.raft.GetConfiguration().Configuration()
 	if len(cfg.Servers) == 0 {
-		return store.EntryFormatJSON
+		return 1
 	}
-	format := store.EntryFormat
+	p := n.protocol()
 	for _, member := range cfg.Servers {
 		s, _ := n.store.Server(string(member.ID))
-		format = min(format, max(s.EntryFormat, store.EntryFormatJSON))
+		p = min(p, max(s.Protocol, 1))
 	}
-	return format
+	return p
+}
+
+// speaksMux reports whether the server at raftAddr announced protocol 2,
+// and so takes multiplexed forward requests.
+func (n *Node) speaksMux(raftAddr string) bool {
+	if n.protocol() < 2 {
+		return false
+	}
+	for _, member := range n.raft.GetConfiguration().Configuration().Servers {
+		if string(member.Address) == raftAddr {
+			s, _ := n.store.Server(string(member.ID))
+			return s.Protocol >= 2
+		}
+	}
+	return false
+}
+
+// entryFormat is the log entry format every server of the configuration
+// reads.
+func (n *Node) entryFormat() int {
+	if n.clusterProtocol() >= 2 {
+		return store.EntryFormatBinary
+	}
+	return store.EntryFormatJSON
 }
 
 // nudgeAfter is how long the leader waits for a next entry to carry the
@@ -840,6 +885,8 @@ type Member struct {
 	HTTPAddr string         `json:"http_addr,omitempty"`
 	Locality store.Locality `json:"locality"`
 	Role     string         `json:"role"` // leader, voter, nonvoter
+	// Protocol the server announced (0: not recorded; see ProtocolVersion).
+	Protocol int `json:"protocol,omitempty"`
 }
 
 // Members lists the servers of the Raft configuration as this node knows
@@ -865,7 +912,7 @@ func (n *Node) Members() ([]Member, error) {
 			m.Role = "leader"
 		}
 		if rec, ok := byID[m.ID]; ok {
-			m.HTTPAddr, m.Locality = rec.HTTPAddr, rec.Locality
+			m.HTTPAddr, m.Locality, m.Protocol = rec.HTTPAddr, rec.Locality, rec.Protocol
 		}
 		out = append(out, m)
 	}
@@ -906,10 +953,7 @@ func (n *Node) runReadiness() {
 // retrying until it succeeds or the node stops.
 func (n *Node) announce() {
 	self := store.Server{ID: n.cfg.ID, RaftAddr: n.cfg.AdvertiseAddr, HTTPAddr: n.cfg.HTTPAddr, Locality: n.cfg.Locality,
-		EntryFormat: n.cfg.EntryFormat}
-	if self.EntryFormat == 0 {
-		self.EntryFormat = store.EntryFormat
-	}
+		Protocol: n.protocol()}
 	backoff := 50 * time.Millisecond
 	for {
 		_, servers := n.store.Servers()

@@ -18,16 +18,14 @@ import (
 // binary body costs about a twentieth of decoding the JSON one, and every
 // server decodes every entry.
 //
-// A server that decodes format 2 says so in its catalog record
-// (Server.EntryFormat); the leader writes binary bodies only once every
-// server of the Raft configuration has (see raft.Node), so a rolling
+// Every version decodes both. The raft package chooses the format it
+// writes: binary bodies only once every server of the Raft configuration
+// has announced a protocol that reads them (Server.Protocol), so a rolling
 // upgrade never hands an older server an entry it cannot read. Going back
 // to a version that reads only format 1 after that is not supported.
 const (
 	EntryFormatJSON   = 1
 	EntryFormatBinary = 2
-	// EntryFormat is the newest format this version decodes.
-	EntryFormat = EntryFormatBinary
 )
 
 // binaryMarker follows the type byte of a binary body. Format 2, layout 1;

@@ -225,7 +225,8 @@ type Server struct {
 	RaftAddr string   `json:"raft_addr"`
 	HTTPAddr string   `json:"http_addr"`
 	Locality Locality `json:"locality"`
-	// EntryFormat is the newest log entry format the server decodes (0 for
-	// versions before formats were recorded: EntryFormatJSON).
-	EntryFormat int `json:"entry_format,omitempty"`
+	// Protocol is the newest server-to-server protocol the server speaks
+	// and the log entries it reads (raft.ProtocolVersion; 0 for versions
+	// before it was recorded, which speak protocol 1).
+	Protocol int `json:"protocol,omitempty"`
 }

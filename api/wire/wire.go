@@ -77,6 +77,9 @@ type Member struct {
 	// Role in Raft: leader, voter, nonvoter, or none (known to gossip only,
 	// not yet or no longer in the Raft configuration).
 	Role string `json:"role"`
+	// Protocol is the protocol version the server announced in the catalog
+	// (omitted until it has: a server of protocol 1 never does).
+	Protocol int `json:"protocol,omitempty"`
 	// Status in gossip: alive, suspect, dead, left, or unknown (in the
 	// Raft configuration but never heard of by gossip).
 	Status string `json:"status"`

@@ -1,0 +1,374 @@
+package raft
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The multiplexed forward protocol (protocol 2, connForwardMux) carries
+// every forwarded request of a follower to the leader on one connection.
+// Requests are tagged with an id, the leader handles them concurrently and
+// answers each as it is ready. Under load, one write carries the frames of
+// many requests and one read takes them in, on both sides: the per-request
+// cost of the sequential protocol (a write and a read syscall each way, and
+// a connection per concurrent request) is paid per burst instead.
+//
+//	request:  id u64 | op u8 | timeout-ms u32 | len u32 | payload
+//	response: id u64 | status u8 | index u64 | len u32 | payload (error JSON when status=1)
+const (
+	muxRequestHeader  = 17
+	muxResponseHeader = 21
+	// maxMuxInflight bounds the requests a leader handles at once for one
+	// connection; the reader waits for a slot beyond that.
+	maxMuxInflight = 4096
+	muxBuffer      = 64 << 10
+)
+
+// serveForwardMux answers multiplexed forward requests on one connection
+// until it closes.
+func (n *Node) serveForwardMux(c net.Conn) {
+	out := make(chan []byte, 256)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		// Answers that are ready together go out in one write.
+		w := bufio.NewWriterSize(c, muxBuffer)
+		for {
+			select {
+			case b := <-out:
+				w.Write(b)
+			case <-done:
+				return
+			}
+		more:
+			for {
+				select {
+				case b := <-out:
+					w.Write(b)
+				default:
+					break more
+				}
+			}
+			if err := w.Flush(); err != nil {
+				c.Close() // the reader stops too
+				return
+			}
+		}
+	}()
+	r := bufio.NewReaderSize(c, muxBuffer)
+	slots := make(chan struct{}, maxMuxInflight)
+	var hdr [muxRequestHeader]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return
+		}
+		id := binary.BigEndian.Uint64(hdr[0:8])
+		op := hdr[8]
+		timeout := time.Duration(binary.BigEndian.Uint32(hdr[9:13])) * time.Millisecond
+		size := binary.BigEndian.Uint32(hdr[13:17])
+		if size > maxFrame {
+			n.logger.Warn("forward request too large", "remote", c.RemoteAddr(), "bytes", size)
+			return
+		}
+		payload := make([]byte, size)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-n.ctx.Done():
+			return
+		}
+		go func() {
+			defer func() { <-slots }()
+			ctx, cancel := context.WithTimeout(n.ctx, timeout)
+			idx, err := n.handleForward(ctx, op, payload)
+			cancel()
+			var body []byte
+			status := byte(0)
+			if err != nil {
+				status, body = 1, encodeError(err)
+			}
+			b := make([]byte, muxResponseHeader+len(body))
+			binary.BigEndian.PutUint64(b[0:8], id)
+			b[8] = status
+			binary.BigEndian.PutUint64(b[9:17], idx)
+			binary.BigEndian.PutUint32(b[17:21], uint32(len(body)))
+			copy(b[muxResponseHeader:], body)
+			select {
+			case out <- b:
+			case <-done: // the connection is gone; so is the caller
+			}
+		}()
+	}
+}
+
+// errSessionLost: the connection of a multiplexed session failed before
+// the request's answer arrived.
+var errSessionLost = errors.New("leader connection lost")
+
+// muxSession is a follower's multiplexed connection to one leader address.
+type muxSession struct {
+	addr   string
+	c      net.Conn
+	sendCh chan *muxCall
+	dead   chan struct{}
+
+	mu     sync.Mutex
+	calls  map[uint64]*muxCall
+	nextID uint64
+	err    error // why the session died; set once
+}
+
+type muxCall struct {
+	id    uint64
+	frame []byte
+	// written is set once any byte of the request may have left: from then
+	// on the leader may have applied it.
+	written atomic.Bool
+	done    chan muxResult // buffered
+}
+
+type muxResult struct {
+	index uint64
+	err   error
+}
+
+func newMuxSession(c net.Conn, addr string) *muxSession {
+	s := &muxSession{addr: addr, c: c, sendCh: make(chan *muxCall, 256), dead: make(chan struct{}),
+		calls: map[uint64]*muxCall{}}
+	go s.writeLoop()
+	go s.readLoop()
+	return s
+}
+
+// fail ends the session: the connection closes and every pending call
+// hears errSessionLost.
+func (s *muxSession) fail(err error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	calls := s.calls
+	s.calls = nil
+	s.mu.Unlock()
+	close(s.dead)
+	s.c.Close()
+	for _, call := range calls {
+		call.done <- muxResult{err: fmt.Errorf("%w: %w", errSessionLost, err)}
+	}
+}
+
+func (s *muxSession) alive() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err == nil
+}
+
+func (s *muxSession) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls) == 0
+}
+
+func (s *muxSession) writeLoop() {
+	w := bufio.NewWriterSize(s.c, muxBuffer)
+	for {
+		var call *muxCall
+		select {
+		case call = <-s.sendCh:
+		case <-s.dead:
+			return
+		}
+		// Requests queued together go out in one write.
+		for call != nil {
+			call.written.Store(true)
+			w.Write(call.frame)
+			select {
+			case call = <-s.sendCh:
+			default:
+				call = nil
+			}
+		}
+		if err := w.Flush(); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+func (s *muxSession) readLoop() {
+	r := bufio.NewReaderSize(s.c, muxBuffer)
+	var hdr [muxResponseHeader]byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			s.fail(err)
+			return
+		}
+		id := binary.BigEndian.Uint64(hdr[0:8])
+		idx := binary.BigEndian.Uint64(hdr[9:17])
+		size := binary.BigEndian.Uint32(hdr[17:21])
+		if size > maxFrame {
+			s.fail(fmt.Errorf("answer of %d bytes", size))
+			return
+		}
+		var body []byte
+		if size > 0 {
+			body = make([]byte, size)
+			if _, err := io.ReadFull(r, body); err != nil {
+				s.fail(err)
+				return
+			}
+		}
+		s.mu.Lock()
+		call := s.calls[id]
+		delete(s.calls, id)
+		s.mu.Unlock()
+		if call == nil {
+			continue // its caller gave up
+		}
+		res := muxResult{index: idx}
+		if hdr[8] != 0 {
+			res.err = decodeError(body)
+		}
+		call.done <- res
+	}
+}
+
+// call sends one request and waits for its answer. written reports whether
+// the request may have reached the leader.
+func (s *muxSession) call(ctx context.Context, op byte, payload []byte, leaderTimeout time.Duration) (idx uint64, written bool, err error) {
+	frame := make([]byte, muxRequestHeader+len(payload))
+	frame[8] = op
+	binary.BigEndian.PutUint32(frame[9:13], uint32(leaderTimeout/time.Millisecond))
+	binary.BigEndian.PutUint32(frame[13:17], uint32(len(payload)))
+	copy(frame[muxRequestHeader:], payload)
+	call := &muxCall{frame: frame, done: make(chan muxResult, 1)}
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return 0, false, fmt.Errorf("%w: %w", errSessionLost, err)
+	}
+	s.nextID++
+	call.id = s.nextID
+	binary.BigEndian.PutUint64(frame[0:8], call.id)
+	s.calls[call.id] = call
+	s.mu.Unlock()
+	select {
+	case s.sendCh <- call:
+	case res := <-call.done: // the session died first
+		return 0, false, res.err
+	case <-ctx.Done():
+		s.forget(call.id)
+		return 0, false, ctx.Err()
+	}
+	select {
+	case res := <-call.done:
+		return res.index, call.written.Load(), res.err
+	case <-ctx.Done():
+		s.forget(call.id)
+		return 0, true, ctx.Err()
+	}
+}
+
+func (s *muxSession) forget(id uint64) {
+	s.mu.Lock()
+	delete(s.calls, id)
+	s.mu.Unlock()
+}
+
+// session returns the live multiplexed session to addr, dialing one if
+// there is none. Sessions to other addresses with nothing pending are
+// closed: they lead to a server that is no longer the leader.
+func (f *forwarder) session(addr string, timeout time.Duration) (*muxSession, error) {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil, ErrShutdown
+	}
+	if s := f.sessions[addr]; s != nil && s.alive() {
+		f.mu.Unlock()
+		return s, nil
+	}
+	f.mu.Unlock()
+	c, err := dialTyped(addr, timeout, connForwardMux, f.tls)
+	if err != nil {
+		return nil, err
+	}
+	s := newMuxSession(c, addr)
+	var stale []*muxSession
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		s.fail(ErrShutdown)
+		return nil, ErrShutdown
+	}
+	if cur := f.sessions[addr]; cur != nil && cur.alive() {
+		// Another caller dialed too; keep the first.
+		f.mu.Unlock()
+		s.fail(errors.New("duplicate session"))
+		return cur, nil
+	}
+	f.sessions[addr] = s
+	for other, o := range f.sessions {
+		if other != addr && o.idle() {
+			stale = append(stale, o)
+			delete(f.sessions, other)
+		}
+	}
+	f.mu.Unlock()
+	for _, o := range stale {
+		o.fail(errors.New("leader moved"))
+	}
+	return s, nil
+}
+
+// callMux sends a request on the multiplexed session to addr. A request
+// the session lost before it was written is sent again on a new session;
+// one that may have reached the leader is sent again only if idempotent.
+func (f *forwarder) callMux(ctx context.Context, addr string, op byte, payload []byte, idempotent bool) (uint64, error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(defaultTimeout)
+	}
+	for attempt := 0; ; attempt++ {
+		timeout := time.Until(deadline)
+		if timeout <= 0 {
+			return 0, fmt.Errorf("raft: forward to %s: %w", addr, context.DeadlineExceeded)
+		}
+		s, err := f.session(addr, min(timeout, maxDial))
+		if err != nil {
+			return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
+		}
+		// Leave the leader a little less time than we wait, so its answer
+		// (even a timeout) arrives before we give up.
+		idx, written, err := s.call(ctx, op, payload, max(timeout-timeout/10, time.Millisecond))
+		switch {
+		case err == nil:
+			return idx, nil
+		case !errors.Is(err, errSessionLost):
+			var re *remoteError
+			if errors.As(err, &re) {
+				return idx, err
+			}
+			return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
+		case attempt == 0 && (!written || idempotent):
+			continue
+		case written:
+			return 0, fmt.Errorf("raft: forward to %s: outcome unknown: %w", addr, err)
+		default:
+			return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
+		}
+	}
+}

@@ -1,0 +1,235 @@
+package raft
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// forwardConns counts the forward connections of a kind a node serves.
+func forwardConns(n *Node, kind byte) int {
+	count := 0
+	n.fwdConns.Range(func(_, k any) bool {
+		if k == kind {
+			count++
+		}
+		return true
+	})
+	return count
+}
+
+// allAnnounced waits until every node's catalog records every server at
+// the given protocols.
+func allAnnounced(c *cluster, want map[string]int) {
+	c.t.Helper()
+	c.eventually("every server announced", 10*time.Second, func() bool {
+		for _, n := range c.nodes {
+			for id, p := range want {
+				if s, ok := n.store.Server(id); !ok || s.Protocol != p {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// concurrentRegisters registers k instances through n at once.
+func concurrentRegisters(t *testing.T, n *Node, prefix string, k int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range k {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if _, err := register(ctx, n, store.DefaultNamespace, "web", fmt.Sprintf("%s-%d", prefix, i)); err != nil {
+				t.Errorf("register %s-%d through %s: %v", prefix, i, n.ID(), err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// TestForwardMuxOneConnection: a follower of protocol 2 sends 200
+// concurrent writes to a leader of protocol 2 on one connection, and each
+// gets its own outcome (one of them a refusal). Between servers of
+// protocol 1 and 2, in either direction, the sequential protocol carries
+// them, on as many connections as there are requests in flight.
+func TestForwardMuxOneConnection(t *testing.T) {
+	c := newCluster(t, 3)
+	allAnnounced(c, map[string]int{"n1": 2, "n2": 2, "n3": 2})
+	leader := c.waitLeader()
+	f := c.nodes[followers(c, leader)[0]]
+	before := forwardConns(c.nodes[leader], connForwardMux)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, err := register(context.Background(), f, "missing", "web", "x")
+		if !errors.Is(err, store.ErrNamespaceNotFound) {
+			t.Errorf("forwarded write to a missing namespace: %v, want ErrNamespaceNotFound", err)
+		}
+	}()
+	concurrentRegisters(t, f, "mux", 200)
+	wg.Wait()
+	// Each follower holds at most one connection to the leader, opened
+	// for its first forwarded request (its own catalog record, perhaps).
+	if got := forwardConns(c.nodes[leader], connForwardMux); got > 2 || got-before > 1 {
+		t.Fatalf("after 200 concurrent forwarded writes the leader serves %d multiplexed connections (%d before), want at most one per follower", got, before)
+	}
+	f.fwd.mu.Lock()
+	sessions := len(f.fwd.sessions)
+	f.fwd.mu.Unlock()
+	if sessions != 1 {
+		t.Fatalf("the follower holds %d multiplexed sessions, want 1", sessions)
+	}
+	if got := len(instanceIDs(t, f, store.DefaultNamespace, "web")); got != 200 {
+		t.Fatalf("the follower holds %d instances, want 200", got)
+	}
+}
+
+func TestForwardSequentialWithProtocol1(t *testing.T) {
+	for _, old := range []string{"leader", "follower"} {
+		t.Run("old "+old, func(t *testing.T) {
+			// n1 bootstraps and leads; in "old follower" every follower is old.
+			c := newCluster(t, 3, func(cfg *Config) {
+				if (old == "leader") == (cfg.ID == "n1") {
+					cfg.Protocol = 1
+				}
+			})
+			want := map[string]int{"n1": 2, "n2": 2, "n3": 2}
+			for id := range want {
+				if (old == "leader") == (id == "n1") {
+					want[id] = 1
+				}
+			}
+			allAnnounced(c, want)
+			leader := 0
+			c.eventually("n1 leads", 20*time.Second, func() bool {
+				cur := c.waitLeader()
+				if cur == leader {
+					return true
+				}
+				err := c.nodes[cur].raft.LeadershipTransferToServer(
+					hraft.ServerID(c.cfgs[leader].ID), hraft.ServerAddress(c.nodes[leader].RaftAddr())).Error()
+				t.Logf("leadership back to n1: %v", err)
+				return false
+			})
+			f := c.nodes[followers(c, leader)[0]]
+			before := forwardConns(c.nodes[leader], connForward)
+			concurrentRegisters(t, f, old, 50)
+			if got := len(instanceIDs(t, f, store.DefaultNamespace, "web")); got != 50 {
+				t.Fatalf("the follower holds %d instances, want 50", got)
+			}
+			if got := forwardConns(c.nodes[leader], connForward) - before; got < 2 {
+				t.Fatalf("50 concurrent forwarded writes took %d new sequential connection(s)", got)
+			}
+			if got := forwardConns(c.nodes[leader], connForwardMux); got != 0 {
+				t.Fatalf("a protocol 1 server took part in %d multiplexed connection(s)", got)
+			}
+		})
+	}
+}
+
+// fakeLeader accepts multiplexed forward connections on loopback; on each,
+// it reads one request and hands it to answer, which may write a response
+// or return false to drop the connection unanswered.
+func fakeLeader(t *testing.T, answer func(conn int, id uint64, w io.Writer) bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for conn := 0; ; conn++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var kind [1]byte
+				var hdr [muxRequestHeader]byte
+				if _, err := io.ReadFull(c, kind[:]); err != nil || kind[0] != connForwardMux {
+					return
+				}
+				for {
+					if _, err := io.ReadFull(c, hdr[:]); err != nil {
+						return
+					}
+					if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[13:17]))); err != nil {
+						return
+					}
+					if !answer(conn, binary.BigEndian.Uint64(hdr[0:8]), c) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func muxAnswer(w io.Writer, id, index uint64) {
+	var b [muxResponseHeader]byte
+	binary.BigEndian.PutUint64(b[0:8], id)
+	binary.BigEndian.PutUint64(b[9:17], index)
+	w.Write(b[:])
+}
+
+// TestForwardMuxLostAnswer: when the leader's connection drops after it
+// took a request, an idempotent request is sent again on a new connection
+// and answered there; any other request reports that its outcome is
+// unknown, and is not sent twice.
+func TestForwardMuxLostAnswer(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[int]int{} // requests per connection
+	addr := fakeLeader(t, func(conn int, id uint64, w io.Writer) bool {
+		mu.Lock()
+		seen[conn]++
+		mu.Unlock()
+		if conn%2 == 0 {
+			return false // the first connection of each case dies unanswered
+		}
+		muxAnswer(w, id, 42)
+		return true
+	})
+	f := newForwarder(nil)
+	f.useMux = func(string) bool { return true }
+	defer f.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	idx, err := f.call(ctx, addr, opApply, []byte("idempotent"), true)
+	if err != nil || idx != 42 {
+		t.Fatalf("idempotent request: index %d, %v; want 42 from the second connection", idx, err)
+	}
+	// A new session on the same address for the next case.
+	f.close()
+	f = newForwarder(nil)
+	f.useMux = func(string) bool { return true }
+	defer f.close()
+	_, err = f.call(ctx, addr, opApply, []byte("removal"), false)
+	if err == nil || !strings.Contains(err.Error(), "outcome unknown") || !errors.Is(err, errSessionLost) {
+		t.Fatalf("non-idempotent request on a lost connection: %v; want outcome unknown", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen[0] != 1 || seen[1] != 1 || seen[2] != 1 || len(seen) != 3 {
+		t.Fatalf("requests per connection %v; want one each on connections 0, 1 and 2", seen)
+	}
+}
