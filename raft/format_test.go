@@ -105,3 +105,35 @@ func TestEntryFormatFollowsTheOldestServer(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnounceRepairsAStrippedRecord: a leader of protocol 1 re-encodes a
+// forwarded put-server without the protocol field, so a newer server's
+// record reads protocol 0 and the cluster would stay on JSON entries for
+// good. Each server checks its record and writes it again; once the leader
+// keeps the field, the record is right and binary entries start.
+func TestAnnounceRepairsAStrippedRecord(t *testing.T) {
+	old := reannounceEvery
+	reannounceEvery = 50 * time.Millisecond
+	t.Cleanup(func() { reannounceEvery = old })
+	c := newCluster(t, 3)
+	allAnnounced(c, map[string]int{"n1": 2, "n2": 2, "n3": 2})
+	leader := c.nodes[c.waitLeader()]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, _ := leader.store.Server("n2")
+	rec.Protocol = 0 // what a protocol 1 leader writes
+	if _, err := leader.Apply(ctx, &store.Command{Type: store.CommandPutServer, Server: &rec}); err != nil {
+		t.Fatal(err)
+	}
+	if leader.entryFormat() != store.EntryFormatJSON {
+		t.Fatal("with n2 recorded at protocol 0 the leader still writes binary entries")
+	}
+	allAnnounced(c, map[string]int{"n1": 2, "n2": 2, "n3": 2})
+	idx, err := register(ctx, leader, store.DefaultNamespace, "web", "after-repair")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kinds := bodyKinds(t, leader, idx); string(kinds) != "\x01" {
+		t.Fatalf("after the repair the entry holds bodies %q, want one binary body", kinds)
+	}
+}

@@ -949,34 +949,41 @@ func (n *Node) runReadiness() {
 	n.announce()
 }
 
-// announce records this server's HTTP address and locality in the catalog,
-// retrying until it succeeds or the node stops.
+// announce records this server's HTTP address, locality and protocol in
+// the catalog, retrying until it succeeds, then checks the record every
+// reannounceEvery until the node stops and writes it again if it differs:
+// a leader of an older version re-encodes a forwarded record without the
+// fields it does not know (the protocol), and the record must be put right
+// once that leader has been upgraded, or the cluster would never move to
+// the newer protocol.
 func (n *Node) announce() {
 	self := store.Server{ID: n.cfg.ID, RaftAddr: n.cfg.AdvertiseAddr, HTTPAddr: n.cfg.HTTPAddr, Locality: n.cfg.Locality,
 		Protocol: n.protocol()}
 	backoff := 50 * time.Millisecond
 	for {
-		_, servers := n.store.Servers()
-		for _, s := range servers {
-			if s == self {
-				return
+		wait := reannounceEvery
+		if rec, ok := n.store.Server(self.ID); !ok || rec != self {
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			_, err := n.Apply(ctx, &store.Command{Type: store.CommandPutServer, Server: &self})
+			cancel()
+			if err == nil {
+				backoff = 50 * time.Millisecond
+			} else {
+				n.logger.Debug("recording this server in the catalog", "err", err)
+				wait = backoff
+				backoff = min(backoff*2, 2*time.Second)
 			}
 		}
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
-		_, err := n.Apply(ctx, &store.Command{Type: store.CommandPutServer, Server: &self})
-		cancel()
-		if err == nil {
-			return
-		}
-		n.logger.Debug("recording this server in the catalog", "err", err)
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 2*time.Second)
 	}
 }
+
+// reannounceEvery is how often a server checks its catalog record.
+var reannounceEvery = 10 * time.Second
 
 // runLeadership commits a barrier as soon as this node wins an election, so
 // consistent reads on the new leader need not wait for one.
