@@ -59,7 +59,15 @@ func (n *Node) serveForwardMux(c net.Conn) {
 			}
 			if err := w.Flush(); err != nil {
 				c.Close() // the reader stops too
-				return
+				// Keep taking answers, so that no handler waits on out
+				// holding a slot the reader needs to reach its error.
+				for {
+					select {
+					case <-out:
+					case <-done:
+						return
+					}
+				}
 			}
 		}
 	}()
@@ -192,6 +200,9 @@ func (s *muxSession) writeLoop() {
 		}
 		// Requests queued together go out in one write.
 		for call != nil {
+			if !s.alive() {
+				return // fail answered every pending call: not written
+			}
 			call.written.Store(true)
 			w.Write(call.frame)
 			select {
@@ -317,7 +328,7 @@ func (f *forwarder) session(addr string, timeout time.Duration) (*muxSession, er
 	if cur := f.sessions[addr]; cur != nil && cur.alive() {
 		// Another caller dialed too; keep the first.
 		f.mu.Unlock()
-		s.fail(errors.New("duplicate session"))
+		go s.fail(errors.New("duplicate session"))
 		return cur, nil
 	}
 	f.sessions[addr] = s
@@ -329,7 +340,8 @@ func (f *forwarder) session(addr string, timeout time.Duration) (*muxSession, er
 	}
 	f.mu.Unlock()
 	for _, o := range stale {
-		o.fail(errors.New("leader moved"))
+		// Closing a TLS connection may wait on the peer: not on this caller.
+		go o.fail(errors.New("leader moved"))
 	}
 	return s, nil
 }
@@ -353,7 +365,10 @@ func (f *forwarder) callMux(ctx context.Context, addr string, op byte, payload [
 		}
 		// Leave the leader a little less time than we wait, so its answer
 		// (even a timeout) arrives before we give up.
-		idx, written, err := s.call(ctx, op, payload, max(timeout-timeout/10, time.Millisecond))
+		timeout = time.Until(deadline)
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		idx, written, err := s.call(cctx, op, payload, max(timeout-timeout/10, time.Millisecond))
+		cancel()
 		switch {
 		case err == nil:
 			return idx, nil

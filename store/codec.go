@@ -38,10 +38,47 @@ var errShort = errors.New("entry ends early")
 // deregister commands get a binary body in EntryFormatBinary, everything
 // else (and every command in EntryFormatJSON) a JSON one.
 func (c *Command) EncodeFormat(format int) ([]byte, error) {
-	if format >= EntryFormatBinary && c.binaryShape() {
+	if format >= EntryFormatBinary && c.binaryShape() && c.binaryFits() {
 		return c.appendBinary(make([]byte, 0, 256)), nil
 	}
 	return c.Encode()
+}
+
+// binaryFits reports whether decodeBinary accepts what appendBinary would
+// write for the command: every string UTF-8 and every int within int32. A
+// command that does not fit goes as JSON, which replaces invalid bytes the
+// way every version does; an entry no replica could decode would stop them
+// all.
+func (c *Command) binaryFits() bool {
+	if !utf8.ValidString(c.Namespace) || !utf8.ValidString(c.Service) || !utf8.ValidString(c.ID) {
+		return false
+	}
+	in := c.Instance
+	if in == nil {
+		return true
+	}
+	for _, s := range []string{in.ID, in.Namespace, in.Service, in.Address, in.Locality.Region, in.Locality.Datacenter,
+		in.Locality.Unit, in.Check.Type, in.Check.Target} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	for _, t := range in.Tags {
+		if !utf8.ValidString(t) {
+			return false
+		}
+	}
+	for k, v := range in.Metadata {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return false
+		}
+	}
+	for _, n := range []int{in.Port, in.Weight, in.Check.FailuresBeforeUnhealthy, in.Check.SuccessesBeforeHealthy} {
+		if n < math.MinInt32 || n > math.MaxInt32 {
+			return false
+		}
+	}
+	return true
 }
 
 // binaryShape reports whether the command is one the binary layout holds
@@ -300,15 +337,21 @@ func (r *reader) instance() *Instance {
 	in.Enabled, in.Ephemeral, in.Healthy = flags&flagEnabled != 0, flags&flagEphemeral != 0, flags&flagHealthy != 0
 	in.Locality = Locality{Region: r.string(), Datacenter: r.string(), Unit: r.string()}
 	if n := r.count(); n > 0 {
-		in.Tags = make([]string, n)
-		for i := range in.Tags {
-			in.Tags[i] = r.string()
+		in.Tags = make([]string, 0, min(n, 64))
+		for range n {
+			if r.err != nil {
+				break
+			}
+			in.Tags = append(in.Tags, r.string())
 		}
 	}
 	if n := r.count(); n > 0 {
-		in.Metadata = make(map[string]string, n)
+		in.Metadata = make(map[string]string, min(n, 64))
 		prev := ""
 		for i := range n {
+			if r.err != nil {
+				break
+			}
 			k, v := r.string(), r.string()
 			if i > 0 && k <= prev {
 				r.fail(fmt.Errorf("metadata key %q out of order", k))
