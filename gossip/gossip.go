@@ -36,6 +36,9 @@ type Meta struct {
 	Datacenter      string `json:"dc,omitempty"`
 	Unit            string `json:"unit,omitempty"`
 	BootstrapExpect int    `json:"expect,omitempty"`
+	// Protocol is the server-to-server protocol the running server speaks
+	// (raft.ProtocolVersion; absent from versions before it).
+	Protocol int `json:"proto,omitempty"`
 }
 
 // Status is a server's state as this pool sees it.

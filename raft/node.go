@@ -148,6 +148,8 @@ type Node struct {
 	submitted atomic.Uint64 // batch entries appended, to see whether one followed
 	nudgeWant atomic.Uint64 // submitted when the last forwarded write committed
 	nudgeCh   chan struct{}
+	// liveProtocols: see SetLiveProtocols.
+	liveProtocols atomic.Pointer[map[string]int]
 
 	leadership atomic.Uint64 // times this node became or stopped being leader
 	// applyGate: batch entries hold it shared; Restore holds it alone, so
@@ -630,9 +632,32 @@ func (n *Node) protocol() int {
 	return ProtocolVersion
 }
 
-// clusterProtocol is the lowest protocol announced by a server of the Raft
-// configuration: a server not recorded yet, or recorded by a version
-// before protocols, counts as 1. So a rolling upgrade keeps writing what
+// Protocol is the protocol version this server speaks and announces.
+func (n *Node) Protocol() int { return n.protocol() }
+
+// SetLiveProtocols tells the node the protocol each running server
+// announces now, by id, as the gossip pool sees it alive or suspect. Once
+// set, a server counts at the lower of that and its catalog record, and a
+// server missing from the map (stopped, unknown to gossip) counts as 1.
+// The catalog record alone can be stale: a server rolled back to a version
+// before protocols keeps the record its newer version wrote, while what it
+// tells the pool at each start is its own. Without it (nil), the records
+// alone decide.
+func (n *Node) SetLiveProtocols(m map[string]int) { n.liveProtocols.Store(&m) }
+
+// memberProtocol is the protocol a server of the configuration counts at.
+func (n *Node) memberProtocol(id string) int {
+	rec, _ := n.store.Server(id)
+	p := max(rec.Protocol, 1)
+	if live := n.liveProtocols.Load(); live != nil {
+		p = min(p, max((*live)[id], 1))
+	}
+	return p
+}
+
+// clusterProtocol is the lowest protocol of the servers of the Raft
+// configuration (memberProtocol): a server not recorded yet, or recorded
+// by a version before protocols, counts as 1. So a rolling upgrade keeps writing what
 // the oldest server reads, and the newer protocol starts once the last
 // server has announced itself. Entries already in the log are read in
 // whatever format they were written.
@@ -643,8 +668,7 @@ func (n *Node) clusterProtocol() int {
 	}
 	p := n.protocol()
 	for _, member := range cfg.Servers {
-		s, _ := n.store.Server(string(member.ID))
-		p = min(p, max(s.Protocol, 1))
+		p = min(p, n.memberProtocol(string(member.ID)))
 	}
 	return p
 }
@@ -657,12 +681,15 @@ func (n *Node) speaksMux(raftAddr string) bool {
 	}
 	for _, member := range n.raft.GetConfiguration().Configuration().Servers {
 		if string(member.Address) == raftAddr {
-			s, _ := n.store.Server(string(member.ID))
-			return s.Protocol >= 2
+			return n.memberProtocol(string(member.ID)) >= 2
 		}
 	}
 	return false
 }
+
+// ClusterProtocol is the protocol the cluster runs at, as this node sees
+// it: the lowest of its servers' (see clusterProtocol).
+func (n *Node) ClusterProtocol() int { return n.clusterProtocol() }
 
 // entryFormat is the log entry format every server of the configuration
 // reads.

@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Rolling upgrade, with real binaries of two versions: a three-node cluster on
-# 127.0.0.1:76x0 whose leader runs OLD and whose followers run NEW takes writes
-# through every server; then the old server is stopped and started again from
-# NEW on its data directory. Every server must end up announcing NEW's
-# protocol, and every write must be on every server, before and after.
+# Rolling upgrade, with real binaries of two versions, on three servers on
+# 127.0.0.1:76x0; every write must be on every server at each step.
+#
+#  1. An OLD leader with NEW followers takes writes through every server;
+#     then the leader is upgraded, and every server must end up announcing
+#     NEW's protocol.
+#  2. Rollback in the middle of an upgrade: with a NEW leader, one NEW
+#     follower is rolled back to OLD (its catalog record still says NEW's
+#     protocol) and the other OLD one is upgraded. The cluster must keep to
+#     what the rolled-back server reads; then it is upgraded too, and the
+#     cluster moves up.
 #
 #   scripts/upgrade-check.sh OLD_BINARY NEW_BINARY [PROTOCOL]
 #
@@ -11,7 +17,7 @@
 # failure, with the servers' logs.
 set -euo pipefail
 
-[[ $# -ge 2 ]] || { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 OLD="$1" NEW="$2" PROTOCOL="${3:-2}"
 DIR="$(mktemp -d)"
 declare -A PID
@@ -48,8 +54,8 @@ healthy() { # node
 write() { # node method id
 	local code
 	code="$(curl -s -o /dev/null -w '%{http_code}' -X "$2" "127.0.0.1:76${1}0/v1/namespaces/default/services/web/instances/$3" \
-		-d '{"address":"10.0.0.1","port":80}')"
-	[[ "$code" == 200 ]] || fail "$2 $3 through n$1 answered $code"
+		-d '{"address":"10.0.0.1","port":80}' || true)"
+	[[ "$code" == 200 ]] || fail "$2 $3 through n$1 answered $code (000: no answer)"
 }
 ids() { # node: the instance ids it holds, sorted, on one line
 	curl -sf "127.0.0.1:76${1}0/v1/namespaces/default/services/web/instances" |
@@ -71,22 +77,29 @@ everywhere() { # what want timeout-seconds: poll until every server's $what equa
 	fail "$what: want '$want' on every server; $got"
 }
 
+n1_records() { # want: poll n1's members (catalog records) for 20 s
+	local i
+	for ((i = 0; i < 200; i++)); do
+		[[ "$(protocols 1 2>/dev/null)" == "$1" ]] && return 0
+		sleep 0.1
+	done
+	fail "n1's records: want '$1', have '$(protocols 1)'"
+}
+
 echo "old: $OLD; new: $NEW"
+echo "== 1. old leader, new followers: writes through every server"
 start 1 "$OLD" --bootstrap
 healthy 1
 start 2 "$NEW" --join 127.0.0.1:7610
 start 3 "$NEW" --join 127.0.0.1:7610
 healthy 2
 healthy 3
-
-echo "== old leader, new followers: writes through every server"
 for n in 1 2 3; do write "$n" PUT "before-$n"; done
 write 2 PUT gone-2
 write 2 DELETE gone-2
 everywhere ids "before-1 before-2 before-3" 10
 echo "   every server holds before-1..3; members: $(protocols 2)"
-
-echo "== n1 upgraded"
+echo "== 1. the old leader upgraded"
 stop 1
 start 1 "$NEW"
 healthy 1
@@ -96,4 +109,41 @@ for n in 1 2 3; do write "$n" PUT "after-$n"; done
 write 3 PUT gone-3
 write 3 DELETE gone-3
 everywhere ids "after-1 after-2 after-3 before-1 before-2 before-3" 10
-echo "upgrade check passed: every server at protocol $PROTOCOL, every write on every server"
+for n in 1 2 3; do stop "$n"; done
+rm -rf "${DIR:?}"/n?
+
+echo "== 2. new leader, one old and one new follower"
+start 1 "$NEW" --bootstrap
+healthy 1
+start 2 "$OLD" --join 127.0.0.1:7610
+start 3 "$NEW" --join 127.0.0.1:7610
+healthy 2
+healthy 3
+n1_records "n1=$PROTOCOL n2=0 n3=$PROTOCOL" # an old server answers members without protocols: ask n1
+for n in 1 2 3; do write "$n" PUT "mixed-$n"; done
+echo "== 2. n3 rolled back to the old version, n2 upgraded"
+stop 3
+start 3 "$OLD"
+healthy 3
+stop 2
+start 2 "$NEW"
+healthy 2
+# n3's record still says $PROTOCOL; the cluster must keep to what n3 runs.
+for n in 1 2 3; do write "$n" PUT "rolled-back-$n"; done
+write 1 PUT gone-1
+write 1 DELETE gone-1
+# Wait until n1's catalog says every server speaks $PROTOCOL (n3's record is
+# stale): believed, it would make n1 write entries n3 cannot read.
+n1_records "n1=$PROTOCOL n2=$PROTOCOL n3=$PROTOCOL"
+kill -0 "${PID[3]}" 2>/dev/null || fail "n3 (old version) stopped"
+for n in 1 2 3; do write "$n" PUT "settled-$n"; done
+everywhere ids "mixed-1 mixed-2 mixed-3 rolled-back-1 rolled-back-2 rolled-back-3 settled-1 settled-2 settled-3" 10
+echo "   the rolled-back server reads every entry; members: $(protocols 1)"
+echo "== 2. n3 upgraded again"
+stop 3
+start 3 "$NEW"
+healthy 3
+everywhere protocols "n1=$PROTOCOL n2=$PROTOCOL n3=$PROTOCOL" 40
+for n in 1 2 3; do write "$n" PUT "final-$n"; done
+everywhere ids "final-1 final-2 final-3 mixed-1 mixed-2 mixed-3 rolled-back-1 rolled-back-2 rolled-back-3 settled-1 settled-2 settled-3" 10
+echo "upgrade check passed: both upgrades end at protocol $PROTOCOL with every write on every server"

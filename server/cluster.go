@@ -158,12 +158,26 @@ func (s *Server) runReconcile() {
 		case <-s.changed:
 		}
 		s.savePeers()
+		s.updateLiveProtocols()
 		if s.node.IsLeader() && s.node.Ready() {
 			s.reconcile()
 			s.bootstrapACL()
 		}
 		s.forgetRemoved()
 	}
+}
+
+// updateLiveProtocols tells the node what protocol each server the pool
+// sees alive (or suspect) runs now: a catalog record may be older than the
+// binary running (raft.Node.SetLiveProtocols).
+func (s *Server) updateLiveProtocols() {
+	live := map[string]int{}
+	for _, m := range s.pool.Members() {
+		if m.Status == gossip.StatusAlive || m.Status == gossip.StatusSuspect {
+			live[m.Name] = m.Meta.Protocol
+		}
+	}
+	s.node.SetLiveProtocols(live)
 }
 
 func (s *Server) reconcile() {

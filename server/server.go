@@ -246,7 +246,9 @@ func Start(cfg Config) (_ *Server, err error) {
 	gc.Name, gc.BindAddr, gc.AdvertiseAddr = cfg.NodeID, cfg.GossipAddr, cfg.AdvertiseGossipAddr
 	gc.Meta = gossip.Meta{RaftAddr: s.node.RaftAddr(), HTTPAddr: s.httpLn.Addr().String(),
 		Region: cfg.Locality.Region, Datacenter: cfg.Locality.Datacenter, Unit: cfg.Locality.Unit,
-		BootstrapExpect: cfg.BootstrapExpect}
+		BootstrapExpect: cfg.BootstrapExpect, Protocol: s.node.Protocol()}
+	// Until gossip has been heard, every other server counts as protocol 1.
+	s.node.SetLiveProtocols(map[string]int{})
 	gc.KeyringFile = filepath.Join(cfg.DataDir, "gossip-keyring.json")
 	gc.Handler = livenessHandler{s.liveness, logger}
 	gc.OnChange = s.membershipChanged
