@@ -124,20 +124,9 @@ func (n *Node) serveForwardConn(kind byte, c net.Conn) {
 func (n *Node) serveForward(c net.Conn) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
-	var hdr [9]byte
 	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return
-		}
-		op := hdr[0]
-		timeout := time.Duration(binary.BigEndian.Uint32(hdr[1:5])) * time.Millisecond
-		size := binary.BigEndian.Uint32(hdr[5:9])
-		if size > maxFrame {
-			n.logger.Warn("forward request too large", "remote", c.RemoteAddr(), "bytes", size)
-			return
-		}
-		payload := make([]byte, size)
-		if _, err := io.ReadFull(r, payload); err != nil {
+		op, timeout, payload, err := n.readRequest(c, r)
+		if err != nil {
 			return
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, timeout)
@@ -157,6 +146,25 @@ func (n *Node) serveForward(c net.Conn) {
 			return
 		}
 	}
+}
+
+// readRequest reads the part of a forward request both protocols share:
+// op u8 | timeout-ms u32 | len u32 | payload.
+func (n *Node) readRequest(c net.Conn, r io.Reader) (op byte, timeout time.Duration, payload []byte, err error) {
+	var hdr [9]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, 0, nil, err
+	}
+	size := binary.BigEndian.Uint32(hdr[5:9])
+	if size > maxFrame {
+		n.logger.Warn("forward request too large", "remote", c.RemoteAddr(), "bytes", size)
+		return 0, 0, nil, fmt.Errorf("forward request of %d bytes", size)
+	}
+	payload = make([]byte, size)
+	if _, err := io.ReadFull(r, payload); err != nil {
+		return 0, 0, nil, err
+	}
+	return hdr[0], time.Duration(binary.BigEndian.Uint32(hdr[1:5])) * time.Millisecond, payload, nil
 }
 
 func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint64, error) {

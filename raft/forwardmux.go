@@ -73,21 +73,14 @@ func (n *Node) serveForwardMux(c net.Conn) {
 	}()
 	r := bufio.NewReaderSize(c, muxBuffer)
 	slots := make(chan struct{}, maxMuxInflight)
-	var hdr [muxRequestHeader]byte
+	var idb [8]byte
 	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		if _, err := io.ReadFull(r, idb[:]); err != nil {
 			return
 		}
-		id := binary.BigEndian.Uint64(hdr[0:8])
-		op := hdr[8]
-		timeout := time.Duration(binary.BigEndian.Uint32(hdr[9:13])) * time.Millisecond
-		size := binary.BigEndian.Uint32(hdr[13:17])
-		if size > maxFrame {
-			n.logger.Warn("forward request too large", "remote", c.RemoteAddr(), "bytes", size)
-			return
-		}
-		payload := make([]byte, size)
-		if _, err := io.ReadFull(r, payload); err != nil {
+		id := binary.BigEndian.Uint64(idb[:])
+		op, timeout, payload, err := n.readRequest(c, r)
+		if err != nil {
 			return
 		}
 		select {

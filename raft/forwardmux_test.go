@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
-
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -118,16 +116,7 @@ func TestForwardSequentialWithProtocol1(t *testing.T) {
 			}
 			allAnnounced(c, want)
 			leader := 0
-			c.eventually("n1 leads", 20*time.Second, func() bool {
-				cur := c.waitLeader()
-				if cur == leader {
-					return true
-				}
-				err := c.nodes[cur].raft.LeadershipTransferToServer(
-					hraft.ServerID(c.cfgs[leader].ID), hraft.ServerAddress(c.nodes[leader].RaftAddr())).Error()
-				t.Logf("leadership back to n1: %v", err)
-				return false
-			})
+			c.leadWith(leader)
 			f := c.nodes[followers(c, leader)[0]]
 			before := forwardConns(c.nodes[leader], connForward)
 			concurrentRegisters(t, f, old, 50)

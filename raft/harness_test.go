@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	hraft "github.com/hashicorp/raft"
+
 	"github.com/switchyard-io/switchyard/internal/testlog"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -164,4 +166,21 @@ func (c *cluster) waitReplicated(idx uint64) {
 func register(ctx context.Context, n *Node, ns, svc, id string) (uint64, error) {
 	return n.Apply(ctx, &store.Command{Type: store.CommandRegister, Namespace: ns, Service: svc, ID: id,
 		Instance: &store.Instance{Address: "10.0.0.1", Port: 8080, Weight: 100, Enabled: true, Ephemeral: true}})
+}
+
+// leadWith hands leadership to node i and waits until it leads.
+func (c *cluster) leadWith(i int) {
+	c.t.Helper()
+	c.eventually(c.cfgs[i].ID+" leads", 20*time.Second, func() bool {
+		cur := c.waitLeader()
+		if cur == i {
+			return true
+		}
+		err := c.nodes[cur].raft.LeadershipTransferToServer(
+			hraft.ServerID(c.cfgs[i].ID), hraft.ServerAddress(c.nodes[i].RaftAddr())).Error()
+		if err != nil {
+			c.t.Logf("leadership transfer to %s: %v", c.cfgs[i].ID, err)
+		}
+		return false
+	})
 }

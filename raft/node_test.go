@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	hraft "github.com/hashicorp/raft"
-
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -346,18 +344,7 @@ func TestForwardAfterLeaderRestart(t *testing.T) {
 	c.start(leader)
 	c.waitReady()
 	// Hand leadership back to the restarted node.
-	c.eventually("restarted node leads again", 20*time.Second, func() bool {
-		cur := c.waitLeader()
-		if cur == leader {
-			return true
-		}
-		err := c.nodes[cur].raft.LeadershipTransferToServer(
-			hraft.ServerID(c.cfgs[leader].ID), hraft.ServerAddress(c.nodes[leader].RaftAddr())).Error()
-		if err != nil {
-			t.Logf("leadership transfer: %v", err)
-		}
-		return false
-	})
+	c.leadWith(leader)
 	for i := range 8 {
 		if _, err := register(ctx, c.nodes[f], "default", "web", fmt.Sprintf("b-%d", i)); err != nil {
 			t.Fatalf("forwarded write %d after the leader restarted: %v", i, err)
