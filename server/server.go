@@ -403,15 +403,22 @@ func (s *Server) stop(ctx context.Context, leave bool) error {
 		} else {
 			errs = append(errs, s.pool.Shutdown())
 		}
+		// DNS stops alongside HTTP, not after it: HTTP may spend the whole
+		// budget waiting on a connection that just opened, and DNS must not
+		// then fail for lack of time.
+		dnsDone := make(chan error, 1)
+		if s.dns != nil {
+			go func() { dnsDone <- s.dns.Shutdown(ctx) }()
+		} else {
+			dnsDone <- nil
+		}
 		if err := s.http.Shutdown(ctx); err != nil {
 			s.http.Close()
 		}
 		if s.admin != nil {
 			s.admin.Close()
 		}
-		if s.dns != nil {
-			errs = append(errs, s.dns.Shutdown(ctx))
-		}
+		errs = append(errs, <-dnsDone)
 		s.wg.Wait()
 		errs = append(errs, s.node.Shutdown())
 		s.stopErr = errors.Join(errs...)
