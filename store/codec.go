@@ -36,49 +36,20 @@ var errShort = errors.New("entry ends early")
 
 // EncodeFormat renders the command in the given entry format: register and
 // deregister commands get a binary body in EntryFormatBinary, everything
-// else (and every command in EntryFormatJSON) a JSON one.
+// else (and every command in EntryFormatJSON) a JSON one. A command whose
+// binary body decodeBinary would refuse (a string that is not UTF-8, a
+// number beyond int32) goes as JSON too, which replaces invalid bytes the
+// way every version does: an entry no replica could decode would stop them
+// all.
 func (c *Command) EncodeFormat(format int) ([]byte, error) {
-	if format >= EntryFormatBinary && c.binaryShape() && c.binaryFits() {
-		return c.appendBinary(make([]byte, 0, 256)), nil
+	if format >= EntryFormatBinary && c.binaryShape() {
+		w := writer{b: make([]byte, 0, 256), ok: true}
+		c.writeBinary(&w)
+		if w.ok {
+			return w.b, nil
+		}
 	}
 	return c.Encode()
-}
-
-// binaryFits reports whether decodeBinary accepts what appendBinary would
-// write for the command: every string UTF-8 and every int within int32. A
-// command that does not fit goes as JSON, which replaces invalid bytes the
-// way every version does; an entry no replica could decode would stop them
-// all.
-func (c *Command) binaryFits() bool {
-	if !utf8.ValidString(c.Namespace) || !utf8.ValidString(c.Service) || !utf8.ValidString(c.ID) {
-		return false
-	}
-	in := c.Instance
-	if in == nil {
-		return true
-	}
-	for _, s := range []string{in.ID, in.Namespace, in.Service, in.Address, in.Locality.Region, in.Locality.Datacenter,
-		in.Locality.Unit, in.Check.Type, in.Check.Target} {
-		if !utf8.ValidString(s) {
-			return false
-		}
-	}
-	for _, t := range in.Tags {
-		if !utf8.ValidString(t) {
-			return false
-		}
-	}
-	for k, v := range in.Metadata {
-		if !utf8.ValidString(k) || !utf8.ValidString(v) {
-			return false
-		}
-	}
-	for _, n := range []int{in.Port, in.Weight, in.Check.FailuresBeforeUnhealthy, in.Check.SuccessesBeforeHealthy} {
-		if n < math.MinInt32 || n > math.MaxInt32 {
-			return false
-		}
-	}
-	return true
 }
 
 // binaryShape reports whether the command is one the binary layout holds
@@ -97,19 +68,18 @@ func (c *Command) binaryShape() bool {
 	return false
 }
 
-// appendBinary writes: type, marker, time, namespace, service, id,
-// if_index, then for a register the instance (see appendInstance).
-func (c *Command) appendBinary(b []byte) []byte {
-	b = append(b, byte(c.Type), binaryMarker)
-	b = appendTime(b, c.Time)
-	b = appendString(b, c.Namespace)
-	b = appendString(b, c.Service)
-	b = appendString(b, c.ID)
-	b = binary.AppendUvarint(b, c.IfIndex)
+// writeBinary writes: type, marker, time, namespace, service, id,
+// if_index, then for a register the instance (see writeInstance).
+func (c *Command) writeBinary(w *writer) {
+	w.b = append(w.b, byte(c.Type), binaryMarker)
+	w.time(c.Time)
+	w.string(c.Namespace)
+	w.string(c.Service)
+	w.string(c.ID)
+	w.uvarint(c.IfIndex)
 	if c.Type == CommandRegister {
-		b = appendInstance(b, c.Instance)
+		w.instance(c.Instance)
 	}
-	return b
 }
 
 const (
@@ -119,13 +89,51 @@ const (
 	flagsKnown = flagEnabled | flagEphemeral | flagHealthy
 )
 
-func appendInstance(b []byte, in *Instance) []byte {
-	b = appendString(b, in.ID)
-	b = appendString(b, in.Namespace)
-	b = appendString(b, in.Service)
-	b = appendString(b, in.Address)
-	b = binary.AppendVarint(b, int64(in.Port))
-	b = binary.AppendVarint(b, int64(in.Weight))
+// writer builds a binary body, the mirror of reader; ok turns false once it
+// wrote something reader refuses.
+type writer struct {
+	b  []byte
+	ok bool
+}
+
+func (w *writer) uvarint(v uint64) { w.b = binary.AppendUvarint(w.b, v) }
+func (w *writer) varint(v int64)   { w.b = binary.AppendVarint(w.b, v) }
+
+// int writes a number that must fit an int32 (reader.int).
+func (w *writer) int(n int) {
+	if n < math.MinInt32 || n > math.MaxInt32 {
+		w.ok = false
+	}
+	w.varint(int64(n))
+}
+
+func (w *writer) string(s string) {
+	if !utf8.ValidString(s) {
+		w.ok = false
+	}
+	w.uvarint(uint64(len(s)))
+	w.b = append(w.b, s...)
+}
+
+// time writes 0 for the zero time, else 1, the Unix seconds and the
+// nanoseconds. Times decode in UTC, as the leader stamps them.
+func (w *writer) time(t time.Time) {
+	if t.IsZero() {
+		w.b = append(w.b, 0)
+		return
+	}
+	w.b = append(w.b, 1)
+	w.varint(t.Unix())
+	w.uvarint(uint64(t.Nanosecond()))
+}
+
+func (w *writer) instance(in *Instance) {
+	w.string(in.ID)
+	w.string(in.Namespace)
+	w.string(in.Service)
+	w.string(in.Address)
+	w.int(in.Port)
+	w.int(in.Weight)
 	var flags byte
 	if in.Enabled {
 		flags |= flagEnabled
@@ -136,55 +144,39 @@ func appendInstance(b []byte, in *Instance) []byte {
 	if in.Healthy {
 		flags |= flagHealthy
 	}
-	b = append(b, flags)
-	b = appendString(b, in.Locality.Region)
-	b = appendString(b, in.Locality.Datacenter)
-	b = appendString(b, in.Locality.Unit)
-	b = binary.AppendUvarint(b, uint64(len(in.Tags)))
+	w.b = append(w.b, flags)
+	w.string(in.Locality.Region)
+	w.string(in.Locality.Datacenter)
+	w.string(in.Locality.Unit)
+	w.uvarint(uint64(len(in.Tags)))
 	for _, t := range in.Tags {
-		b = appendString(b, t)
+		w.string(t)
 	}
 	// Keys sorted, so one instance has one encoding.
-	b = binary.AppendUvarint(b, uint64(len(in.Metadata)))
+	w.uvarint(uint64(len(in.Metadata)))
 	keys := make([]string, 0, len(in.Metadata))
 	for k := range in.Metadata {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		b = appendString(b, k)
-		b = appendString(b, in.Metadata[k])
+		w.string(k)
+		w.string(in.Metadata[k])
 	}
 	ch := &in.Check
-	b = appendString(b, ch.Type)
-	b = appendString(b, ch.Target)
-	b = binary.AppendVarint(b, int64(ch.Interval))
-	b = binary.AppendVarint(b, int64(ch.Timeout))
-	b = binary.AppendVarint(b, int64(ch.TTL))
-	b = binary.AppendVarint(b, int64(ch.DeregisterAfter))
-	b = binary.AppendVarint(b, int64(ch.FailuresBeforeUnhealthy))
-	b = binary.AppendVarint(b, int64(ch.SuccessesBeforeHealthy))
-	b = appendTime(b, in.HealthChangedAt)
-	b = appendTime(b, in.RegisteredAt)
-	b = appendTime(b, in.UpdatedAt)
-	b = binary.AppendUvarint(b, in.CreateIndex)
-	return binary.AppendUvarint(b, in.ModifyIndex)
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendTime writes 0 for the zero time, else 1, the Unix seconds and the
-// nanoseconds. Times decode in UTC, as the leader stamps them.
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	b = append(b, 1)
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	w.string(ch.Type)
+	w.string(ch.Target)
+	w.varint(int64(ch.Interval))
+	w.varint(int64(ch.Timeout))
+	w.varint(int64(ch.TTL))
+	w.varint(int64(ch.DeregisterAfter))
+	w.int(ch.FailuresBeforeUnhealthy)
+	w.int(ch.SuccessesBeforeHealthy)
+	w.time(in.HealthChangedAt)
+	w.time(in.RegisteredAt)
+	w.time(in.UpdatedAt)
+	w.uvarint(in.CreateIndex)
+	w.uvarint(in.ModifyIndex)
 }
 
 // decodeBinary parses a binary body (b starts with the type byte and the

@@ -180,12 +180,12 @@ func TestBinaryCodecRefusesMalformed(t *testing.T) {
 // binaryDeregister is a deregister body whose time is the given bytes.
 func binaryDeregister(t *testing.T, timeBytes []byte) []byte {
 	t.Helper()
-	b := []byte{byte(CommandDeregister), binaryMarker}
-	b = append(b, timeBytes...)
-	b = appendString(b, "prod")
-	b = appendString(b, "web")
-	b = appendString(b, "web-1")
-	return append(b, 0)
+	w := writer{b: []byte{byte(CommandDeregister), binaryMarker}, ok: true}
+	w.b = append(w.b, timeBytes...)
+	w.string("prod")
+	w.string("web")
+	w.string("web-1")
+	return append(w.b, 0)
 }
 
 func BenchmarkDecodeCommand(b *testing.B) {
