@@ -31,6 +31,10 @@ const (
 	opApply     byte = 1 // payload: an encoded store.Command; answers its log index
 	opReadIndex byte = 2 // answers the leader's last applied command index, leadership verified
 	opJoin      byte = 3 // payload: joinRequest JSON
+	// opPing (multiplexed sessions only, id 0) is answered at once by the
+	// leader's reader, leadership or not: an answer shows the connection
+	// carries data both ways.
+	opPing byte = 4
 
 	maxFrame = 8 << 20
 
@@ -204,12 +208,13 @@ type forwarder struct {
 	mu       sync.Mutex
 	idle     map[string][]net.Conn
 	sessions map[string]*muxSession
+	ping     pingTimes // when a session checks that its connection carries data
 	limit    int
 	closed   bool
 }
 
 func newForwarder(tc *tls.Config) *forwarder {
-	return &forwarder{tls: tc, idle: map[string][]net.Conn{}, sessions: map[string]*muxSession{}, limit: 64}
+	return &forwarder{tls: tc, idle: map[string][]net.Conn{}, sessions: map[string]*muxSession{}, limit: 64, ping: defaultPingTimes}
 }
 
 // get returns an idle connection to addr (reused=true) or a new one. An

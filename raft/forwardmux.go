@@ -3,6 +3,7 @@ package raft
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,6 +32,19 @@ const (
 	maxMuxInflight = 4096
 	muxBuffer      = 64 << 10
 )
+
+// A session with answers owed that has read nothing for a second sends a
+// ping; if nothing at all arrives within two seconds of it, the
+// session is dead and closes, so that the calls after it dial afresh. A
+// partition leaves a connection in TCP's retransmission backoff: after the
+// network heals, the data written during the cut waits for the next
+// retransmission, seconds later (15 s once backed off six times), and every
+// request written behind it waits too.
+type pingTimes struct {
+	after, timeout, every time.Duration // every: how often a session checks
+}
+
+var defaultPingTimes = pingTimes{after: time.Second, timeout: 2 * time.Second, every: 250 * time.Millisecond}
 
 // serveForwardMux answers multiplexed forward requests on one connection
 // until it closes.
@@ -83,6 +97,16 @@ func (n *Node) serveForwardMux(c net.Conn) {
 		if err != nil {
 			return
 		}
+		if op == opPing {
+			b := make([]byte, muxResponseHeader)
+			binary.BigEndian.PutUint64(b[0:8], id)
+			select {
+			case out <- b:
+			case <-n.ctx.Done():
+				return
+			}
+			continue
+		}
 		select {
 		case slots <- struct{}{}:
 		case <-n.ctx.Done():
@@ -127,7 +151,14 @@ type muxSession struct {
 	calls  map[uint64]*muxCall
 	nextID uint64
 	err    error // why the session died; set once
+
+	lastRead atomic.Int64 // unix nanoseconds of the last frame read (or of the start)
+	ping     pingTimes
 }
+
+// errSessionStalled: a session owed answers and read nothing, not even the
+// answer to a ping.
+var errSessionStalled = errors.New("no answer to a ping")
 
 type muxCall struct {
 	id    uint64
@@ -143,12 +174,50 @@ type muxResult struct {
 	err   error
 }
 
-func newMuxSession(c net.Conn, addr string) *muxSession {
+func newMuxSession(c net.Conn, addr string, ping pingTimes) *muxSession {
 	s := &muxSession{addr: addr, c: c, sendCh: make(chan *muxCall, 256), dead: make(chan struct{}),
-		calls: map[uint64]*muxCall{}}
+		calls: map[uint64]*muxCall{}, ping: ping}
+	s.lastRead.Store(time.Now().UnixNano())
 	go s.writeLoop()
 	go s.readLoop()
+	go s.watch()
 	return s
+}
+
+// watch pings the leader when the session owes answers and has read
+// nothing for a while, and ends the session when the ping goes unanswered.
+// The leader answers a ping from its reader, so a slow commit never looks
+// like a dead connection; only a connection that carries nothing does.
+func (s *muxSession) watch() {
+	t := time.NewTicker(s.ping.every)
+	defer t.Stop()
+	var pinged time.Time // zero: no ping outstanding
+	ping := &muxCall{frame: make([]byte, muxRequestHeader), done: make(chan muxResult, 1)}
+	ping.frame[8] = opPing // id 0, no payload
+	for {
+		select {
+		case <-t.C:
+		case <-s.dead:
+			return
+		}
+		now := time.Now()
+		last := time.Unix(0, s.lastRead.Load())
+		switch {
+		case !pinged.IsZero() && last.After(pinged):
+			pinged = time.Time{} // answered, or something else arrived
+		case !pinged.IsZero() && now.Sub(pinged) >= s.ping.timeout:
+			s.fail(fmt.Errorf("%w within %v", errSessionStalled, s.ping.timeout))
+			return
+		case pinged.IsZero() && !s.idle() && now.Sub(last) >= s.ping.after:
+			pinged = now
+			// A writer stuck on a full socket cannot take the ping: that
+			// is a stall too, and the timeout above ends it.
+			select {
+			case s.sendCh <- ping:
+			default:
+			}
+		}
+	}
 }
 
 // fail ends the session: the connection closes and every pending call
@@ -164,10 +233,30 @@ func (s *muxSession) fail(err error) {
 	s.calls = nil
 	s.mu.Unlock()
 	close(s.dead)
-	s.c.Close()
+	if errors.Is(err, errSessionStalled) {
+		abort(s.c)
+	} else {
+		s.c.Close()
+	}
 	for _, call := range calls {
 		call.done <- muxResult{err: fmt.Errorf("%w: %w", errSessionLost, err)}
 	}
+}
+
+// abort closes c and discards what it still holds unsent or unacknowledged.
+// A plain close would leave the kernel retransmitting it: requests whose
+// callers were told "outcome unknown" would reach the leader after the
+// network heals, seconds late, and a late deregistration could remove an
+// instance registered again since. TLS's close alert is skipped too: it is
+// a write into the same stuck socket.
+func abort(c net.Conn) {
+	if t, ok := c.(*tls.Conn); ok {
+		c = t.NetConn()
+	}
+	if t, ok := c.(*net.TCPConn); ok {
+		_ = t.SetLinger(0) // close sends a reset and drops the queue
+	}
+	c.Close()
 }
 
 func (s *muxSession) alive() bool {
@@ -233,6 +322,10 @@ func (s *muxSession) readLoop() {
 				s.fail(err)
 				return
 			}
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+		if id == 0 {
+			continue // a ping's answer
 		}
 		s.mu.Lock()
 		call := s.calls[id]
@@ -310,7 +403,7 @@ func (f *forwarder) session(addr string, timeout time.Duration) (*muxSession, er
 	if err != nil {
 		return nil, err
 	}
-	s := newMuxSession(c, addr)
+	s := newMuxSession(c, addr, f.ping)
 	var stale []*muxSession
 	f.mu.Lock()
 	if f.closed {

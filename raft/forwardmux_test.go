@@ -9,6 +9,8 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,6 +139,12 @@ func TestForwardSequentialWithProtocol1(t *testing.T) {
 // it reads one request and hands it to answer, which may write a response
 // or return false to drop the connection unanswered.
 func fakeLeader(t *testing.T, answer func(conn int, id uint64, w io.Writer) bool) string {
+	return fakeLeaderEnds(t, answer, nil)
+}
+
+// fakeLeaderEnds is fakeLeader that also tells ended (if not nil) why it
+// stopped reading each connection.
+func fakeLeaderEnds(t *testing.T, answer func(conn int, id uint64, w io.Writer) bool, ended func(conn int, err error)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -158,6 +166,9 @@ func fakeLeader(t *testing.T, answer func(conn int, id uint64, w io.Writer) bool
 				}
 				for {
 					if _, err := io.ReadFull(c, hdr[:]); err != nil {
+						if ended != nil {
+							ended(conn, err)
+						}
 						return
 					}
 					if _, err := io.CopyN(io.Discard, c, int64(binary.BigEndian.Uint32(hdr[13:17]))); err != nil {
@@ -220,5 +231,104 @@ func TestForwardMuxLostAnswer(t *testing.T) {
 	defer mu.Unlock()
 	if seen[0] != 1 || seen[1] != 1 || seen[2] != 1 || len(seen) != 3 {
 		t.Fatalf("requests per connection %v; want one each on connections 0, 1 and 2", seen)
+	}
+}
+
+// TestForwardMuxStalledSession: a leader connection that stops carrying
+// data (after a partition TCP holds what was written during the cut in its
+// retransmission backoff, for seconds after the heal) is found by an
+// unanswered ping and closed. An idempotent request waiting on it goes
+// again on a new connection, long before its own deadline; any other
+// request reports that its outcome is unknown.
+func TestForwardMuxStalledSession(t *testing.T) {
+	var conns atomic.Int32
+	ends := make(chan error, 4)
+	addr := fakeLeaderEnds(t, func(conn int, id uint64, w io.Writer) bool {
+		conns.Store(int32(max(int(conns.Load()), conn+1)))
+		if conn%2 == 0 {
+			return true // takes requests and pings, answers nothing
+		}
+		muxAnswer(w, id, 42)
+		return true
+	}, func(conn int, err error) {
+		if conn == 0 {
+			ends <- err
+		}
+	})
+	fast := pingTimes{after: 100 * time.Millisecond, timeout: 300 * time.Millisecond, every: 20 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	f := newForwarder(nil)
+	f.useMux = func(string) bool { return true }
+	f.ping = fast
+	defer f.close()
+	start := time.Now()
+	idx, err := f.call(ctx, addr, opApply, []byte("idempotent"), true)
+	if err != nil || idx != 42 {
+		t.Fatalf("idempotent request on a stalled connection: index %d, %v; want 42 from a new connection", idx, err)
+	}
+	t.Logf("answered on a new connection after %v", time.Since(start).Round(time.Millisecond))
+	// The stalled connection was reset, not closed: what it still held
+	// unsent is dropped, never delivered late.
+	if err := <-ends; !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the stalled connection ended with %v at the leader; want a reset", err)
+	}
+
+	f.close()
+	f = newForwarder(nil)
+	f.useMux = func(string) bool { return true }
+	f.ping = fast
+	defer f.close()
+	_, err = f.call(ctx, addr, opApply, []byte("removal"), false)
+	if err == nil || !strings.Contains(err.Error(), "outcome unknown") || !errors.Is(err, errSessionStalled) {
+		t.Fatalf("non-idempotent request on a stalled connection: %v; want outcome unknown, no answer to a ping", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the stall was found only at the request's deadline")
+	}
+	if got := conns.Load(); got != 3 {
+		t.Fatalf("%d connections; want 3 (stalled, new, stalled)", got)
+	}
+}
+
+// TestForwardMuxSlowAnswerIsNotAStall: a leader that takes longer than the
+// ping timeout to commit, but answers pings, keeps the session: the request
+// is answered on its first connection.
+func TestForwardMuxSlowAnswerIsNotAStall(t *testing.T) {
+	var mu sync.Mutex // one writer at a time on each connection
+	var conns, pings atomic.Int32
+	addr := fakeLeader(t, func(conn int, id uint64, w io.Writer) bool {
+		conns.Store(int32(max(int(conns.Load()), conn+1)))
+		if id == 0 {
+			pings.Add(1)
+			mu.Lock()
+			muxAnswer(w, 0, 0)
+			mu.Unlock()
+			return true
+		}
+		go func() {
+			time.Sleep(time.Second)
+			mu.Lock()
+			muxAnswer(w, id, 7)
+			mu.Unlock()
+		}()
+		return true
+	})
+	f := newForwarder(nil)
+	f.useMux = func(string) bool { return true }
+	f.ping = pingTimes{after: 100 * time.Millisecond, timeout: 300 * time.Millisecond, every: 20 * time.Millisecond}
+	defer f.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	idx, err := f.call(ctx, addr, opApply, []byte("removal"), false)
+	if err != nil || idx != 7 {
+		t.Fatalf("slow answer: index %d, %v; want 7 on the first connection", idx, err)
+	}
+	if got := conns.Load(); got != 1 {
+		t.Fatalf("%d connections; want 1", got)
+	}
+	if pings.Load() == 0 {
+		t.Fatal("no ping while the answer was a second away")
 	}
 }

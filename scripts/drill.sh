@@ -126,11 +126,17 @@ run)
 	[[ $# -ge 1 ]] || die "run needs a scenario"
 	scenario="$1"; shift
 	"$0" up
-	# A failed drill leaves the servers' last words before they go.
-	trap 'rc=$?; ((rc == 0)) || "${COMPOSE[@]}" logs --no-color --tail 60 reg-a reg-b reg-c >&2; "$0" down; exit $rc' EXIT
+	# A failed drill leaves the servers' last words before they go, then
+	# its verdict again, last, where a log's tail shows it.
+	mkdir -p "$STATE"
+	out="$STATE/$scenario.out"
+	trap 'rc=$?; if ((rc != 0)); then "${COMPOSE[@]}" logs --no-color --tail 60 reg-a reg-b reg-c >&2; fi
+		"$0" down
+		if ((rc != 0)); then log "$scenario FAILED; the drill said:"; grep -v "^|" "$out" >&2 || true; fi
+		exit $rc' EXIT
 	latency="${DRILL_LATENCY:-20ms}"
 	[[ "$latency" == 0ms ]] && latency=0
-	"$ROOT/deploy/bin/registry" drill --report-dir "${DRILL_REPORTS:-$ROOT/drill-reports}" --latency "$latency" "$@" "$scenario"
+	"$ROOT/deploy/bin/registry" drill --report-dir "${DRILL_REPORTS:-$ROOT/drill-reports}" --latency "$latency" "$@" "$scenario" 2>&1 | tee "$out"
 	;;
 status)
 	curl -sf http://172.30.1.11:7400/v1/cluster/members || true
@@ -142,6 +148,7 @@ down)
 	while iptables -D DOCKER-USER -s 172.30.2.0/24 ! -d 172.30.2.0/24 -j DROP 2>/dev/null; do :; done
 	while iptables -D DOCKER-USER -d 172.30.2.0/24 ! -s 172.30.2.0/24 -j DROP 2>/dev/null; do :; done
 	stop_latency
+	[[ -f "$STATE/latency.log" ]] && tail -n 2 "$STATE/latency.log" | sed 's/^/drill: latency: /' >&2
 	backbone -D
 	"${COMPOSE[@]}" down -v --remove-orphans >&2
 	;;
