@@ -33,7 +33,7 @@ func (s *Server) heartbeats(c *gin.Context) {
 	}
 	out := wire.HeartbeatsResponse{Namespace: ns, Service: svc, AgeMs: map[string]float64{}}
 	now := time.Now()
-	for _, in := range v.Instances {
+	for _, in := range v.Instances() {
 		if !in.Ephemeral || s.cfg.Liveness == nil {
 			continue
 		}

@@ -291,9 +291,9 @@ func (s *Server) listServices(c *gin.Context) {
 		if !s.Allowed(c, store.AccessRead, v.Service.Namespace, v.Service.Name) {
 			continue
 		}
-		sum := ServiceSummary{Service: v.Service, Instances: len(v.Instances), Healthy: v.Healthy(), Protected: v.Protected(),
+		sum := ServiceSummary{Service: v.Service, Instances: v.Len(), Healthy: v.Healthy(), Protected: v.Protected(),
 			Datacenters: map[string]Count{}}
-		for _, in := range v.Instances {
+		for _, in := range v.Instances() {
 			n := sum.Datacenters[in.Locality.Datacenter]
 			n.Instances++
 			if in.Healthy {
@@ -371,8 +371,8 @@ type listKey struct{}
 func encodeInstances(v *store.ServiceView) []byte {
 	return v.Memo(listKey{}, func() any {
 		out := InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
-			Settings: v.Service.ServiceSettings, Index: v.Index, Instances: make([]wire.Instance, len(v.Instances))}
-		for k, in := range v.Instances {
+			Settings: v.Service.ServiceSettings, Index: v.Index, Instances: make([]wire.Instance, v.Len())}
+		for k, in := range v.Instances() {
 			out.Instances[k].Instance = in
 		}
 		return mustJSON(out)
@@ -445,8 +445,8 @@ func (s *Server) register(c *gin.Context) {
 		return
 	}
 	if max := s.cfg.Limits.MaxInstancesPerService; max > 0 {
-		if v, err := s.node.Store().Service(ns, svc); err == nil && len(v.Instances) >= max && v.Instance(id) == nil {
-			s.fail(c, fmt.Errorf("%w: service %s/%s has %d instances, the most this server takes (--max-instances-per-service)", ErrTooManyInstances, ns, svc, len(v.Instances)))
+		if v, err := s.node.Store().Service(ns, svc); err == nil && v.Len() >= max && v.Instance(id) == nil {
+			s.fail(c, fmt.Errorf("%w: service %s/%s has %d instances, the most this server takes (--max-instances-per-service)", ErrTooManyInstances, ns, svc, v.Len()))
 			return
 		}
 	}

@@ -41,7 +41,7 @@ type chosenKey struct {
 // per view.
 func Choose(v *store.ServiceView, caller store.Locality, tag string, topo Topology) *Chosen {
 	return store.MemoKeyed(v, chosenKey{caller, tag}, MaxCachedPerView, func() *Chosen {
-		ins := v.Instances
+		ins := v.Instances()
 		if tag != "" {
 			ins = slices.DeleteFunc(slices.Clone(ins), func(i *store.Instance) bool { return !slices.Contains(i.Tags, tag) })
 		}

@@ -129,7 +129,7 @@ func (r *judgeRig) healthy(t *testing.T) map[string]bool {
 	if err != nil {
 		return out
 	}
-	for _, in := range v.Instances {
+	for _, in := range v.Instances() {
 		out[in.ID] = in.Healthy
 	}
 	return out

@@ -145,7 +145,7 @@ func (j *Judge) round(ctx context.Context, now time.Time) (Verdict, error) {
 			continue // deleted meanwhile
 		}
 		for _, sv := range svcs {
-			for _, in := range sv.Instances {
+			for _, in := range sv.Instances() {
 				if !in.Ephemeral {
 					continue
 				}

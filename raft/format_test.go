@@ -100,7 +100,7 @@ func TestEntryFormatFollowsTheOldestServer(t *testing.T) {
 
 	for _, n := range c.nodes {
 		v, err := n.store.Service(store.DefaultNamespace, "web")
-		if err != nil || len(v.Instances) != writes {
+		if err != nil || v.Len() != writes {
 			t.Fatalf("%s: web has %v instances (%v), want %d", n.ID(), v, err, writes)
 		}
 	}

@@ -34,8 +34,8 @@ func instanceIDs(t testing.TB, n *Node, ns, svc string) []string {
 		}
 		t.Fatalf("%s: %v", n.ID(), err)
 	}
-	ids := make([]string, len(v.Instances))
-	for i, in := range v.Instances {
+	ids := make([]string, v.Len())
+	for i, in := range v.Instances() {
 		ids[i] = in.ID
 	}
 	return ids
@@ -66,11 +66,11 @@ func TestRegisterOnFollowerReadEverywhere(t *testing.T) {
 			want = v
 			continue
 		}
-		if !reflect.DeepEqual(v.Instances, want.Instances) || v.Index != want.Index || v.Service != want.Service {
-			t.Fatalf("%s disagrees: %+v vs %+v", n.ID(), v.Instances[0], want.Instances[0])
+		if !reflect.DeepEqual(v.Instances(), want.Instances()) || v.Index != want.Index || v.Service != want.Service {
+			t.Fatalf("%s disagrees: %+v vs %+v", n.ID(), v.Instances()[0], want.Instances()[0])
 		}
 	}
-	if want.Instances[0].RegisteredAt.IsZero() {
+	if want.Instances()[0].RegisteredAt.IsZero() {
 		t.Fatalf("leader did not stamp the registration time")
 	}
 

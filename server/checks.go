@@ -85,7 +85,7 @@ func (s *Server) ownedChecks() map[check.Key]check.Target {
 			continue
 		}
 		for _, v := range svcs {
-			for _, in := range v.Instances {
+			for _, in := range v.Instances() {
 				if in.Ephemeral || !check.Probeable(in.Check) {
 					continue
 				}

@@ -82,7 +82,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			h := v.Healthy()
 			healthy += h
-			unhealthy += len(v.Instances) - h
+			unhealthy += v.Len() - h
 		}
 	}
 	gauge(descInstances, float64(healthy), "true")

@@ -63,8 +63,9 @@ type txn struct {
 	ns       map[*nsEntry]*NamespaceView
 	ownNSMap map[*nsEntry]bool // the pending view's services map is a copy
 	svc      map[*svcEntry]*ServiceView
-	ownInst  map[*svcEntry]bool // the pending view's instance slice is a copy
-	closing  []chan struct{}    // channels of views that leave the catalog
+	ownInst  map[*svcEntry]bool  // the pending view's chunk slice is a copy
+	ownChunk map[*instChunk]bool // chunks made in this batch, changed in place
+	closing  []chan struct{}     // channels of views that leave the catalog
 }
 
 func (t *txn) apply(c *Command) (any, error) {
@@ -176,20 +177,30 @@ func (t *txn) svcView(se *svcEntry) *ServiceView {
 }
 
 // mutableSvc returns a pending view of the service with its index moved to
-// this batch; with instances set, its instance slice is a private copy.
-func (t *txn) mutableSvc(se *svcEntry, instances bool) *ServiceView {
+// this batch; instances edits its instance list.
+func (t *txn) mutableSvc(se *svcEntry) *ServiceView {
 	v := t.svc[se]
 	if v == nil {
 		old := se.view.Load()
-		v = &ServiceView{Service: old.Service, Instances: old.Instances}
+		v = &ServiceView{Service: old.Service, list: old.list}
 		t.svc[se] = v
 	}
 	v.Index = t.index
-	if instances && !t.ownInst[se] {
-		v.Instances = slices.Grow(slices.Clone(v.Instances), 1)
+	return v
+}
+
+// instances returns an editor of the pending view's instances. The view's
+// flat slice (Instances) must not be asked for before the batch commits.
+func (t *txn) instances(se *svcEntry) listEdit {
+	v := t.mutableSvc(se)
+	if !t.ownInst[se] {
+		v.list.chunks = slices.Grow(slices.Clone(v.list.chunks), 1)
 		t.ownInst[se] = true
 	}
-	return v
+	if t.ownChunk == nil {
+		t.ownChunk = map[*instChunk]bool{}
+	}
+	return listEdit{l: &v.list, owned: t.ownChunk}
 }
 
 // service finds a service's entry. With create set, a missing service gets
@@ -226,15 +237,13 @@ func (t *txn) register(c *Command) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: register %q: %w", c.ID, err)
 	}
-	cur := t.svcView(se)
-	pos, found := cur.find(c.ID)
+	prev := t.svcView(se).Instance(c.ID)
 	// A registration is proof of life.
 	in.Healthy = true
 	in.HealthChangedAt = time.Time{}
 	in.Tags = slices.Clone(in.Tags)
 	in.Metadata = maps.Clone(in.Metadata)
-	if found {
-		prev := cur.Instances[pos]
+	if prev != nil {
 		if prev.sameSpec(&in) {
 			return prev, nil
 		}
@@ -243,12 +252,7 @@ func (t *txn) register(c *Command) (any, error) {
 		in.CreateIndex, in.RegisteredAt = t.index, c.Time
 	}
 	in.ModifyIndex, in.UpdatedAt = t.index, c.Time
-	v := t.mutableSvc(se, true)
-	if found {
-		v.Instances[pos] = &in
-	} else {
-		v.Instances = slices.Insert(v.Instances, pos, &in)
-	}
+	t.instances(se).set(&in)
 	// The namespace's service list shows instance counts.
 	t.mutableNS(e, false)
 	return &in, nil
@@ -259,17 +263,15 @@ func (t *txn) deregister(c *Command) error {
 	if err != nil {
 		return fmt.Errorf("store: deregister %q: %w", c.ID, err)
 	}
-	cur := t.svcView(se)
-	pos, found := cur.find(c.ID)
-	if !found {
+	prev := t.svcView(se).Instance(c.ID)
+	if prev == nil {
 		return fmt.Errorf("store: deregister %q from %s/%s: %w", c.ID, c.Namespace, c.Service, ErrInstanceNotFound)
 	}
-	if c.IfIndex != 0 && cur.Instances[pos].ModifyIndex != c.IfIndex {
+	if c.IfIndex != 0 && prev.ModifyIndex != c.IfIndex {
 		return fmt.Errorf("store: deregister %q from %s/%s: %w: modify_index is %d, not %d",
-			c.ID, c.Namespace, c.Service, ErrConflict, cur.Instances[pos].ModifyIndex, c.IfIndex)
+			c.ID, c.Namespace, c.Service, ErrConflict, prev.ModifyIndex, c.IfIndex)
 	}
-	v := t.mutableSvc(se, true)
-	v.Instances = slices.Delete(v.Instances, pos, pos+1)
+	t.instances(se).remove(c.ID)
 	t.mutableNS(e, false)
 	return nil
 }
@@ -287,12 +289,10 @@ func (t *txn) patchInstance(c *Command) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: patch %q: %w", c.ID, err)
 	}
-	cur := t.svcView(se)
-	pos, found := cur.find(c.ID)
-	if !found {
+	prev := t.svcView(se).Instance(c.ID)
+	if prev == nil {
 		return nil, fmt.Errorf("store: patch %q in %s/%s: %w", c.ID, c.Namespace, c.Service, ErrInstanceNotFound)
 	}
-	prev := cur.Instances[pos]
 	if c.IfIndex != 0 && prev.ModifyIndex != c.IfIndex {
 		return nil, fmt.Errorf("store: patch %q in %s/%s: %w: modify_index is %d, not %d", c.ID, c.Namespace, c.Service,
 			ErrConflict, prev.ModifyIndex, c.IfIndex)
@@ -311,7 +311,7 @@ func (t *txn) patchInstance(c *Command) (any, error) {
 		return prev, nil
 	}
 	in.ModifyIndex, in.UpdatedAt = t.index, c.Time
-	t.mutableSvc(se, true).Instances[pos] = &in
+	t.instances(se).set(&in)
 	t.mutableNS(e, false)
 	return &in, nil
 }
@@ -323,12 +323,10 @@ func (t *txn) setHealth(c *Command) (any, error) {
 		if err != nil {
 			continue
 		}
-		cur := t.svcView(se)
-		pos, found := cur.find(h.ID)
-		if !found {
+		prev := t.svcView(se).Instance(h.ID)
+		if prev == nil {
 			continue
 		}
-		prev := cur.Instances[pos]
 		if prev.Healthy == h.Healthy || (h.IfIndex != 0 && prev.ModifyIndex != h.IfIndex) {
 			continue
 		}
@@ -336,7 +334,7 @@ func (t *txn) setHealth(c *Command) (any, error) {
 		in.Healthy = h.Healthy
 		in.HealthChangedAt = c.Time
 		in.ModifyIndex = t.index
-		t.mutableSvc(se, true).Instances[pos] = &in
+		t.instances(se).set(&in)
 		// The namespace's service list shows healthy counts.
 		t.mutableNS(e, false)
 		n++
@@ -360,7 +358,7 @@ func (t *txn) putService(c *Command) (any, error) {
 		svc := cur.Service
 		return &svc, nil
 	}
-	v := t.mutableSvc(se, false)
+	v := t.mutableSvc(se)
 	v.Service.ServiceSettings = *c.ServiceSettings
 	v.Service.ModifyIndex = t.index
 	// The namespace's service list shows settings.

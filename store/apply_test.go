@@ -64,10 +64,10 @@ func TestRegisterCreatesServiceWithDefaults(t *testing.T) {
 	if v.Index != 5 {
 		t.Errorf("view index = %d, want 5", v.Index)
 	}
-	if len(v.Instances) != 1 || !reflect.DeepEqual(*v.Instances[0], want) {
-		t.Fatalf("instances = %+v, want [%+v]", v.Instances, want)
+	if v.Len() != 1 || !reflect.DeepEqual(*v.Instances()[0], want) {
+		t.Fatalf("instances = %+v, want [%+v]", v.Instances(), want)
 	}
-	if v.Instance("web-1") != v.Instances[0] {
+	if v.Instance("web-1") != v.Instances()[0] {
 		t.Errorf("Instance(web-1) does not find the instance")
 	}
 	if v.Healthy() != 1 {
@@ -143,10 +143,10 @@ func TestRegisterIdenticalIsANoop(t *testing.T) {
 	if isClosed(nsBefore.WatchCh()) {
 		t.Fatalf("namespace watch channel closed by an identical registration")
 	}
-	if res != before.Instances[0] {
-		t.Errorf("result = %+v, want the stored instance %+v", res, before.Instances[0])
+	if res != before.Instances()[0] {
+		t.Errorf("result = %+v, want the stored instance %+v", res, before.Instances()[0])
 	}
-	in := after.Instances[0]
+	in := after.Instances()[0]
 	if after.Index != 1 || in.ModifyIndex != 1 || !in.UpdatedAt.Equal(at(1)) {
 		t.Errorf("index or time moved: view %d, instance %+v", after.Index, in)
 	}
@@ -209,8 +209,8 @@ func TestRegisterUpdate(t *testing.T) {
 			if after.Index != 9 {
 				t.Errorf("view index = %d, want 9", after.Index)
 			}
-			if len(after.Instances) != 2 || after.Instances[0].ID != "web-1" || after.Instances[1] != before.Instances[1] {
-				t.Fatalf("instances = %+v, want web-1 (new) then web-2 (same pointer)", after.Instances)
+			if after.Len() != 2 || after.Instances()[0].ID != "web-1" || after.Instances()[1] != before.Instances()[1] {
+				t.Fatalf("instances = %+v, want web-1 (new) then web-2 (same pointer)", after.Instances())
 			}
 			want := changed
 			want.ID, want.Namespace, want.Service, want.Healthy = "web-1", DefaultNamespace, "web", true
@@ -219,15 +219,15 @@ func TestRegisterUpdate(t *testing.T) {
 			}
 			want.CreateIndex, want.RegisteredAt = 3, at(3)
 			want.ModifyIndex, want.UpdatedAt = 9, at(9)
-			if got := after.Instances[0]; !reflect.DeepEqual(*got, want) {
+			if got := after.Instances()[0]; !reflect.DeepEqual(*got, want) {
 				t.Errorf("instance\n got %+v\nwant %+v", *got, want)
 			}
-			if got, ok := res.(*Instance); !ok || got != after.Instances[0] {
+			if got, ok := res.(*Instance); !ok || got != after.Instances()[0] {
 				t.Errorf("result %+v is not the stored instance", res)
 			}
 			// The old view is immutable.
-			if before.Instances[0].ModifyIndex != 3 || before.Index != 4 {
-				t.Errorf("old view changed: %+v", before.Instances[0])
+			if before.Instances()[0].ModifyIndex != 3 || before.Index != 4 {
+				t.Errorf("old view changed: %+v", before.Instances()[0])
 			}
 			if after.Service != before.Service {
 				t.Errorf("service settings changed by a registration: %+v", after.Service)
@@ -297,7 +297,7 @@ func TestDeregister(t *testing.T) {
 	if after.Instance("b") != nil {
 		t.Errorf("Instance(b) still found")
 	}
-	if len(before.Instances) != 3 {
+	if before.Len() != 3 {
 		t.Errorf("old view changed: %v", instanceIDs(before))
 	}
 
@@ -305,7 +305,7 @@ func TestDeregister(t *testing.T) {
 	mustApply(t, s, 5, deregisterCmd(DefaultNamespace, "web", "a"))
 	mustApply(t, s, 6, deregisterCmd(DefaultNamespace, "web", "c"))
 	v := mustService(t, s, DefaultNamespace, "web")
-	if len(v.Instances) != 0 || v.Index != 6 {
+	if v.Len() != 0 || v.Index != 6 {
 		t.Errorf("service after deregistering all = %+v (index %d)", instanceIDs(v), v.Index)
 	}
 }
@@ -367,7 +367,7 @@ func TestInstancesSortedByID(t *testing.T) {
 
 func instanceIDs(v *ServiceView) []string {
 	ids := []string{}
-	for _, in := range v.Instances {
+	for _, in := range v.Instances() {
 		ids = append(ids, in.ID)
 	}
 	return ids
@@ -555,8 +555,8 @@ func TestPutService(t *testing.T) {
 		t.Fatalf("result = %#v, want %+v", res, want)
 	}
 	v := mustService(t, s, DefaultNamespace, "api")
-	if v.Service != want || v.Index != 2 || len(v.Instances) != 0 {
-		t.Fatalf("view = %+v (index %d, %d instances)", v.Service, v.Index, len(v.Instances))
+	if v.Service != want || v.Index != 2 || v.Len() != 0 {
+		t.Fatalf("view = %+v (index %d, %d instances)", v.Service, v.Index, v.Len())
 	}
 	if nv := mustNamespace(t, s, DefaultNamespace); nv.Index != 2 {
 		t.Errorf("namespace index = %d, want 2", nv.Index)
@@ -587,7 +587,7 @@ func TestPutService(t *testing.T) {
 	if after.Service != wantAfter || after.Index != 5 {
 		t.Errorf("after change = %+v (index %d), want %+v", after.Service, after.Index, wantAfter)
 	}
-	if len(after.Instances) != 1 || after.Instances[0] != v.Instances[0] {
+	if after.Len() != 1 || after.Instances()[0] != v.Instances()[0] {
 		t.Errorf("instances not kept: %v", instanceIDs(after))
 	}
 	if !isClosed(v.WatchCh()) || !isClosed(nv.WatchCh()) {

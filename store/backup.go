@@ -37,7 +37,7 @@ func Rebase(r io.Reader, w io.Writer, at uint64, cur *Store) error {
 		var views []*ServiceView
 		for _, s := range slices.Sorted(maps.Keys(old.services)) {
 			sv := old.services[s].view.Load()
-			views = append(views, &ServiceView{Service: sv.Service, Instances: sv.Instances, Index: at})
+			views = append(views, &ServiceView{Service: sv.Service, list: sv.list, Index: at})
 		}
 		sn.svcs = append(sn.svcs, views)
 	}

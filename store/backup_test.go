@@ -80,8 +80,8 @@ func TestRebaseKeepsTheClusterAndWakesEveryWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := mustService(t, cur, "default", "web")
-	if v.Index != 60 || len(v.Instances) != 1 || v.Instances[0].ID != "web-1" || cur.Index() != 60 {
-		t.Fatalf("restored view index %d, instances %v, store index %d", v.Index, v.Instances, cur.Index())
+	if v.Index != 60 || v.Len() != 1 || v.Instances()[0].ID != "web-1" || cur.Index() != 60 {
+		t.Fatalf("restored view index %d, instances %v, store index %d", v.Index, v.Instances(), cur.Index())
 	}
 	if v.Index <= watched.Index {
 		t.Fatalf("a watcher at index %d would not wake for index %d", watched.Index, v.Index)

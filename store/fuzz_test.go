@@ -106,7 +106,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			if err != nil || v.Instance(c.ID) == nil {
 				t.Fatalf("registered %q but cannot read it back: %v", c.ID, err)
 			}
-			if !slices.IsSortedFunc(v.Instances, func(a, b *Instance) int { return cmpString(a.ID, b.ID) }) {
+			if !slices.IsSortedFunc(v.Instances(), func(a, b *Instance) int { return cmpString(a.ID, b.ID) }) {
 				t.Fatalf("instances out of order: %v", instanceIDs(v))
 			}
 		}

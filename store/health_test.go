@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -31,7 +32,7 @@ func TestSetHealth(t *testing.T) {
 		t.Fatalf("set-health applied %v changes, want 1", n)
 	}
 	v, _ := s.Service("default", "web")
-	a, b := v.Instances[0], v.Instances[1]
+	a, b := v.Instances()[0], v.Instances()[1]
 	if a.Healthy || a.ModifyIndex != 3 || a.CreateIndex != 1 || a.Address != "10.0.0.1" {
 		t.Fatalf("a after set-health: %+v", a)
 	}
@@ -52,7 +53,7 @@ func TestSetHealth(t *testing.T) {
 		t.Fatal("namespace watchers not woken (the service list shows healthy counts)")
 	}
 	// The old view is untouched.
-	if !v0.Instances[0].Healthy {
+	if !v0.Instances()[0].Healthy {
 		t.Fatal("published view modified in place")
 	}
 
@@ -66,8 +67,8 @@ func TestSetHealth(t *testing.T) {
 	}
 	// Unconditional change back.
 	mustApply(t, s, 5, setHealthCmd(HealthChange{Namespace: "default", Service: "web", ID: "a", Healthy: true}))
-	if v, _ := s.Service("default", "web"); !v.Instances[0].Healthy || v.Instances[0].ModifyIndex != 5 {
-		t.Fatalf("a not healthy again: %+v", v.Instances[0])
+	if v, _ := s.Service("default", "web"); !v.Instances()[0].Healthy || v.Instances()[0].ModifyIndex != 5 {
+		t.Fatalf("a not healthy again: %+v", v.Instances()[0])
 	}
 }
 
@@ -101,12 +102,12 @@ func TestDeregisterIfIndex(t *testing.T) {
 	if _, err := s.Apply(3, c); !errors.Is(err, ErrConflict) {
 		t.Fatalf("stale conditional deregister: %v, want ErrConflict", err)
 	}
-	if v, _ := s.Service("default", "web"); len(v.Instances) != 1 {
+	if v, _ := s.Service("default", "web"); v.Len() != 1 {
 		t.Fatal("stale conditional deregister removed the instance")
 	}
 	c.IfIndex = 2
 	mustApply(t, s, 4, c)
-	if v, _ := s.Service("default", "web"); len(v.Instances) != 0 {
+	if v, _ := s.Service("default", "web"); v.Len() != 0 {
 		t.Fatal("conditional deregister with the right index did not remove")
 	}
 }
@@ -114,8 +115,8 @@ func TestDeregisterIfIndex(t *testing.T) {
 func TestProtected(t *testing.T) {
 	mk := func(threshold float64, states ...string) *ServiceView {
 		v := &ServiceView{Service: Service{ServiceSettings: ServiceSettings{ProtectThreshold: threshold}}}
-		for _, st := range states {
-			v.Instances = append(v.Instances, &Instance{Healthy: st == "up", Enabled: st != "off"})
+		for i, st := range states {
+			v.list.push(&Instance{ID: fmt.Sprintf("i-%03d", i), Healthy: st == "up", Enabled: st != "off"})
 		}
 		return v
 	}

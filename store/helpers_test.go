@@ -137,7 +137,7 @@ func captureState(t testing.TB, s *Store) storeState {
 				t.Fatalf("Service(%q, %q) and Services(%q) disagree", ns.Name, v.Service.Name, ns.Name)
 			}
 			sv := svcState{Service: v.Service, Index: v.Index}
-			for _, in := range v.Instances {
+			for _, in := range v.Instances() {
 				sv.Instances = append(sv.Instances, *in)
 			}
 			n.Services = append(n.Services, sv)

@@ -280,8 +280,8 @@ func checkAgainstModel(t *testing.T, step int, s *Store, m *model, prevViews map
 				t.Fatalf("step %d: %s/%s instances %v, model %v", step, ns, v.Service.Name, got, ids)
 			}
 			for k, id := range ids {
-				if want := ms.instances[id]; !reflect.DeepEqual(*v.Instances[k], want) {
-					t.Fatalf("step %d: %s/%s instance\n got %+v\nwant %+v", step, ns, v.Service.Name, *v.Instances[k], want)
+				if want := ms.instances[id]; !reflect.DeepEqual(*v.Instances()[k], want) {
+					t.Fatalf("step %d: %s/%s instance\n got %+v\nwant %+v", step, ns, v.Service.Name, *v.Instances()[k], want)
 				}
 			}
 			// A view is replaced, and its channel closed, exactly when the

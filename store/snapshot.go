@@ -105,11 +105,10 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 				break
 			}
 			err = put(snapRecord{Service: &snapSvc{Service: sv.Service, ViewIndex: sv.Index}})
-			for _, in := range sv.Instances {
-				if err != nil {
+			for in := range sv.All {
+				if err = put(snapRecord{Instance: in}); err != nil {
 					break
 				}
-				err = put(snapRecord{Instance: in})
 			}
 		}
 	}
@@ -242,10 +241,10 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 			if curSvc == nil || in.Namespace != curSvc.Service.Namespace || in.Service != curSvc.Service.Name {
 				return nil, 0, bad("instance %q outside its service", in.ID)
 			}
-			if n := len(curSvc.Instances); n > 0 && curSvc.Instances[n-1].ID >= in.ID {
+			if last := curSvc.list.last(); last != nil && last.ID >= in.ID {
 				return nil, 0, bad("instance %q out of order", in.ID)
 			}
-			curSvc.Instances = append(curSvc.Instances, in)
+			curSvc.list.push(in)
 		case rec.Server != nil:
 			if _, dup := c.servers[rec.Server.ID]; dup {
 				return nil, 0, bad("server %q twice", rec.Server.ID)

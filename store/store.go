@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 )
@@ -56,12 +55,29 @@ func (v *NamespaceView) WatchCh() <-chan struct{} { return v.changed }
 // instances sorted by id. Index is the log index of the last change to the
 // service or any of its instances. Never modify a view or its instances.
 type ServiceView struct {
-	Service   Service
-	Instances []*Instance
-	Index     uint64
-	changed   chan struct{}
-	memo      sync.Map
+	Service Service
+	Index   uint64
+	list    instList
+	changed chan struct{}
+	memo    sync.Map
+
+	flatOnce sync.Once
+	flat     []*Instance
 }
+
+// Instances returns the instances sorted by id. The slice is built once per
+// view, on first use, and shared: callers must not change it. Len, Instance
+// and All answer without building it.
+func (v *ServiceView) Instances() []*Instance {
+	v.flatOnce.Do(func() { v.flat = v.list.appendTo(nil) })
+	return v.flat
+}
+
+// Len is the number of instances.
+func (v *ServiceView) Len() int { return v.list.Len() }
+
+// All yields the instances in id order.
+func (v *ServiceView) All(yield func(*Instance) bool) { v.list.all(yield) }
 
 // WatchCh is closed when this view is replaced or the service is deleted.
 func (v *ServiceView) WatchCh() <-chan struct{} { return v.changed }
@@ -121,25 +137,7 @@ type memoEntry struct {
 }
 
 // Instance returns the instance with the given id, or nil.
-func (v *ServiceView) Instance(id string) *Instance {
-	i, ok := v.find(id)
-	if !ok {
-		return nil
-	}
-	return v.Instances[i]
-}
-
-func (v *ServiceView) find(id string) (int, bool) {
-	return sort.Find(len(v.Instances), func(i int) int {
-		switch {
-		case id < v.Instances[i].ID:
-			return -1
-		case id > v.Instances[i].ID:
-			return 1
-		}
-		return 0
-	})
-}
+func (v *ServiceView) Instance(id string) *Instance { return v.list.get(id) }
 
 // Protected reports whether the service's protect threshold is tripped:
 // fewer than ProtectThreshold of its enabled instances are healthy. A
@@ -151,7 +149,7 @@ func (v *ServiceView) Protected() bool {
 		return false
 	}
 	enabled, healthy := 0, 0
-	for _, in := range v.Instances {
+	for in := range v.All {
 		if in.Enabled {
 			enabled++
 			if in.Healthy {
@@ -165,7 +163,7 @@ func (v *ServiceView) Protected() bool {
 // Healthy counts the healthy instances.
 func (v *ServiceView) Healthy() int {
 	n := 0
-	for _, i := range v.Instances {
+	for i := range v.All {
 		if i.Healthy {
 			n++
 		}
@@ -293,7 +291,7 @@ func (s *Store) Stats() Stats {
 		v := e.view.Load()
 		st.Services += len(v.services)
 		for _, se := range v.services {
-			st.Instances += len(se.view.Load().Instances)
+			st.Instances += se.view.Load().Len()
 		}
 	}
 	return st

@@ -20,13 +20,13 @@ func TestNewServiceNeverSeenHalfBuilt(t *testing.T) {
 		for !done.Load() {
 			for i := range n {
 				v, err := s.Service(DefaultNamespace, fmt.Sprintf("s%d", i))
-				if err == nil && len(v.Instances) == 0 {
+				if err == nil && v.Len() == 0 {
 					errs <- fmt.Errorf("service s%d seen empty at index %d", i, v.Index)
 					return
 				}
 				_, svcs, _ := s.Services(DefaultNamespace)
 				for _, sv := range svcs {
-					if len(sv.Instances) == 0 {
+					if sv.Len() == 0 {
 						errs <- fmt.Errorf("service list shows %s empty at index %d", sv.Service.Name, sv.Index)
 						return
 					}

@@ -47,7 +47,7 @@ func (s *Server) agentServices(c *gin.Context) {
 	}
 	out := map[string]agentService{}
 	for _, sv := range svcs {
-		for _, in := range sv.Instances {
+		for _, in := range sv.Instances() {
 			if in.Metadata[metaNode] == s.cfg.NodeName {
 				out[in.ID] = s.view(in).service()
 			}

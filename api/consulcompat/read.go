@@ -59,7 +59,7 @@ func (s *Server) serviceQuery(ns, svc string, each func(v view)) (uint64, <-chan
 	if err != nil {
 		return 0, nil, err
 	}
-	for _, in := range sv.Instances {
+	for _, in := range sv.Instances() {
 		each(s.view(in))
 	}
 	return sv.Index, sv.WatchCh(), nil
@@ -154,7 +154,7 @@ func (s *Server) catalogServices(c *gin.Context) {
 		for _, sv := range svcs {
 			var tags []string
 			seen := false
-			for _, in := range sv.Instances {
+			for _, in := range sv.Instances() {
 				v := s.view(in)
 				if f.dc != "" && v.dc != f.dc || f.expr != nil && !f.expr.match(v, v.checks()) {
 					continue
@@ -281,7 +281,7 @@ func (s *Server) healthState(c *gin.Context) {
 		}
 		out := []healthCheck{}
 		for _, sv := range svcs {
-			for _, in := range sv.Instances {
+			for _, in := range sv.Instances() {
 				for _, ch := range s.view(in).checks() {
 					if state == "any" || ch.Status == state {
 						out = append(out, ch)
@@ -306,7 +306,7 @@ func (s *Server) catalogNodes(c *gin.Context) {
 		}
 		byName := map[string]node{}
 		for _, sv := range svcs {
-			for _, in := range sv.Instances {
+			for _, in := range sv.Instances() {
 				v := s.view(in)
 				if dc != "" && v.dc != dc {
 					continue
@@ -343,7 +343,7 @@ func (s *Server) catalogNode(c *gin.Context) {
 			Services map[string]agentService
 		}
 		for _, sv := range svcs {
-			for _, in := range sv.Instances {
+			for _, in := range sv.Instances() {
 				v := s.view(in)
 				if v.nodeName() != name {
 					continue
@@ -405,7 +405,7 @@ func (s *Server) findCheck(ns, id string) (*store.Instance, error) {
 		return nil, err
 	}
 	for _, sv := range svcs {
-		for _, in := range sv.Instances {
+		for _, in := range sv.Instances() {
 			if in.Metadata[metaCheckID] == id {
 				return in, nil
 			}
