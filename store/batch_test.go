@@ -149,3 +149,62 @@ func FuzzDecodeEntry(f *testing.F) {
 		}
 	})
 }
+
+// TestPublishedViewsNeverChange applies batches of many registrations and
+// deregistrations to services of hundreds of instances (chunks split and
+// join inside a batch, and share the batch's copies) and checks, at the
+// end, that every view published along the way still holds what it held
+// when it was published.
+func TestPublishedViewsNeverChange(t *testing.T) {
+	r := rand.New(rand.NewSource(11))
+	s := New()
+	type seen struct {
+		v     *ServiceView
+		ports map[string]int
+	}
+	var views []seen
+	snapshot := func(v *ServiceView) map[string]int {
+		m := map[string]int{}
+		for in := range v.All {
+			m[in.ID] = in.Port
+		}
+		return m
+	}
+	index := uint64(1)
+	for range 300 {
+		cmds := make([]*Command, 1+r.Intn(40))
+		for i := range cmds {
+			svc := fmt.Sprintf("svc-%d", r.Intn(2))
+			id := fmt.Sprintf("i-%04d", r.Intn(900))
+			if r.Intn(4) == 0 {
+				cmds[i] = &Command{Type: CommandDeregister, Namespace: DefaultNamespace, Service: svc, ID: id}
+			} else {
+				cmds[i] = &Command{Type: CommandRegister, Namespace: DefaultNamespace, Service: svc, ID: id,
+					Instance: &Instance{Address: "10.0.0.1", Port: 1 + r.Intn(65535)}}
+			}
+		}
+		s.ApplyBatch(index, cmds)
+		index++
+		for _, svc := range []string{"svc-0", "svc-1"} {
+			if v, err := s.Service(DefaultNamespace, svc); err == nil {
+				views = append(views, seen{v, snapshot(v)})
+			}
+		}
+	}
+	big := 0
+	for _, sv := range views {
+		big = max(big, sv.v.Len())
+		got := snapshot(sv.v)
+		if len(got) != len(sv.ports) || len(got) != sv.v.Len() {
+			t.Fatalf("view at index %d: %d instances now, %d when published (Len %d)", sv.v.Index, len(got), len(sv.ports), sv.v.Len())
+		}
+		for id, p := range sv.ports {
+			if got[id] != p {
+				t.Fatalf("view at index %d: %s has port %d now, %d when published", sv.v.Index, id, got[id], p)
+			}
+		}
+	}
+	if big < 3*chunkMax {
+		t.Fatalf("services reached only %d instances: no chunk split", big)
+	}
+}

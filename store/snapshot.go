@@ -106,9 +106,10 @@ func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
 			}
 			err = put(snapRecord{Service: &snapSvc{Service: sv.Service, ViewIndex: sv.Index}})
 			for in := range sv.All {
-				if err = put(snapRecord{Instance: in}); err != nil {
+				if err != nil {
 					break
 				}
+				err = put(snapRecord{Instance: in})
 			}
 		}
 	}
