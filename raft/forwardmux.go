@@ -98,10 +98,8 @@ func (n *Node) serveForwardMux(c net.Conn) {
 			return
 		}
 		if op == opPing {
-			b := make([]byte, muxResponseHeader)
-			binary.BigEndian.PutUint64(b[0:8], id)
 			select {
-			case out <- b:
+			case out <- muxResponse(id, 0, nil):
 			case <-n.ctx.Done():
 				return
 			}
@@ -117,23 +115,28 @@ func (n *Node) serveForwardMux(c net.Conn) {
 			ctx, cancel := context.WithTimeout(n.ctx, timeout)
 			idx, err := n.handleForward(ctx, op, payload)
 			cancel()
-			var body []byte
-			status := byte(0)
-			if err != nil {
-				status, body = 1, encodeError(err)
-			}
-			b := make([]byte, muxResponseHeader+len(body))
-			binary.BigEndian.PutUint64(b[0:8], id)
-			b[8] = status
-			binary.BigEndian.PutUint64(b[9:17], idx)
-			binary.BigEndian.PutUint32(b[17:21], uint32(len(body)))
-			copy(b[muxResponseHeader:], body)
 			select {
-			case out <- b:
+			case out <- muxResponse(id, idx, err):
 			case <-done: // the connection is gone; so is the caller
 			}
 		}()
 	}
+}
+
+// muxResponse encodes the answer to request id: its index, or err.
+func muxResponse(id, idx uint64, err error) []byte {
+	var body []byte
+	status := byte(0)
+	if err != nil {
+		status, body = 1, encodeError(err)
+	}
+	b := make([]byte, muxResponseHeader+len(body))
+	binary.BigEndian.PutUint64(b[0:8], id)
+	b[8] = status
+	binary.BigEndian.PutUint64(b[9:17], idx)
+	binary.BigEndian.PutUint32(b[17:21], uint32(len(body)))
+	copy(b[muxResponseHeader:], body)
+	return b
 }
 
 // errSessionLost: the connection of a multiplexed session failed before

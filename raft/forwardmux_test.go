@@ -184,11 +184,18 @@ func fakeLeaderEnds(t *testing.T, answer func(conn int, id uint64, w io.Writer) 
 	return ln.Addr().String()
 }
 
-func muxAnswer(w io.Writer, id, index uint64) {
-	var b [muxResponseHeader]byte
-	binary.BigEndian.PutUint64(b[0:8], id)
-	binary.BigEndian.PutUint64(b[9:17], index)
-	w.Write(b[:])
+func muxAnswer(w io.Writer, id, index uint64) { w.Write(muxResponse(id, index, nil)) }
+
+// muxForwarder is a forwarder that always multiplexes, with the given ping
+// times (zero: the defaults), closed at the end of the test.
+func muxForwarder(t *testing.T, ping pingTimes) *forwarder {
+	f := newForwarder(nil)
+	f.useMux = func(string) bool { return true }
+	if ping != (pingTimes{}) {
+		f.ping = ping
+	}
+	t.Cleanup(f.close)
+	return f
 }
 
 // TestForwardMuxLostAnswer: when the leader's connection drops after it
@@ -208,9 +215,7 @@ func TestForwardMuxLostAnswer(t *testing.T) {
 		muxAnswer(w, id, 42)
 		return true
 	})
-	f := newForwarder(nil)
-	f.useMux = func(string) bool { return true }
-	defer f.close()
+	f := muxForwarder(t, pingTimes{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 
@@ -220,9 +225,7 @@ func TestForwardMuxLostAnswer(t *testing.T) {
 	}
 	// A new session on the same address for the next case.
 	f.close()
-	f = newForwarder(nil)
-	f.useMux = func(string) bool { return true }
-	defer f.close()
+	f = muxForwarder(t, pingTimes{})
 	_, err = f.call(ctx, addr, opApply, []byte("removal"), false)
 	if err == nil || !strings.Contains(err.Error(), "outcome unknown") || !errors.Is(err, errSessionLost) {
 		t.Fatalf("non-idempotent request on a lost connection: %v; want outcome unknown", err)
@@ -259,10 +262,7 @@ func TestForwardMuxStalledSession(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	f := newForwarder(nil)
-	f.useMux = func(string) bool { return true }
-	f.ping = fast
-	defer f.close()
+	f := muxForwarder(t, fast)
 	start := time.Now()
 	idx, err := f.call(ctx, addr, opApply, []byte("idempotent"), true)
 	if err != nil || idx != 42 {
@@ -276,10 +276,7 @@ func TestForwardMuxStalledSession(t *testing.T) {
 	}
 
 	f.close()
-	f = newForwarder(nil)
-	f.useMux = func(string) bool { return true }
-	f.ping = fast
-	defer f.close()
+	f = muxForwarder(t, fast)
 	_, err = f.call(ctx, addr, opApply, []byte("removal"), false)
 	if err == nil || !strings.Contains(err.Error(), "outcome unknown") || !errors.Is(err, errSessionStalled) {
 		t.Fatalf("non-idempotent request on a stalled connection: %v; want outcome unknown, no answer to a ping", err)
@@ -315,10 +312,7 @@ func TestForwardMuxSlowAnswerIsNotAStall(t *testing.T) {
 		}()
 		return true
 	})
-	f := newForwarder(nil)
-	f.useMux = func(string) bool { return true }
-	f.ping = pingTimes{after: 100 * time.Millisecond, timeout: 300 * time.Millisecond, every: 20 * time.Millisecond}
-	defer f.close()
+	f := muxForwarder(t, pingTimes{after: 100 * time.Millisecond, timeout: 300 * time.Millisecond, every: 20 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	idx, err := f.call(ctx, addr, opApply, []byte("removal"), false)

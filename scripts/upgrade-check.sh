@@ -51,6 +51,15 @@ healthy() { # node
 	done
 	fail "n$1 not healthy after 20 s"
 }
+three() { # binary of n1, n2, n3: n1 bootstraps, the others join it
+	start 1 "$1" --bootstrap
+	healthy 1
+	start 2 "$2" --join 127.0.0.1:7610
+	start 3 "$3" --join 127.0.0.1:7610
+	healthy 2
+	healthy 3
+}
+
 write() { # node method id
 	local code
 	code="$(curl -s -o /dev/null -w '%{http_code}' -X "$2" "127.0.0.1:76${1}0/v1/namespaces/default/services/web/instances/$3" \
@@ -88,12 +97,7 @@ n1_records() { # want: poll n1's members (catalog records) for 20 s
 
 echo "old: $OLD; new: $NEW"
 echo "== 1. old leader, new followers: writes through every server"
-start 1 "$OLD" --bootstrap
-healthy 1
-start 2 "$NEW" --join 127.0.0.1:7610
-start 3 "$NEW" --join 127.0.0.1:7610
-healthy 2
-healthy 3
+three "$OLD" "$NEW" "$NEW"
 for n in 1 2 3; do write "$n" PUT "before-$n"; done
 write 2 PUT gone-2
 write 2 DELETE gone-2
@@ -113,12 +117,7 @@ for n in 1 2 3; do stop "$n"; done
 rm -rf "${DIR:?}"/n?
 
 echo "== 2. new leader, one old and one new follower"
-start 1 "$NEW" --bootstrap
-healthy 1
-start 2 "$OLD" --join 127.0.0.1:7610
-start 3 "$NEW" --join 127.0.0.1:7610
-healthy 2
-healthy 3
+three "$NEW" "$OLD" "$NEW"
 n1_records "n1=$PROTOCOL n2=0 n3=$PROTOCOL" # an old server answers members without protocols: ask n1
 for n in 1 2 3; do write "$n" PUT "mixed-$n"; done
 echo "== 2. n3 rolled back to the old version, n2 upgraded"

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -154,12 +155,7 @@ func (w *writer) instance(in *Instance) {
 	}
 	// Keys sorted, so one instance has one encoding.
 	w.uvarint(uint64(len(in.Metadata)))
-	keys := make([]string, 0, len(in.Metadata))
-	for k := range in.Metadata {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(in.Metadata)) {
 		w.string(k)
 		w.string(in.Metadata[k])
 	}
