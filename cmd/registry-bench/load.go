@@ -86,6 +86,9 @@ type loadResult struct {
 	ServerCPUs  float64       `json:"server_cpu_s,omitempty"`
 	CPUPerOpUs  float64       `json:"server_cpu_per_op_us,omitempty"`
 	ServerCores float64       `json:"server_cores,omitempty"`
+	// SelfCPUPerOpUs is the load generator's own CPU per operation, which
+	// it takes from the servers when both share a machine.
+	SelfCPUPerOpUs float64 `json:"bench_cpu_per_op_us,omitempty"`
 }
 
 // maxSamplesPerWorker bounds the memory a worker uses for latencies; past
@@ -111,6 +114,7 @@ type measurement struct {
 	firstErr string
 	cpu      time.Duration
 	cpuKnown bool
+	self     time.Duration // the load generator's own CPU
 }
 
 // rawRun is what one run measured, before percentiles.
@@ -123,6 +127,7 @@ type rawRun struct {
 	firstErr string
 	cpu      time.Duration // CPU of the server processes, when measured
 	cpuKnown bool
+	self     time.Duration // CPU of this process (0 where /proc is missing)
 }
 
 func (m *measurement) add(r rawRun) {
@@ -138,6 +143,7 @@ func (m *measurement) add(r rawRun) {
 		m.cpu += r.cpu
 		m.cpuKnown = true
 	}
+	m.self += r.self
 }
 
 func (m *measurement) result() loadResult {
@@ -152,6 +158,9 @@ func (m *measurement) result() loadResult {
 		if m.elapsed > 0 {
 			r.ServerCores = m.cpu.Seconds() / m.elapsed.Seconds()
 		}
+	}
+	if m.ops > 0 {
+		r.SelfCPUPerOpUs = float64(m.self.Microseconds()) / float64(m.ops)
 	}
 	return r
 }
@@ -188,8 +197,10 @@ func runLoadOnce(ctx context.Context, spec loadSpec) rawRun {
 				err := spec.op(ctx, w, seq)
 				d := time.Since(t0)
 				if err != nil {
-					if ctx.Err() != nil {
-						// Cut off by the end of the run, not a failure.
+					if ctx.Err() != nil || !time.Now().Before(deadline) {
+						// Cut off by the end of the run, not a failure (a
+						// client that takes the run's deadline as its own
+						// may see it pass before ctx's timer fires).
 						break
 					}
 					errs.Add(1)
@@ -300,22 +311,26 @@ func procCPU(pids []int) (time.Duration, error) {
 	return total, nil
 }
 
-// withCPU runs fn and adds the CPU the pids used meanwhile to its result.
-// Without pids, or when /proc cannot be read, it leaves CPU unset.
+// withCPU runs fn and adds the CPU the pids used meanwhile to its result,
+// and this process's own. Without pids, or when /proc cannot be read, it
+// leaves the servers' CPU unset.
 func withCPU(pids []int, fn func() rawRun) rawRun {
-	if len(pids) == 0 {
-		return fn()
+	self := []int{os.Getpid()}
+	selfBefore, selfErr := procCPU(self)
+	var before time.Duration
+	measure := len(pids) > 0
+	if measure {
+		var err error
+		before, err = procCPU(pids)
+		measure = err == nil
 	}
-	before, err := procCPU(pids)
 	r := fn()
-	if err != nil {
-		return r
+	r.self = cpuSince(self, selfBefore, selfErr)
+	if measure {
+		if after, err := procCPU(pids); err == nil {
+			r.cpu, r.cpuKnown = after-before, true
+		}
 	}
-	after, err := procCPU(pids)
-	if err != nil {
-		return r
-	}
-	r.cpu, r.cpuKnown = after-before, true
 	return r
 }
 
@@ -325,4 +340,17 @@ func parsePids(flagName, s string) ([]int, error) {
 		return nil, nil
 	}
 	return parseInts(flagName, s)
+}
+
+// cpuSince returns the CPU pids used since before was read (0 if either
+// reading failed).
+func cpuSince(pids []int, before time.Duration, err error) time.Duration {
+	if err != nil {
+		return 0
+	}
+	after, err := procCPU(pids)
+	if err != nil {
+		return 0
+	}
+	return after - before
 }

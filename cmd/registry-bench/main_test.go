@@ -167,31 +167,55 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 		return m
 	}
 
-	t.Run("register", func(t *testing.T) {
-		m := runJSON(t, "register", "--servers", reg.URL+","+reg.URL, "--clients", "1,4", "--duration", "300ms", "--count", "200",
-			"--pids", fmt.Sprint(os.Getpid()))
-		var rows []registerResult
-		if err := json.Unmarshal(m["results"], &rows); err != nil {
-			t.Fatal(err)
-		}
-		if len(rows) != 2 || rows[0].Clients != 1 || rows[1].Clients != 4 {
-			t.Fatalf("rows: %+v", rows)
-		}
-		for _, r := range rows {
-			if r.Ops == 0 || r.Errors != 0 || r.Ops > 200 || r.OpsPerSec <= 0 || r.P50ms <= 0 || r.P99ms < r.P50ms {
-				t.Errorf("row %+v", r)
+	for _, client := range []string{"fasthttp", "net/http"} {
+		t.Run("register with "+client, func(t *testing.T) {
+			before := reg.Node.Store().Stats().Instances
+			m := runJSON(t, "register", "--servers", reg.URL+","+reg.URL, "--clients", "1,4", "--duration", "300ms", "--count", "200",
+				"--pids", fmt.Sprint(os.Getpid()), "--http-client", client)
+			var rows []registerResult
+			if err := json.Unmarshal(m["results"], &rows); err != nil {
+				t.Fatal(err)
 			}
-		}
-		// CPU is counted in 10ms ticks: over both levels it cannot be zero.
-		if cpu := rows[0].ServerCPUs + rows[1].ServerCPUs; cpu <= 0 {
-			t.Errorf("rows %+v: no server CPU although --pids was given", rows)
-		}
-		// Every registration acknowledged is in the catalog.
-		st := reg.Node.Store().Stats()
-		if int64(st.Instances) < rows[0].Ops+rows[1].Ops {
-			t.Errorf("%d instances in the catalog, %d registrations acknowledged", st.Instances, rows[0].Ops+rows[1].Ops)
-		}
-	})
+			if len(rows) != 2 || rows[0].Clients != 1 || rows[1].Clients != 4 {
+				t.Fatalf("rows: %+v", rows)
+			}
+			for _, r := range rows {
+				if r.Ops == 0 || r.Errors != 0 || r.Ops > 200 || r.OpsPerSec <= 0 || r.P50ms <= 0 || r.P99ms < r.P50ms {
+					t.Errorf("row %+v", r)
+				}
+			}
+			// CPU is counted in 10ms ticks: over both levels it cannot be
+			// zero, for the servers (here this process) or the generator.
+			if cpu := rows[0].ServerCPUs + rows[1].ServerCPUs; cpu <= 0 {
+				t.Errorf("rows %+v: no server CPU although --pids was given", rows)
+			}
+			if rows[0].SelfCPUPerOpUs+rows[1].SelfCPUPerOpUs <= 0 {
+				t.Errorf("rows %+v: no CPU of the load generator", rows)
+			}
+			// Every registration acknowledged is in the catalog.
+			after := reg.Node.Store().Stats().Instances
+			if int64(after-before) < rows[0].Ops+rows[1].Ops {
+				t.Errorf("%d instances added to the catalog, %d registrations acknowledged", after-before, rows[0].Ops+rows[1].Ops)
+			}
+		})
+	}
+
+	// A refused registration is an error with the server's status and
+	// message, whichever client sent it.
+	for _, client := range []string{"fasthttp", "net/http"} {
+		t.Run("refused with "+client, func(t *testing.T) {
+			m := runJSON(t, "register", "--servers", reg.URL, "--namespace", "no-such-namespace", "--clients", "2",
+				"--duration", "200ms", "--count", "20", "--http-client", client)
+			var rows []registerResult
+			if err := json.Unmarshal(m["results"], &rows); err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].Ops != 0 || rows[0].Errors == 0 || !strings.Contains(rows[0].FirstError, "HTTP 404") ||
+				!strings.Contains(rows[0].FirstError, "no-such-namespace") {
+				t.Errorf("rows %+v: want only errors, the first an HTTP 404 naming the namespace", rows)
+			}
+		})
+	}
 
 	t.Run("lookup", func(t *testing.T) {
 		m := runJSON(t, "lookup", "--server", reg.URL, "--instances", "3,20", "--clients", "2", "--duration", "200ms", "--warmup", "50ms", "--bare", "both")
@@ -242,6 +266,7 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 		for _, args := range [][]string{
 			{"register", "--clients", "0"},
 			{"register", "--output", "yaml"},
+			{"register", "--http-client", "curl"},
 			{"lookup", "--server", "a,b"},
 			{"watch", "--samples", "0"},
 			{"nope"},

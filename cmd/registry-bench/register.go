@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -28,6 +26,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		count    int64
 		services int
 		pids     string
+		client   string
 	)
 	fs := newFlagSet("register", stderr)
 	c.register(fs)
@@ -36,6 +35,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&duration, "duration", 10*time.Second, "length of each level")
 	fs.Int64Var(&count, "count", 500000, "at most this many registrations per level (0: no cap)")
 	fs.IntVar(&services, "services", 8, "registrations are spread over this many services")
+	fs.StringVar(&client, "http-client", "fasthttp", "HTTP client of the load generator: fasthttp (the lighter, so the servers get the CPU it saves) or net/http")
 	fs.StringVar(&pids, "pids", "", "comma-separated pids of the server processes, to report their CPU per registration (Linux)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,6 +58,9 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if duration <= 0 || services <= 0 || count < 0 {
 		return fmt.Errorf("--duration and --services must be positive, --count not negative")
 	}
+	if _, err := newPutClient(client, 1, c.timeout); err != nil {
+		return err
+	}
 	// Ids are distinct across runs, so every registration is a real change
 	// (re-registering an identical instance is a no-op in the store).
 	run := strconv.FormatInt(time.Now().UnixNano()/int64(time.Millisecond)%(36*36*36*36*36), 36)
@@ -67,6 +70,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		r := registerLevel(ctx, registerSpec{
 			servers: srvs, namespace: c.namespace, services: services, clients: n,
 			duration: duration, count: count, timeout: c.timeout, prefix: fmt.Sprintf("r%s-c%d", run, n), pids: pidList,
+			client: client,
 		})
 		rows = append(rows, r)
 		if ctx.Err() != nil {
@@ -90,11 +94,15 @@ type registerSpec struct {
 	timeout   time.Duration
 	prefix    string // instance ids are prefix-seq
 	pids      []int  // server processes, for CPU per registration
+	client    string // HTTP client kind, see newPutClient
 }
 
 func registerLevel(ctx context.Context, s registerSpec) registerResult {
-	hc := newHTTPClient(s.clients, s.timeout)
-	defer hc.CloseIdleConnections()
+	pc, err := newPutClient(s.client, s.clients, s.timeout)
+	if err != nil {
+		return registerResult{loadResult: loadResult{Clients: s.clients, FirstError: err.Error()}}
+	}
+	defer pc.close()
 	base := make([]string, s.services)
 	for i := range base {
 		base[i] = fmt.Sprintf("/v1/namespaces/%s/services/bench-%d/instances/", url.PathEscape(s.namespace), i)
@@ -107,13 +115,7 @@ func registerLevel(ctx context.Context, s registerSpec) registerResult {
 			// Persistent instances: nobody heartbeats them, and ephemeral
 			// ones would turn unhealthy and expire during later runs.
 			body := fmt.Sprintf(`{"address":"10.%d.%d.%d","port":%d,"ephemeral":false}`, (seq>>16)&255, (seq>>8)&255, seq&255, 1+seq%65535)
-			req, err := http.NewRequestWithContext(ctx, http.MethodPut, server+path, bytes.NewReader([]byte(body)))
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Content-Type", "application/json")
-			_, _, err = do(hc, req)
-			return err
+			return pc.put(ctx, server+path, []byte(body))
 		},
 	})
 	return registerResult{loadResult: r, Servers: len(s.servers), Services: s.services}
@@ -122,12 +124,12 @@ func registerLevel(ctx context.Context, s registerSpec) registerResult {
 func registerTable(rows []registerResult, servers []string) *table {
 	t := &table{
 		title:  fmt.Sprintf("Registrations (PUT …/instances/{id}, new ids, round-robin over %d servers)", len(servers)),
-		header: []string{"clients", "registrations", "registrations/s", "p50 ms", "p99 ms", "max ms", "errors", "server CPU µs/op", "server cores"},
+		header: []string{"clients", "registrations", "registrations/s", "p50 ms", "p99 ms", "max ms", "errors", "server CPU µs/op", "server cores", "bench CPU µs/op"},
 	}
 	var errs []string
 	for _, r := range rows {
 		t.add(strconv.Itoa(r.Clients), thousands(r.Ops), fmtRate(r.OpsPerSec), fmtMs(r.P50ms), fmtMs(r.P99ms), fmtMs(r.MaxMs), thousands(r.Errors),
-			fmtCPU(r.loadResult), fmtCores(r.loadResult))
+			fmtCPU(r.loadResult), fmtCores(r.loadResult), fmtSelfCPU(r.loadResult))
 		if r.FirstError != "" {
 			errs = append(errs, fmt.Sprintf("%d clients: %s", r.Clients, r.FirstError))
 		}

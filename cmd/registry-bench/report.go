@@ -128,6 +128,14 @@ func fmtCores(r loadResult) string {
 	return fmt.Sprintf("%.2f", r.ServerCores)
 }
 
+// fmtSelfCPU renders the load generator's own CPU per operation.
+func fmtSelfCPU(r loadResult) string {
+	if r.SelfCPUPerOpUs == 0 {
+		return "-"
+	}
+	return thousands(int64(r.SelfCPUPerOpUs + 0.5))
+}
+
 // fmtCPUPrecise renders CPU per operation with one decimal below 100 µs.
 func fmtCPUPrecise(r loadResult) string {
 	if r.ServerCPUs == 0 {
