@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +19,8 @@ import (
 // every forwarded request of a follower to the leader on one connection.
 // Requests are tagged with an id, the leader handles them concurrently and
 // answers each as it is ready. Under load, one write carries the frames of
-// many requests and one read takes them in, on both sides: the per-request
+// many requests and one read takes them in, on both sides (each writer
+// yields before it drains its queue and flushes, see DESIGN.md): the per-request
 // cost of the sequential protocol (a write and a read syscall each way, and
 // a connection per concurrent request) is paid per burst instead.
 //
@@ -62,6 +64,9 @@ func (n *Node) serveForwardMux(c net.Conn) {
 			case <-done:
 				return
 			}
+			// The answers of one commit become ready together: let
+			// the handlers woken with this one queue theirs first.
+			runtime.Gosched()
 		more:
 			for {
 				select {
@@ -284,6 +289,7 @@ func (s *muxSession) writeLoop() {
 			return
 		}
 		// Requests queued together go out in one write.
+		runtime.Gosched()
 		for call != nil {
 			if !s.alive() {
 				return // fail answered every pending call: not written
