@@ -160,6 +160,10 @@ else
 	log "starting the cluster: scripts/cluster.sh up"
 	CLUSTER_STARTED=script
 	"$ROOT/scripts/cluster.sh" up >&2
+	# The script cluster has access control on: every registry-bench
+	# command sends its admin token (REGISTRY_TOKEN).
+	REGISTRY_TOKEN="$(cat "$ROOT/.cluster/token")" || die "no admin token in $ROOT/.cluster/token"
+	export REGISTRY_TOKEN
 fi
 
 if [[ "$CLUSTER_STARTED" == own ]]; then
@@ -197,6 +201,7 @@ CLUSTER_STARTED=""
 
 # ---------------------------------------------------------------- registry dev
 log "starting registry dev on a free port"
+unset REGISTRY_TOKEN # registry dev runs without access control
 "$BIN/registry" dev --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --log-level warn >"$WORK/dev.out" 2>"$WORK/dev.err" &
 DEV_PID=$!
 dev_url=""

@@ -112,13 +112,18 @@ start_node() {
 	rm -f "$pf"
 	echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) cluster.sh: start $node" >>"$(logfile "$node")"
 	# The child records its own pid, then becomes the server (exec keeps the
-	# pid). setsid detaches it from the terminal, so ^C in the shell that ran
-	# `up` does not stop the cluster later.
-	local launcher=env # no setsid (macOS): the node stays in our process group
-	command -v setsid >/dev/null && launcher=setsid
+	# pid). Job control (set -m) starts it in a process group of its own, so
+	# a ^C while `up` runs does not reach it. Not setsid: a session of its
+	# own is also a scheduling group of its own wherever Linux's autogroup is
+	# on (/proc/sys/kernel/sched_autogroup_enabled), and three servers in
+	# three groups, fair-shared against each other and the client, made 64
+	# clients' registrations 0.87x as fast and each cost 1.15x the server CPU
+	# (docs/benchmarks.md).
+	set -m
 	# shellcheck disable=SC2016 # $$ and $@ are the child's
-	"$launcher" bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pf" "$BIN" "${args[@]}" \
+	bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pf" "$BIN" "${args[@]}" \
 		</dev/null >>"$(logfile "$node")" 2>&1 &
+	set +m
 	local i
 	for ((i = 0; i < 50; i++)); do
 		[[ -s "$pf" ]] && break

@@ -37,7 +37,7 @@ func runDetect(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if pid <= 0 {
 		return fmt.Errorf("--kill-pid is required")
 	}
-	hc := &http.Client{Timeout: c.timeout}
+	hc := &http.Client{Timeout: c.timeout, Transport: withToken(http.DefaultTransport)}
 	status := func() (string, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, server+"/v1/cluster/members", nil)
 		resp, err := hc.Do(req)

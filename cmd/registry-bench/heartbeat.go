@@ -187,7 +187,7 @@ type counters struct {
 // readCounters sums switchyard_gossip_sent_bytes_total over the servers
 // and reads the highest applied index among them.
 func readCounters(ctx context.Context, srvs []string, timeout time.Duration) (counters, error) {
-	hc := &http.Client{Timeout: timeout}
+	hc := &http.Client{Timeout: timeout, Transport: withToken(http.DefaultTransport)}
 	var out counters
 	for _, s := range srvs {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s+"/metrics", nil)

@@ -30,11 +30,19 @@ func newHTTPClient(conns int, timeout time.Duration) *http.Client {
 		DisableCompression:    true, // neither side compresses; keep the requests identical
 		ForceAttemptHTTP2:     false,
 	}
-	var rt http.RoundTripper = tr
-	if tok := os.Getenv("REGISTRY_TOKEN"); tok != "" {
-		rt = tokenTransport{rt, tok}
+	return &http.Client{Transport: withToken(tr), Timeout: timeout}
+}
+
+// benchToken is the token every command sends (REGISTRY_TOKEN; "" for
+// servers without access control).
+func benchToken() string { return os.Getenv("REGISTRY_TOKEN") }
+
+// withToken wraps rt to send benchToken with every request, if there is one.
+func withToken(rt http.RoundTripper) http.RoundTripper {
+	if tok := benchToken(); tok != "" {
+		return tokenTransport{rt, tok}
 	}
-	return &http.Client{Transport: rt, Timeout: timeout}
+	return rt
 }
 
 // tokenTransport sends REGISTRY_TOKEN with every request, for servers with

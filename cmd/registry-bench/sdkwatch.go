@@ -45,6 +45,7 @@ func runSDKWatch(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	api = api.WithToken(benchToken())
 	svc := "sdkwatch-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	f := false
 	reg := func(port int) error {
@@ -54,7 +55,7 @@ func runSDKWatch(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := reg(1); err != nil {
 		return err
 	}
-	cl, err := client.New(client.Config{Servers: srvs, Namespace: c.namespace})
+	cl, err := client.New(client.Config{Servers: srvs, Namespace: c.namespace, Token: benchToken()})
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -74,7 +73,7 @@ func newFastPut(conns int, timeout time.Duration) *fastPut {
 			MaxConnWaitTimeout: timeout,
 		},
 		timeout: timeout,
-		token:   os.Getenv("REGISTRY_TOKEN"),
+		token:   benchToken(),
 	}
 }
 
