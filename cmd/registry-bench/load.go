@@ -325,19 +325,11 @@ func procCPU(pids []int) (time.Duration, error) {
 func withCPU(pids []int, fn func() rawRun) rawRun {
 	self := []int{os.Getpid()}
 	selfBefore, selfErr := procCPU(self)
-	var before time.Duration
-	measure := len(pids) > 0
-	if measure {
-		var err error
-		before, err = procCPU(pids)
-		measure = err == nil
-	}
+	before, err := procCPU(pids)
 	r := fn()
-	r.self = cpuSince(self, selfBefore, selfErr)
-	if measure {
-		if after, err := procCPU(pids); err == nil {
-			r.cpu, r.cpuKnown = after-before, true
-		}
+	r.self, _ = cpuSince(self, selfBefore, selfErr)
+	if len(pids) > 0 {
+		r.cpu, r.cpuKnown = cpuSince(pids, before, err)
 	}
 	return r
 }
@@ -350,15 +342,15 @@ func parsePids(flagName, s string) ([]int, error) {
 	return parseInts(flagName, s)
 }
 
-// cpuSince returns the CPU pids used since before was read (0 if either
-// reading failed).
-func cpuSince(pids []int, before time.Duration, err error) time.Duration {
+// cpuSince returns the CPU pids used since before was read, and false if
+// either reading failed.
+func cpuSince(pids []int, before time.Duration, err error) (time.Duration, bool) {
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	after, err := procCPU(pids)
 	if err != nil {
-		return 0
+		return 0, false
 	}
-	return after - before
+	return after - before, true
 }

@@ -58,20 +58,21 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if duration <= 0 || services <= 0 || count < 0 {
 		return fmt.Errorf("--duration and --services must be positive, --count not negative")
 	}
-	if _, err := newPutClient(client, 1, c.timeout); err != nil {
-		return err
-	}
 	// Ids are distinct across runs, so every registration is a real change
 	// (re-registering an identical instance is a no-op in the store).
 	run := strconv.FormatInt(time.Now().UnixNano()/int64(time.Millisecond)%(36*36*36*36*36), 36)
 	var rows []registerResult
 	for _, n := range levels {
+		pc, err := newPutClient(client, n, c.timeout)
+		if err != nil {
+			return err
+		}
 		progress(&c, stderr, "register: %d clients over %d servers for %v", n, len(srvs), duration)
 		r := registerLevel(ctx, registerSpec{
 			servers: srvs, namespace: c.namespace, services: services, clients: n,
-			duration: duration, count: count, timeout: c.timeout, prefix: fmt.Sprintf("r%s-c%d", run, n), pids: pidList,
-			client: client,
+			duration: duration, count: count, prefix: fmt.Sprintf("r%s-c%d", run, n), pids: pidList, client: pc,
 		})
+		pc.close()
 		rows = append(rows, r)
 		if ctx.Err() != nil {
 			break
@@ -91,18 +92,12 @@ type registerSpec struct {
 	clients   int
 	duration  time.Duration
 	count     int64
-	timeout   time.Duration
 	prefix    string // instance ids are prefix-seq
 	pids      []int  // server processes, for CPU per registration
-	client    string // HTTP client kind, see newPutClient
+	client    putClient
 }
 
 func registerLevel(ctx context.Context, s registerSpec) registerResult {
-	pc, err := newPutClient(s.client, s.clients, s.timeout)
-	if err != nil {
-		return registerResult{loadResult: loadResult{Clients: s.clients, FirstError: err.Error()}}
-	}
-	defer pc.close()
 	base := make([]string, s.services)
 	for i := range base {
 		base[i] = fmt.Sprintf("/v1/namespaces/%s/services/bench-%d/instances/", url.PathEscape(s.namespace), i)
@@ -115,7 +110,7 @@ func registerLevel(ctx context.Context, s registerSpec) registerResult {
 			// Persistent instances: nobody heartbeats them, and ephemeral
 			// ones would turn unhealthy and expire during later runs.
 			body := fmt.Sprintf(`{"address":"10.%d.%d.%d","port":%d,"ephemeral":false}`, (seq>>16)&255, (seq>>8)&255, seq&255, 1+seq%65535)
-			return pc.put(ctx, server+path, []byte(body))
+			return s.client.put(ctx, server+path, []byte(body))
 		},
 	})
 	return registerResult{loadResult: r, Servers: len(s.servers), Services: s.services}
