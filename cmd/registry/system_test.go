@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,55 @@ func TestSystem(t *testing.T) {
 	t.Run("readme-tour", func(t *testing.T) { t.Parallel(); testReadmeTour(t, bin) })
 	t.Run("lookup-cache-dir", func(t *testing.T) { t.Parallel(); testLookupCacheDir(t, bin) })
 	t.Run("keyring", func(t *testing.T) { t.Parallel(); testKeyring(t, bin) })
+	t.Run("gc-tuning", func(t *testing.T) { t.Parallel(); testGCTuning(t, bin) })
+}
+
+// testGCTuning: by default the collector gets a headroom above the small
+// live heap (GOGC above 100, shown by /metrics); GOGC in the environment
+// and --gc-headroom-mib 0 leave Go's own setting.
+func testGCTuning(t *testing.T, bin string) {
+	gogc := func(addr string) int {
+		t.Helper()
+		resp, err := httpClient.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatalf("GET /metrics: %v", err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for line := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "go_gc_gogc_percent "); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("go_gc_gogc_percent %q: %v", v, err)
+				}
+				return n
+			}
+		}
+		t.Fatalf("no go_gc_gogc_percent in /metrics (%d %d bytes)", resp.StatusCode, len(body))
+		return 0
+	}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+		want func(int) bool
+		what string
+	}{
+		{"dev", nil, []string{"dev"}, func(p int) bool { return p > 100 }, "above 100"},
+		{"dev GOGC=150", []string{"GOGC=150"}, []string{"dev"}, func(p int) bool { return p == 150 }, "150"},
+		{"server --gc-headroom-mib 0", nil, []string{"server", "--node-id", "gc", "--data-dir", t.TempDir(), "--raft-addr", freeAddr(t),
+			"--bootstrap", "--insecure-dev", "--gc-headroom-mib", "0"}, func(p int) bool { return p == 100 }, "100"},
+	} {
+		addr := freeAddr(t)
+		p := startProc(t, bin, tc.env, append(tc.args, "--http-addr", addr)...)
+		waitHealthy(t, p, addr, 20*time.Second)
+		if got := gogc(addr); !tc.want(got) {
+			t.Errorf("%s: go_gc_gogc_percent %d, want %s", tc.name, got, tc.what)
+		}
+		if err := p.stop(t); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // testLookupCacheDir: `registry lookup --cache-dir D` answers live while a
