@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -427,7 +428,22 @@ func (s *Server) getInstance(c *gin.Context) {
 		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", c.Param("id"), c.Param("ns"), c.Param("svc"), store.ErrInstanceNotFound))
 		return
 	}
-	c.JSON(http.StatusOK, in)
+	writeInstance(c, in)
+}
+
+// instanceBufs holds the buffers writeInstance encodes into.
+var instanceBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// writeInstance answers 200 with the instance, as c.JSON would but
+// without reflection (store.Instance.AppendJSON).
+func writeInstance(c *gin.Context, in *store.Instance) {
+	bp := instanceBufs.Get().(*[]byte)
+	b := in.AppendJSON((*bp)[:0])
+	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		instanceBufs.Put(bp)
+	}
 }
 
 func (s *Server) register(c *gin.Context) {
@@ -460,7 +476,7 @@ func (s *Server) register(c *gin.Context) {
 	v, err := s.node.Store().Service(ns, svc)
 	if err == nil {
 		if stored := v.Instance(id); stored != nil {
-			c.JSON(http.StatusOK, stored)
+			writeInstance(c, stored)
 			return
 		}
 	}
@@ -491,7 +507,7 @@ func (s *Server) patchInstance(c *gin.Context) {
 	}
 	if v, err := s.node.Store().Service(ns, svc); err == nil {
 		if in := v.Instance(id); in != nil {
-			c.JSON(http.StatusOK, in)
+			writeInstance(c, in)
 			return
 		}
 	}
