@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Entry formats. A log entry is a type byte and a body; the body is JSON in
@@ -179,7 +180,10 @@ func (w *writer) instance(in *Instance) {
 // marker). It rejects what appendBinary would not write: trailing bytes,
 // strings that are not UTF-8, unknown flags, unsorted or repeated metadata keys, out-of-range numbers.
 func decodeBinary(b []byte) (*Command, error) {
-	r := reader{b: b[2:]}
+	// The strings of a command are disjoint parts of its body: an arena of
+	// the body's length holds them all, in one allocation instead of one
+	// each (a register command has eight or more).
+	r := reader{b: b[2:], arena: make([]byte, 0, len(b))}
 	c := &Command{Type: CommandType(b[0])}
 	c.Time = r.time()
 	c.Namespace = r.string()
@@ -207,6 +211,11 @@ func decodeBinary(b []byte) (*Command, error) {
 type reader struct {
 	b   []byte
 	err error
+	// arena, when set, holds the bytes of the strings read: each string
+	// points into it. It is only appended to, within its capacity, so the
+	// bytes under a string never move or change; a string that does not
+	// fit gets an allocation of its own.
+	arena []byte
 }
 
 func (r *reader) fail(err error) {
@@ -273,7 +282,16 @@ func (r *reader) string() string {
 		r.fail(errors.New("string is not UTF-8"))
 		return ""
 	}
-	s := string(r.b[:n])
+	var s string
+	switch {
+	case n == 0:
+	case uint64(cap(r.arena)-len(r.arena)) >= n:
+		start := len(r.arena)
+		r.arena = append(r.arena, r.b[:n]...)
+		s = unsafe.String(&r.arena[start], int(n))
+	default:
+		s = string(r.b[:n])
+	}
 	r.b = r.b[n:]
 	return s
 }
