@@ -85,7 +85,13 @@ func (s *Server) ownedChecks() map[check.Key]check.Target {
 			continue
 		}
 		for _, v := range svcs {
-			for _, in := range v.Instances() {
+			// Only persistent instances are checked by the servers; a
+			// service of ephemeral ones (most, under load) is skipped
+			// without a walk, and none gets its flat slice built.
+			if v.Persistent() == 0 {
+				continue
+			}
+			for in := range v.All {
 				if in.Ephemeral || !check.Probeable(in.Check) {
 					continue
 				}

@@ -13,8 +13,9 @@ import (
 // garbage and the write barriers that come with them, this was a fifth of
 // each server's CPU under a registration load).
 type instList struct {
-	chunks []*instChunk // none empty; each one's ids sort after the one before
-	n      int
+	chunks     []*instChunk // none empty; each one's ids sort after the one before
+	n          int
+	persistent int // instances not Ephemeral
 }
 
 type instChunk struct {
@@ -26,6 +27,19 @@ const chunkMax = 128
 
 // Len is the number of instances.
 func (l *instList) Len() int { return l.n }
+
+// persistentDelta is the change in persistent instances when old (nil:
+// none) becomes new (nil: none).
+func persistentDelta(old, new *Instance) int {
+	d := 0
+	if old != nil && !old.Ephemeral {
+		d--
+	}
+	if new != nil && !new.Ephemeral {
+		d++
+	}
+	return d
+}
 
 // locate finds id: the chunk that holds it (found) or where it belongs,
 // and the position in that chunk. An empty list gives chunk 0, position 0.
@@ -102,16 +116,19 @@ func (e listEdit) set(in *Instance) {
 		e.owned[c] = true
 		l.chunks = append(l.chunks, c)
 		l.n = 1
+		l.persistent = persistentDelta(nil, in)
 		return
 	}
 	ci, i, found := l.locate(in.ID)
 	c := e.own(ci)
 	if found {
+		l.persistent += persistentDelta(c.items[i], in)
 		c.items[i] = in
 		return
 	}
 	c.items = slices.Insert(c.items, i, in)
 	l.n++
+	l.persistent += persistentDelta(nil, in)
 	if len(c.items) > chunkMax {
 		half := len(c.items) / 2
 		right := &instChunk{items: slices.Clone(c.items[half:])}
@@ -130,6 +147,7 @@ func (e listEdit) remove(id string) {
 		return
 	}
 	c := e.own(ci)
+	l.persistent += persistentDelta(c.items[i], nil)
 	c.items = slices.Delete(c.items, i, i+1)
 	l.n--
 	switch {
@@ -162,6 +180,7 @@ func (l *instList) push(in *Instance) {
 	c := l.chunks[len(l.chunks)-1]
 	c.items = append(c.items, in)
 	l.n++
+	l.persistent += persistentDelta(nil, in)
 }
 
 // last is the instance with the highest id, or nil.

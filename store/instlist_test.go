@@ -28,6 +28,15 @@ func checkList(t *testing.T, l *instList, want map[string]int) {
 			t.Fatalf("get(%s) does not find it", in.ID)
 		}
 	}
+	persistent := 0
+	for _, in := range got {
+		if !in.Ephemeral {
+			persistent++
+		}
+	}
+	if l.persistent != persistent {
+		t.Fatalf("persistent count %d, want %d", l.persistent, persistent)
+	}
 	for i, c := range l.chunks {
 		if len(c.items) == 0 || len(c.items) > chunkMax {
 			t.Fatalf("chunk %d holds %d instances", i, len(c.items))
@@ -51,7 +60,7 @@ func TestInstListMatchesAModel(t *testing.T) {
 	cur := &instList{}
 	want := map[string]int{}
 	for batch := range 400 {
-		next := &instList{chunks: slices.Clone(cur.chunks), n: cur.n}
+		next := &instList{chunks: slices.Clone(cur.chunks), n: cur.n, persistent: cur.persistent}
 		e := listEdit{l: next, owned: map[*instChunk]bool{}}
 		// Phases: grow well past several chunks, churn, then shrink.
 		for range 1 + rng.IntN(60) {
@@ -65,7 +74,9 @@ func TestInstListMatchesAModel(t *testing.T) {
 				delete(want, id)
 			} else {
 				port := 1 + rng.IntN(65535)
-				e.set(&Instance{ID: id, Port: port})
+				// Odd ports are persistent: re-registering an id flips it
+				// now and then.
+				e.set(&Instance{ID: id, Port: port, Ephemeral: port%2 == 0})
 				want[id] = port
 			}
 		}

@@ -130,6 +130,30 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("Restore: %v", err)
 	}
 	assertState(t, "restored store", captureState(t, dst), want)
+	// The restored lists count their persistent instances.
+	sawPersistent := false
+	_, namespaces, _ := dst.Namespaces()
+	for _, ns := range namespaces {
+		_, views, err := dst.Services(ns.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range views {
+			n := 0
+			for _, in := range v.Instances() {
+				if !in.Ephemeral {
+					n++
+				}
+			}
+			if v.Persistent() != n {
+				t.Errorf("restored %s/%s: Persistent() = %d, want %d", ns.Name, v.Service.Name, v.Persistent(), n)
+			}
+			sawPersistent = sawPersistent || n > 0
+		}
+	}
+	if !sawPersistent {
+		t.Error("the catalog has no persistent instance: the count goes untested")
+	}
 	if !isClosed(abandon) {
 		t.Errorf("Restore did not close the old AbandonCh")
 	}

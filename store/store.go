@@ -76,6 +76,10 @@ func (v *ServiceView) Instances() []*Instance {
 // Len is the number of instances.
 func (v *ServiceView) Len() int { return v.list.Len() }
 
+// Persistent is the number of instances that are not ephemeral: those the
+// servers check (Len minus the ones that heartbeat).
+func (v *ServiceView) Persistent() int { return v.list.persistent }
+
 // All yields the instances in id order.
 func (v *ServiceView) All(yield func(*Instance) bool) { v.list.all(yield) }
 
