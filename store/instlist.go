@@ -20,6 +20,16 @@ type instList struct {
 
 type instChunk struct {
 	items []*Instance
+	// last is the id of the last item: locate's search over chunks
+	// compares it without loading the item (kept by every change, below).
+	last string
+}
+
+// setLast updates last after a change of items.
+func (c *instChunk) setLast() {
+	if len(c.items) > 0 {
+		c.last = c.items[len(c.items)-1].ID
+	}
 }
 
 // chunkMax is the most instances a chunk holds; a fuller one splits in two.
@@ -50,7 +60,7 @@ func (l *instList) locate(id string) (ci, i int, found bool) {
 	// The first chunk whose last id is not below id; past the end, the
 	// last chunk (id goes at its end).
 	ci, _ = slices.BinarySearchFunc(l.chunks, id, func(c *instChunk, id string) int {
-		return strings.Compare(c.items[len(c.items)-1].ID, id)
+		return strings.Compare(c.last, id)
 	})
 	if ci == len(l.chunks) {
 		ci--
@@ -101,7 +111,7 @@ type listEdit struct {
 func (e listEdit) own(ci int) *instChunk {
 	c := e.l.chunks[ci]
 	if !e.owned[c] {
-		c = &instChunk{items: slices.Grow(slices.Clone(c.items), 1)}
+		c = &instChunk{items: slices.Grow(slices.Clone(c.items), 1), last: c.last}
 		e.owned[c] = true
 		e.l.chunks[ci] = c
 	}
@@ -112,7 +122,7 @@ func (e listEdit) own(ci int) *instChunk {
 func (e listEdit) set(in *Instance) {
 	l := e.l
 	if len(l.chunks) == 0 {
-		c := &instChunk{items: []*Instance{in}}
+		c := &instChunk{items: []*Instance{in}, last: in.ID}
 		e.owned[c] = true
 		l.chunks = append(l.chunks, c)
 		l.n = 1
@@ -132,11 +142,13 @@ func (e listEdit) set(in *Instance) {
 	if len(c.items) > chunkMax {
 		half := len(c.items) / 2
 		right := &instChunk{items: slices.Clone(c.items[half:])}
+		right.setLast()
 		clear(c.items[half:]) // no stale pointers behind the length
 		c.items = c.items[:half]
 		e.owned[right] = true
 		l.chunks = slices.Insert(l.chunks, ci+1, right)
 	}
+	c.setLast()
 }
 
 // remove takes out the instance with the given id, if there is one.
@@ -149,6 +161,7 @@ func (e listEdit) remove(id string) {
 	c := e.own(ci)
 	l.persistent += persistentDelta(c.items[i], nil)
 	c.items = slices.Delete(c.items, i, i+1)
+	c.setLast()
 	l.n--
 	switch {
 	case len(c.items) == 0:
@@ -163,6 +176,7 @@ func (e listEdit) remove(id string) {
 			lo, hi := min(ci, j), max(ci, j)
 			m := &instChunk{items: make([]*Instance, 0, len(l.chunks[lo].items)+len(l.chunks[hi].items)+1)}
 			m.items = append(append(m.items, l.chunks[lo].items...), l.chunks[hi].items...)
+			m.setLast()
 			e.owned[m] = true
 			l.chunks[lo] = m
 			l.chunks = slices.Delete(l.chunks, hi, hi+1)
@@ -179,6 +193,7 @@ func (l *instList) push(in *Instance) {
 	}
 	c := l.chunks[len(l.chunks)-1]
 	c.items = append(c.items, in)
+	c.last = in.ID
 	l.n++
 	l.persistent += persistentDelta(nil, in)
 }

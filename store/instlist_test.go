@@ -41,6 +41,9 @@ func checkList(t *testing.T, l *instList, want map[string]int) {
 		if len(c.items) == 0 || len(c.items) > chunkMax {
 			t.Fatalf("chunk %d holds %d instances", i, len(c.items))
 		}
+		if c.last != c.items[len(c.items)-1].ID {
+			t.Fatalf("chunk %d: last %q, but its last item is %q", i, c.last, c.items[len(c.items)-1].ID)
+		}
 	}
 	if l.get("absent") != nil {
 		t.Fatal("get found an id never set")
