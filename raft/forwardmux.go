@@ -447,7 +447,11 @@ func (f *forwarder) session(addr string, timeout time.Duration) (*muxSession, er
 func (f *forwarder) callMux(ctx context.Context, addr string, op byte, payload []byte, idempotent bool) (uint64, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
+		// Apply always gives one; without, bound the wait here.
 		deadline = time.Now().Add(defaultTimeout)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
 	}
 	for attempt := 0; ; attempt++ {
 		timeout := time.Until(deadline)
@@ -461,9 +465,7 @@ func (f *forwarder) callMux(ctx context.Context, addr string, op byte, payload [
 		// Leave the leader a little less time than we wait, so its answer
 		// (even a timeout) arrives before we give up.
 		timeout = time.Until(deadline)
-		cctx, cancel := context.WithDeadline(ctx, deadline)
-		idx, written, err := s.call(cctx, op, payload, max(timeout-timeout/10, time.Millisecond))
-		cancel()
+		idx, written, err := s.call(ctx, op, payload, max(timeout-timeout/10, time.Millisecond))
 		switch {
 		case err == nil:
 			return idx, nil

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -156,7 +155,13 @@ func (w *writer) instance(in *Instance) {
 	}
 	// Keys sorted, so one instance has one encoding.
 	w.uvarint(uint64(len(in.Metadata)))
-	for _, k := range slices.Sorted(maps.Keys(in.Metadata)) {
+	var buf [16]string // most instances have few keys: no allocation
+	keys := buf[:0]
+	for k := range in.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
 		w.string(k)
 		w.string(in.Metadata[k])
 	}
