@@ -85,10 +85,11 @@ func (s *Server) ownedChecks() map[check.Key]check.Target {
 			continue
 		}
 		for _, v := range svcs {
-			// Only persistent instances are checked by the servers; a
-			// service of ephemeral ones (most, under load) is skipped
-			// without a walk, and none gets its flat slice built.
-			if v.Persistent() == 0 {
+			// A service with nothing the servers probe (ephemeral
+			// instances, persistent ones without an HTTP, TCP or gRPC
+			// check) is skipped without a walk, and no view gets its
+			// flat slice built for this.
+			if v.Probed() == 0 {
 				continue
 			}
 			for in := range v.All {

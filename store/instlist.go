@@ -13,9 +13,9 @@ import (
 // garbage and the write barriers that come with them, this was a fifth of
 // each server's CPU under a registration load).
 type instList struct {
-	chunks     []*instChunk // none empty; each one's ids sort after the one before
-	n          int
-	persistent int // instances not Ephemeral
+	chunks []*instChunk // none empty; each one's ids sort after the one before
+	n      int
+	probed int // instances the servers probe (probed)
 }
 
 type instChunk struct {
@@ -38,14 +38,18 @@ const chunkMax = 128
 // Len is the number of instances.
 func (l *instList) Len() int { return l.n }
 
-// persistentDelta is the change in persistent instances when old (nil:
-// none) becomes new (nil: none).
-func persistentDelta(old, new *Instance) int {
+// probed reports whether the servers probe in: a persistent instance with
+// an HTTP, TCP or gRPC check.
+func probed(in *Instance) bool { return in != nil && !in.Ephemeral && in.Check.Probed() }
+
+// probedDelta is the change in probed instances when old (nil: none)
+// becomes new (nil: none).
+func probedDelta(old, new *Instance) int {
 	d := 0
-	if old != nil && !old.Ephemeral {
+	if probed(old) {
 		d--
 	}
-	if new != nil && !new.Ephemeral {
+	if probed(new) {
 		d++
 	}
 	return d
@@ -126,19 +130,19 @@ func (e listEdit) set(in *Instance) {
 		e.owned[c] = true
 		l.chunks = append(l.chunks, c)
 		l.n = 1
-		l.persistent = persistentDelta(nil, in)
+		l.probed = probedDelta(nil, in)
 		return
 	}
 	ci, i, found := l.locate(in.ID)
 	c := e.own(ci)
 	if found {
-		l.persistent += persistentDelta(c.items[i], in)
+		l.probed += probedDelta(c.items[i], in)
 		c.items[i] = in
 		return
 	}
 	c.items = slices.Insert(c.items, i, in)
 	l.n++
-	l.persistent += persistentDelta(nil, in)
+	l.probed += probedDelta(nil, in)
 	if len(c.items) > chunkMax {
 		half := len(c.items) / 2
 		right := &instChunk{items: slices.Clone(c.items[half:])}
@@ -159,7 +163,7 @@ func (e listEdit) remove(id string) {
 		return
 	}
 	c := e.own(ci)
-	l.persistent += persistentDelta(c.items[i], nil)
+	l.probed += probedDelta(c.items[i], nil)
 	c.items = slices.Delete(c.items, i, i+1)
 	c.setLast()
 	l.n--
@@ -195,7 +199,7 @@ func (l *instList) push(in *Instance) {
 	c.items = append(c.items, in)
 	c.last = in.ID
 	l.n++
-	l.persistent += persistentDelta(nil, in)
+	l.probed += probedDelta(nil, in)
 }
 
 // last is the instance with the highest id, or nil.

@@ -28,14 +28,14 @@ func checkList(t *testing.T, l *instList, want map[string]int) {
 			t.Fatalf("get(%s) does not find it", in.ID)
 		}
 	}
-	persistent := 0
+	n := 0
 	for _, in := range got {
-		if !in.Ephemeral {
-			persistent++
+		if !in.Ephemeral && in.Check.Type == CheckHTTP {
+			n++
 		}
 	}
-	if l.persistent != persistent {
-		t.Fatalf("persistent count %d, want %d", l.persistent, persistent)
+	if l.probed != n {
+		t.Fatalf("probed count %d, want %d", l.probed, n)
 	}
 	for i, c := range l.chunks {
 		if len(c.items) == 0 || len(c.items) > chunkMax {
@@ -63,7 +63,7 @@ func TestInstListMatchesAModel(t *testing.T) {
 	cur := &instList{}
 	want := map[string]int{}
 	for batch := range 400 {
-		next := &instList{chunks: slices.Clone(cur.chunks), n: cur.n, persistent: cur.persistent}
+		next := &instList{chunks: slices.Clone(cur.chunks), n: cur.n, probed: cur.probed}
 		e := listEdit{l: next, owned: map[*instChunk]bool{}}
 		// Phases: grow well past several chunks, churn, then shrink.
 		for range 1 + rng.IntN(60) {
@@ -77,9 +77,14 @@ func TestInstListMatchesAModel(t *testing.T) {
 				delete(want, id)
 			} else {
 				port := 1 + rng.IntN(65535)
-				// Odd ports are persistent: re-registering an id flips it
-				// now and then.
-				e.set(&Instance{ID: id, Port: port, Ephemeral: port%2 == 0})
+				// Odd ports are persistent, one port in three has an
+				// HTTP check: re-registering an id changes whether the
+				// servers probe it.
+				in := &Instance{ID: id, Port: port, Ephemeral: port%2 == 0}
+				if port%3 == 0 {
+					in.Check = Check{Type: CheckHTTP, Target: "http://x/"}
+				}
+				e.set(in)
 				want[id] = port
 			}
 		}

@@ -130,8 +130,8 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("Restore: %v", err)
 	}
 	assertState(t, "restored store", captureState(t, dst), want)
-	// The restored lists count their persistent instances.
-	sawPersistent := false
+	// The restored lists count the instances the servers probe.
+	sawProbed := false
 	_, namespaces, _ := dst.Namespaces()
 	for _, ns := range namespaces {
 		_, views, err := dst.Services(ns.Name)
@@ -141,18 +141,18 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		for _, v := range views {
 			n := 0
 			for _, in := range v.Instances() {
-				if !in.Ephemeral {
+				if !in.Ephemeral && in.Check.Probed() {
 					n++
 				}
 			}
-			if v.Persistent() != n {
-				t.Errorf("restored %s/%s: Persistent() = %d, want %d", ns.Name, v.Service.Name, v.Persistent(), n)
+			if v.Probed() != n {
+				t.Errorf("restored %s/%s: Probed() = %d, want %d", ns.Name, v.Service.Name, v.Probed(), n)
 			}
-			sawPersistent = sawPersistent || n > 0
+			sawProbed = sawProbed || n > 0
 		}
 	}
-	if !sawPersistent {
-		t.Error("the catalog has no persistent instance: the count goes untested")
+	if !sawProbed {
+		t.Error("the catalog has no probed instance: the count goes untested")
 	}
 	if !isClosed(abandon) {
 		t.Errorf("Restore did not close the old AbandonCh")

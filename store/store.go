@@ -76,9 +76,9 @@ func (v *ServiceView) Instances() []*Instance {
 // Len is the number of instances.
 func (v *ServiceView) Len() int { return v.list.Len() }
 
-// Persistent is the number of instances that are not ephemeral: those the
-// servers check (Len minus the ones that heartbeat).
-func (v *ServiceView) Persistent() int { return v.list.persistent }
+// Probed is the number of instances the servers probe: persistent ones
+// with an HTTP, TCP or gRPC check.
+func (v *ServiceView) Probed() int { return v.list.probed }
 
 // All yields the instances in id order.
 func (v *ServiceView) All(yield func(*Instance) bool) { v.list.all(yield) }

@@ -103,6 +103,16 @@ type Check struct {
 	SuccessesBeforeHealthy  int      `json:"successes_before_healthy,omitempty"`
 }
 
+// Probed reports whether the servers probe checks of this type (HTTP, TCP
+// and gRPC; the instance must also be persistent to be probed).
+func (c Check) Probed() bool {
+	switch c.Type {
+	case CheckHTTP, CheckTCP, CheckGRPC:
+		return true
+	}
+	return false
+}
+
 // Instance is one registered endpoint of a service.
 type Instance struct {
 	ID        string            `json:"id"`

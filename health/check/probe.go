@@ -132,13 +132,7 @@ func mentionsTimeout(out string) bool {
 }
 
 // Probeable reports whether a server probes checks of this type.
-func Probeable(c store.Check) bool {
-	switch c.Type {
-	case store.CheckHTTP, store.CheckTCP, store.CheckGRPC:
-		return true
-	}
-	return false
-}
+func Probeable(c store.Check) bool { return c.Probed() }
 
 func probeHTTP(ctx context.Context, target string) (bool, string) {
 	prefix := "HTTP GET " + target + ": "
