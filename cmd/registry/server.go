@@ -26,14 +26,14 @@ import (
 	"github.com/switchyard-io/switchyard/store"
 )
 
-// serverOptions are the flags of `registry server` (and, with other
-// defaults, `registry dev`).
 // defaultGCHeadroomMiB is the heap growth between collections the garbage
 // collector may use while the live heap is smaller (internal/gctune): at
 // 64 clients on a three-node cluster it saved a sixth of the servers' CPU
 // per registration (docs/benchmarks.md).
 const defaultGCHeadroomMiB = 128
 
+// serverOptions are the flags of `registry server` (and, with other
+// defaults, `registry dev`).
 type serverOptions struct {
 	nodeID          string
 	dataDir         string
