@@ -93,7 +93,7 @@ func (s *Server) ownedChecks() map[check.Key]check.Target {
 				continue
 			}
 			for in := range v.All {
-				if in.Ephemeral || !check.Probeable(in.Check) {
+				if !in.Probed() {
 					continue
 				}
 				k := health.Key{Namespace: in.Namespace, Service: in.Service, ID: in.ID}

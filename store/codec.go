@@ -216,10 +216,10 @@ func decodeBinary(b []byte) (*Command, error) {
 type reader struct {
 	b   []byte
 	err error
-	// arena, when set, holds the bytes of the strings read: each string
-	// points into it. It is only appended to, within its capacity, so the
-	// bytes under a string never move or change; a string that does not
-	// fit gets an allocation of its own.
+	// arena holds the bytes of the strings read: each string points into
+	// it. Bytes once appended are never written again, so a string's bytes
+	// never change; should an append outgrow the capacity, the strings
+	// made before keep the old array, as immutable as ever.
 	arena []byte
 }
 
@@ -288,14 +288,10 @@ func (r *reader) string() string {
 		return ""
 	}
 	var s string
-	switch {
-	case n == 0:
-	case uint64(cap(r.arena)-len(r.arena)) >= n:
+	if n > 0 {
 		start := len(r.arena)
 		r.arena = append(r.arena, r.b[:n]...)
 		s = unsafe.String(&r.arena[start], int(n))
-	default:
-		s = string(r.b[:n])
 	}
 	r.b = r.b[n:]
 	return s

@@ -38,9 +38,8 @@ const chunkMax = 128
 // Len is the number of instances.
 func (l *instList) Len() int { return l.n }
 
-// probed reports whether the servers probe in: a persistent instance with
-// an HTTP, TCP or gRPC check.
-func probed(in *Instance) bool { return in != nil && !in.Ephemeral && in.Check.Probed() }
+// probed reports whether the servers probe in (nil: none).
+func probed(in *Instance) bool { return in != nil && in.Probed() }
 
 // probedDelta is the change in probed instances when old (nil: none)
 // becomes new (nil: none).

@@ -140,6 +140,10 @@ type Instance struct {
 	ModifyIndex  uint64    `json:"modify_index"`
 }
 
+// Probed reports whether the servers probe the instance's health: it is
+// persistent and its check is one they run.
+func (i *Instance) Probed() bool { return !i.Ephemeral && i.Check.Probed() }
+
 // sameSpec reports whether two instances describe the same registration,
 // ignoring bookkeeping fields, so that an idempotent re-registration does
 // not wake watchers.
