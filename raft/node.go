@@ -13,15 +13,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.etcd.io/bbolt"
 
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -43,8 +40,12 @@ const defaultTimeout = 10 * time.Second
 type Config struct {
 	// ID names this server; it must stay the same across restarts.
 	ID string
-	// DataDir holds the Raft log (raft.db) and snapshots.
+	// DataDir holds the Raft log (raft.db, or wal/) and snapshots.
 	DataDir string
+	// LogStore is the log store of a new data directory: LogStoreBolt
+	// ("" too) or LogStoreWAL. A data directory that already holds one
+	// keeps it.
+	LogStore string
 	// RaftAddr is the address to listen on for Raft and forwarded requests.
 	RaftAddr string
 	// AdvertiseAddr is the Raft address other servers dial; defaults to the
@@ -119,6 +120,11 @@ func (c Config) Validate() error {
 		c.LeaderLeaseTimeout < 5*time.Millisecond || c.CommitTimeout < time.Millisecond {
 		return fmt.Errorf("raft: config: heartbeat, election and leader lease timeouts must be at least 5ms and the commit timeout at least 1ms")
 	}
+	switch c.LogStore {
+	case "", LogStoreBolt, LogStoreWAL:
+	default:
+		return fmt.Errorf("raft: config: log store %q: want %s or %s", c.LogStore, LogStoreBolt, LogStoreWAL)
+	}
 	if c.LeaderLeaseTimeout > c.HeartbeatTimeout {
 		return fmt.Errorf("raft: config: leader lease timeout %v exceeds heartbeat timeout %v", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	}
@@ -137,7 +143,8 @@ type Node struct {
 	raft      *hraft.Raft
 	mux       *mux
 	transport *hraft.NetworkTransport
-	logs      *raftboltdb.BoltStore
+	logs      logStore
+	logKind   string // LogStoreBolt or LogStoreWAL
 	fwd       *forwarder
 	applied   *indexNotifier
 	fwdConns  sync.Map // open forward connections, closed at shutdown
@@ -184,7 +191,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft: data dir: %w", err)
 	}
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+	logs, logKind, err := openLogStore(cfg.DataDir, cfg.LogStore, logger)
 	if err != nil {
 		return nil, fmt.Errorf("raft: open log store: %w", err)
 	}
@@ -241,7 +248,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs,
+		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs, logKind: logKind,
 		fwd: newForwarder(cfg.TLS), applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
 		started: time.Now(), batchCh: make(chan *pendingApply, 1024), nudgeCh: make(chan struct{}, 1),
 		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -280,7 +287,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 			return nil, fmt.Errorf("raft: bootstrap: %w", err)
 		}
 	}
-	logger.Info("raft node started", "raft_addr", cfg.AdvertiseAddr, "data_dir", cfg.DataDir,
+	logger.Info("raft node started", "raft_addr", cfg.AdvertiseAddr, "data_dir", cfg.DataDir, "log_store", logKind,
 		"existing_state", hasState, "bootstrap", cfg.Bootstrap && !hasState)
 	n.wg.Add(4)
 	go n.runReadiness()
@@ -299,6 +306,10 @@ func (n *Node) closeParts() {
 // HadState reports whether the data directory already held Raft state when
 // the node opened: such a node knows its cluster and needs no join.
 func (n *Node) HadState() bool { return n.hadState }
+
+// LogStore is the log store this node keeps its Raft log in: LogStoreBolt
+// or LogStoreWAL.
+func (n *Node) LogStore() string { return n.logKind }
 
 // Store returns the catalog this node applies to.
 func (n *Node) Store() *store.Store { return n.store }
@@ -1145,19 +1156,22 @@ func Recover(cfg Config) error {
 	if host, _, err := net.SplitHostPort(addr); err != nil || host == "" || net.ParseIP(host).IsUnspecified() {
 		return fmt.Errorf("raft: recover: raft address %q: give the address other servers dial", addr)
 	}
-	path := filepath.Join(cfg.DataDir, "raft.db")
-	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("raft: recover: no Raft data in %s: %w", cfg.DataDir, err)
-	}
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bbolt.Options{Timeout: time.Second}})
-	if err != nil {
-		return fmt.Errorf("raft: recover: open log store (is the server still running? stop it first): %w", err)
-	}
-	defer logs.Close()
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	kind, err := existingLogStore(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("raft: recover: %w", err)
+	}
+	if kind == "" {
+		return fmt.Errorf("raft: recover: no Raft data in %s (neither %s nor %s/)", cfg.DataDir, boltFile, walDir)
+	}
+	logs, err := openLogStoreKind(cfg.DataDir, kind, logger)
+	if err != nil {
+		return fmt.Errorf("raft: recover: open log store (is the server still running? stop it first): %w", err)
+	}
+	defer logs.Close()
 	snaps, err := hraft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 3, newHCLogger(logger, "snapshot"))
 	if err != nil {
 		return fmt.Errorf("raft: recover: open snapshot store: %w", err)

@@ -199,9 +199,18 @@ func TestLeaderStopWhileWriting(t *testing.T) {
 }
 
 func TestRestartFromDataDirs(t *testing.T) {
-	for _, withSnapshot := range []bool{false, true} {
-		t.Run(fmt.Sprintf("snapshot=%v", withSnapshot), func(t *testing.T) {
-			c := newCluster(t, 3, func(c *Config) { c.TrailingLogs = 10 })
+	for _, tc := range []struct {
+		logStore     string
+		withSnapshot bool
+	}{{LogStoreBolt, false}, {LogStoreBolt, true}, {LogStoreWAL, false}, {LogStoreWAL, true}} {
+		withSnapshot := tc.withSnapshot
+		t.Run(fmt.Sprintf("%s/snapshot=%v", tc.logStore, withSnapshot), func(t *testing.T) {
+			c := newCluster(t, 3, func(c *Config) { c.TrailingLogs, c.LogStore = 10, tc.logStore })
+			for _, n := range c.nodes {
+				if n.LogStore() != tc.logStore {
+					t.Fatalf("%s keeps its log in %q, want %q", n.ID(), n.LogStore(), tc.logStore)
+				}
+			}
 			ctx := context.Background()
 			leader := c.waitLeader()
 			if _, err := c.nodes[leader].Apply(ctx, &store.Command{Type: store.CommandPutNamespace,

@@ -8,10 +8,14 @@
 # Build the binaries first, e.g. from two commits:
 #   git worktree add /tmp/a <commit>; (cd /tmp/a && go build -o /tmp/registry-a ./cmd/registry)
 #   go build -o /tmp/registry-b ./cmd/registry
+# A_ENV and B_ENV add VAR=value words to each side's servers' environment, to
+# compare settings of one binary:
+#   B_ENV=REGISTRY_RAFT_LOG_STORE=wal scripts/bench-ab.sh /tmp/registry /tmp/registry
+# Each row ends with the servers' CPU per registration.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-[[ $# -ge 2 ]] || { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 A="$1" B="$2"; shift 2
 CLIENTS=1,16,64 DURATION=5s ROUNDS=2
 while [[ $# -gt 0 ]]; do
@@ -27,18 +31,19 @@ BENCH="$(mktemp -d)/registry-bench"
 (cd "$ROOT" && go build -o "$BENCH" ./cmd/registry-bench)
 
 run() {
-	local bin="$1" dir pids=() i INSECURE=""
+	local bin="$1" dir pids=() i INSECURE="" envs=()
+	read -r -a envs <<<"$2"
 	dir="$(mktemp -d)"
 	# Binaries with access control run without it here, like those before it.
 	local help
 	help="$("$bin" server --help 2>&1 || true)"
 	[[ "$help" == *-insecure-dev* ]] && INSECURE=--insecure-dev
-	"$bin" server --node-id n1 --data-dir "$dir/n1" --http-addr 127.0.0.1:7510 --raft-addr 127.0.0.1:7511 --gossip-addr 127.0.0.1:7512 --dns-addr 127.0.0.1:7513 \
+	env ${envs[@]+"${envs[@]}"} "$bin" server --node-id n1 --data-dir "$dir/n1" --http-addr 127.0.0.1:7510 --raft-addr 127.0.0.1:7511 --gossip-addr 127.0.0.1:7512 --dns-addr 127.0.0.1:7513 \
 		--bootstrap ${INSECURE:+"$INSECURE"} >"$dir/n1.log" 2>&1 &
 	pids+=($!)
 	for ((i = 0; i < 100; i++)); do curl -sf 127.0.0.1:7510/v1/health >/dev/null && break; sleep 0.1; done
 	for n in 2 3; do
-		"$bin" server --node-id "n$n" --data-dir "$dir/n$n" --http-addr "127.0.0.1:75${n}0" --raft-addr "127.0.0.1:75${n}1" \
+		env ${envs[@]+"${envs[@]}"} "$bin" server --node-id "n$n" --data-dir "$dir/n$n" --http-addr "127.0.0.1:75${n}0" --raft-addr "127.0.0.1:75${n}1" \
 			--gossip-addr "127.0.0.1:75${n}2" --dns-addr "127.0.0.1:75${n}3" --join 127.0.0.1:7510 ${INSECURE:+"$INSECURE"} >"$dir/n$n.log" 2>&1 &
 		pids+=($!)
 	done
@@ -47,13 +52,13 @@ run() {
 		sleep 0.1
 	done
 	"$BENCH" register --servers http://127.0.0.1:7510,http://127.0.0.1:7520,http://127.0.0.1:7530 \
-		--clients "$CLIENTS" --duration "$DURATION" | grep '^| [0-9]' || true
+		--clients "$CLIENTS" --duration "$DURATION" --pids "$(IFS=,; echo "${pids[*]}")" | grep '^| [0-9]' || true
 	kill "${pids[@]}" 2>/dev/null || true
 	wait "${pids[@]}" 2>/dev/null || true
 	rm -rf "$dir"
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-	echo "== A ($A), round $r"; run "$A"
-	echo "== B ($B), round $r"; run "$B"
+	echo "== A ($A${A_ENV:+ $A_ENV}), round $r"; run "$A" "${A_ENV:-}"
+	echo "== B ($B${B_ENV:+ $B_ENV}), round $r"; run "$B" "${B_ENV:-}"
 done

@@ -26,6 +26,9 @@
 # --purge-cluster lets the script delete leftover cluster.sh data in
 #   .cluster/data (the benchmark needs a fresh cluster; without this flag the
 #   script stops rather than delete someone's data).
+#
+# The cluster's servers inherit the environment: REGISTRY_RAFT_LOG_STORE=wal
+# scripts/bench.sh --purge-cluster measures them with the WAL log store.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -122,7 +125,7 @@ log "building registry and registry-bench"
 {
 	echo "## Run of $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	echo
-	echo "- command: \`scripts/bench.sh --duration $DURATION --samples $SAMPLES\`"
+	echo "- command: \`${REGISTRY_RAFT_LOG_STORE:+REGISTRY_RAFT_LOG_STORE=$REGISTRY_RAFT_LOG_STORE }scripts/bench.sh --duration $DURATION --samples $SAMPLES\`"
 	echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)), $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo 2>/dev/null), $(uname -sr)"
 	echo "- $(go version)"
 	echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)"

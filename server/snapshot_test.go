@@ -200,7 +200,13 @@ func TestSnapshotSaveWipeRestore(t *testing.T) {
 // data directory; raft.Recover (registry recover) makes that server a
 // cluster of one that serves everything it held and takes writes.
 func TestRecoverFromOneSurvivor(t *testing.T) {
-	c := startCluster(t, 3)
+	for _, kind := range []string{raft.LogStoreBolt, raft.LogStoreWAL} {
+		t.Run(kind, func(t *testing.T) { testRecoverFromOneSurvivor(t, kind) })
+	}
+}
+
+func testRecoverFromOneSurvivor(t *testing.T, logStore string) {
+	c := startCluster(t, 3, func(c *Config) { c.Raft.LogStore = logStore })
 	for i := range 10 {
 		if err := c.do(c.servers[i%3], http.MethodPut, fmt.Sprintf("/v1/namespaces/default/services/web/instances/web-%d", i), map[string]any{
 			"address": "10.0.0.1", "port": 8000 + i, "ephemeral": false}, nil); err != nil {
@@ -250,6 +256,9 @@ func TestRecoverFromOneSurvivor(t *testing.T) {
 	ms, err := s.Node().Members()
 	if err != nil || len(ms) != 1 || ms[0].ID != cfg.NodeID {
 		t.Fatalf("members after recovery: %+v %v", ms, err)
+	}
+	if got := s.Node().LogStore(); got != logStore {
+		t.Fatalf("log store after recovery: %q, want %q", got, logStore)
 	}
 	// A directory without Raft data is refused.
 	bad := rc

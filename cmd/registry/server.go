@@ -22,6 +22,7 @@ import (
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/internal/certs"
 	"github.com/switchyard-io/switchyard/internal/gctune"
+	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/server"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -59,6 +60,7 @@ type serverOptions struct {
 	heartbeatTimeout time.Duration
 	electionTimeout  time.Duration
 	commitTimeout    time.Duration
+	logStore         string
 	deadServerAfter  time.Duration
 	minQuorum        int
 	defaultTTL       time.Duration
@@ -132,6 +134,8 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.DurationVar(&o.electionTimeout, "raft-election-timeout", def.Raft.ElectionTimeout, "candidate: time before a new election")
 	fs.DurationVar(&o.commitTimeout, "raft-commit-timeout", def.Raft.CommitTimeout,
 		"leader: idle interval at which followers learn the commit index (lower: faster writes via followers; higher: less idle CPU)")
+	fs.StringVar(&o.logStore, "raft-log-store", raft.LogStoreBolt,
+		"log store of a new data directory: bolt (raft.db, two syncs per append) or wal (hashicorp/raft-wal segment files, one sync per append); a data directory that holds one keeps it")
 	fs.DurationVar(&o.deadServerAfter, "dead-server-after", def.DeadServerAfter, "remove a server dead this long from the Raft configuration (0: never)")
 	fs.IntVar(&o.minQuorum, "min-quorum", def.MinQuorum, "never remove dead servers below this many voters")
 	fs.DurationVar(&o.defaultTTL, "default-ttl", def.DefaultTTL, "ephemeral instances: unhealthy after this long without a heartbeat, unless their check says otherwise")
@@ -411,6 +415,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		cfg.MinQuorum = 1
 	} else {
 		cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.CommitTimeout = o.heartbeatTimeout, o.electionTimeout, o.commitTimeout
+		cfg.Raft.LogStore = o.logStore
 		cfg.Raft.LeaderLeaseTimeout = min(cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout)
 		cfg.DeadServerAfter, cfg.MinQuorum = o.deadServerAfter, o.minQuorum
 		cfg.DefaultTTL, cfg.DefaultDeregisterAfter = o.defaultTTL, o.defaultDereg

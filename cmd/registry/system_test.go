@@ -526,6 +526,8 @@ func testServerConfig(t *testing.T, bin string) {
 		"http-addr": httpAddr,
 		"raft-addr": raftAddr,
 		"bootstrap": true,
+		// the log store setting reaches a new data directory
+		"raft-log-store": "wal",
 	}
 	b, _ := json.Marshal(cfg)
 	cfgPath := filepath.Join(tmp, "registry.json")
@@ -547,6 +549,24 @@ func testServerConfig(t *testing.T, bin string) {
 	}
 	if entries, err := os.ReadDir(dataDir); err != nil || len(entries) == 0 {
 		t.Errorf("REGISTRY_DATA_DIR %s holds nothing (err %v)", dataDir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "wal", "wal-meta.db")); err != nil {
+		t.Errorf("raft-log-store wal: no WAL in the data directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "raft.db")); err == nil {
+		t.Errorf("raft-log-store wal: the data directory holds a bolt log too")
+	}
+	// A second server on the same data directory is refused at once.
+	r := cli(t, bin, "server", "--node-id", "from-env", "--data-dir", dataDir, "--http-addr", freeAddr(t),
+		"--raft-addr", freeAddr(t), "--insecure-dev")
+	if r.code == 0 || !strings.Contains(r.stderr, "another server uses this data directory") {
+		t.Errorf("second server on a data directory in use: exit %d, stderr %s", r.code, r.stderr)
+	}
+	// An unknown log store is a usage error that names the choices.
+	r = cli(t, bin, "server", "--node-id", "x", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t),
+		"--raft-addr", freeAddr(t), "--bootstrap", "--insecure-dev", "--raft-log-store", "rocksdb")
+	if r.code == 0 || !strings.Contains(r.stderr, `log store "rocksdb": want bolt or wal`) {
+		t.Errorf("--raft-log-store rocksdb: exit %d, stderr %s", r.code, r.stderr)
 	}
 	testServerSecure(t, bin, p, httpAddr, raftAddr, dataDir)
 }
