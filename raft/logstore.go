@@ -110,9 +110,12 @@ func openLogStoreKind(dir, kind string, logger *slog.Logger) (logStore, error) {
 			BoltOptions: &bbolt.Options{Timeout: time.Second},
 		})
 		if errors.Is(err, bbolt.ErrTimeout) {
-			return nil, fmt.Errorf("%s is locked: another server uses this data directory", filepath.Join(dir, boltFile))
+			return nil, fmt.Errorf("%s is locked: another server uses this data directory: %w", filepath.Join(dir, boltFile), err)
 		}
-		return s, err
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	case LogStoreWAL:
 		d := filepath.Join(dir, walDir)
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -189,7 +189,7 @@ cmd_up() {
 		build
 		BRAND_NEW=true
 		for node in "${NODES[@]}"; do
-			[[ -e "$DIR/data/$node/raft.db" || -e "$DIR/data/$node/wal" ]] && BRAND_NEW=false
+			[[ -e "$DIR/data/$node/raft.db" || -e "$DIR/data/$node/wal/wal-meta.db" ]] && BRAND_NEW=false
 		done
 		if [[ ! -s "$DIR/token" ]]; then
 			mkdir -p "$DIR"
