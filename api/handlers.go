@@ -100,10 +100,10 @@ func mergeMembers(rms []raft.Member, gms []gossip.Member, haveGossip bool) []wir
 				Locality: store.Locality{Region: g.Meta.Region, Datacenter: g.Meta.Datacenter, Unit: g.Meta.Unit}}
 			byID[g.Name] = w
 		}
+		// A Raft member's HTTP address is the one it recorded in the
+		// catalog itself, never gossip's word (registry keyring sends
+		// secrets there).
 		w.GossipAddr, w.Status, w.Self = g.Addr, string(g.Status), g.Self
-		if w.HTTPAddr == "" {
-			w.HTTPAddr = g.Meta.HTTPAddr
-		}
 		if !g.Since.IsZero() {
 			w.StatusSince = g.Since.UTC().Format(time.RFC3339Nano)
 		}

@@ -5,9 +5,11 @@
 //
 // Membership and failure detection are memberlist's (SWIM). On top of it the
 // pool keeps its own record of every server it has seen, including dead
-// ones, so that callers can say how long a server has been dead; measures
-// the round-trip time of each probe; and tells a graceful leave from a
-// failure.
+// ones, so that callers can say how long a server has been dead, and
+// measures the round-trip time of each probe. It does not tell a graceful
+// leave from a failure: anyone who can speak gossip could claim another
+// server left, so a departure is believed only from the server itself, over
+// the Raft port (raft.Node.AnnounceLeave).
 package gossip
 
 import (
@@ -46,11 +48,11 @@ type Status string
 
 // Statuses. Suspect: still a member, but it has not answered this server's
 // probes for a while (memberlist may yet declare it dead, or it recovers).
+// Dead: gone, by failure or on purpose.
 const (
 	StatusAlive   Status = "alive"
 	StatusSuspect Status = "suspect"
 	StatusDead    Status = "dead"
-	StatusLeft    Status = "left"
 )
 
 // Member is one server of the pool.
@@ -104,8 +106,7 @@ type Config struct {
 	// ReconnectInterval is how often the pool tries to reach each member it
 	// holds dead, for ReconnectTimeout after it died. Memberlist alone
 	// never talks to a dead member again: after a network partition heals,
-	// each side would keep the other dead for good. A member that left on
-	// purpose is not tried.
+	// each side would keep the other dead for good.
 	ReconnectInterval time.Duration
 	ReconnectTimeout  time.Duration
 
@@ -118,6 +119,11 @@ type Config struct {
 	// run time (see keyring.go). When it exists it wins over Keys, and
 	// turns encryption on by itself ("": keys live in memory only).
 	KeyringFile string
+
+	// MaxMembers bounds the pool (this server included): a member beyond
+	// it is not let in, so that a stranger cannot fill the pool's memory
+	// with made-up names. 0: DefaultMaxMembers.
+	MaxMembers int
 
 	Handler  Handler
 	OnChange func() // called (in its own goroutine) after a membership change
@@ -165,7 +171,7 @@ type Pool struct {
 
 	mu      sync.Mutex
 	members map[string]*record
-	leaving map[string]bool // names that announced a graceful leave
+	refused map[string]bool // members refused and logged (warnRefused)
 
 	changed chan struct{} // coalesces OnChange calls
 	done    chan struct{}
@@ -196,11 +202,10 @@ type record struct {
 	lastAck time.Time
 }
 
-// msgKind is the first byte of every message between pools.
-const (
-	msgUser  byte = 'u'
-	msgLeave byte = 'l'
-)
+// msgUser is the first byte of every message between pools. Versions
+// before the Raft-port departure announcement also sent 'l' and a name
+// that leaves, which anyone in the pool could forge: it is ignored.
+const msgUser byte = 'u'
 
 // Start binds the pool's sockets and starts gossiping (alone until Join).
 func Start(cfg Config) (*Pool, error) {
@@ -227,7 +232,7 @@ func Start(cfg Config) (*Pool, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pool{cfg: cfg, logger: logger, meta: meta,
-		members: map[string]*record{}, leaving: map[string]bool{},
+		members: map[string]*record{}, refused: map[string]bool{},
 		changed: make(chan struct{}, 1), done: make(chan struct{})}
 
 	mc := memberlist.DefaultLANConfig()
@@ -276,6 +281,7 @@ func Start(cfg Config) (*Pool, error) {
 		}
 	}
 	mc.Delegate = (*delegate)(p)
+	mc.Alive = (*alive)(p)
 	mc.Events = (*events)(p)
 	mc.Ping = (*pings)(p)
 	mc.Logger = newStdLogger(logger.With("component", "memberlist"))
@@ -302,7 +308,7 @@ func Start(cfg Config) (*Pool, error) {
 }
 
 // reconnector tries, every ReconnectInterval, a state exchange with each
-// member held dead (not left, not forgotten, dead for less than
+// member held dead (not forgotten, dead for less than
 // ReconnectTimeout). When one answers, the exchange tells each side the
 // other thinks it dead; both refute, and the pool is whole again within a
 // round or two, as Serf's reconnect does.
@@ -449,16 +455,9 @@ func (p *Pool) Broadcast(payload []byte) {
 	}
 }
 
-// Leave tells the others this server is leaving on purpose, then shuts the
-// pool down.
+// Leave tells the others this server is leaving on purpose (they stop
+// probing it at once), then shuts the pool down.
 func (p *Pool) Leave(timeout time.Duration) error {
-	msg := []byte{msgLeave}
-	msg = append(msg, p.cfg.Name...)
-	for _, n := range p.ml.Members() {
-		if n.Name != p.cfg.Name {
-			_ = p.ml.SendReliable(n, msg)
-		}
-	}
 	err := p.ml.Leave(timeout)
 	if serr := p.Shutdown(); err == nil {
 		err = serr
@@ -511,12 +510,6 @@ func (p *Pool) set(n *memberlist.Node, status Status) {
 		r = &record{}
 		p.members[n.Name] = r
 	}
-	if status == StatusDead && p.leaving[n.Name] {
-		status = StatusLeft
-	}
-	if status == StatusAlive {
-		delete(p.leaving, n.Name)
-	}
 	prev := r.m.Status
 	r.m.Name, r.m.Addr, r.m.Meta = n.Name, n.Address(), meta
 	r.m.Self = n.Name == p.cfg.Name
@@ -532,6 +525,83 @@ func (p *Pool) set(n *memberlist.Node, status Status) {
 		p.logger.Info("gossip member "+string(status), "member", n.Name, "addr", n.Address())
 	}
 	p.notify()
+}
+
+// DefaultMaxMembers bounds a pool when Config.MaxMembers is 0: far more
+// servers than a registry runs, voters and read servers of every
+// datacenter together.
+const DefaultMaxMembers = 1024
+
+type alive Pool
+
+// NotifyAlive decides whether memberlist lets a member in. A name must be a
+// DNS label (what --node-id accepts), the metadata must read, and the pool
+// must have room: everything here comes from the network.
+func (a *alive) NotifyAlive(n *memberlist.Node) error {
+	p := (*Pool)(a)
+	if n.Name == p.cfg.Name {
+		return nil
+	}
+	if err := checkName(n.Name); err != nil {
+		p.warnRefused(n, err)
+		return err
+	}
+	if len(n.Meta) > 0 {
+		var m Meta
+		if err := json.Unmarshal(n.Meta, &m); err != nil {
+			err = fmt.Errorf("gossip: member %q: metadata: %w", n.Name, err)
+			p.warnRefused(n, err)
+			return err
+		}
+	}
+	limit := p.cfg.MaxMembers
+	if limit <= 0 {
+		limit = DefaultMaxMembers
+	}
+	p.mu.Lock()
+	_, known := p.members[n.Name]
+	full := !known && len(p.members) >= limit
+	p.mu.Unlock()
+	if full {
+		err := fmt.Errorf("gossip: the pool holds %d members, at most %d", limit, limit)
+		p.warnRefused(n, err)
+		return err
+	}
+	return nil
+}
+
+// warnRefused logs a refused member once (memberlist hears of it again
+// with every gossip round); the names remembered for that are bounded too.
+func (p *Pool) warnRefused(n *memberlist.Node, err error) {
+	p.mu.Lock()
+	seen := p.refused[n.Name]
+	if !seen {
+		if len(p.refused) >= 256 {
+			clear(p.refused)
+		}
+		p.refused[n.Name] = true
+	}
+	p.mu.Unlock()
+	if !seen {
+		p.logger.Warn("refused a gossip member", "member", n.Name, "addr", n.Address(), "err", err)
+	}
+}
+
+// checkName accepts a DNS label, as node ids are.
+func checkName(s string) error {
+	if s == "" || len(s) > 63 {
+		return fmt.Errorf("gossip: member name of %d bytes: want a DNS label of 1 to 63", len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case c == '-' && i > 0 && i < len(s)-1:
+		default:
+			return fmt.Errorf("gossip: member name %q is not a DNS label", s)
+		}
+	}
+	return nil
 }
 
 type events Pool
@@ -586,21 +656,8 @@ func (d *delegate) NotifyMsg(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	switch b[0] {
-	case msgUser:
-		if d.cfg.Handler != nil {
-			d.cfg.Handler.Message(b[1:])
-		}
-	case msgLeave:
-		// The leave message and memberlist's own news of the departure
-		// race: whichever comes second settles it as "left".
-		name := string(b[1:])
-		d.mu.Lock()
-		d.leaving[name] = true
-		if r := d.members[name]; r != nil && r.m.Status == StatusDead {
-			r.m.Status = StatusLeft
-		}
-		d.mu.Unlock()
+	if b[0] == msgUser && d.cfg.Handler != nil {
+		d.cfg.Handler.Message(b[1:])
 	}
 }
 

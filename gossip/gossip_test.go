@@ -161,7 +161,8 @@ func TestPoolMembershipMessagesAndFailure(t *testing.T) {
 	})
 
 	// A server that stops without a word is found dead; one that leaves
-	// says so.
+	// is dead at once (gossip does not tell the two apart: see
+	// raft.Node.AnnounceLeave).
 	start := time.Now()
 	if err := c.Shutdown(); err != nil {
 		t.Fatal(err)
@@ -176,12 +177,14 @@ func TestPoolMembershipMessagesAndFailure(t *testing.T) {
 	if err := b.Leave(time.Second); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "b left on a", func() error {
-		if st := statuses(a)["b"]; st != StatusLeft {
+	leftAt := time.Now()
+	eventually(t, 5*time.Second, "b dead on a", func() error {
+		if st := statuses(a)["b"]; st != StatusDead {
 			return fmt.Errorf("b is %s", st)
 		}
 		return nil
 	})
+	t.Logf("leave heard in %v", time.Since(leftAt).Round(time.Millisecond))
 	a.Forget("c")
 	a.Forget("a") // live: not forgotten
 	st := statuses(a)
@@ -529,4 +532,88 @@ func startCuttable(t *testing.T, names []string, tune func(*Config)) (map[string
 		})
 	}
 	return pools, cuts
+}
+
+// rawMeta is a memberlist delegate that announces meta as given.
+type rawMeta []byte
+
+func (m rawMeta) NodeMeta(int) []byte                  { return m }
+func (rawMeta) NotifyMsg([]byte)                       {}
+func (rawMeta) GetBroadcasts(int, int) [][]byte        { return nil }
+func (rawMeta) LocalState(bool) []byte                 { return nil }
+func (rawMeta) MergeRemoteState(buf []byte, join bool) {}
+
+// startRaw starts a bare memberlist, as a stranger on the network would.
+func startRaw(t *testing.T, name string, meta []byte) *memberlist.Memberlist {
+	t.Helper()
+	mc := memberlist.DefaultLocalConfig()
+	mc.Name, mc.BindAddr, mc.BindPort, mc.AdvertisePort = name, "127.0.0.1", 0, 0
+	mc.Delegate = rawMeta(meta)
+	mc.LogOutput = testlogWriter{t}
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ml.Shutdown() })
+	return ml
+}
+
+type testlogWriter struct{ t *testing.T }
+
+func (w testlogWriter) Write(b []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(b, "\n")))
+	return len(b), nil
+}
+
+// The pool lets in only members with a node id for a name and metadata it
+// can read, and no more than MaxMembers: whatever a stranger announces
+// cannot grow it without bound.
+func TestPoolRefusesBadNamesAndKeepsItsBound(t *testing.T) {
+	a := startWith(t, "a", func(cfg *Config) { cfg.MaxMembers = 3 })
+	for _, bad := range []struct{ name, meta string }{
+		{"Evil", `{}`},
+		{"has_underscore", `{}`},
+		{"-x", `{}`},
+		{string(bytes.Repeat([]byte("n"), 64)), `{}`},
+		{"junk-meta", `{"raft": 5`},
+	} {
+		ml := startRaw(t, bad.name, []byte(bad.meta))
+		_, _ = ml.Join([]string{a.Addr()})
+		// The refusal is memberlist's answer to the join itself; wait for
+		// a probe round so that a late acceptance would show.
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			if _, ok := statuses(a)[bad.name]; ok {
+				t.Fatalf("member %q (meta %s) let in", bad.name, bad.meta)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for _, n := range a.ml.Members() {
+			if n.Name == bad.name {
+				t.Fatalf("memberlist holds %q", bad.name)
+			}
+		}
+	}
+	// Room for two more members, then no more.
+	for _, name := range []string{"b", "c"} {
+		p := startPool(t, name, &recorder{})
+		if _, err := p.Join(context.Background(), []string{a.Addr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "b and c in a's pool", func() error {
+		if st := statuses(a); st["b"] != StatusAlive || st["c"] != StatusAlive {
+			return fmt.Errorf("%v", st)
+		}
+		return nil
+	})
+	ml := startRaw(t, "d", []byte(`{}`))
+	_, _ = ml.Join([]string{a.Addr()})
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := statuses(a)["d"]; ok {
+			t.Fatal("a fourth member let into a pool of at most 3")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

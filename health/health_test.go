@@ -84,6 +84,55 @@ func TestLivenessRejectsGarbage(t *testing.T) {
 	}
 }
 
+// What gossip says is the network's word: names that are no catalog names
+// are dropped, and entries of instances the catalog lacks wait apart, at
+// most the bound, until their instance appears.
+func TestLivenessBoundsWhatGossipSays(t *testing.T) {
+	clk := &clock{t: t0}
+	catalog := map[Key]bool{{"default", "web", "i-1"}: true}
+	l := NewLiveness(clk.now)
+	l.Restrict(func(k Key) bool { return catalog[k] }, 100)
+
+	from := NewLiveness(clk.now)
+	from.Heard(Key{"default", "web", "i-1"})
+	for i := range 1000 {
+		from.Heard(Key{"default", "web", fmt.Sprintf("made-up-%d", i)})
+	}
+	for _, bad := range []Key{{"Default", "web", "x"}, {"default", "web_1", "x"}, {"default", "web", "-x"}, {"", "web", "x"}} {
+		from.Heard(bad)
+	}
+	if err := l.Merge(from.Flush()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l.LastSeen(Key{"default", "web", "i-1"}); !ok {
+		t.Fatal("the catalog's instance was not taken in")
+	}
+	if n := l.Unknown(); n != 100 {
+		t.Errorf("%d entries of unknown instances kept, want the bound 100", n)
+	}
+	if l.Len() != 1 {
+		t.Errorf("the table holds %d entries, want the one known instance", l.Len())
+	}
+	if d := l.Dropped(); d != 900+4 {
+		t.Errorf("dropped %d entries, want 904 (900 beyond the bound, 4 bad names)", d)
+	}
+	for _, bad := range []Key{{"Default", "web", "x"}, {"default", "web_1", "x"}} {
+		if _, ok := l.LastSeen(bad); ok {
+			t.Errorf("%v taken in", bad)
+		}
+	}
+	// A heartbeat gossiped before its registration arrived is not lost.
+	var early Key
+	for k := range l.unknown {
+		early = k
+		break
+	}
+	catalog[early] = true
+	if _, ok := l.LastSeen(early); !ok || l.Unknown() != 99 || l.Len() != 2 {
+		t.Errorf("an early heartbeat of %v was not kept for its instance (unknown %d, len %d)", early, l.Unknown(), l.Len())
+	}
+}
+
 // judgeRig is a judge over a real store, with writes applied straight to it
 // (one package's unit test; the cluster tests use Raft).
 type judgeRig struct {

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchyard-io/switchyard/store"
 )
 
 // Key names an instance.
@@ -34,6 +36,13 @@ type Liveness struct {
 	mu      sync.Mutex
 	seen    map[Key]time.Time
 	pending map[Key]time.Time // heard here since the last Flush
+	// Gossip is heard from the network: with a catalog (Restrict), what it
+	// says of instances the catalog lacks (a registration still on its
+	// way, or made-up names) waits in unknown, at most maxUnknown of them.
+	known      func(Key) bool
+	unknown    map[Key]time.Time
+	maxUnknown int
+	dropped    atomic.Uint64
 
 	heard atomic.Uint64
 }
@@ -47,7 +56,36 @@ func NewLiveness(now func() time.Time) *Liveness {
 	if now == nil {
 		now = time.Now
 	}
-	return &Liveness{now: now, seen: map[Key]time.Time{}, pending: map[Key]time.Time{}}
+	return &Liveness{now: now, seen: map[Key]time.Time{}, pending: map[Key]time.Time{}, unknown: map[Key]time.Time{}}
+}
+
+// DefaultMaxUnknown bounds the gossiped entries of instances the catalog
+// does not hold.
+const DefaultMaxUnknown = 65536
+
+// Restrict bounds what Merge takes in: entries for instances for which
+// known is false are kept apart, at most maxUnknown (0: DefaultMaxUnknown),
+// and move into the table once known says yes. Call it before the table is
+// used.
+func (l *Liveness) Restrict(known func(Key) bool, maxUnknown int) {
+	if maxUnknown <= 0 {
+		maxUnknown = DefaultMaxUnknown
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.known, l.maxUnknown = known, maxUnknown
+}
+
+// Dropped counts gossiped entries refused: invalid names, or no room left
+// for instances the catalog does not hold.
+func (l *Liveness) Dropped() uint64 { return l.dropped.Load() }
+
+// Unknown returns how many gossiped entries wait for their instance to
+// appear in the catalog.
+func (l *Liveness) Unknown() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.unknown)
 }
 
 // Heard records a heartbeat (or a registration) received by this server.
@@ -66,6 +104,14 @@ func (l *Liveness) LastSeen(k Key) (time.Time, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	t, ok := l.seen[k]
+	if u, uok := l.unknown[k]; uok {
+		// Heard by gossip before the registration reached this server.
+		delete(l.unknown, k)
+		if !ok || u.After(t) {
+			t, ok = u, true
+			l.seen[k] = u
+		}
+	}
 	return t, ok
 }
 
@@ -85,6 +131,11 @@ func (l *Liveness) Forget(drop func(k Key, lastSeen time.Time) bool) {
 		if drop(k, t) {
 			delete(l.seen, k)
 			delete(l.pending, k)
+		}
+	}
+	for k, t := range l.unknown {
+		if drop(k, t) {
+			delete(l.unknown, k)
 		}
 	}
 }
@@ -111,16 +162,35 @@ func (l *Liveness) State() []byte {
 }
 
 // Merge takes in what another server heard (a Flush or a State). An entry
-// never moves a last-seen time backwards.
+// never moves a last-seen time backwards. Entries whose names are not
+// valid names of the catalog are dropped; so are those of instances the
+// catalog lacks beyond the bound set by Restrict.
 func (l *Liveness) Merge(b []byte) error {
 	now := l.now()
 	return decode(b, func(k Key, age time.Duration) {
+		if store.ValidateName("namespace", k.Namespace) != nil || store.ValidateName("service", k.Service) != nil ||
+			store.ValidateName("instance id", k.ID) != nil {
+			l.dropped.Add(1)
+			return
+		}
 		t := now.Add(-age)
 		l.mu.Lock()
-		if cur, ok := l.seen[k]; !ok || t.After(cur) {
-			l.seen[k] = t
+		defer l.mu.Unlock()
+		if cur, ok := l.seen[k]; ok || l.known == nil || l.known(k) {
+			if !ok || t.After(cur) {
+				l.seen[k] = t
+			}
+			return
 		}
-		l.mu.Unlock()
+		cur, ok := l.unknown[k]
+		switch {
+		case ok && t.After(cur):
+			l.unknown[k] = t
+		case !ok && len(l.unknown) < l.maxUnknown:
+			l.unknown[k] = t
+		case !ok:
+			l.dropped.Add(1)
+		}
 	})
 }
 

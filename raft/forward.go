@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -35,6 +36,11 @@ const (
 	// leader's reader, leadership or not: an answer shows the connection
 	// carries data both ways.
 	opPing byte = 4
+	// opLeave: payload leaveRequest JSON; the server named must be the
+	// caller (its certificate's name, with TLS). Protocol 2 leaders of
+	// older versions answer it as an unknown op, and the departure is
+	// then found by the failure detector.
+	opLeave byte = 5
 
 	maxFrame = 8 << 20
 
@@ -117,15 +123,16 @@ func (n *Node) serveForwardConn(kind byte, c net.Conn) {
 	if n.ctx.Err() != nil {
 		return
 	}
+	caller := peerCert(c)
 	if kind == connForwardMux {
-		n.serveForwardMux(c)
+		n.serveForwardMux(c, caller)
 		return
 	}
-	n.serveForward(c)
+	n.serveForward(c, caller)
 }
 
 // serveForward answers sequential forward requests on one connection.
-func (n *Node) serveForward(c net.Conn) {
+func (n *Node) serveForward(c net.Conn, caller *x509.Certificate) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	for {
@@ -134,7 +141,7 @@ func (n *Node) serveForward(c net.Conn) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, timeout)
-		idx, err := n.handleForward(ctx, op, payload)
+		idx, err := n.handleForward(ctx, caller, op, payload)
 		cancel()
 		var out [13]byte
 		var body []byte
@@ -171,7 +178,9 @@ func (n *Node) readRequest(c net.Conn, r io.Reader) (op byte, timeout time.Durat
 	return hdr[0], time.Duration(binary.BigEndian.Uint32(hdr[1:5])) * time.Millisecond, payload, nil
 }
 
-func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint64, error) {
+// handleForward serves one forward request; caller is the certificate the
+// connection came with (nil in plaintext).
+func (n *Node) handleForward(ctx context.Context, caller *x509.Certificate, op byte, payload []byte) (uint64, error) {
 	if !n.isLeader() {
 		// Leadership moved while the request travelled: the sender retries.
 		return 0, fmt.Errorf("raft: forward: %s is no longer the leader: %w", n.cfg.ID, ErrNoLeader)
@@ -194,6 +203,12 @@ func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint
 			return 0, fmt.Errorf("%w: join request: %v", store.ErrInvalid, err)
 		}
 		return 0, n.joinLocal(ctx, j)
+	case opLeave:
+		var l leaveRequest
+		if err := json.Unmarshal(payload, &l); err != nil {
+			return 0, fmt.Errorf("%w: leave request: %v", store.ErrInvalid, err)
+		}
+		return 0, n.leaveLocal(caller, l, false)
 	}
 	return 0, fmt.Errorf("%w: forward op %d", store.ErrInvalid, op)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,7 +51,7 @@ var defaultPingTimes = pingTimes{after: time.Second, timeout: 2 * time.Second, e
 
 // serveForwardMux answers multiplexed forward requests on one connection
 // until it closes.
-func (n *Node) serveForwardMux(c net.Conn) {
+func (n *Node) serveForwardMux(c net.Conn, caller *x509.Certificate) {
 	out := make(chan []byte, 256)
 	done := make(chan struct{})
 	defer close(done)
@@ -118,7 +119,7 @@ func (n *Node) serveForwardMux(c net.Conn) {
 		go func() {
 			defer func() { <-slots }()
 			ctx, cancel := context.WithTimeout(n.ctx, timeout)
-			idx, err := n.handleForward(ctx, op, payload)
+			idx, err := n.handleForward(ctx, caller, op, payload)
 			cancel()
 			select {
 			case out <- muxResponse(id, idx, err):

@@ -169,6 +169,7 @@ type Node struct {
 	ready       atomic.Bool
 	barrierTerm atomic.Uint64 // term in which this leader applied a barrier
 	started     time.Time
+	departed    departures // servers that announced their departure (proof.go)
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -877,26 +878,23 @@ func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("raft: join %s: %w", j.ID, err)
 	}
-	for _, s := range cf.Configuration().Servers {
+	servers := cf.Configuration().Servers
+	for _, s := range servers {
 		if s.ID == hraft.ServerID(j.ID) && s.Address == hraft.ServerAddress(j.RaftAddr) && s.Suffrage == hraft.Voter {
 			return nil
 		}
-		if s.ID != hraft.ServerID(j.ID) && s.Address == hraft.ServerAddress(j.RaftAddr) {
-			return fmt.Errorf("%w: raft address %s is already used by server %q", store.ErrInvalid, j.RaftAddr, s.ID)
-		}
+	}
+	// However the address is spelt, it must not be another member's: and
+	// only a server may vote (proof.go).
+	if err := checkAddrUnused(ctx, servers, j.ID, j.RaftAddr); err != nil {
+		return fmt.Errorf("raft: join %s: %w", j.ID, err)
+	}
+	if err := n.ProveServer(ctx, j.ID, j.RaftAddr); err != nil {
+		return fmt.Errorf("raft: join %s: %w", j.ID, err)
 	}
 	timeout := n.cfg.ApplyTimeout
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
-	}
-	if n.cfg.TLS != nil {
-		// Only a server may vote: the address must hold a server
-		// certificate of the cluster's CA, whoever asked for the join.
-		c, err := dialTyped(j.RaftAddr, min(timeout, 5*time.Second), connForward, n.cfg.TLS)
-		if err != nil {
-			return fmt.Errorf("%w: join %s: %s does not prove to be a server of this cluster: %v", store.ErrInvalid, j.ID, j.RaftAddr, err)
-		}
-		c.Close()
 	}
 	if err := n.await(n.raft.AddVoter(hraft.ServerID(j.ID), hraft.ServerAddress(j.RaftAddr), 0, timeout)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) {

@@ -16,7 +16,8 @@
 # addresses); a brand-new cluster starts with --bootstrap-expect 3.
 #
 # Everything lives under .cluster/ at the repository root, whatever the
-# current directory: bin/registry, data/nX, logs/nX.log, pids/nX.pid.
+# current directory: bin/registry, data/nX, logs/nX.log, pids/nX.pid, the
+# admin token (token) and the gossip key (gossip.key).
 # A cluster brought `down` without --purge comes back `up` with its data.
 #
 # Environment: CLUSTER_TIMEOUT (seconds `up` waits for the cluster, default 30),
@@ -100,6 +101,9 @@ start_node() {
 	# Access control is on, as in production: the first leader creates the
 	# admin token from .cluster/token (made once, by `up`).
 	args+=(--bootstrap-token-file "$DIR/token")
+	# Gossip is sealed with one key (made once, by `up`), as in production:
+	# a server refuses to start without one.
+	args+=(--gossip-key "$(cat "$DIR/gossip.key")")
 	# Only a brand-new cluster is bootstrapped (BRAND_NEW, decided by cmd_up
 	# before any node starts). Once any node holds Raft state, a node whose
 	# data was lost joins the existing cluster through gossip: bootstrapping
@@ -194,6 +198,9 @@ cmd_up() {
 		if [[ ! -s "$DIR/token" ]]; then
 			mkdir -p "$DIR"
 			(umask 077 && "$BIN" token secret >"$DIR/token")
+		fi
+		if [[ ! -s "$DIR/gossip.key" ]]; then
+			(umask 077 && "$BIN" keygen >"$DIR/gossip.key")
 		fi
 		for node in "${missing[@]}"; do
 			start_node "$node"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -108,6 +109,7 @@ func gossipAddrsVia(ctx context.Context, addr string, hc *http.Client) ([]string
 func (s *Server) runBootstrapExpect() {
 	want := s.cfg.BootstrapExpect
 	warned := map[string]bool{}
+	proofs := &bootProofs{logger: s.logger, done: map[string]error{}}
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -132,9 +134,21 @@ func (s *Server) runBootstrapExpect() {
 				s.logger.Warn("server with another bootstrap-expect; not counting it", "member", m.Name, "its", m.Meta.BootstrapExpect, "ours", want)
 				continue
 			}
+			if !m.Self {
+				if err := proofs.check(s.ctx, s.node, m.Name, m.Meta.RaftAddr); err != nil {
+					continue
+				}
+			}
 			peers = append(peers, raft.Peer{ID: m.Name, RaftAddr: m.Meta.RaftAddr})
 		}
 		if len(peers) < want {
+			continue
+		}
+		if err := raft.CheckDistinctAddrs(s.ctx, peers); err != nil {
+			if !warned["\x00distinct"] {
+				warned["\x00distinct"] = true
+				s.logger.Warn("not bootstrapping: two members name one raft address", "err", err)
+			}
 			continue
 		}
 		if err := s.node.BootstrapWith(peers); err != nil {
@@ -142,6 +156,30 @@ func (s *Server) runBootstrapExpect() {
 		}
 		return
 	}
+}
+
+// bootProofs remembers which gossip members proved to be servers
+// (raft.Node.ProveServer) while runBootstrapExpect waits: only those count
+// towards bootstrap-expect. A failed proof is tried again on the next tick
+// (the member's listener may not be up yet) and logged once.
+type bootProofs struct {
+	logger *slog.Logger
+	done   map[string]error // name + raft address → result
+}
+
+func (b *bootProofs) check(ctx context.Context, n *raft.Node, name, raftAddr string) error {
+	key := name + "\x00" + raftAddr
+	if err, ok := b.done[key]; ok && err == nil {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	err := n.ProveServer(pctx, name, raftAddr)
+	cancel()
+	if _, tried := b.done[key]; !tried && err != nil {
+		b.logger.Warn("not counting a gossip member towards bootstrap-expect: it did not prove to be a server", "member", name, "err", err)
+	}
+	b.done[key] = err
+	return err
 }
 
 // runReconcile keeps the peers file up to date and, on the leader, makes
@@ -162,6 +200,7 @@ func (s *Server) runReconcile() {
 		if s.node.IsLeader() && s.node.Ready() {
 			s.reconcile()
 			s.bootstrapACL()
+			s.reconciled.Add(1)
 		}
 		s.forgetRemoved()
 	}
@@ -200,16 +239,25 @@ func (s *Server) reconcile() {
 		}
 		switch {
 		case g.Live() && !inRaft[g.Name] && g.Meta.RaftAddr != "":
+			if !s.refusals.due(g.Name, g.Meta.RaftAddr, now) {
+				continue
+			}
 			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 			err := s.node.Join(ctx, g.Name, g.Meta.RaftAddr)
 			cancel()
 			if err != nil {
-				s.logger.Warn("could not add a server found by gossip", "server", g.Name, "err", err)
+				if s.refusals.refused(g.Name, g.Meta.RaftAddr, now) {
+					s.logger.Warn("did not add a member found by gossip", "server", g.Name, "raft", g.Meta.RaftAddr, "err", err)
+				}
 			} else {
+				s.refusals.forget(g.Name)
 				s.logger.Info("added a server found by gossip", "server", g.Name, "raft", g.Meta.RaftAddr)
 			}
-		case inRaft[g.Name] && (g.Status == gossip.StatusLeft ||
-			(g.Status == gossip.StatusDead && s.cfg.DeadServerAfter > 0 && now.Sub(g.Since) > s.cfg.DeadServerAfter)):
+		case g.Live():
+			if at, ok := s.node.Departed(g.Name); ok && g.Since.After(at) {
+				s.node.ForgetDeparture(g.Name) // it came back
+			}
+		case inRaft[g.Name] && s.gone(g, now):
 			if voters-1 < s.cfg.MinQuorum {
 				s.logger.Debug("keeping a dead server: removing it would leave fewer voters than min-quorum",
 					"server", g.Name, "voters", voters, "min_quorum", s.cfg.MinQuorum)
@@ -235,6 +283,68 @@ func (s *Server) reconcile() {
 	}
 }
 
+// refusals paces the attempts to add a gossip member that failed to prove
+// it is a server: the next try waits twice as long as the last, up to a
+// minute, and the refusal is logged once per address. It holds only
+// members of the gossip pool, which is bounded (gossip.Config.MaxMembers).
+type refusals struct {
+	mu sync.Mutex
+	m  map[string]refusal
+}
+
+type refusal struct {
+	addr  string
+	next  time.Time
+	delay time.Duration
+}
+
+func (r *refusals) due(name, addr string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.m[name]
+	return !ok || f.addr != addr || !now.Before(f.next)
+}
+
+// refused records a failed attempt and reports whether it is the first
+// for this address (worth a log line).
+func (r *refusals) refused(name, addr string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]refusal{}
+	}
+	f, ok := r.m[name]
+	first := !ok || f.addr != addr
+	if first {
+		f = refusal{addr: addr, delay: time.Second}
+	} else {
+		f.delay = min(2*f.delay, time.Minute)
+	}
+	f.next = now.Add(f.delay)
+	r.m[name] = f
+	return first
+}
+
+func (r *refusals) forget(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.m, name)
+}
+
+// gone reports whether a member the pool holds dead has left the cluster:
+// it said so itself, over the Raft port (raft.Node.AnnounceLeave: gossip
+// alone cannot tell who sent a message), or the failure detector has held
+// it dead for DeadServerAfter.
+func (s *Server) gone(g gossip.Member, now time.Time) bool {
+	if g.Live() {
+		return false
+	}
+	if at, ok := s.node.Departed(g.Name); ok && !g.Since.Before(at.Add(-time.Second)) {
+		return true
+	}
+	return s.cfg.DeadServerAfter > 0 && now.Sub(g.Since) > s.cfg.DeadServerAfter
+}
+
 // forgetRemoved drops from the members list the servers that are dead or
 // gone and no longer in the Raft configuration (the leader removed them,
 // or they never made it in), once dead-server-after has passed.
@@ -249,8 +359,9 @@ func (s *Server) forgetRemoved() {
 	}
 	now := time.Now()
 	for _, g := range s.pool.Members() {
-		if !g.Live() && !inRaft[g.Name] && (g.Status == gossip.StatusLeft || now.Sub(g.Since) > s.cfg.DeadServerAfter) {
+		if !g.Live() && !inRaft[g.Name] && now.Sub(g.Since) > s.cfg.DeadServerAfter {
 			s.pool.Forget(g.Name)
+			s.refusals.forget(g.Name)
 		}
 	}
 }

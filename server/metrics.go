@@ -92,7 +92,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descApplied, float64(c.node.AppliedIndex()))
 	gauge(descLeader, b2f(c.node.IsLeader()))
 	gauge(descReady, b2f(c.node.Ready()))
-	counts := map[gossip.Status]int{gossip.StatusAlive: 0, gossip.StatusSuspect: 0, gossip.StatusDead: 0, gossip.StatusLeft: 0}
+	counts := map[gossip.Status]int{gossip.StatusAlive: 0, gossip.StatusSuspect: 0, gossip.StatusDead: 0}
 	for _, m := range c.pool.Members() {
 		counts[m.Status]++
 	}

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -190,6 +191,8 @@ type Server struct {
 	serve         chan error
 
 	bootPending *pendingBootstrap // runReconcile's own (see bootstrapACL)
+	refusals    refusals          // gossip members that did not prove to be servers
+	reconciled  atomic.Uint64     // passes of the leader's reconcile (tests wait on it)
 
 	rttMu   sync.Mutex // the last RTT matrix, reused for 2 s
 	rttLast wire.RTTMatrix
@@ -242,6 +245,12 @@ func Start(cfg Config) (_ *Server, err error) {
 
 	s.peers = &peerFile{path: peersPath(cfg.DataDir)}
 	s.liveness = health.NewLiveness(nil)
+	// Gossip is heard from the network: only instances of the catalog
+	// enter the table, others wait in a bounded corner (health.Liveness).
+	s.liveness.Restrict(func(k health.Key) bool {
+		v, err := s.node.Store().Service(k.Namespace, k.Service)
+		return err == nil && v.Instance(k.ID) != nil
+	}, 0)
 	gc := cfg.Gossip
 	gc.Name, gc.BindAddr, gc.AdvertiseAddr = cfg.NodeID, cfg.GossipAddr, cfg.AdvertiseGossipAddr
 	gc.Meta = gossip.Meta{RaftAddr: s.node.RaftAddr(), HTTPAddr: s.httpLn.Addr().String(),
@@ -249,7 +258,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		BootstrapExpect: cfg.BootstrapExpect, Protocol: s.node.Protocol()}
 	// Until gossip has been heard, every other server counts as protocol 1.
 	s.node.SetLiveProtocols(map[string]int{})
-	gc.KeyringFile = filepath.Join(cfg.DataDir, "gossip-keyring.json")
+	gc.KeyringFile = GossipKeyringPath(cfg.DataDir)
 	gc.Handler = livenessHandler{s.liveness, logger}
 	gc.OnChange = s.membershipChanged
 	gc.Logger = logger
@@ -346,6 +355,11 @@ func Start(cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
+// GossipKeyringPath is where a server keeps its gossip keys once they
+// were given or rotated (gossip.Config.KeyringFile): a data directory that
+// holds one encrypts gossip without --gossip-key.
+func GossipKeyringPath(dataDir string) string { return filepath.Join(dataDir, "gossip-keyring.json") }
+
 func (s *Server) goRun(f func()) {
 	s.wg.Add(1)
 	go func() {
@@ -399,6 +413,13 @@ func (s *Server) stop(ctx context.Context, leave bool) error {
 		s.cancel()
 		var errs []error
 		if leave {
+			// Only the server itself may say it leaves, and it says so
+			// to the leader over the Raft port, before gossip hears it.
+			lctx, lcancel := context.WithTimeout(ctx, time.Second)
+			if err := s.node.AnnounceLeave(lctx); err != nil {
+				s.logger.Warn("could not announce the departure to the leader; it will find this server dead", "err", err)
+			}
+			lcancel()
 			errs = append(errs, s.pool.Leave(time.Second))
 		} else {
 			errs = append(errs, s.pool.Shutdown())

@@ -80,7 +80,7 @@ type Member struct {
 	// Protocol is the protocol version the server announced in the catalog
 	// (omitted until it has: a server of protocol 1 never does).
 	Protocol int `json:"protocol,omitempty"`
-	// Status in gossip: alive, suspect, dead, left, or unknown (in the
+	// Status in gossip: alive, suspect, dead, or unknown (in the
 	// Raft configuration but never heard of by gossip).
 	Status string `json:"status"`
 	// StatusSince is when the answering server saw the status change.

@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -15,6 +20,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/internal/certs"
 )
 
 // keyringCommand rotates the gossip key on every server: each server keeps
@@ -35,7 +41,9 @@ func keyringCommand(stdout io.Writer) *ffcli.Command {
 			"  registry keyring remove OLDKEY  # the old key no longer opens anything\n" +
 			"Run each step to completion before the next. Each server keeps its keyring in its\n" +
 			"data directory, so the rotated keys survive restarts (and win over --gossip-key).\n" +
-			"Needs an admin:* token (--token or REGISTRY_TOKEN).",
+			"Needs an admin:* token (--token or REGISTRY_TOKEN). The token and the key go only to servers\n" +
+			"of the Raft configuration, over TLS to a server certificate issued to that server's id\n" +
+			"(--ca-cert), or in plaintext to loopback addresses; members known to gossip only are skipped.",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
@@ -79,12 +87,21 @@ func runKeyring(ctx context.Context, stdout io.Writer, c *common, op string, arg
 	var results []result
 	for _, m := range ms {
 		r := result{id: m.ID}
-		if m.HTTPAddr == "" {
-			r.err = errors.New("no HTTP address known (not in the gossip pool?)")
+		switch {
+		case m.Role != "leader" && m.Role != "voter" && m.Role != "nonvoter":
+			// Gossip alone says nothing of who a member is: the token
+			// and the key go to servers of the Raft configuration only.
+			r.err = errors.New("skipped: known to gossip only, not a server of the Raft configuration")
+		case m.HTTPAddr == "":
+			r.err = errors.New("no HTTP address recorded in the catalog")
+		case u.Scheme != "https" && !loopbackHost(m.HTTPAddr):
+			r.err = fmt.Errorf("skipped: the API at %s is plaintext, so nothing proves it is %s; serve the API over TLS (--tls-cert) and give --ca-cert here", m.HTTPAddr, m.ID)
+		}
+		if r.err != nil {
 			results = append(results, r)
 			continue
 		}
-		a, err := client.NewAPI(u.Scheme+"://"+m.HTTPAddr, hc)
+		a, err := client.NewAPI(u.Scheme+"://"+m.HTTPAddr, serverClient(hc, m.ID))
 		if err != nil {
 			r.err = err
 		} else if a = a.WithToken(c.tls.token); op == "list" {
@@ -141,4 +158,51 @@ func runKeyring(ctx context.Context, stdout io.Writer, c *common, op string, arg
 		return fmt.Errorf("%s failed on %d of %d servers: fix them and run it again before the next step", op, failed, len(results))
 	}
 	return nil
+}
+
+// serverClient returns a client that sends a request only over a TLS
+// connection whose certificate, besides chaining to the trusted CA, is a
+// server's (certs.RoleServer) issued to id: the token and a gossip key
+// must reach that server and no other that happens to hold a certificate
+// of the same CA. Plaintext requests pass through (the caller allows them
+// to loopback only).
+func serverClient(base *http.Client, id string) *http.Client {
+	var tr *http.Transport
+	if t, ok := base.Transport.(*http.Transport); ok {
+		tr = t.Clone()
+	} else {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if tr.TLSClientConfig != nil {
+		tc = tr.TLSClientConfig.Clone()
+	}
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("the server presented no certificate")
+		}
+		leaf := cs.PeerCertificates[0]
+		if !slices.Contains(leaf.Subject.OrganizationalUnit, certs.RoleServer) {
+			return fmt.Errorf("the certificate of %q is not a server's (role %v)", leaf.Subject.CommonName, leaf.Subject.OrganizationalUnit)
+		}
+		if leaf.Subject.CommonName != id && !slices.Contains(leaf.DNSNames, id) {
+			return fmt.Errorf("the certificate is %q's, not %s's", leaf.Subject.CommonName, id)
+		}
+		return nil
+	}
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr, Timeout: base.Timeout}
+}
+
+// loopbackHost reports whether host:port names a loopback address.
+func loopbackHost(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -165,7 +165,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.gossipKeys, "gossip-key", "", "base64 32-byte keys that seal gossip (registry keygen makes one), comma-separated: the first seals, any opens (to roll a key in); every server needs the same")
 	fs.IntVar(&o.gcHeadroomMiB, "gc-headroom-mib", defaultGCHeadroomMiB,
 		"let the Go heap grow this many MiB above the live heap between collections while the live heap is smaller (GOGC up to 2000); beyond it GOGC is 100. 0, or GOGC in the environment: Go's own setting")
-	fs.BoolVar(&o.insecureDev, "insecure-dev", false, "run WITHOUT access control: anyone who reaches the API may change the catalog (development only)")
+	fs.BoolVar(&o.insecureDev, "insecure-dev", false, "run WITHOUT access control and allow gossip without --gossip-key: anyone who reaches the API may change the catalog (development only)")
 	fs.BoolVar(&o.noUI, "no-ui", false, "do not serve the web console (/ui/)")
 	fs.StringVar(&o.drillReports, "drill-reports", "", "folder of registry drill reports the web console shows (empty: none)")
 	fs.BoolVar(&o.raftPlaintext, "raft-plaintext", false, "allow Raft without TLS on a non-loopback address with access control on (only on a network nobody else reaches: whoever reaches the Raft port can write the catalog, tokens included)")
@@ -371,6 +371,12 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 			return fmt.Errorf("--bootstrap-token-file %s: %w", o.bootstrapTokenFile, err)
 		}
 		cfg.ACL.BootstrapSecret = secret
+	}
+	if !o.dev && !o.insecureDev && len(cfg.Gossip.Keys) == 0 {
+		if _, err := os.Stat(server.GossipKeyringPath(o.dataDir)); err != nil {
+			return errors.New("gossip between servers has no key: whoever reaches the gossip port could join the pool, spread heartbeats and claim to be a server. " +
+				"Make one key with `registry keygen` and give every server the same one with --gossip-key (or REGISTRY_GOSSIP_KEY), or use --insecure-dev for development")
+		}
 	}
 	type bootstrapped struct {
 		accessor, secret string

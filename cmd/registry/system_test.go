@@ -37,6 +37,7 @@ func TestSystem(t *testing.T) {
 	t.Run("readme-tour", func(t *testing.T) { t.Parallel(); testReadmeTour(t, bin) })
 	t.Run("lookup-cache-dir", func(t *testing.T) { t.Parallel(); testLookupCacheDir(t, bin) })
 	t.Run("keyring", func(t *testing.T) { t.Parallel(); testKeyring(t, bin) })
+	t.Run("keyring-stranger", func(t *testing.T) { t.Parallel(); testKeyringStranger(t, bin) })
 	t.Run("gc-tuning", func(t *testing.T) { t.Parallel(); testGCTuning(t, bin) })
 }
 
@@ -526,6 +527,8 @@ func testServerConfig(t *testing.T, bin string) {
 		"http-addr": httpAddr,
 		"raft-addr": raftAddr,
 		"bootstrap": true,
+		// a key from `registry keygen` (a server refuses to start without one)
+		"gossip-key": "q0BiWlzlfFHj8vsmc3EdD8YN6zS+MqC0oWxdXoLY09I=",
 		// the log store setting reaches a new data directory
 		"raft-log-store": "wal",
 	}
@@ -650,6 +653,13 @@ func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dat
 	}
 	if r := cli(t, bin, "server", "--node-id", "x", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t), "--bootstrap", "--bootstrap-token-file", bad); r.code == 0 || !strings.Contains(r.stderr, "placeholder") {
 		t.Errorf("server with a placeholder bootstrap secret: exit %d, stderr %q", r.code, r.stderr)
+	}
+	// Without a gossip key (and no keyring in the data directory) a server
+	// is refused, with the way to make one; the restart above needed none,
+	// its data directory holds the keyring.
+	if r := cli(t, bin, "server", "--node-id", "x", "--data-dir", t.TempDir(), "--http-addr", freeAddr(t), "--bootstrap"); r.code == 0 ||
+		!strings.Contains(r.stderr, "registry keygen") || !strings.Contains(r.stderr, "--gossip-key") {
+		t.Errorf("server without a gossip key: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// Raft reachable from other hosts without TLS is refused with access
 	// control on: the Raft port would bypass the tokens.
