@@ -28,6 +28,12 @@ var (
 	// ErrKeyring: a keyring change the keyring refused (a key not
 	// installed, the primary key removed).
 	ErrKeyring = errors.New("keyring change refused")
+	// ErrHostNotAllowed: the Host header is not one of this server's names
+	// (Config.AllowedHosts).
+	ErrHostNotAllowed = errors.New("host not allowed")
+	// ErrCrossSite: a browser sent a state-changing request from another
+	// site, or a form.
+	ErrCrossSite = errors.New("cross-site request refused")
 )
 
 // ErrorBody is the JSON shape of every error answer.
@@ -59,6 +65,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusConflict, "not_encrypted"
 	case errors.Is(err, ErrKeyring):
 		return http.StatusConflict, "keyring"
+	case errors.Is(err, ErrHostNotAllowed):
+		return http.StatusMisdirectedRequest, "host_not_allowed"
+	case errors.Is(err, ErrCrossSite):
+		return http.StatusForbidden, "cross_site"
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "body_too_large"
 	case errors.Is(err, ErrBadRequest):

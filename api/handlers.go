@@ -137,7 +137,7 @@ func (s *Server) endSelfPreservation(c *gin.Context) {
 		if _, ok := s.write(c, &store.Command{Type: store.CommandSetSelfPreservation, SelfPreservation: &next}); !ok {
 			return
 		}
-		s.logger.Warn("self-preservation ended by an operator", "remote", c.ClientIP())
+		s.logger.Warn("self-preservation ended by an operator", "remote", s.clientIP(c))
 	}
 	c.JSON(http.StatusOK, s.node.Store().SelfPreservation())
 }

@@ -83,6 +83,6 @@ func (s *Server) putKeyring(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	s.logger.Warn("gossip keyring changed", "op", req.Op, "key", gossip.Fingerprint(key), "client", c.ClientIP())
+	s.logger.Warn("gossip keyring changed", "op", req.Op, "key", gossip.Fingerprint(key), "client", s.clientIP(c))
 	s.keyringAnswer(c, http.StatusOK)
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,8 +18,9 @@ import (
 )
 
 // Limits bound what one client may take from a server. Zero disables a
-// limit. Clients are told apart by the TCP peer's IP, never by a header a
-// client could set.
+// limit. Clients are told apart by the TCP peer's IP, or by the
+// X-Forwarded-For a trusted proxy wrote (TrustedProxies), never by a header
+// any client could set. One IPv6 /64 is one client (see ClientKey).
 type Limits struct {
 	// RequestsPerSecond and Burst: a token bucket per client IP; above it,
 	// 429 with Retry-After.
@@ -37,8 +40,16 @@ type Limits struct {
 	// keys, 128-byte keys, 512-byte values) hold whatever this says.
 	MaxMetadataBytes int
 	// LimitLoopback applies the per-client limits to loopback clients too
-	// (local agents and benchmarks are not limited by default).
+	// (local agents and benchmarks are not limited by default, unless
+	// TrustedProxies is set: a proxy on this host would make every client
+	// it forwards a loopback one).
 	LimitLoopback bool
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed: a
+	// request from one of them counts against the rightmost address of that
+	// header that is not a trusted proxy itself. Their own connections are
+	// not capped (they carry many clients'). From anyone else the header is
+	// ignored. Empty: no proxy is trusted.
+	TrustedProxies []netip.Prefix
 }
 
 // DefaultLimits: generous enough for a fleet behind one address, tight
@@ -113,14 +124,112 @@ func (cs *clients) evict(now time.Time) {
 	}
 }
 
-func (s *Server) limited(c *gin.Context) (string, bool) {
-	ip := c.RemoteIP()
-	if !s.cfg.Limits.LimitLoopback {
-		if a := net.ParseIP(ip); a != nil && a.IsLoopback() {
-			return ip, false
+// ClientKey names the budget a client address draws on: an IPv4 address
+// (IPv4-mapped IPv6 included) is one client, and an IPv6 address counts as
+// its /64, the smallest block a host is given: one host could otherwise
+// take 2^64 fresh budgets.
+func ClientKey(a netip.Addr) string {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
+}
+
+// trusted reports whether a is one of the trusted proxies.
+func (l Limits) trusted(a netip.Addr) bool {
+	for _, p := range l.TrustedProxies {
+		if p.Contains(a) {
+			return true
 		}
 	}
-	return ip, true
+	return false
+}
+
+// exempt reports whether a client at a is not limited: loopback, unless
+// asked (LimitLoopback) or a trusted proxy is configured.
+func (l Limits) exempt(a netip.Addr) bool {
+	return !l.LimitLoopback && len(l.TrustedProxies) == 0 && a.IsLoopback()
+}
+
+// peerAddr parses a connection's remote address ("" port-less or not IP:
+// the zero Addr).
+func peerAddr(remote string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap().WithZone("")
+}
+
+// clientAddr is the address of the client that sent r: its TCP peer or,
+// when the peer is a trusted proxy, the address that proxy forwarded for.
+func (l Limits) clientAddr(r *http.Request) netip.Addr {
+	peer := peerAddr(r.RemoteAddr)
+	if !peer.IsValid() || !l.trusted(peer) {
+		return peer
+	}
+	return l.forwardedFor(peer, r.Header.Values("X-Forwarded-For"))
+}
+
+// forwardedFor walks X-Forwarded-For from the right (each proxy appends
+// the address it received from) and returns the first address that is not
+// a trusted proxy. An entry that is no address ends the walk at the last
+// trusted hop: what lies left of it was written by whoever that hop
+// heard, possibly the client itself.
+func (l Limits) forwardedFor(peer netip.Addr, headers []string) netip.Addr {
+	addr := peer
+	for i := len(headers) - 1; i >= 0; i-- {
+		items := strings.Split(headers[i], ",")
+		for j := len(items) - 1; j >= 0; j-- {
+			a, ok := parseForwarded(items[j])
+			if !ok {
+				return addr
+			}
+			addr = a
+			if !l.trusted(a) {
+				return a
+			}
+		}
+	}
+	return addr
+}
+
+// parseForwarded reads one X-Forwarded-For entry: an address, possibly
+// with a port or in brackets.
+func parseForwarded(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]"))
+	if err != nil {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		a = ap.Addr()
+	}
+	return a.Unmap().WithZone(""), true
+}
+
+// clientIP is the client's address for logs (see clientAddr).
+func (s *Server) clientIP(c *gin.Context) string {
+	if a := s.cfg.Limits.clientAddr(c.Request); a.IsValid() {
+		return a.String()
+	}
+	return c.Request.RemoteAddr
+}
+
+// limited returns the key of the client's budget, and false when the
+// client is exempt from the per-client limits.
+func (s *Server) limited(c *gin.Context) (string, bool) {
+	a := s.cfg.Limits.clientAddr(c.Request)
+	if !a.IsValid() {
+		return c.Request.RemoteAddr, true
+	}
+	if s.cfg.Limits.exempt(a) {
+		return "", false
+	}
+	return ClientKey(a), true
 }
 
 // rateLimit is the first middleware: a client over its rate gets 429.
@@ -193,25 +302,27 @@ func (s *Server) holdBlocking(c *gin.Context) (release func(), ok bool) {
 	}, true
 }
 
-// LimitListener caps the connections one client IP holds open on ln (0:
-// no cap; loopback clients are not capped unless limitLoopback). A
-// connection over the cap is answered 429 and closed at once; under TLS
-// (tlsAbove: the HTTP server reads TLS from these connections) it is only
-// closed, since a plaintext answer would be noise in a handshake.
-func LimitListener(ln net.Listener, perClient int, limitLoopback, tlsAbove bool) net.Listener {
-	if perClient <= 0 {
+// LimitListener caps the connections one client (an IPv4 address or an
+// IPv6 /64, see ClientKey) holds open on ln at l.ConnectionsPerClient (0:
+// no cap). Trusted proxies are not capped, nor are loopback clients unless
+// l.LimitLoopback or l.TrustedProxies say so. A connection over the cap is
+// answered 429 and closed at once; under TLS (tlsAbove: the HTTP server
+// reads TLS from these connections) it is only closed, since a plaintext
+// answer would be noise in a handshake.
+func LimitListener(ln net.Listener, l Limits, tlsAbove bool) net.Listener {
+	if l.ConnectionsPerClient <= 0 {
 		return ln
 	}
-	return &limitListener{Listener: ln, max: perClient, loopback: limitLoopback, tls: tlsAbove, open: map[string]int{}}
+	return &limitListener{Listener: ln, max: l.ConnectionsPerClient, limits: l, tls: tlsAbove, open: map[string]int{}}
 }
 
 type limitListener struct {
 	net.Listener
-	max      int
-	loopback bool
-	tls      bool
-	mu       sync.Mutex
-	open     map[string]int
+	max    int
+	limits Limits
+	tls    bool
+	mu     sync.Mutex
+	open   map[string]int
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -220,9 +331,12 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
-		if ip := net.ParseIP(host); !l.loopback && ip != nil && ip.IsLoopback() {
-			return c, nil
+		host := c.RemoteAddr().String()
+		if a := peerAddr(host); a.IsValid() {
+			if l.limits.exempt(a) || l.limits.trusted(a) {
+				return c, nil
+			}
+			host = ClientKey(a)
 		}
 		l.mu.Lock()
 		n := l.open[host]

@@ -125,7 +125,7 @@ func TestConnectionsPerClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })}
-	go hs.Serve(api.LimitListener(ln, 3, true, false))
+	go hs.Serve(api.LimitListener(ln, api.Limits{ConnectionsPerClient: 3, LimitLoopback: true}, false))
 	defer hs.Close()
 	base := runtime.NumGoroutine()
 	var held []net.Conn

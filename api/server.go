@@ -93,6 +93,11 @@ type Config struct {
 	// AccessControl requires a token with the right rules on every request
 	// but health, leader and members (see acl.go). Off: everything is open.
 	AccessControl bool
+	// AllowedHosts, when not empty, are the only names a request's Host
+	// header may carry (any port, case ignored): a page whose name an
+	// attacker made resolve to this server (DNS rebinding) is refused with
+	// 421. GET /v1/health answers whatever the Host. Empty: any Host.
+	AllowedHosts []string
 }
 
 // Checks is what the API needs from the server-side checks.
@@ -124,6 +129,16 @@ func (c Config) Validate() error {
 	if l := c.Limits; l.RequestsPerSecond < 0 || l.Burst < 0 || l.BlockingPerClient < 0 || l.ConnectionsPerClient < 0 || l.MaxInstancesPerService < 0 || l.MaxMetadataBytes < 0 {
 		return fmt.Errorf("api: config: limits must not be negative (0 turns one off)")
 	}
+	for _, p := range c.Limits.TrustedProxies {
+		if !p.IsValid() {
+			return fmt.Errorf("api: config: trusted proxy %v is not a valid CIDR", p)
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if hostName(h) == "" {
+			return fmt.Errorf("api: config: allowed host %q is empty", h)
+		}
+	}
 	return nil
 }
 
@@ -141,6 +156,10 @@ type Server struct {
 	audit       *slog.Logger
 	// needs maps each route (its method and template) to what it requires.
 	needs map[route]Need
+	// crossOrigin refuses state-changing requests a browser sends from
+	// another site; hosts are the names Host may carry (nil: any).
+	crossOrigin *http.CrossOriginProtection
+	hosts       map[string]bool
 }
 
 // routes adds routes to a group, each with its Need.
@@ -186,16 +205,20 @@ func New(cfg Config, node Node) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}},
-		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[route]Need{}}
+		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[route]Need{},
+		crossOrigin: http.NewCrossOriginProtection(), hosts: allowedHosts(cfg.AllowedHosts)}
 	if s.audit == nil {
 		s.audit = logger.With("component", "audit")
 	}
 	s.closing, s.stopWaiting = context.WithCancel(context.Background())
 	e := gin.New()
+	// gin would believe X-Forwarded-For from anyone; clients are told
+	// apart by Limits.clientAddr alone.
+	e.ForwardedByClientIP = false
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.Use(s.observe, s.recover, s.rateLimit, s.authorize)
+	e.Use(s.observe, s.recover, s.guard, s.rateLimit, s.authorize)
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
 	})

@@ -299,7 +299,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go func() {
-		ln := api.LimitListener(s.httpLn, ac.Limits.ConnectionsPerClient, ac.Limits.LimitLoopback, cfg.HTTPTLS != nil)
+		ln := api.LimitListener(s.httpLn, ac.Limits, cfg.HTTPTLS != nil)
 		if cfg.HTTPTLS != nil {
 			ln = tls.NewListener(ln, cfg.HTTPTLS)
 		}
@@ -518,7 +518,7 @@ func (h livenessHandler) MergeState(b []byte) { h.Message(b) }
 func adminHandler(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

@@ -93,6 +93,9 @@ type serverOptions struct {
 
 	gcHeadroomMiB int
 
+	allowedHosts   string
+	trustedProxies string
+
 	dev bool
 }
 
@@ -109,6 +112,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.adminAddr, "admin-addr", "", "serve Go profiling (/debug/pprof/) and /metrics on this address too (empty: none)")
 		fs.StringVar(&o.drillReports, "drill-reports", "", "folder of registry drill reports the web console shows (empty: none)")
 		fs.BoolVar(&o.devACL, "acl", false, "check tokens, as registry server does (a bootstrap admin token is printed); without it everything is open")
+		fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated names the API may be called by besides --http-addr's host, localhost, 127.0.0.1 and ::1 (any other Host is refused: DNS rebinding)")
 		return
 	}
 	def := server.DefaultConfig()
@@ -154,7 +158,9 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.limits.MaxInstancesPerService, "max-instances-per-service", dl.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
 	fs.IntVar(&o.limits.MaxMetadataBytes, "max-metadata-bytes", dl.MaxMetadataBytes, "refuse an instance whose metadata keys and values add up to more bytes than this (0: only the built-in caps)")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultConfig().MaxBodyBytes, "refuse request bodies larger than this with 413")
-	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too")
+	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too (always, with --trusted-proxies)")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For names the client the per-client limits count (empty: the header is ignored)")
+	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated names the API may be called by; when set, any other Host but --http-addr's host, localhost, 127.0.0.1 and ::1 is refused (DNS rebinding; empty: any Host)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve the HTTP API over HTTPS with this certificate")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the CA that signed the other servers' HTTPS certificates (and clients' with --tls-verify-clients)")
@@ -202,6 +208,47 @@ func parseSubnets(s string) ([]dns.SubnetLocality, error) {
 		out = append(out, dns.SubnetLocality{Prefix: p.Masked(), Locality: l})
 	}
 	return out, nil
+}
+
+// parseTrustedProxies reads --trusted-proxies: CIDRs, or addresses meaning
+// themselves alone.
+func parseTrustedProxies(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address: use e.g. 10.0.0.0/8,127.0.0.1", item)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// allowedHosts lists the names a request's Host may carry: the loopback
+// names, the listen address's host (unless it listens on every address),
+// and the names of --allowed-hosts.
+func allowedHosts(httpAddr, extra string) []string {
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if host, _, err := net.SplitHostPort(httpAddr); err == nil && host != "" {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.IsUnspecified() {
+			names = append(names, host)
+		}
+	}
+	for _, n := range strings.Split(extra, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 func ffOptions() []ff.Option {
@@ -391,11 +438,19 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		if l.RequestsPerSecond > 0 && l.Burst == 0 {
 			l.Burst = int(max(l.RequestsPerSecond, 1))
 		}
+		tp, err := parseTrustedProxies(o.trustedProxies)
+		if err != nil {
+			return fmt.Errorf("--trusted-proxies: %w", err)
+		}
+		l.TrustedProxies = tp
 		cfg.API.Limits = l
 		if o.maxBodyBytes <= 0 {
 			return fmt.Errorf("--max-body-bytes must be positive")
 		}
 		cfg.API.MaxBodyBytes = o.maxBodyBytes
+	}
+	if o.dev || o.allowedHosts != "" {
+		cfg.API.AllowedHosts = allowedHosts(o.httpAddr, o.allowedHosts)
 	}
 	if o.datacenterRTT != "" {
 		t, err := server.ParseRTTTable(o.datacenterRTT)

@@ -39,6 +39,7 @@ func TestSystem(t *testing.T) {
 	t.Run("keyring", func(t *testing.T) { t.Parallel(); testKeyring(t, bin) })
 	t.Run("keyring-stranger", func(t *testing.T) { t.Parallel(); testKeyringStranger(t, bin) })
 	t.Run("gc-tuning", func(t *testing.T) { t.Parallel(); testGCTuning(t, bin) })
+	t.Run("browser-guard", func(t *testing.T) { t.Parallel(); testBrowserGuard(t, bin) })
 }
 
 // testGCTuning: by default the collector gets a headroom above the small
@@ -831,5 +832,98 @@ func testKeyring(t *testing.T, bin string) {
 	}
 	if err := p2.stop(t); err != nil {
 		t.Errorf("registry server exited with %v after SIGTERM, want 0", err)
+	}
+}
+
+// testBrowserGuard: registry dev answers only under its own names (a page
+// whose name an attacker made resolve to 127.0.0.1 is refused, DNS
+// rebinding) and refuses writes a browser sends from another site, while
+// curl-like clients and --allowed-hosts names are served. registry server
+// with --trusted-proxies counts the clients its proxy forwards for, each
+// with its own budget, and loopback stops being exempt.
+func testBrowserGuard(t *testing.T, bin string) {
+	send := func(method, url, host string, header map[string]string, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	addr := freeAddr(t)
+	p := startProc(t, bin, nil, "dev", "--http-addr", addr, "--allowed-hosts", "registry.test")
+	waitHealthy(t, p, addr, 20*time.Second)
+	_, port, _ := net.SplitHostPort(addr)
+	base := "http://" + addr
+	if code, body := send("GET", base+"/v1/namespaces", "evil.example:"+port, nil, ""); code != http.StatusMisdirectedRequest ||
+		!strings.Contains(body, `"code":"host_not_allowed"`) || !strings.Contains(body, "--allowed-hosts") {
+		t.Errorf("Host evil.example: %d %s", code, body)
+	}
+	for _, host := range []string{"127.0.0.1:" + port, "localhost:" + port, "registry.test"} {
+		if code, body := send("GET", base+"/v1/namespaces", host, nil, ""); code != http.StatusOK {
+			t.Errorf("Host %s: %d %s", host, code, body)
+		}
+	}
+	ns := base + "/v1/namespaces/guarded"
+	if code, body := send("PUT", ns, "", map[string]string{"Origin": "http://evil.example", "Content-Type": "application/json"}, `{}`); code != http.StatusForbidden ||
+		!strings.Contains(body, `"code":"cross_site"`) {
+		t.Errorf("PUT from another origin: %d %s", code, body)
+	}
+	if code, body := send("PUT", ns, "", map[string]string{"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"}, `{}`); code != http.StatusForbidden {
+		t.Errorf("text/plain PUT from another site: %d %s", code, body)
+	}
+	if code, body := send("PUT", ns, "", map[string]string{"Origin": base, "Sec-Fetch-Site": "same-origin", "Content-Type": "application/json"}, `{}`); code != http.StatusOK {
+		t.Errorf("PUT as the console sends it: %d %s", code, body)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	addr = freeAddr(t)
+	p = startProc(t, bin, nil, "server", "--node-id", "px", "--data-dir", t.TempDir(), "--raft-addr", freeAddr(t), "--bootstrap", "--insecure-dev",
+		"--http-addr", addr, "--trusted-proxies", "127.0.0.1", "--limit-requests-per-client", "0.5", "--limit-burst", "2")
+	waitHealthy(t, p, addr, 20*time.Second)
+	// spend sends requests as the client xff ("": loopback itself) until
+	// one is refused, and returns how many passed.
+	spend := func(xff string) int {
+		t.Helper()
+		for i := range 20 {
+			h := map[string]string{}
+			if xff != "" {
+				h["X-Forwarded-For"] = xff
+			}
+			code, body := send("GET", "http://"+addr+"/v1/namespaces", "", h, "")
+			if code == http.StatusTooManyRequests {
+				return i
+			}
+			if code != http.StatusOK {
+				t.Fatalf("%s: %d %s", xff, code, body)
+			}
+		}
+		t.Fatalf("client %q: 20 requests passed a limit of 0.5 a second", xff)
+		return 0
+	}
+	// waitHealthy's requests came from loopback: its budget may be gone
+	// already; either way it runs out.
+	spend("")
+	for _, client := range []string{"2001:db8:5:5::1", "198.51.100.7"} {
+		if n := spend(client); n < 2 || n > 3 {
+			t.Errorf("client %s behind the trusted proxy: %d passed, want its own burst of 2", client, n)
+		}
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatal(err)
 	}
 }
