@@ -2,9 +2,11 @@ package consulcompat
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -366,8 +368,7 @@ func (s *Server) catalogNode(c *gin.Context) {
 // an instant ago).
 func (s *Server) fresh(c *gin.Context, find func() (*store.Instance, error)) (*store.Instance, error) {
 	in, err := find()
-	var he *httpError
-	if errors.As(err, &he) && he.status == http.StatusNotFound {
+	if isNotFound(err) {
 		if cerr := s.node.ConsistentRead(c.Request.Context()); cerr == nil {
 			return find()
 		}
@@ -375,41 +376,82 @@ func (s *Server) fresh(c *gin.Context, find func() (*store.Instance, error)) (*s
 	return in, err
 }
 
-// findInstance finds an instance by id in a namespace (Consul's agent
-// endpoints name a service instance by its id alone).
-func (s *Server) findInstance(ns, id string) (*store.Instance, error) {
-	_, svcs, err := s.node.Store().Services(ns)
-	if err != nil {
-		return nil, err
-	}
-	for _, sv := range svcs {
-		if in := sv.Instance(id); in != nil {
-			return in, nil
-		}
-	}
-	return nil, notFound("Unknown service ID %q", id)
+// errUnknownID is the answer to an id that resolves to nothing the caller
+// may act on: unknown, or held only by services outside its token's scope.
+// Both read the same, so the answer does not tell a writer of one service
+// which ids (and which service names) another holds.
+func errUnknownID(id string) error { return notFound("Unknown service ID %q", id) }
+
+func errUnknownCheck(id string) error {
+	return notFound("Unknown check ID %q. Ensure that the check ID is passed, not the check name.", id)
 }
 
-// findCheck finds the instance whose check has id checkID.
-func (s *Server) findCheck(ns, id string) (*store.Instance, error) {
+// findInstance finds an instance by id among the services of ns the caller
+// may have access on (Consul's agent endpoints name a service instance by
+// its id alone). Two services may hold the same id (the native API allows
+// it, and tenants never see each other's): an id that resolves to more
+// than one instance in the caller's scope is refused rather than guessed.
+func (s *Server) findInstance(c *gin.Context, access store.Access, ns, id string) (*store.Instance, error) {
+	return s.resolveID(c, access, ns, id, func(sv *store.ServiceView) []*store.Instance {
+		if in := sv.Instance(id); in != nil {
+			return []*store.Instance{in}
+		}
+		return nil
+	}, errUnknownID(id))
+}
+
+// findCheck finds the instance whose check has id checkID, as findInstance
+// does.
+func (s *Server) findCheck(c *gin.Context, access store.Access, ns, id string) (*store.Instance, error) {
 	if id == "" {
 		return nil, badRequest("Missing check ID")
 	}
 	if sid, ok := strings.CutPrefix(id, "service:"); ok {
-		if in, err := s.findInstance(ns, sid); err == nil {
-			return in, nil
+		if in, err := s.findInstance(c, access, ns, sid); err == nil || !isNotFound(err) {
+			return in, err
 		}
 	}
+	return s.resolveID(c, access, ns, id, func(sv *store.ServiceView) []*store.Instance {
+		var out []*store.Instance
+		for _, in := range sv.Instances() {
+			if in.Metadata[metaCheckID] == id {
+				out = append(out, in)
+			}
+		}
+		return out
+	}, errUnknownCheck(id))
+}
+
+// resolveID collects what match finds in the services of ns the caller may
+// have access on; services outside its scope are not looked at, so what
+// they hold cannot change the answer.
+func (s *Server) resolveID(c *gin.Context, access store.Access, ns, id string, match func(*store.ServiceView) []*store.Instance, unknown error) (*store.Instance, error) {
 	_, svcs, err := s.node.Store().Services(ns)
 	if err != nil {
 		return nil, err
 	}
+	var found []*store.Instance
 	for _, sv := range svcs {
-		for _, in := range sv.Instances() {
-			if in.Metadata[metaCheckID] == id {
-				return in, nil
-			}
+		if !s.allowed(c, access, ns, sv.Service.Name) {
+			continue
 		}
+		found = append(found, match(sv)...)
 	}
-	return nil, notFound("Unknown check ID %q. Ensure that the check ID is passed, not the check name.", id)
+	switch len(found) {
+	case 0:
+		return nil, unknown
+	case 1:
+		return found[0], nil
+	}
+	names := make([]string, 0, len(found))
+	for _, in := range found {
+		names = append(names, strconv.Quote(in.Service))
+	}
+	return nil, &httpError{http.StatusConflict, fmt.Sprintf("ID %q names an instance of each of the services %s in namespace %q: "+
+		"act on it through the native API (/v1/namespaces/%s/services/{service}/instances/%s)", id, strings.Join(names, ", "), ns, ns, id)}
+}
+
+func isNotFound(err error) bool {
+	var he *httpError
+	return errors.As(err, &he) && he.status == http.StatusNotFound
 }
