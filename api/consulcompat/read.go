@@ -531,8 +531,10 @@ func (s *Server) resolveID(c *gin.Context, access store.Access, ns, id string, m
 	for _, in := range found {
 		names = append(names, strconv.Quote(in.Service))
 	}
-	return nil, &httpError{http.StatusConflict, fmt.Sprintf("ID %q names an instance of each of the services %s in namespace %q: "+
-		"act on it through the native API (/v1/namespaces/%s/services/{service}/instances/%s)", id, strings.Join(names, ", "), ns, ns, id)}
+	slices.Sort(names)
+	return nil, &httpError{http.StatusConflict, fmt.Sprintf("ID %q names %d instances (of services %s) in namespace %q: "+
+		"act on each through the native API (/v1/namespaces/%s/services/{service}/instances/{id})",
+		id, len(found), strings.Join(slices.Compact(names), ", "), ns, ns)}
 }
 
 func isNotFound(err error) bool {
