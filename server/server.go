@@ -50,6 +50,9 @@ type Config struct {
 	DisableConsulAPI bool
 	// ConsulNamespace serves Consul requests without ?ns= ("" for default).
 	ConsulNamespace string
+	// ConsulCacheBytes bounds the Consul API's remembered answers (0:
+	// consulcompat.DefaultCacheBytes).
+	ConsulCacheBytes int64
 	// DatacenterRTT overrides the round-trip times gossip measures between
 	// datacenters, for ordering other regions nearest first.
 	DatacenterRTT disaster.RTTTable
@@ -175,6 +178,7 @@ type Server struct {
 	pool     *gossip.Pool
 	liveness *health.Liveness
 	api      *api.Server
+	consul   *consulcompat.Server // nil with DisableConsulAPI
 	dns      *dns.Server
 	http     *http.Server
 	httpLn   net.Listener
@@ -290,9 +294,11 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	if !cfg.DisableConsulAPI {
 		s.api.Extend(func(e *gin.Engine, closing context.Context) {
-			consulcompat.New(closing, consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
+			s.consul = consulcompat.New(closing, consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
 				Namespace: cfg.ConsulNamespace, Liveness: s.liveness, DefaultWait: ac.DefaultWait, MaxWait: ac.MaxWait,
-				Logger: logger.With("component", "consul-api"), Blocking: s.api.BlockingContext, Auth: s.api, Limits: ac.Limits}, s.node).Mount(e)
+				Logger: logger.With("component", "consul-api"), Blocking: s.api.BlockingContext, Auth: s.api, Limits: ac.Limits,
+				CacheBytes: cfg.ConsulCacheBytes}, s.node)
+			s.consul.Mount(e)
 		})
 	}
 	var handler http.Handler = markProxied(s.api.Handler())

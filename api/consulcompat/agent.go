@@ -268,8 +268,14 @@ func (s *Server) agentRegister(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	// Consul's service ids are unique on an agent; here within a namespace.
-	if prev, err := s.findInstance(ns, id); err == nil && prev.Service != r.Name {
+	// Consul's service ids are unique on an agent; here within what the
+	// caller may read in a namespace. A service it may not read may hold
+	// the same id: the two coexist (an instance is named by service and
+	// id), and the refusal would tell the caller that service's name.
+	if prev, err := s.readableWithID(c, ns, id, r.Name); err != nil {
+		s.fail(c, err)
+		return
+	} else if prev != nil {
 		s.fail(c, badRequest("Service ID %q is already registered for service %q: deregister it first", id, prev.Service))
 		return
 	}
@@ -283,6 +289,24 @@ func (s *Server) agentRegister(c *gin.Context) {
 	c.Status(http.StatusOK)
 }
 
+// readableWithID returns an instance with id in a service of ns other than
+// svc that the caller may read, or nil.
+func (s *Server) readableWithID(c *gin.Context, ns, id, svc string) (*store.Instance, error) {
+	_, svcs, err := s.node.Store().Services(ns)
+	if err != nil {
+		return nil, err
+	}
+	for _, sv := range svcs {
+		if sv.Service.Name == svc || !s.allowed(c, store.AccessRead, ns, sv.Service.Name) {
+			continue
+		}
+		if in := sv.Instance(id); in != nil {
+			return in, nil
+		}
+	}
+	return nil, nil
+}
+
 func (s *Server) apply(c *gin.Context, cmd *store.Command) error {
 	_, err := s.node.Apply(c.Request.Context(), cmd)
 	return err
@@ -293,7 +317,7 @@ func (s *Server) agentDeregister(c *gin.Context) {
 	if !ok {
 		return
 	}
-	in, err := s.fresh(c, func() (*store.Instance, error) { return s.findInstance(ns, c.Param("id")) })
+	in, err := s.fresh(c, func() (*store.Instance, error) { return s.findInstance(c, store.AccessWrite, ns, c.Param("id")) })
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -322,7 +346,7 @@ func (s *Server) agentMaintenance(c *gin.Context) {
 		s.fail(c, badRequest("Missing or invalid enable=%q: use true or false", v))
 		return
 	}
-	in, err := s.fresh(c, func() (*store.Instance, error) { return s.findInstance(ns, c.Param("id")) })
+	in, err := s.fresh(c, func() (*store.Instance, error) { return s.findInstance(c, store.AccessWrite, ns, c.Param("id")) })
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -370,7 +394,9 @@ func (s *Server) checkTTL(state string) gin.HandlerFunc {
 				return
 			}
 		}
-		in, err := s.fresh(c, func() (*store.Instance, error) { return s.findCheck(ns, strings.TrimPrefix(c.Param("check"), "/")) })
+		in, err := s.fresh(c, func() (*store.Instance, error) {
+			return s.findCheck(c, store.AccessWrite, ns, strings.TrimPrefix(c.Param("check"), "/"))
+		})
 		if err != nil {
 			s.fail(c, err)
 			return

@@ -57,6 +57,10 @@ type Config struct {
 	// Auth checks tokens (api.Server provides it); nil: everything is
 	// allowed.
 	Auth Auth
+	// CacheBytes bounds the memory of the remembered answers, by which an
+	// answer keeps its X-Consul-Index while its bytes stay the same (see
+	// answerCache); 0: DefaultCacheBytes.
+	CacheBytes int64
 }
 
 // Auth is access control, as api.Server does it.
@@ -128,7 +132,7 @@ type Server struct {
 	logger *slog.Logger
 
 	mu      sync.Mutex
-	answers map[string]answerIndex // see indexFor
+	answers *answerCache // see indexFor
 	closing context.Context
 }
 
@@ -137,9 +141,6 @@ type answerIndex struct {
 	index uint64
 	view  uint64 // the views' index the answer was built from
 }
-
-// maxAnswers bounds the remembered answers (see indexFor).
-const maxAnswers = 8192
 
 // New builds the endpoints; Mount adds them to an engine. closing ends every
 // blocking query when it is cancelled.
@@ -159,7 +160,10 @@ func New(closing context.Context, cfg Config, node api.Node) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, node: node, logger: cfg.Logger, answers: map[string]answerIndex{}, closing: closing}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	return &Server{cfg: cfg, node: node, logger: cfg.Logger, answers: newAnswerCache(cfg.CacheBytes), closing: closing}
 }
 
 // Mount adds the endpoints to e. Each handler checks the token itself, once
@@ -445,14 +449,15 @@ func parseWait(v string) (time.Duration, error) {
 func (s *Server) forget(key string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.answers, key)
+	s.answers.delete(key)
 }
 
 // indexFor gives an answer its X-Consul-Index: the index of the views it
 // was built from when its bytes first appeared, and the same index for as
-// long as the bytes stay the same. Answers are remembered by key (endpoint
-// and parameters); a forgotten one gets its views' current index, which is
-// never lower than before, so the index never goes backwards.
+// long as the bytes stay the same. Answers are remembered by key (the
+// normalised query, see cacheKey) within a bound in bytes; a forgotten one
+// gets its views' current index, which is never lower than before, so the
+// index never goes backwards.
 //
 // current is false when the answer was built from views older than the
 // ones of the answer remembered (a request that raced a newer one): the
@@ -463,25 +468,17 @@ func (s *Server) indexFor(key string, b []byte, viewIndex uint64) (index uint64,
 	sum := h.Sum64()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, ok := s.answers[key]
+	a, ok := s.answers.get(key)
 	if ok && viewIndex < a.view {
 		return 0, false
 	}
 	if ok && a.hash == sum {
 		return a.index, true
 	}
-	if len(s.answers) >= maxAnswers {
-		// Drop one at random (map order), not all: watchers of the rest
-		// keep their indexes.
-		for k := range s.answers {
-			delete(s.answers, k)
-			break
-		}
-	}
 	idx := max(viewIndex, 1)
 	if ok && a.index >= idx {
 		idx = a.index + 1
 	}
-	s.answers[key] = answerIndex{hash: sum, index: idx, view: viewIndex}
+	s.answers.put(key, answerIndex{hash: sum, index: idx, view: viewIndex})
 	return idx, true
 }

@@ -207,6 +207,22 @@ func resolve(sel []string, v view, checks []healthCheck, check bool) ([]string, 
 	return nil, false
 }
 
+// canonical renders the expression in one spelling, its clauses sorted
+// and without repeats ("and" is commutative and idempotent): two filters
+// that select the same way read the same.
+func (e *filterExpr) canonical() string {
+	parts := make([]string, 0, len(e.clauses))
+	for _, c := range e.clauses {
+		op := c.op
+		if c.negate {
+			op = "not " + op
+		}
+		parts = append(parts, strings.Join(c.sel, ".")+" "+op+" "+strconv.Quote(c.value))
+	}
+	slices.Sort(parts)
+	return strings.Join(slices.Compact(parts), " and ")
+}
+
 func (e *filterExpr) match(v view, checks []healthCheck) bool {
 	for _, c := range e.clauses {
 		vals, _ := resolve(c.sel, v, checks, false)

@@ -57,7 +57,7 @@ func TestFilter(t *testing.T) {
 }
 
 func TestIndexMovesOnlyWithTheAnswer(t *testing.T) {
-	s := &Server{answers: map[string]answerIndex{}}
+	s := &Server{answers: newAnswerCache(DefaultCacheBytes)}
 	idx := func(key, body string, view uint64) uint64 {
 		t.Helper()
 		i, ok := s.indexFor(key, []byte(body), view)

@@ -2,9 +2,11 @@ package consulcompat
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -121,23 +123,80 @@ func (f filters) keep(v view, checks []healthCheck) bool {
 	return f.expr == nil || f.expr.match(v, checks)
 }
 
-// cacheKey names an answer: the namespace, the path and the parameters
-// that shape it (not index, wait, stale or consistent).
-func (s *Server) cacheKey(c *gin.Context, ns string) string {
-	q := c.Request.URL.Query()
-	for k := range q {
-		switch k {
-		case "tag", "dc", "passing", "filter", "near":
-		default:
-			q.Del(k)
+// cacheKey names an answer by the normalised query: the route, the
+// namespace, and the parameters that shape that route's answer in one
+// canonical form (params, each built by the handler from what it parsed).
+// Parameters the route does not use, unknown ones, and index, wait, stale
+// or consistent are not part of it, so that the same question asked in
+// another spelling is one entry, and junk added to a query makes no new
+// one.
+func (s *Server) cacheKey(c *gin.Context, ns string, params ...string) string {
+	var b strings.Builder
+	b.WriteString(c.FullPath())
+	b.WriteByte(' ')
+	b.WriteString(ns)
+	for _, p := range params {
+		if p != "" {
+			b.WriteByte(' ')
+			b.WriteString(p)
 		}
 	}
-	key := ns + " " + c.Request.URL.Path + "?" + q.Encode()
 	if s.cfg.Auth != nil {
 		// Lists show what the token may read: one answer per token.
-		key += " " + s.cfg.Auth.Accessor(c)
+		b.WriteString(" token=")
+		b.WriteString(s.cfg.Auth.Accessor(c))
 	}
-	return key
+	return b.String()
+}
+
+// key renders the filters in one canonical form: tags sorted and without
+// repeats, passing as a flag, the filter's clauses in one spelling and
+// order.
+func (f filters) key() string {
+	var b strings.Builder
+	tags := slices.Clone(f.tags)
+	slices.Sort(tags)
+	for _, t := range slices.Compact(tags) {
+		b.WriteString("tag=")
+		b.WriteString(strconv.Quote(t))
+		b.WriteByte('&')
+	}
+	if f.dc != "" {
+		b.WriteString("dc=")
+		b.WriteString(strconv.Quote(f.dc))
+		b.WriteByte('&')
+	}
+	if f.passed {
+		b.WriteString("passing&")
+	}
+	if f.expr != nil {
+		b.WriteString("filter=")
+		b.WriteString(f.expr.canonical())
+	}
+	return b.String()
+}
+
+// serviceParam reads a route's service name; a name the catalog could not
+// hold is refused before it costs a lookup or a remembered answer.
+func (s *Server) serviceParam(c *gin.Context) (string, bool) {
+	svc := c.Param("svc")
+	if err := store.ValidateName("service", svc); err != nil {
+		s.fail(c, badRequest("Invalid service name %q: Switchyard names are DNS labels (lowercase letters, digits, hyphen, at most 63)", truncate(svc)))
+		return "", false
+	}
+	return svc, true
+}
+
+// maxNodeName bounds a node name (a server's id or an instance's address:
+// a host name has at most 253 bytes).
+const maxNodeName = 255
+
+// truncate shortens a caller's string for an error message.
+func truncate(v string) string {
+	if len(v) > 64 {
+		return v[:64] + "…"
+	}
+	return v
 }
 
 func (s *Server) catalogServices(c *gin.Context) {
@@ -145,7 +204,9 @@ func (s *Server) catalogServices(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	// Only dc and filter shape this answer.
+	key := s.cacheKey(c, ns, filters{dc: f.dc, expr: f.expr}.key())
+	s.read(c, key, func() (any, uint64, <-chan struct{}, error) {
 		nv, svcs, err := s.readableServices(c, ns)
 		if err != nil {
 			return nil, 0, nil, err
@@ -176,12 +237,15 @@ func (s *Server) catalogServices(c *gin.Context) {
 }
 
 func (s *Server) catalogService(c *gin.Context) {
-	ns, f, ok := s.scope(c)
-	if !ok || !s.authorize(c, store.AccessRead, ns, c.Param("svc")) {
+	svc, ok := s.serviceParam(c)
+	if !ok {
 		return
 	}
-	svc := c.Param("svc")
-	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	ns, f, ok := s.scope(c)
+	if !ok || !s.authorize(c, store.AccessRead, ns, svc) {
+		return
+	}
+	s.read(c, s.cacheKey(c, ns, svc, f.key()), func() (any, uint64, <-chan struct{}, error) {
 		out := []catalogService{}
 		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
 			if f.keep(v, v.checks()) {
@@ -193,13 +257,24 @@ func (s *Server) catalogService(c *gin.Context) {
 }
 
 func (s *Server) healthService(c *gin.Context) {
+	svc, ok := s.serviceParam(c)
+	if !ok {
+		return
+	}
 	ns, f, ok := s.scope(c)
-	if !ok || !s.authorize(c, store.AccessRead, ns, c.Param("svc")) {
+	if !ok || !s.authorize(c, store.AccessRead, ns, svc) {
 		return
 	}
 	near := c.Query("near")
-	svc := c.Param("svc")
-	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	if len(near) > maxNodeName {
+		s.fail(c, badRequest("Invalid near=%q: a node name has at most %d bytes", truncate(near), maxNodeName))
+		return
+	}
+	key := s.cacheKey(c, ns, svc, f.key())
+	if near != "" {
+		key += " near=" + strconv.Quote(near)
+	}
+	s.read(c, key, func() (any, uint64, <-chan struct{}, error) {
 		out := []serviceEntry{}
 		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
 			checks := v.checks()
@@ -247,12 +322,15 @@ func (s *Server) sortNear(out []serviceEntry, near string) {
 }
 
 func (s *Server) healthChecks(c *gin.Context) {
-	ns, f, ok := s.scope(c)
-	if !ok || !s.authorize(c, store.AccessRead, ns, c.Param("svc")) {
+	svc, ok := s.serviceParam(c)
+	if !ok {
 		return
 	}
-	svc := c.Param("svc")
-	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	ns, f, ok := s.scope(c)
+	if !ok || !s.authorize(c, store.AccessRead, ns, svc) {
+		return
+	}
+	s.read(c, s.cacheKey(c, ns, svc, f.key()), func() (any, uint64, <-chan struct{}, error) {
 		out := []healthCheck{}
 		idx, ch, err := s.serviceQuery(ns, svc, func(v view) {
 			checks := v.checks()
@@ -274,7 +352,7 @@ func (s *Server) healthState(c *gin.Context) {
 	if !ok {
 		return
 	}
-	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	s.read(c, s.cacheKey(c, ns, state), func() (any, uint64, <-chan struct{}, error) {
 		nv, svcs, err := s.readableServices(c, ns)
 		if err != nil {
 			return nil, 0, nil, err
@@ -299,7 +377,11 @@ func (s *Server) catalogNodes(c *gin.Context) {
 		return
 	}
 	dc := c.Query("dc")
-	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	key := s.cacheKey(c, ns)
+	if dc != "" {
+		key += " dc=" + strconv.Quote(dc)
+	}
+	s.read(c, key, func() (any, uint64, <-chan struct{}, error) {
 		nv, svcs, err := s.readableServices(c, ns)
 		if err != nil {
 			return nil, 0, nil, err
@@ -333,7 +415,11 @@ func (s *Server) catalogNode(c *gin.Context) {
 		return
 	}
 	name := c.Param("node")
-	s.read(c, s.cacheKey(c, ns), func() (any, uint64, <-chan struct{}, error) {
+	if name == "" || len(name) > maxNodeName {
+		s.fail(c, badRequest("Invalid node name %q: a node name has 1 to %d bytes", truncate(name), maxNodeName))
+		return
+	}
+	s.read(c, s.cacheKey(c, ns, strconv.Quote(name)), func() (any, uint64, <-chan struct{}, error) {
 		nv, svcs, err := s.readableServices(c, ns)
 		if err != nil {
 			return nil, 0, nil, err
@@ -366,8 +452,7 @@ func (s *Server) catalogNode(c *gin.Context) {
 // an instant ago).
 func (s *Server) fresh(c *gin.Context, find func() (*store.Instance, error)) (*store.Instance, error) {
 	in, err := find()
-	var he *httpError
-	if errors.As(err, &he) && he.status == http.StatusNotFound {
+	if isNotFound(err) {
 		if cerr := s.node.ConsistentRead(c.Request.Context()); cerr == nil {
 			return find()
 		}
@@ -375,41 +460,84 @@ func (s *Server) fresh(c *gin.Context, find func() (*store.Instance, error)) (*s
 	return in, err
 }
 
-// findInstance finds an instance by id in a namespace (Consul's agent
-// endpoints name a service instance by its id alone).
-func (s *Server) findInstance(ns, id string) (*store.Instance, error) {
-	_, svcs, err := s.node.Store().Services(ns)
-	if err != nil {
-		return nil, err
-	}
-	for _, sv := range svcs {
-		if in := sv.Instance(id); in != nil {
-			return in, nil
-		}
-	}
-	return nil, notFound("Unknown service ID %q", id)
+// errUnknownID is the answer to an id that resolves to nothing the caller
+// may act on: unknown, or held only by services outside its token's scope.
+// Both read the same, so the answer does not tell a writer of one service
+// which ids (and which service names) another holds.
+func errUnknownID(id string) error { return notFound("Unknown service ID %q", id) }
+
+func errUnknownCheck(id string) error {
+	return notFound("Unknown check ID %q. Ensure that the check ID is passed, not the check name.", id)
 }
 
-// findCheck finds the instance whose check has id checkID.
-func (s *Server) findCheck(ns, id string) (*store.Instance, error) {
+// findInstance finds an instance by id among the services of ns the caller
+// may have access on (Consul's agent endpoints name a service instance by
+// its id alone). Two services may hold the same id (the native API allows
+// it, and tenants never see each other's): an id that resolves to more
+// than one instance in the caller's scope is refused rather than guessed.
+func (s *Server) findInstance(c *gin.Context, access store.Access, ns, id string) (*store.Instance, error) {
+	return s.resolveID(c, access, ns, id, func(sv *store.ServiceView) []*store.Instance {
+		if in := sv.Instance(id); in != nil {
+			return []*store.Instance{in}
+		}
+		return nil
+	}, errUnknownID(id))
+}
+
+// findCheck finds the instance whose check has id checkID, as findInstance
+// does.
+func (s *Server) findCheck(c *gin.Context, access store.Access, ns, id string) (*store.Instance, error) {
 	if id == "" {
 		return nil, badRequest("Missing check ID")
 	}
 	if sid, ok := strings.CutPrefix(id, "service:"); ok {
-		if in, err := s.findInstance(ns, sid); err == nil {
-			return in, nil
+		if in, err := s.findInstance(c, access, ns, sid); err == nil || !isNotFound(err) {
+			return in, err
 		}
 	}
+	return s.resolveID(c, access, ns, id, func(sv *store.ServiceView) []*store.Instance {
+		var out []*store.Instance
+		for _, in := range sv.Instances() {
+			if in.Metadata[metaCheckID] == id {
+				out = append(out, in)
+			}
+		}
+		return out
+	}, errUnknownCheck(id))
+}
+
+// resolveID collects what match finds in the services of ns the caller may
+// have access on; services outside its scope are not looked at, so what
+// they hold cannot change the answer.
+func (s *Server) resolveID(c *gin.Context, access store.Access, ns, id string, match func(*store.ServiceView) []*store.Instance, unknown error) (*store.Instance, error) {
 	_, svcs, err := s.node.Store().Services(ns)
 	if err != nil {
 		return nil, err
 	}
+	var found []*store.Instance
 	for _, sv := range svcs {
-		for _, in := range sv.Instances() {
-			if in.Metadata[metaCheckID] == id {
-				return in, nil
-			}
+		if !s.allowed(c, access, ns, sv.Service.Name) {
+			continue
 		}
+		found = append(found, match(sv)...)
 	}
-	return nil, notFound("Unknown check ID %q. Ensure that the check ID is passed, not the check name.", id)
+	switch len(found) {
+	case 0:
+		return nil, unknown
+	case 1:
+		return found[0], nil
+	}
+	names := make([]string, 0, len(found))
+	for _, in := range found {
+		names = append(names, strconv.Quote(in.Service))
+	}
+	slices.Sort(names)
+	return nil, &httpError{http.StatusConflict, fmt.Sprintf("ID %q names %d instances (of services %s) in namespace %q: "+
+		"act on each through the native API (/v1/namespaces/%s/services/{service}/instances/{id})",
+		id, len(found), strings.Join(slices.Compact(names), ", "), ns, ns)}
+}
+
+func isNotFound(err error) bool {
+	var he *httpError
+	return errors.As(err, &he) && he.status == http.StatusNotFound
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/consulcompat"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/internal/certs"
@@ -71,8 +72,9 @@ type serverOptions struct {
 
 	adminAddr string
 
-	noConsulAPI     bool
-	consulNamespace string
+	noConsulAPI      bool
+	consulNamespace  string
+	consulCacheBytes int64
 
 	limits       api.Limits
 	maxBodyBytes int64
@@ -178,6 +180,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.bootstrapTokenFile, "bootstrap-token-file", "", "file holding the secret of the first admin token (registry token secret makes one); without it the first leader makes a random one and prints it once")
 	fs.BoolVar(&o.noConsulAPI, "no-consul-api", false, "do not serve Consul's HTTP endpoints (/v1/agent, /v1/catalog, /v1/health/…, /v1/status)")
 	fs.StringVar(&o.consulNamespace, "consul-namespace", store.DefaultNamespace, "the namespace Consul requests without ?ns= use")
+	fs.Int64Var(&o.consulCacheBytes, "consul-cache-bytes", consulcompat.DefaultCacheBytes, "bound on the memory of the Consul API's remembered answers (the X-Consul-Index of each distinct query); least recently used go first")
 }
 
 func (o *serverOptions) dnsFlags(fs *flag.FlagSet) {
@@ -359,6 +362,10 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	}
 	cfg.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
 	cfg.DisableConsulAPI, cfg.ConsulNamespace = o.noConsulAPI, o.consulNamespace
+	if o.consulCacheBytes <= 0 {
+		return fmt.Errorf("--consul-cache-bytes must be positive")
+	}
+	cfg.ConsulCacheBytes = o.consulCacheBytes
 	if o.tlsCert != "" || o.tlsKey != "" || o.tlsCA != "" || o.tlsVerifyClients {
 		if o.tlsCert == "" || o.tlsKey == "" {
 			return fmt.Errorf("--tls-cert and --tls-key go together (--tls-ca and --tls-verify-clients need them)")
