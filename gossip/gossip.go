@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -443,16 +444,34 @@ func (p *Pool) Broadcast(payload []byte) {
 	msg := make([]byte, 0, len(payload)+1)
 	msg = append(msg, msgUser)
 	msg = append(msg, payload...)
-	for _, n := range p.ml.Members() {
-		if n.Name == p.cfg.Name {
-			continue
-		}
+	for _, n := range p.liveNodes() {
 		if err := p.ml.SendReliable(n, msg); err != nil {
 			p.logger.Debug("gossip message not delivered", "to", n.Name, "err", err)
 			continue
 		}
 		p.sentBytes.Add(uint64(len(msg)))
 	}
+}
+
+// liveNodes returns the other live members as nodes of their own, built
+// from this pool's records. The nodes memberlist's Members returns are its
+// own, which it updates under a lock of its own when a member refutes a
+// suspicion: reading their addresses here would race with that.
+func (p *Pool) liveNodes() []*memberlist.Node {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]*memberlist.Node, 0, len(p.members))
+	for _, r := range p.members {
+		if r.m.Self || !r.m.Live() {
+			continue
+		}
+		ap, err := netip.ParseAddrPort(r.m.Addr)
+		if err != nil {
+			continue
+		}
+		out = append(out, &memberlist.Node{Name: r.m.Name, Addr: net.IP(ap.Addr().AsSlice()), Port: ap.Port()})
+	}
+	return out
 }
 
 // Leave tells the others this server is leaving on purpose (they stop
