@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -93,6 +94,9 @@ type Config struct {
 	// AccessControl requires a token with the right rules on every request
 	// but health, leader and members (see acl.go). Off: everything is open.
 	AccessControl bool
+	// CheckPolicy refuses registrations whose check targets a network the
+	// servers may not probe, or probes too often (nil: none refused).
+	CheckPolicy *check.Policy
 }
 
 // Checks is what the API needs from the server-side checks.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -57,6 +58,9 @@ type Config struct {
 	// Auth checks tokens (api.Server provides it); nil: everything is
 	// allowed.
 	Auth Auth
+	// CheckPolicy refuses registrations whose check the servers may not
+	// probe (api.Config's); nil: none refused.
+	CheckPolicy *check.Policy
 }
 
 // Auth is access control, as api.Server does it.
@@ -287,7 +291,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		status = he.status
 	case errors.As(err, &denied):
 		status = denied.Status
-	case errors.Is(err, store.ErrInvalid):
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, check.ErrTargetDenied), errors.Is(err, check.ErrIntervalTooShort):
 		status = http.StatusBadRequest
 	case errors.Is(err, store.ErrNamespaceNotFound), errors.Is(err, store.ErrServiceNotFound), errors.Is(err, store.ErrInstanceNotFound):
 		status = http.StatusNotFound

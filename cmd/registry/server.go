@@ -20,6 +20,7 @@ import (
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
+	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/internal/certs"
 	"github.com/switchyard-io/switchyard/internal/gctune"
 	"github.com/switchyard-io/switchyard/raft"
@@ -76,6 +77,10 @@ type serverOptions struct {
 
 	limits       api.Limits
 	maxBodyBytes int64
+
+	checkAllowCIDRs, checkDenyCIDRs string
+	checkAllowLoopback              bool
+	checkMinInterval                time.Duration
 
 	gossipKeys string
 
@@ -155,6 +160,10 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.limits.MaxMetadataBytes, "max-metadata-bytes", dl.MaxMetadataBytes, "refuse an instance whose metadata keys and values add up to more bytes than this (0: only the built-in caps)")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultConfig().MaxBodyBytes, "refuse request bodies larger than this with 413")
 	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too")
+	fs.StringVar(&o.checkAllowCIDRs, "check-allow-cidrs", "", "comma-separated CIDRs: health checks may reach only these (empty: any address not denied); metadata and link-local addresses stay refused")
+	fs.StringVar(&o.checkDenyCIDRs, "check-deny-cidrs", "", "comma-separated CIDRs health checks may not reach (wins over --check-allow-cidrs)")
+	fs.BoolVar(&o.checkAllowLoopback, "check-allow-loopback", false, "let health checks reach 127.0.0.0/8, ::1 and localhost (this server's own host)")
+	fs.DurationVar(&o.checkMinInterval, "check-min-interval", def.CheckPolicy.MinInterval, "refuse health checks with a shorter interval (400)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve the HTTP API over HTTPS with this certificate")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the CA that signed the other servers' HTTPS certificates (and clients' with --tls-verify-clients)")
@@ -421,6 +430,23 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		cfg.DefaultTTL, cfg.DefaultDeregisterAfter = o.defaultTTL, o.defaultDereg
 		cfg.SelfPreservation.Threshold, cfg.SelfPreservation.Window = o.spThreshold, o.spWindow
 		cfg.SelfPreservation.MinInstances = o.spMinInstances
+		allow, err := check.ParsePrefixes(o.checkAllowCIDRs)
+		if err != nil {
+			return fmt.Errorf("--check-allow-cidrs: %w", err)
+		}
+		deny, err := check.ParsePrefixes(o.checkDenyCIDRs)
+		if err != nil {
+			return fmt.Errorf("--check-deny-cidrs: %w", err)
+		}
+		if o.checkMinInterval < 0 {
+			return errors.New("--check-min-interval must not be negative (0: no floor)")
+		}
+		cfg.CheckPolicy.Allow, cfg.CheckPolicy.Deny = allow, deny
+		cfg.CheckPolicy.AllowLoopback, cfg.CheckPolicy.MinInterval = o.checkAllowLoopback, o.checkMinInterval
+	}
+	if o.dev {
+		// The dev server's instances run on the developer's machine.
+		cfg.CheckPolicy.AllowLoopback = true
 	}
 	if o.gcHeadroomMiB < 0 {
 		return fmt.Errorf("--gc-headroom-mib must be 0 (off) or more")
