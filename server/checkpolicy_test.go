@@ -191,6 +191,9 @@ func TestCheckPolicyRefusesReboundName(t *testing.T) {
 	dns.Set(name, netip.MustParseAddr("127.0.0.1"))
 
 	eventually(t, 10*time.Second, "a probe refused by the loopback rule", func() error {
+		if n := accepts.Load(); n != 0 {
+			t.Fatalf("the rebound address got %d connections", n)
+		}
 		var st wire.CheckStatus
 		if err := c.do(s, http.MethodGet, "/v1/namespaces/default/services/web/instances/web-1/check", nil, &st); err != nil {
 			return err
