@@ -344,18 +344,30 @@ func (p *Policy) addrRule(a netip.Addr) string {
 	if rule := builtinRule(a); rule != "" {
 		return rule
 	}
-	if a.Is6() {
-		// An IPv4 address carried inside an IPv6 one is judged as well.
-		if v4, ok := embeddedIPv4(a); ok {
-			if rule := builtinRule(v4); rule != "" {
-				return rule
-			}
-			if rule := p.operatorRule(v4); rule != "" {
-				return rule
-			}
+	if v4, ok := embeddedIPv4(a); ok {
+		// The IPv4 address an IPv6 one carries is where the packets end
+		// up: its denials hold too. Whether it is allowed is said by the
+		// IPv6 address, the one the operator sees dialled.
+		if rule := builtinRule(v4); rule != "" {
+			return rule
+		}
+		if p.denied(v4) {
+			return RuleDenyCIDRs
+		}
+		if v4.IsLoopback() && !p.loopbackAllowed(v4) {
+			return RuleLoopback
 		}
 	}
 	return p.operatorRule(a)
+}
+
+func (p *Policy) denied(a netip.Addr) bool {
+	for _, d := range p.cfg.Deny {
+		if d.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // builtinRule: the denials no configuration lifts.
@@ -378,10 +390,8 @@ func builtinRule(a netip.Addr) string {
 
 // operatorRule applies the deny list, loopback and the allow list.
 func (p *Policy) operatorRule(a netip.Addr) string {
-	for _, d := range p.cfg.Deny {
-		if d.Contains(a) {
-			return RuleDenyCIDRs
-		}
+	if p.denied(a) {
+		return RuleDenyCIDRs
 	}
 	if a.IsLoopback() {
 		if p.loopbackAllowed(a) {
@@ -415,6 +425,9 @@ func (p *Policy) loopbackAllowed(a netip.Addr) bool {
 // embeddedIPv4 returns the IPv4 address an IPv6 address carries in a
 // NAT64, IPv4-compatible or 6to4 spelling.
 func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
+	if !a.Is6() {
+		return netip.Addr{}, false
+	}
 	b := a.As16()
 	switch {
 	case nat64.Contains(a):

@@ -58,6 +58,7 @@ func TestPolicyTargets(t *testing.T) {
 		rule   string // "" allowed
 	}{
 		{"aws metadata", def, store.CheckHTTP, "http://169.254.169.254/latest/meta-data/", RuleMetadata},
+		{"metadata behind userinfo", def, store.CheckHTTP, "http://10.0.0.1@169.254.169.254/", RuleMetadata},
 		{"metadata mapped", def, store.CheckHTTP, "http://[::ffff:169.254.169.254]/", RuleMetadata},
 		{"metadata mapped hex", def, store.CheckTCP, "[::ffff:a9fe:a9fe]:80", RuleMetadata},
 		{"metadata decimal", def, store.CheckHTTP, "http://2852039166/", RuleMetadata},
@@ -108,6 +109,9 @@ func TestPolicyTargets(t *testing.T) {
 		{"deny one address", ops, store.CheckTCP, "192.168.1.7:80", RuleDenyCIDRs},
 		{"deny mapped", ops, store.CheckTCP, "[::ffff:192.168.1.7]:80", RuleDenyCIDRs},
 		{"deny decimal", ops, store.CheckHTTP, "http://3232235783/", RuleDenyCIDRs},
+		{"deny through nat64", ops, store.CheckTCP, "[64:ff9b::c0a8:107]:80", RuleDenyCIDRs},
+		{"loopback through nat64", def, store.CheckTCP, "[64:ff9b::7f00:1]:80", RuleLoopback},
+		{"nat64 outside allow", ops, store.CheckTCP, "[64:ff9b::a00:1]:80", RuleAllowCIDRs},
 		{"name in allow", ops, store.CheckHTTP, "http://web.internal.example/", ""},
 		{"allow does not lift link-local", ops, store.CheckTCP, "169.254.169.254:80", RuleMetadata},
 		{"loopback not in allow", ops, store.CheckTCP, "127.0.0.1:80", RuleLoopback},
