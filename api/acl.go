@@ -204,6 +204,16 @@ func (s *Server) Accessor(c *gin.Context) string {
 	return s.resolve(c).accessor()
 }
 
+// seesProbeDetail reports whether the caller may read health checks'
+// full output: admins of the whole cluster, and everyone while access
+// control is off.
+func (s *Server) seesProbeDetail(c *gin.Context) bool {
+	if !s.cfg.AccessControl {
+		return true
+	}
+	return s.resolve(c).token.Allows(store.AccessAdmin, "", "")
+}
+
 // resolve finds the caller of a request, once.
 func (s *Server) resolve(c *gin.Context) *caller {
 	if v, ok := c.Get(ctxCaller); ok {

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-io/switchyard/gossip"
+	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -73,6 +74,10 @@ func errorStatus(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "body_too_large"
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, check.ErrTargetDenied):
+		return http.StatusBadRequest, "check_target_denied"
+	case errors.Is(err, check.ErrIntervalTooShort):
+		return http.StatusBadRequest, "check_interval_too_short"
 	case errors.Is(err, store.ErrInvalid):
 		return http.StatusBadRequest, "invalid"
 	case errors.Is(err, store.ErrNamespaceNotFound):

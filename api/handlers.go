@@ -456,6 +456,9 @@ func (s *Server) register(c *gin.Context) {
 	if err == nil {
 		err = s.cfg.Limits.CheckMetadata(in)
 	}
+	if err == nil {
+		err = s.cfg.CheckPolicy.Check(c.Request.Context(), in.Check)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -555,6 +558,13 @@ func (s *Server) checkStatus(c *gin.Context) {
 			s.fail(c, err)
 			return
 		}
+	}
+	if !s.seesProbeDetail(c) {
+		// A probe's output says how the network answered (refused, timed
+		// out, which error page): with it, anyone who may register a check
+		// could map the network the servers sit in. The verdict and a
+		// short reason are what an instance's owner needs.
+		out.Output, out.DurationMs = "", 0
 	}
 	setIndex(c, v.Index)
 	c.JSON(http.StatusOK, out)

@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -98,6 +99,9 @@ type Config struct {
 	// attacker made resolve to this server (DNS rebinding) is refused with
 	// 421. GET /v1/health answers whatever the Host. Empty: any Host.
 	AllowedHosts []string
+	// CheckPolicy refuses registrations whose check targets a network the
+	// servers may not probe, or probes too often (nil: none refused).
+	CheckPolicy *check.Policy
 }
 
 // Checks is what the API needs from the server-side checks.

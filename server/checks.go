@@ -27,10 +27,12 @@ type checks struct {
 	s      *Server
 	runner atomic.Pointer[check.Runner]
 	hc     *http.Client
+	// policy dials every probe (and vets registrations, in the APIs).
+	policy *check.Policy
 }
 
 func (s *Server) runChecks() {
-	r := check.NewRunner(check.RunnerConfig{OnChange: s.checkChanged, Logger: s.logger})
+	r := check.NewRunner(check.RunnerConfig{OnChange: s.checkChanged, Logger: s.logger, Policy: s.checks.policy})
 	s.checks.runner.Store(r)
 	defer r.Stop()
 	t := time.NewTicker(s.cfg.CheckSyncInterval)
@@ -143,7 +145,7 @@ func (c *checks) CheckStatus(ctx context.Context, in *store.Instance, out *wire.
 		if r := c.runner.Load(); r != nil {
 			if st, ok := r.Status(check.Key(k)); ok && !st.Last.At.IsZero() {
 				ok := st.Last.OK
-				out.LastOK, out.Output = &ok, st.Last.Output
+				out.LastOK, out.Reason, out.Output = &ok, st.Last.Reason, st.Last.Output
 				out.CheckedAt = st.Last.At.UTC().Format(time.RFC3339Nano)
 				out.DurationMs = float64(st.Last.Duration.Microseconds()) / 1000
 				out.ConsecutiveFailures, out.ConsecutiveSuccesses = st.ConsecutiveFailures, st.ConsecutiveSuccesses
@@ -186,7 +188,7 @@ func (c *checks) CheckStatus(ctx context.Context, in *store.Instance, out *wire.
 		return nil
 	}
 	if theirs.CheckedBy == owner {
-		out.LastOK, out.Output, out.CheckedAt, out.DurationMs = theirs.LastOK, theirs.Output, theirs.CheckedAt, theirs.DurationMs
+		out.LastOK, out.Reason, out.Output, out.CheckedAt, out.DurationMs = theirs.LastOK, theirs.Reason, theirs.Output, theirs.CheckedAt, theirs.DurationMs
 		out.ConsecutiveFailures, out.ConsecutiveSuccesses = theirs.ConsecutiveFailures, theirs.ConsecutiveSuccesses
 	}
 	return nil

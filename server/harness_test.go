@@ -35,6 +35,10 @@ func testConfig(t *testing.T, id string) Config {
 	cfg.ReconcileInterval = 200 * time.Millisecond
 	cfg.Logger = testlog.New(t, slog.LevelInfo)
 	cfg.ACL.Enabled = false // the access-control tests turn it on
+	// The tests' instances listen on loopback and are probed every 100 ms;
+	// the check-policy tests put the defaults back.
+	cfg.CheckPolicy.AllowLoopback = true
+	cfg.CheckPolicy.MinInterval = 10 * time.Millisecond
 	return cfg
 }
 

@@ -28,6 +28,7 @@ import (
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 	"github.com/switchyard-io/switchyard/ui"
@@ -94,6 +95,9 @@ type Config struct {
 	// CheckSyncInterval is how often a server recomputes which checks it
 	// owns (also at once when gossip membership changes).
 	CheckSyncInterval time.Duration
+	// CheckPolicy says which targets checks may probe and how often; both
+	// APIs refuse other registrations and every probe dials through it.
+	CheckPolicy check.PolicyConfig
 
 	// ReconcileInterval is how often the leader brings the Raft
 	// configuration in line with the gossip pool.
@@ -136,6 +140,7 @@ func DefaultConfig() Config {
 		SelfPreservation:       health.DefaultSelfPreservation(),
 		ReconcileInterval:      time.Second,
 		CheckSyncInterval:      time.Second,
+		CheckPolicy:            check.DefaultPolicyConfig(),
 		DeadServerAfter:        2 * time.Minute,
 		MinQuorum:              3,
 		ACL:                    ACLConfig{Enabled: true},
@@ -161,6 +166,9 @@ func (c Config) Validate() error {
 		return errors.New("self-preservation threshold must be 0-1 (0: off) and its window not negative")
 	case c.DeadServerAfter < 0 || c.MinQuorum < 1:
 		return errors.New("dead-server-after must not be negative and min-quorum at least 1")
+	}
+	if err := c.CheckPolicy.Validate(); err != nil {
+		return err
 	}
 	if c.ACL.BootstrapSecret != "" {
 		if err := api.CheckSecret(c.ACL.BootstrapSecret); err != nil {
@@ -272,7 +280,12 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	cleanup = append(cleanup, func() { s.pool.Shutdown() })
 
+	s.checks.policy, err = check.NewPolicy(cfg.CheckPolicy)
+	if err != nil {
+		return nil, err
+	}
 	ac := cfg.API
+	ac.CheckPolicy = s.checks.policy
 	reg := prometheus.NewRegistry()
 	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(reg), s.checks
 	ac.Registerer = reg
@@ -297,7 +310,7 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.consul = consulcompat.New(closing, consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
 				Namespace: cfg.ConsulNamespace, Liveness: s.liveness, DefaultWait: ac.DefaultWait, MaxWait: ac.MaxWait,
 				Logger: logger.With("component", "consul-api"), Blocking: s.api.BlockingContext, Auth: s.api, Limits: ac.Limits,
-				CacheBytes: cfg.ConsulCacheBytes}, s.node)
+				CacheBytes: cfg.ConsulCacheBytes, CheckPolicy: ac.CheckPolicy}, s.node)
 			s.consul.Mount(e)
 		})
 	}

@@ -264,6 +264,9 @@ func (s *Server) agentRegister(c *gin.Context) {
 	if err == nil {
 		err = s.cfg.Limits.CheckMetadata(in)
 	}
+	if err == nil {
+		err = s.cfg.CheckPolicy.Check(c.Request.Context(), in.Check)
+	}
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	// answer keeps its X-Consul-Index while its bytes stay the same (see
 	// answerCache); 0: DefaultCacheBytes.
 	CacheBytes int64
+	// CheckPolicy refuses registrations whose check the servers may not
+	// probe (api.Config's); nil: none refused.
+	CheckPolicy *check.Policy
 }
 
 // Auth is access control, as api.Server does it.
@@ -291,7 +295,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		status = he.status
 	case errors.As(err, &denied):
 		status = denied.Status
-	case errors.Is(err, store.ErrInvalid):
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, check.ErrTargetDenied), errors.Is(err, check.ErrIntervalTooShort):
 		status = http.StatusBadRequest
 	case errors.Is(err, store.ErrNamespaceNotFound), errors.Is(err, store.ErrServiceNotFound), errors.Is(err, store.ErrInstanceNotFound):
 		status = http.StatusNotFound

@@ -111,7 +111,12 @@ type CheckStatus struct {
 	// or that answered (ephemeral ones).
 	CheckedBy string `json:"checked_by,omitempty"`
 	// For persistent instances: the last probe and the damping streaks.
-	LastOK               *bool   `json:"last_ok,omitempty"`
+	LastOK *bool `json:"last_ok,omitempty"`
+	// Reason is the last probe's verdict in a few words ("HTTP 503",
+	// "unreachable"); Output and DurationMs, the full detail, are shown
+	// to cluster admins only (and to everyone while access control is
+	// off).
+	Reason               string  `json:"reason,omitempty"`
 	Output               string  `json:"output,omitempty"`
 	CheckedAt            string  `json:"checked_at,omitempty"`
 	DurationMs           float64 `json:"duration_ms,omitempty"`

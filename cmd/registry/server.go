@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-io/switchyard/api/consulcompat"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
+	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/internal/certs"
 	"github.com/switchyard-io/switchyard/internal/gctune"
 	"github.com/switchyard-io/switchyard/raft"
@@ -78,6 +79,10 @@ type serverOptions struct {
 
 	limits       api.Limits
 	maxBodyBytes int64
+
+	checkAllowCIDRs, checkDenyCIDRs string
+	checkAllowLoopback              bool
+	checkMinInterval                time.Duration
 
 	gossipKeys string
 
@@ -163,6 +168,10 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too (always, with --trusted-proxies)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For names the client the per-client limits count (empty: the header is ignored)")
 	fs.StringVar(&o.allowedHosts, "allowed-hosts", "", "comma-separated names the API may be called by; when set, any other Host but --http-addr's host, localhost, 127.0.0.1 and ::1 is refused (DNS rebinding; empty: any Host)")
+	fs.StringVar(&o.checkAllowCIDRs, "check-allow-cidrs", "", "comma-separated CIDRs: health checks may reach only these (empty: any address not denied); metadata and link-local addresses stay refused")
+	fs.StringVar(&o.checkDenyCIDRs, "check-deny-cidrs", "", "comma-separated CIDRs health checks may not reach (wins over --check-allow-cidrs)")
+	fs.BoolVar(&o.checkAllowLoopback, "check-allow-loopback", false, "let health checks reach 127.0.0.0/8, ::1 and localhost (this server's own host)")
+	fs.DurationVar(&o.checkMinInterval, "check-min-interval", def.CheckPolicy.MinInterval, "refuse health checks with a shorter interval (400)")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve the HTTP API over HTTPS with this certificate")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the CA that signed the other servers' HTTPS certificates (and clients' with --tls-verify-clients)")
@@ -489,6 +498,23 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		cfg.DefaultTTL, cfg.DefaultDeregisterAfter = o.defaultTTL, o.defaultDereg
 		cfg.SelfPreservation.Threshold, cfg.SelfPreservation.Window = o.spThreshold, o.spWindow
 		cfg.SelfPreservation.MinInstances = o.spMinInstances
+		allow, err := check.ParsePrefixes(o.checkAllowCIDRs)
+		if err != nil {
+			return fmt.Errorf("--check-allow-cidrs: %w", err)
+		}
+		deny, err := check.ParsePrefixes(o.checkDenyCIDRs)
+		if err != nil {
+			return fmt.Errorf("--check-deny-cidrs: %w", err)
+		}
+		if o.checkMinInterval < 0 {
+			return errors.New("--check-min-interval must not be negative (0: no floor)")
+		}
+		cfg.CheckPolicy.Allow, cfg.CheckPolicy.Deny = allow, deny
+		cfg.CheckPolicy.AllowLoopback, cfg.CheckPolicy.MinInterval = o.checkAllowLoopback, o.checkMinInterval
+	}
+	if o.dev {
+		// The dev server's instances run on the developer's machine.
+		cfg.CheckPolicy.AllowLoopback = true
 	}
 	if o.gcHeadroomMiB < 0 {
 		return fmt.Errorf("--gc-headroom-mib must be 0 (off) or more")

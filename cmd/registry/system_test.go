@@ -330,6 +330,28 @@ func getJSON(t *testing.T, url string, out any) {
 	}
 }
 
+// registerChecked registers a persistent instance whose check probes
+// target every interval, and returns the status and body of the answer.
+func registerChecked(t *testing.T, addr, token, id, target, interval string) (int, string) {
+	t.Helper()
+	body := `{"address": "10.0.0.1", "port": 80, "ephemeral": false, "check": {"type": "tcp", "target": ` +
+		strconv.Quote(target) + `, "interval": ` + strconv.Quote(interval) + `}}`
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/namespaces/default/services/db/instances/"+id, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("X-Switchyard-Token", token)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("register %s: %v", id, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 // --- answers ---------------------------------------------------------------
 
 type instanceJSON struct {
@@ -418,6 +440,14 @@ func testDev(t *testing.T, bin string) {
 	cliOK(t, bin, &lk, "lookup", "--server", server, "--output", "json", "web")
 	if len(lk.Instances) != 1 || *lk.Instances[0] != want {
 		t.Errorf("lookup web: %+v, want exactly %+v", lk, want)
+	}
+	// The dev server's instances run on the developer's machine: its
+	// checks may probe loopback; metadata stays refused.
+	if code, body := registerChecked(t, addr, "", "db-1", "127.0.0.1:1", "1s"); code != http.StatusOK {
+		t.Errorf("dev: check on loopback: %d %s, want 200", code, body)
+	}
+	if code, body := registerChecked(t, addr, "", "db-2", "169.254.169.254:80", "1s"); code != http.StatusBadRequest || !strings.Contains(body, "cloud-metadata") {
+		t.Errorf("dev: check on the metadata address: %d %s, want 400 naming cloud-metadata", code, body)
 	}
 
 	var ms []memberJSON
@@ -626,6 +656,16 @@ func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dat
 	if r := cli(t, bin, append(reg[:len(reg):len(reg)], "--token", tok.Secret)...); r.code == 0 || !strings.Contains(r.stderr, "403") {
 		t.Errorf("register with a read token: exit %d, stderr %q; want 403", r.code, r.stderr)
 	}
+	// registry server refuses checks aimed at its own loopback, and at
+	// intervals under a second.
+	if code, body := registerChecked(t, httpAddr, secret, "db-1", "127.0.0.1:1", "1s"); code != http.StatusBadRequest ||
+		!strings.Contains(body, `"check_target_denied"`) || !strings.Contains(body, "--check-allow-loopback") {
+		t.Errorf("server: check on loopback: %d %s, want 400 check_target_denied naming --check-allow-loopback", code, body)
+	}
+	if code, body := registerChecked(t, httpAddr, secret, "db-1", "10.0.0.1:80", "500ms"); code != http.StatusBadRequest ||
+		!strings.Contains(body, `"check_interval_too_short"`) {
+		t.Errorf("server: check every 500ms: %d %s, want 400 check_interval_too_short", code, body)
+	}
 	if r := cli(t, bin, "token", "revoke", "--server", httpAddr, "--token", secret, tok.AccessorID); r.code != 0 {
 		t.Errorf("token revoke: exit %d %s", r.code, r.stderr)
 	}
@@ -637,10 +677,20 @@ func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dat
 	if err := p.stop(t); err != nil {
 		t.Errorf("registry server exited with %v after SIGTERM, want 0", err)
 	}
-	p2 := startProc(t, bin, nil,
-		"server", "--node-id", "from-env", "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr)
+	p2 := startProc(t, bin, []string{"REGISTRY_CHECK_MIN_INTERVAL=2s"},
+		"server", "--node-id", "from-env", "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr,
+		"--check-allow-loopback", "--check-deny-cidrs", "127.0.0.2/32")
 	waitHealthy(t, p2, httpAddr, 20*time.Second)
 	cliOK(t, bin, &lk, "lookup", "--server", httpAddr, "--token", secret, "--output", "json", "web")
+	if code, body := registerChecked(t, httpAddr, secret, "db-1", "127.0.0.1:1", "2s"); code != http.StatusOK {
+		t.Errorf("--check-allow-loopback: check on loopback: %d %s, want 200", code, body)
+	}
+	if code, body := registerChecked(t, httpAddr, secret, "db-2", "127.0.0.2:1", "2s"); code != http.StatusBadRequest || !strings.Contains(body, "check-deny-cidrs") {
+		t.Errorf("--check-deny-cidrs: %d %s, want 400 naming check-deny-cidrs", code, body)
+	}
+	if code, body := registerChecked(t, httpAddr, secret, "db-3", "127.0.0.1:1", "1s"); code != http.StatusBadRequest || !strings.Contains(body, "2s") {
+		t.Errorf("REGISTRY_CHECK_MIN_INTERVAL=2s: check every 1s: %d %s, want 400 naming the 2s floor", code, body)
+	}
 	if strings.Contains(p2.stdout.String(), "Access control bootstrapped") {
 		t.Errorf("a restarted server printed a bootstrap token again:\n%s", p2.stdout.String())
 	}

@@ -62,7 +62,7 @@ func TestProbeHTTPOKThenFailing(t *testing.T) {
 	}))
 	url := srv.URL + "/health"
 
-	r := Probe(t.Context(), httpCheck(url))
+	r := loopbackPolicy.Probe(t.Context(), httpCheck(url))
 	if !r.OK || r.Output != "HTTP GET "+url+": 200 OK" {
 		t.Fatalf("200: OK=%v Output=%q", r.OK, r.Output)
 	}
@@ -74,7 +74,7 @@ func TestProbeHTTPOKThenFailing(t *testing.T) {
 	}
 
 	code.Store(http.StatusInternalServerError)
-	r = Probe(t.Context(), httpCheck(url))
+	r = loopbackPolicy.Probe(t.Context(), httpCheck(url))
 	if want := "HTTP GET " + url + ": 500 Internal Server Error: database down"; r.OK || r.Output != want {
 		t.Fatalf("500: OK=%v Output=%q, want false %q", r.OK, r.Output, want)
 	}
@@ -108,7 +108,7 @@ func TestProbeHTTPStatuses(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
 			url := srv.URL + tc.path
-			r := Probe(t.Context(), httpCheck(url))
+			r := loopbackPolicy.Probe(t.Context(), httpCheck(url))
 			want := "HTTP GET " + url + ": " + tc.output
 			if r.OK != tc.ok || !strings.HasPrefix(r.Output, want) {
 				t.Fatalf("OK=%v Output=%q, want %v and prefix %q", r.OK, r.Output, tc.ok, want)
@@ -126,7 +126,7 @@ func TestProbeHTTPStatuses(t *testing.T) {
 func TestProbeHTTPInvalidTarget(t *testing.T) {
 	for _, target := range []string{"", "127.0.0.1:8080", "ftp://127.0.0.1/x", "http://", "http://[::1"} {
 		t.Run(target, func(t *testing.T) {
-			r := Probe(t.Context(), httpCheck(target))
+			r := loopbackPolicy.Probe(t.Context(), httpCheck(target))
 			if r.OK || !strings.Contains(r.Output, "invalid target") {
 				t.Fatalf("OK=%v Output=%q, want a failure naming an invalid target", r.OK, r.Output)
 			}
@@ -138,7 +138,7 @@ func TestProbeHTTPRefused(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
 	srv.Close()
-	r := Probe(t.Context(), httpCheck(url))
+	r := loopbackPolicy.Probe(t.Context(), httpCheck(url))
 	if r.OK || !strings.HasPrefix(r.Output, "HTTP GET "+url+": dial tcp") || !strings.Contains(r.Output, "refused") {
 		t.Fatalf("OK=%v Output=%q, want a refused dial", r.OK, r.Output)
 	}
@@ -177,7 +177,7 @@ func TestProbeTimeout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := store.Check{Type: store.CheckHTTP, Target: srv.URL,
 				Timeout: store.Duration(tc.timeout), Interval: store.Duration(tc.interval)}
-			r := Probe(t.Context(), c)
+			r := loopbackPolicy.Probe(t.Context(), c)
 			if r.OK || !strings.Contains(r.Output, tc.want) {
 				t.Fatalf("OK=%v Output=%q, want a failure containing %q", r.OK, r.Output, tc.want)
 			}
@@ -216,7 +216,7 @@ func TestProbeRespectsContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan Result, 1)
 	go func() {
-		done <- Probe(ctx, store.Check{Type: store.CheckHTTP, Target: srv.URL, Timeout: store.Duration(time.Minute)})
+		done <- loopbackPolicy.Probe(ctx, store.Check{Type: store.CheckHTTP, Target: srv.URL, Timeout: store.Duration(time.Minute)})
 	}()
 	select {
 	case <-entered:
@@ -242,7 +242,7 @@ func TestProbeTCP(t *testing.T) {
 	addr := lis.Addr().String()
 	c := store.Check{Type: store.CheckTCP, Target: addr}
 
-	r := Probe(t.Context(), c)
+	r := loopbackPolicy.Probe(t.Context(), c)
 	if !r.OK || r.Output != "TCP connect "+addr+": success" {
 		t.Fatalf("open listener: OK=%v Output=%q", r.OK, r.Output)
 	}
@@ -250,12 +250,12 @@ func TestProbeTCP(t *testing.T) {
 	if err := lis.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r = Probe(t.Context(), c)
+	r = loopbackPolicy.Probe(t.Context(), c)
 	if want := "dial tcp " + addr + ": connect: connection refused"; r.OK || r.Output != want {
 		t.Fatalf("closed listener: OK=%v Output=%q, want false %q", r.OK, r.Output, want)
 	}
 
-	r = Probe(t.Context(), store.Check{Type: store.CheckTCP, Target: "no-port"})
+	r = loopbackPolicy.Probe(t.Context(), store.Check{Type: store.CheckTCP, Target: "no-port"})
 	if r.OK || !strings.Contains(r.Output, "missing port") {
 		t.Fatalf("bad target: OK=%v Output=%q", r.OK, r.Output)
 	}
@@ -265,7 +265,7 @@ func TestProbeGRPC(t *testing.T) {
 	addr, hs, stop := newGRPCServer(t)
 	probe := func(target string) Result {
 		t.Helper()
-		return Probe(t.Context(), store.Check{Type: store.CheckGRPC, Target: target})
+		return loopbackPolicy.Probe(t.Context(), store.Check{Type: store.CheckGRPC, Target: target})
 	}
 	expect := func(step, target string, ok bool, output string) {
 		t.Helper()
@@ -310,7 +310,7 @@ func TestProbeGRPC(t *testing.T) {
 func TestProbeUnsupportedTypes(t *testing.T) {
 	for _, typ := range []string{store.CheckTTL, store.CheckNone, "", "icmp"} {
 		t.Run(typ, func(t *testing.T) {
-			r := Probe(t.Context(), store.Check{Type: typ, Target: "127.0.0.1:1"})
+			r := loopbackPolicy.Probe(t.Context(), store.Check{Type: typ, Target: "127.0.0.1:1"})
 			if r.OK || !strings.Contains(r.Output, "not probed by servers") || !strings.Contains(r.Output, `"`+typ+`"`) {
 				t.Fatalf("OK=%v Output=%q, want a failure naming type %q", r.OK, r.Output, typ)
 			}
@@ -345,3 +345,12 @@ func TestClip(t *testing.T) {
 		})
 	}
 }
+
+// loopbackPolicy lets the tests' probes reach their servers on 127.0.0.1.
+var loopbackPolicy = func() *Policy {
+	p, err := NewPolicy(PolicyConfig{AllowLoopback: true})
+	if err != nil {
+		panic(err)
+	}
+	return p
+}()

@@ -57,6 +57,9 @@ type RunnerConfig struct {
 	// DefaultInterval is the interval of checks that set none; 0 means
 	// DefaultInterval.
 	DefaultInterval time.Duration
+	// Policy dials every probe, refusing the addresses it denies (nil: a
+	// policy from DefaultPolicyConfig).
+	Policy *Policy
 }
 
 // Runner runs the checks this server owns, one goroutine per instance.
@@ -99,6 +102,9 @@ type loop struct {
 func NewRunner(cfg RunnerConfig) *Runner {
 	if cfg.DefaultInterval <= 0 {
 		cfg.DefaultInterval = DefaultInterval
+	}
+	if cfg.Policy == nil {
+		cfg.Policy, _ = NewPolicy(DefaultPolicyConfig()) // valid by construction
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -227,7 +233,7 @@ func (r *Runner) run(ctx context.Context, l *loop, delay time.Duration) {
 	defer tick.Stop()
 
 	for {
-		res := Probe(ctx, l.check)
+		res := r.cfg.Policy.Probe(ctx, l.check)
 		if ctx.Err() != nil {
 			// Stopped mid-probe: the result says "canceled", not
 			// anything about the instance.

@@ -50,6 +50,7 @@ func newHarness(t *testing.T) *harness {
 	h.Runner = NewRunner(RunnerConfig{
 		Logger:          testlog.New(t, slog.LevelDebug),
 		DefaultInterval: testInterval,
+		Policy:          loopbackPolicy,
 		OnChange: func(key Key, healthy bool, r Result) {
 			c := change{key: key, healthy: healthy, result: r}
 			c.status, _ = h.Status(key)
@@ -376,6 +377,7 @@ func TestRunnerReseedWaitsForDelivery(t *testing.T) {
 	r := NewRunner(RunnerConfig{
 		Logger:          testlog.New(t, slog.LevelDebug),
 		DefaultInterval: testInterval,
+		Policy:          loopbackPolicy,
 		OnChange: func(_ Key, healthy bool, _ Result) {
 			entered <- healthy
 			if calls.Add(1) == 1 {
@@ -490,7 +492,7 @@ func TestRunnerNoGoroutineLeak(t *testing.T) {
 	}
 	baseline := runtime.NumGoroutine()
 
-	h := NewRunner(RunnerConfig{Logger: testlog.New(t, slog.LevelInfo), DefaultInterval: testInterval})
+	h := NewRunner(RunnerConfig{Logger: testlog.New(t, slog.LevelInfo), DefaultInterval: testInterval, Policy: loopbackPolicy})
 	targets := map[Key]Target{}
 	for i := range 40 {
 		targets[Key{"ns", "svc", fmt.Sprint(i)}] = Target{Healthy: true, Check: checks[i%len(checks)]}

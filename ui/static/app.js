@@ -357,7 +357,7 @@ async function servicePage(view, signal, ns, svc) {
             el('dt', { text: 'Check' }), el('dd', { text: (inst.check && inst.check.type) || 'none' }),
             el('dt', { text: 'Checked by' }), el('dd', { text: c.checked_by || '—' }),
             el('dt', { text: 'Last result' }), el('dd', { text: c.last_ok === undefined ? '—' : (c.last_ok ? 'passing' : 'failing') }),
-            el('dt', { text: 'Output' }), el('dd', {}, el('code', { text: c.output || '—' })),
+            el('dt', { text: 'Output' }), el('dd', {}, el('code', { text: c.output || c.reason || '—' })),
             el('dt', { text: 'Checked at' }), el('dd', { text: c.checked_at || '—' })));
         } catch (err) {
           if (signal.aborted) return;
