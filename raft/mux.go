@@ -35,6 +35,55 @@ type mux struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
+
+	// served are the Raft connections handed to hashicorp/raft's
+	// transport, until its handler closes them (see drain).
+	servedMu sync.Mutex
+	served   map[*servedConn]struct{}
+	handled  sync.WaitGroup
+}
+
+// servedConn is a Raft connection handed to the transport. Its handler
+// closes it when it returns (NetworkTransport.handleConn defers Close).
+type servedConn struct {
+	net.Conn
+	m    *mux
+	once sync.Once
+}
+
+func (c *servedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.m.servedMu.Lock()
+		delete(c.m.served, c)
+		c.m.servedMu.Unlock()
+		c.m.handled.Done()
+	})
+	return err
+}
+
+// drain closes every Raft connection still served and waits, at most
+// timeout, until their handlers have returned. hashicorp/raft answers
+// heartbeats on the transport's goroutines, outside its run loop: one
+// that arrived just before Shutdown may still be writing the current term
+// to the log store, which must stay open until it is done.
+func (m *mux) drain(timeout time.Duration) bool {
+	m.servedMu.Lock()
+	for c := range m.served {
+		c.Conn.Close() // the handler's next read fails; it returns and calls Close
+	}
+	m.servedMu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		m.handled.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }
 
 func newMux(ln net.Listener, advertise net.Addr, logger *slog.Logger) *mux {
@@ -111,7 +160,15 @@ func (m *mux) route(c net.Conn) {
 func (m *mux) Accept() (net.Conn, error) {
 	select {
 	case c := <-m.raftCh:
-		return c, nil
+		sc := &servedConn{Conn: c, m: m}
+		m.servedMu.Lock()
+		if m.served == nil {
+			m.served = map[*servedConn]struct{}{}
+		}
+		m.served[sc] = struct{}{}
+		m.handled.Add(1)
+		m.servedMu.Unlock()
+		return sc, nil
 	case <-m.closed:
 		return nil, fmt.Errorf("raft: mux closed: %w", net.ErrClosed)
 	}

@@ -336,6 +336,9 @@ func (n *Node) Shutdown() error {
 			return true
 		})
 		n.mux.wait()
+		if !n.mux.drain(5 * time.Second) {
+			n.logger.Warn("raft connections still being handled at shutdown")
+		}
 		n.wg.Wait()
 		if err := n.logs.Close(); err != nil && n.shutErr == nil {
 			n.shutErr = err
