@@ -51,6 +51,11 @@ type Node interface {
 type Config struct {
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64
+	// MaxRequestLineBytes caps the request URI (path and query); longer
+	// ones get 414 before routing (0: no cap here). Keep it below the HTTP
+	// server's MaxHeaderBytes, which counts the request line too and
+	// answers 431 itself above that.
+	MaxRequestLineBytes int
 	// DefaultWait and MaxWait bound blocking queries.
 	DefaultWait time.Duration
 	MaxWait     time.Duration
@@ -110,13 +115,16 @@ type Gossip interface {
 
 // DefaultConfig returns the default API settings.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 1 << 20, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute, Limits: DefaultLimits()}
+	return Config{MaxBodyBytes: 1 << 20, MaxRequestLineBytes: DefaultMaxRequestLineBytes, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute, Limits: DefaultLimits()}
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("api: config: max body bytes must be positive")
+	}
+	if c.MaxRequestLineBytes < 0 {
+		return fmt.Errorf("api: config: max request line bytes must not be negative (0 turns the cap off)")
 	}
 	if c.DefaultWait <= 0 || c.MaxWait < c.DefaultWait {
 		return fmt.Errorf("api: config: need 0 < default wait <= max wait")
@@ -195,7 +203,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.Use(s.observe, s.recover, s.rateLimit, s.authorize)
+	e.Use(s.observe, s.requestLine, s.recover, s.rateLimit, s.authorize)
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
 	})

@@ -77,6 +77,9 @@ type serverOptions struct {
 	limits       api.Limits
 	maxBodyBytes int64
 
+	httpLimits          server.HTTPLimits
+	maxRequestLineBytes int
+
 	gossipKeys string
 
 	raftTLSCert, raftTLSKey, raftTLSCA string
@@ -154,6 +157,12 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.limits.MaxInstancesPerService, "max-instances-per-service", dl.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
 	fs.IntVar(&o.limits.MaxMetadataBytes, "max-metadata-bytes", dl.MaxMetadataBytes, "refuse an instance whose metadata keys and values add up to more bytes than this (0: only the built-in caps)")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultConfig().MaxBodyBytes, "refuse request bodies larger than this with 413")
+	dh := def.HTTP
+	fs.IntVar(&o.maxRequestLineBytes, "max-request-line-bytes", def.API.MaxRequestLineBytes, "answer 414 to a request URI longer than this (below --max-header-bytes; 0: no cap but that one)")
+	fs.IntVar(&o.httpLimits.MaxHeaderBytes, "max-header-bytes", dh.MaxHeaderBytes, "answer 431 to a request whose request line and headers are larger than this")
+	fs.DurationVar(&o.httpLimits.ReadHeaderTimeout, "http-read-header-timeout", dh.ReadHeaderTimeout, "close a connection that takes longer than this to send a request's headers")
+	fs.DurationVar(&o.httpLimits.ReadTimeout, "http-read-timeout", dh.ReadTimeout, "close a connection that takes longer than this to send a whole request, body included (blocking queries wait after it, unaffected)")
+	fs.DurationVar(&o.httpLimits.IdleTimeout, "http-idle-timeout", dh.IdleTimeout, "close a kept-alive connection idle this long")
 	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve the HTTP API over HTTPS with this certificate")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert")
@@ -390,6 +399,8 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 			return fmt.Errorf("--max-body-bytes must be positive")
 		}
 		cfg.API.MaxBodyBytes = o.maxBodyBytes
+		cfg.API.MaxRequestLineBytes = o.maxRequestLineBytes
+		cfg.HTTP = o.httpLimits
 	}
 	if o.datacenterRTT != "" {
 		t, err := server.ParseRTTTable(o.datacenterRTT)
