@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"net/http"
 
 	"github.com/gin-gonic/gin"
 )
@@ -23,4 +24,36 @@ func (s *Server) requestLine(c *gin.Context) {
 		return
 	}
 	c.Next()
+}
+
+// beforeReady are the GET routes a server answers while it catches up
+// with the leader: they report on the server itself (its health, the
+// leader it sees, the members, its metrics, its gossip keys and RTTs, the
+// drill reports on its disk, the console's files), not on the catalog.
+// Consul's status and agent/self endpoints (api/consulcompat) are of that
+// kind too. Every other read is refused until the node is ready.
+var beforeReady = map[string]bool{
+	"/v1/health": true, "/v1/cluster/leader": true, "/v1/cluster/members": true, "/v1/cluster/rtt": true,
+	"/metrics": true, "/v1/operator/keyring": true,
+	"/v1/drills": true, "/v1/drills/:name": true, "/v1/drills/:name/timeline": true,
+	"/ui/*file": true, "/ui": true, "/": true,
+	"/v1/status/leader": true, "/v1/status/peers": true, "/v1/agent/self": true,
+}
+
+// caughtUp answers 503 not_ready to every read of the catalog (native or
+// Consul's) while this server has not caught up with the leader since it
+// started: its replica could lack acknowledged writes, and a stale 200 (or
+// a 404 for something that exists) is worse than a refusal the client
+// retries elsewhere. /v1/health answers 503 then too, by its own status.
+// Writes pass: they are applied by the leader.
+func (s *Server) caughtUp(c *gin.Context) {
+	if m := c.Request.Method; m != http.MethodGet && m != http.MethodHead {
+		return
+	}
+	if p := c.FullPath(); p == "" || beforeReady[p] {
+		return // unknown routes get their 404
+	}
+	if !s.node.Ready() {
+		s.fail(c, fmt.Errorf("%w: this server has not caught up with the cluster leader since it started; retry shortly or ask another server", ErrNotReady))
+	}
 }

@@ -203,7 +203,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.Use(s.observe, s.requestLine, s.recover, s.rateLimit, s.authorize)
+	e.Use(s.observe, s.requestLine, s.recover, s.rateLimit, s.caughtUp, s.authorize)
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
 	})
@@ -308,12 +308,10 @@ func (s *Server) names(c *gin.Context) {
 	c.Next()
 }
 
-// read runs before every read: it refuses to answer from a node that has not
-// caught up, honours consistent=true, and sets the staleness headers.
+// read runs before every catalog read: it honours consistent=true and sets
+// the staleness headers. A node that has not caught up never gets here
+// (caughtUp refuses every read before routing reaches the handlers).
 func (s *Server) read(c *gin.Context) {
-	if !s.ready(c) {
-		return
-	}
 	if v := c.Query("consistent"); v != "" {
 		consistent, err := strconv.ParseBool(v)
 		if err != nil {
