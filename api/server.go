@@ -95,6 +95,10 @@ type Config struct {
 	// Keyring lets an admin rotate this server's gossip keys (nil: GET and
 	// PUT /v1/operator/keyring answer 409 not_encrypted).
 	Keyring Keyring
+	// TokenCatchUpInterval is the shortest time between two consistent
+	// reads this server makes to look an unknown token up again (see
+	// tokenCatchUp; 0: DefaultTokenCatchUpInterval).
+	TokenCatchUpInterval time.Duration
 	// AccessControl requires a token with the right rules on every request
 	// but health, leader and members (see acl.go). Off: everything is open.
 	AccessControl bool
@@ -149,6 +153,8 @@ type Server struct {
 	audit       *slog.Logger
 	// needs maps each route (its method and template) to what it requires.
 	needs map[route]Need
+	// catchUp bounds the consistent reads unknown tokens cause.
+	catchUp *tokenCatchUp
 }
 
 // routes adds routes to a group, each with its Need.
@@ -195,6 +201,10 @@ func New(cfg Config, node Node) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}},
 		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[route]Need{}}
+	if cfg.TokenCatchUpInterval <= 0 {
+		cfg.TokenCatchUpInterval = DefaultTokenCatchUpInterval
+	}
+	s.catchUp = newTokenCatchUp(cfg.TokenCatchUpInterval)
 	if s.audit == nil {
 		s.audit = logger.With("component", "audit")
 	}

@@ -178,6 +178,7 @@ func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint
 	}
 	switch op {
 	case opApply:
+		n.forwarded.WithLabelValues("apply").Inc()
 		cmd, err := store.DecodeCommand(payload)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %v", store.ErrInvalid, err)
@@ -187,8 +188,10 @@ func (n *Node) handleForward(ctx context.Context, op byte, payload []byte) (uint
 		}
 		return n.applyLocal(ctx, cmd, true)
 	case opReadIndex:
+		n.forwarded.WithLabelValues("read_index").Inc()
 		return n.readIndexLocal(ctx)
 	case opJoin:
+		n.forwarded.WithLabelValues("join").Inc()
 		var j joinRequest
 		if err := json.Unmarshal(payload, &j); err != nil {
 			return 0, fmt.Errorf("%w: join request: %v", store.ErrInvalid, err)
