@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -75,6 +74,9 @@ var (
 const (
 	HeaderToken       = "X-Switchyard-Token"
 	headerConsulToken = "X-Consul-Token"
+	// HeaderTokenUnknown marks an answer to an unknown token on a route
+	// the anonymous token may call: it was answered as anonymous.
+	HeaderTokenUnknown = "X-Switchyard-Token-Unknown"
 )
 
 const ctxCaller = "switchyard.caller"
@@ -83,6 +85,9 @@ const ctxCaller = "switchyard.caller"
 type caller struct {
 	token     *store.Token // nil: an unknown token was presented
 	presented bool         // a token came with the request
+	// unknown: the token presented is not known; token is then the
+	// anonymous one on routes it may call (see anonymousMeets).
+	unknown bool
 }
 
 // accessor names the caller in the audit log.
@@ -90,6 +95,8 @@ func (k *caller) accessor() string {
 	switch {
 	case k == nil:
 		return ""
+	case k.unknown:
+		return "unknown"
 	case k.token != nil:
 		return k.token.AccessorID
 	case k.presented:
@@ -231,13 +238,16 @@ func (s *Server) resolveNow(c *gin.Context) *caller {
 		hash := HashSecret(secret)
 		k.token = s.node.Store().TokenBySecretHash(hash)
 		if k.token == nil && s.cfg.AccessControl {
-			// A token made an instant ago on the leader may not have reached
-			// this replica yet: catch up once before calling it unknown.
-			ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
-			if s.node.ConsistentRead(ctx) == nil {
+			if s.anonymousMeets(c) {
+				// What anyone may have costs the leader nothing.
+				k.token, k.unknown = s.node.Store().Anonymous(), true
+				c.Header(HeaderTokenUnknown, "answered as anonymous")
+			} else if s.catchUp.wait(c.Request.Context(), time.Now(), s.node.ConsistentRead) == nil {
+				// A token made an instant ago on the leader may not have
+				// reached this replica yet (see tokenCatchUp).
 				k.token = s.node.Store().TokenBySecretHash(hash)
 			}
-			cancel()
+			k.unknown = k.unknown || k.token == nil
 		}
 	} else {
 		k.token = s.node.Store().Anonymous()
@@ -325,7 +335,7 @@ func (s *Server) check(k *caller, access store.Access, ns, svc string) error {
 
 func (s *Server) denied(k *caller, what string) error {
 	switch {
-	case k.presented && k.token == nil:
+	case k.unknown || (k.presented && k.token == nil):
 		return &DeniedError{http.StatusUnauthorized, "the token is not known to this cluster (mistyped, revoked, or from another cluster)"}
 	case !k.presented:
 		return &DeniedError{http.StatusUnauthorized, fmt.Sprintf("a token is needed to %s: send it in the %s header or as Authorization: Bearer", what, HeaderToken)}

@@ -20,6 +20,9 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrBodyTooLarge: the body is over the configured limit.
 	ErrBodyTooLarge = errors.New("request body too large")
+	// ErrURITooLong: the request's path and query are over the configured
+	// limit (Config.MaxRequestLineBytes).
+	ErrURITooLong = errors.New("request URI too long")
 	// ErrNotReady: this server has not caught up with the leader.
 	ErrNotReady = errors.New("server not ready")
 	// ErrNoInstance: a pick found no instance that may take traffic.
@@ -72,6 +75,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusForbidden, "cross_site"
 	case errors.Is(err, ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, "body_too_large"
+	case errors.Is(err, ErrURITooLong):
+		return http.StatusRequestURITooLong, "uri_too_long"
 	case errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest, "bad_request"
 	case errors.Is(err, check.ErrTargetDenied):

@@ -409,7 +409,7 @@ func (s *Server) listInstances(c *gin.Context) {
 		return
 	}
 	var r selected
-	if _, ok := s.block(c, s.selectionQuery(c.Param("ns"), c.Param("svc"), q.caller, &r)); !ok {
+	if !s.blockSelection(c, q.caller, &r) {
 		return
 	}
 	if r.protected {

@@ -86,8 +86,10 @@ type selected struct {
 
 // selectionQuery runs disaster.Lookup as a blocking query: the answer's
 // index is the highest of every view the lookup read, and it wakes when any
-// of them changes.
-func (s *Server) selectionQuery(ns, svc string, caller store.Locality, out *selected) store.QueryFunc {
+// of them changes. A lookup served through a namespace's fallbacks reads
+// several views; the goroutines that merge their channels end when done
+// closes (see blockSelection), so a wait that times out leaves none behind.
+func (s *Server) selectionQuery(done <-chan struct{}, ns, svc string, caller store.Locality, out *selected) store.QueryFunc {
 	return func() (uint64, <-chan struct{}, error) {
 		res, err := disaster.Lookup(s.node.Store(), disaster.Query{Namespace: ns, Service: svc, Caller: caller, Topology: s.cfg.Topology})
 		*out = selected{ns: ns, svc: svc, caller: caller, res: res}
@@ -96,10 +98,19 @@ func (s *Server) selectionQuery(ns, svc string, caller store.Locality, out *sele
 		}
 		var watch <-chan struct{}
 		if len(res.Watches) > 0 {
-			watch = anyOf(res.Watches)
+			watch = anyOf(done, res.Watches)
 		}
 		return res.Index, watch, err
 	}
+}
+
+// blockSelection answers a selection into out as a blocking query (see
+// block), and ends the goroutines its wait started before it returns.
+func (s *Server) blockSelection(c *gin.Context, caller store.Locality, out *selected) bool {
+	done := make(chan struct{})
+	defer close(done)
+	_, ok := s.block(c, s.selectionQuery(done, c.Param("ns"), c.Param("svc"), caller, out))
+	return ok
 }
 
 // bodyKey memoises an answer served by the asked namespace itself.
@@ -129,9 +140,9 @@ func (r *selected) body() []byte {
 }
 
 // anyOf returns a channel closed when any of chs closes. The goroutines it
-// starts end when it closes, or at most when the next write to the catalog
-// closes one of the channels.
-func anyOf(chs []<-chan struct{}) <-chan struct{} {
+// starts end when it closes or when done closes: a view that never changes
+// again must not keep a goroutine of a query that stopped waiting on it.
+func anyOf(done <-chan struct{}, chs []<-chan struct{}) <-chan struct{} {
 	if len(chs) == 1 {
 		return chs[0]
 	}
@@ -143,6 +154,7 @@ func anyOf(chs []<-chan struct{}) <-chan struct{} {
 			case <-ch:
 				once.Do(func() { close(out) })
 			case <-out:
+			case <-done:
 			}
 		}()
 	}
@@ -168,7 +180,7 @@ func (s *Server) pick(c *gin.Context) {
 		return
 	}
 	var r selected
-	if _, ok := s.block(c, s.selectionQuery(c.Param("ns"), c.Param("svc"), q.caller, &r)); !ok {
+	if !s.blockSelection(c, q.caller, &r) {
 		return
 	}
 	if balancer == "" {

@@ -52,6 +52,11 @@ type Node interface {
 type Config struct {
 	// MaxBodyBytes caps request bodies; larger ones get 413.
 	MaxBodyBytes int64
+	// MaxRequestLineBytes caps the request URI (path and query); longer
+	// ones get 414 before routing (0: no cap here). Keep it below the HTTP
+	// server's MaxHeaderBytes, which counts the request line too and
+	// answers 431 itself above that.
+	MaxRequestLineBytes int
 	// DefaultWait and MaxWait bound blocking queries.
 	DefaultWait time.Duration
 	MaxWait     time.Duration
@@ -91,6 +96,10 @@ type Config struct {
 	// Keyring lets an admin rotate this server's gossip keys (nil: GET and
 	// PUT /v1/operator/keyring answer 409 not_encrypted).
 	Keyring Keyring
+	// TokenCatchUpInterval is the shortest time between two consistent
+	// reads this server makes to look an unknown token up again (see
+	// tokenCatchUp; 0: DefaultTokenCatchUpInterval).
+	TokenCatchUpInterval time.Duration
 	// AccessControl requires a token with the right rules on every request
 	// but health, leader and members (see acl.go). Off: everything is open.
 	AccessControl bool
@@ -119,13 +128,16 @@ type Gossip interface {
 
 // DefaultConfig returns the default API settings.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 1 << 20, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute, Limits: DefaultLimits()}
+	return Config{MaxBodyBytes: 1 << 20, MaxRequestLineBytes: DefaultMaxRequestLineBytes, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute, Limits: DefaultLimits()}
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		return fmt.Errorf("api: config: max body bytes must be positive")
+	}
+	if c.MaxRequestLineBytes < 0 {
+		return fmt.Errorf("api: config: max request line bytes must not be negative (0 turns the cap off)")
 	}
 	if c.DefaultWait <= 0 || c.MaxWait < c.DefaultWait {
 		return fmt.Errorf("api: config: need 0 < default wait <= max wait")
@@ -164,6 +176,8 @@ type Server struct {
 	// another site; hosts are the names Host may carry (nil: any).
 	crossOrigin *http.CrossOriginProtection
 	hosts       map[string]bool
+	// catchUp bounds the consistent reads unknown tokens cause.
+	catchUp *tokenCatchUp
 }
 
 // routes adds routes to a group, each with its Need.
@@ -211,6 +225,10 @@ func New(cfg Config, node Node) (*Server, error) {
 	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}},
 		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[route]Need{},
 		crossOrigin: http.NewCrossOriginProtection(), hosts: allowedHosts(cfg.AllowedHosts)}
+	if cfg.TokenCatchUpInterval <= 0 {
+		cfg.TokenCatchUpInterval = DefaultTokenCatchUpInterval
+	}
+	s.catchUp = newTokenCatchUp(cfg.TokenCatchUpInterval)
 	if s.audit == nil {
 		s.audit = logger.With("component", "audit")
 	}
@@ -222,7 +240,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	e.HandleMethodNotAllowed = true
 	e.RedirectTrailingSlash = false
 	e.RedirectFixedPath = false
-	e.Use(s.observe, s.recover, s.guard, s.rateLimit, s.authorize)
+	e.Use(s.observe, s.requestLine, s.recover, s.guard, s.rateLimit, s.caughtUp, s.authorize)
 	e.NoRoute(func(c *gin.Context) {
 		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
 	})
@@ -327,12 +345,10 @@ func (s *Server) names(c *gin.Context) {
 	c.Next()
 }
 
-// read runs before every read: it refuses to answer from a node that has not
-// caught up, honours consistent=true, and sets the staleness headers.
+// read runs before every catalog read: it honours consistent=true and sets
+// the staleness headers. A node that has not caught up never gets here
+// (caughtUp refuses every read before routing reaches the handlers).
 func (s *Server) read(c *gin.Context) {
-	if !s.ready(c) {
-		return
-	}
 	if v := c.Query("consistent"); v != "" {
 		consistent, err := strconv.ParseBool(v)
 		if err != nil {

@@ -172,7 +172,7 @@ func (s *Server) revokeToken(c *gin.Context) {
 // tokenSelf shows the caller its own token (without the secret).
 func (s *Server) tokenSelf(c *gin.Context) {
 	k := s.resolve(c)
-	if k.token == nil {
+	if k.token == nil || k.unknown {
 		s.fail(c, s.denied(k, "read its own token"))
 		return
 	}

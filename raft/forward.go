@@ -187,6 +187,7 @@ func (n *Node) handleForward(ctx context.Context, caller *x509.Certificate, op b
 	}
 	switch op {
 	case opApply:
+		n.forwarded.WithLabelValues("apply").Inc()
 		cmd, err := store.DecodeCommand(payload)
 		if err != nil {
 			return 0, fmt.Errorf("%w: %v", store.ErrInvalid, err)
@@ -196,8 +197,10 @@ func (n *Node) handleForward(ctx context.Context, caller *x509.Certificate, op b
 		}
 		return n.applyLocal(ctx, cmd, true)
 	case opReadIndex:
+		n.forwarded.WithLabelValues("read_index").Inc()
 		return n.readIndexLocal(ctx)
 	case opJoin:
+		n.forwarded.WithLabelValues("join").Inc()
 		var j joinRequest
 		if err := json.Unmarshal(payload, &j); err != nil {
 			return 0, fmt.Errorf("%w: join request: %v", store.ErrInvalid, err)

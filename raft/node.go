@@ -164,6 +164,9 @@ type Node struct {
 	// installing it.
 	applyGate  sync.RWMutex
 	commitTime prometheus.Histogram
+	// forwarded counts the requests other servers forwarded to this one
+	// as leader, by op: what followers cost the leader.
+	forwarded *prometheus.CounterVec
 
 	hadState    bool // the data dir held Raft state at Open
 	ready       atomic.Bool
@@ -257,6 +260,10 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 			Help:    "On the leader: from appending a batch entry to having applied it (a quorum's disk writes included).",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 5},
 		}),
+		forwarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_raft_forwarded_requests_total",
+			Help: "On the leader: requests other servers forwarded to it, by op (apply, read_index, join).",
+		}, []string{"op"}),
 	}
 	n.fwd.useMux = n.speaksMux
 	hasState, err := hraft.HasExistingState(logs, logs, snaps)
@@ -1201,4 +1208,6 @@ func Recover(cfg Config) error {
 func (n *Node) LeadershipChanges() uint64 { return n.leadership.Load() }
 
 // Collectors are the node's own Prometheus metrics.
-func (n *Node) Collectors() []prometheus.Collector { return []prometheus.Collector{n.commitTime} }
+func (n *Node) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{n.commitTime, n.forwarded}
+}

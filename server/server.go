@@ -116,6 +116,10 @@ type Config struct {
 	// shown by the console ("": none).
 	DrillReports string
 
+	// HTTP bounds the request line, headers and timings of the API and
+	// admin listeners.
+	HTTP HTTPLimits
+
 	// AdminAddr, when set, serves Go profiling (/debug/pprof/) and /metrics
 	// on a listener of its own, apart from the API (bind it to loopback or
 	// an operators' network: whoever reaches it can profile the server).
@@ -132,6 +136,7 @@ func DefaultConfig() Config {
 		Raft:                   raft.DefaultConfig(),
 		Gossip:                 gossip.DefaultConfig(),
 		API:                    api.DefaultConfig(),
+		HTTP:                   DefaultHTTPLimits(),
 		DNS:                    dns.DefaultConfig(),
 		FlushInterval:          250 * time.Millisecond,
 		JudgeInterval:          500 * time.Millisecond,
@@ -169,6 +174,12 @@ func (c Config) Validate() error {
 	}
 	if err := c.CheckPolicy.Validate(); err != nil {
 		return err
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		return err
+	}
+	if n := c.API.MaxRequestLineBytes; n >= c.HTTP.MaxHeaderBytes {
+		return fmt.Errorf("max-request-line-bytes (%d) must be below max-header-bytes (%d), which net/http applies to the request line too", n, c.HTTP.MaxHeaderBytes)
 	}
 	if c.ACL.BootstrapSecret != "" {
 		if err := api.CheckSecret(c.ACL.BootstrapSecret); err != nil {
@@ -315,8 +326,9 @@ func Start(cfg Config) (_ *Server, err error) {
 		})
 	}
 	var handler http.Handler = markProxied(s.api.Handler())
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	// The write timeout leaves a long poll its whole wait, and a minute to
+	// answer (see httpServer).
+	s.http = httpServer(handler, cfg.HTTP, ac.MaxWait+time.Minute, logger)
 	go func() {
 		ln := api.LimitListener(s.httpLn, ac.Limits, cfg.HTTPTLS != nil)
 		if cfg.HTTPTLS != nil {
@@ -366,7 +378,9 @@ func Start(cfg Config) (_ *Server, err error) {
 			return nil, fmt.Errorf("server: admin address: %w", err)
 		}
 		s.adminLn = aln
-		s.admin = &http.Server{Handler: adminHandler(ac.Metrics), ReadHeaderTimeout: 10 * time.Second}
+		// No write timeout: a profile or trace streams for as long as its
+		// ?seconds= asks (net/http/pprof refuses one longer than a timeout).
+		s.admin = httpServer(adminHandler(ac.Metrics), cfg.HTTP, 0, logger)
 		cleanup = append(cleanup, func() { s.admin.Close() })
 		go func() { _ = s.admin.Serve(aln) }()
 		logger.Info("admin endpoints (profiling, metrics)", "addr", aln.Addr().String())

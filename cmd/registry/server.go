@@ -83,6 +83,8 @@ type serverOptions struct {
 	checkAllowCIDRs, checkDenyCIDRs string
 	checkAllowLoopback              bool
 	checkMinInterval                time.Duration
+	httpLimits          server.HTTPLimits
+	maxRequestLineBytes int
 
 	gossipKeys string
 
@@ -172,6 +174,12 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.checkDenyCIDRs, "check-deny-cidrs", "", "comma-separated CIDRs health checks may not reach (wins over --check-allow-cidrs)")
 	fs.BoolVar(&o.checkAllowLoopback, "check-allow-loopback", false, "let health checks reach 127.0.0.0/8, ::1 and localhost (this server's own host)")
 	fs.DurationVar(&o.checkMinInterval, "check-min-interval", def.CheckPolicy.MinInterval, "refuse health checks with a shorter interval (400)")
+	dh := def.HTTP
+	fs.IntVar(&o.maxRequestLineBytes, "max-request-line-bytes", def.API.MaxRequestLineBytes, "answer 414 to a request URI longer than this (below --max-header-bytes; 0: no cap but that one)")
+	fs.IntVar(&o.httpLimits.MaxHeaderBytes, "max-header-bytes", dh.MaxHeaderBytes, "answer 431 to a request whose request line and headers are larger than this")
+	fs.DurationVar(&o.httpLimits.ReadHeaderTimeout, "http-read-header-timeout", dh.ReadHeaderTimeout, "close a connection that takes longer than this to send a request's headers")
+	fs.DurationVar(&o.httpLimits.ReadTimeout, "http-read-timeout", dh.ReadTimeout, "close a connection that takes longer than this to send a whole request, body included (blocking queries wait after it, unaffected)")
+	fs.DurationVar(&o.httpLimits.IdleTimeout, "http-idle-timeout", dh.IdleTimeout, "close a kept-alive connection idle this long")
 	fs.StringVar(&o.tlsCert, "tls-cert", "", "serve the HTTP API over HTTPS with this certificate")
 	fs.StringVar(&o.tlsKey, "tls-key", "", "the key of --tls-cert")
 	fs.StringVar(&o.tlsCA, "tls-ca", "", "the CA that signed the other servers' HTTPS certificates (and clients' with --tls-verify-clients)")
@@ -464,6 +472,8 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 			return fmt.Errorf("--max-body-bytes must be positive")
 		}
 		cfg.API.MaxBodyBytes = o.maxBodyBytes
+		cfg.API.MaxRequestLineBytes = o.maxRequestLineBytes
+		cfg.HTTP = o.httpLimits
 	}
 	if o.dev || o.allowedHosts != "" {
 		cfg.API.AllowedHosts = allowedHosts(o.httpAddr, o.allowedHosts)
