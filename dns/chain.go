@@ -50,7 +50,7 @@ func chain(cfg *Config, cat disaster.Catalog, logger *slog.Logger, stats *Stats)
 		}
 		_, q.tcp = w.RemoteAddr().(*net.TCPAddr)
 		reply := h(q)
-		finish(q, reply, cfg.MaxAnswers)
+		finish(q, reply, cfg)
 		if stats != nil {
 			stats.count(reply)
 		}
@@ -166,13 +166,15 @@ func rcode(q *query, code int) *mdns.Msg {
 }
 
 // finish caps the answers, adds EDNS when the client used it, and fits the
-// reply to the client's buffer over UDP (512 bytes, or its EDNS size) or to
-// the 64 KiB message limit over TCP. Additional records go first; answers
+// reply to the transport: over UDP to the client's buffer (512 bytes, or
+// its EDNS size) but never beyond cfg.MaxUDPSize, so that a forged source
+// address and a large claimed buffer get no flood sent to a victim; over
+// TCP to the 64 KiB message limit. Additional records go first; answers
 // that do not fit are dropped and the reply is marked truncated, so the
 // client retries over TCP.
-func finish(q *query, m *mdns.Msg, maxAnswers int) {
-	if maxAnswers > 0 && len(m.Answer) > maxAnswers {
-		m.Answer = m.Answer[:maxAnswers]
+func finish(q *query, m *mdns.Msg, cfg *Config) {
+	if cfg.MaxAnswers > 0 && len(m.Answer) > cfg.MaxAnswers {
+		m.Answer = m.Answer[:cfg.MaxAnswers]
 		m.Extra = keepExtrasFor(m.Answer, m.Extra)
 	}
 	size := mdns.MaxMsgSize
@@ -181,6 +183,7 @@ func finish(q *query, m *mdns.Msg, maxAnswers int) {
 		if q.opt != nil {
 			size = max(int(q.opt.UDPSize()), mdns.MinMsgSize)
 		}
+		size = min(size, cfg.MaxUDPSize)
 	}
 	if q.opt != nil {
 		o := &mdns.OPT{Hdr: mdns.RR_Header{Name: ".", Rrtype: mdns.TypeOPT}}
@@ -190,8 +193,9 @@ func finish(q *query, m *mdns.Msg, maxAnswers int) {
 			e.SourceScope = q.scope
 			o.Option = append(o.Option, &e)
 		}
-		size -= mdns.Len(o)
-		defer func() { m.Extra = append(m.Extra, o) }()
+		// Added before fitting: Truncate keeps the OPT record and counts
+		// it within size.
+		m.Extra = append(m.Extra, o)
 	}
 	fit(m, size)
 }
@@ -210,7 +214,7 @@ func fit(m *mdns.Msg, size int) {
 }
 
 // keepExtrasFor keeps the additional records that belong to the SRV
-// targets of answers.
+// targets of answers, and the OPT record.
 func keepExtrasFor(answers, extra []mdns.RR) []mdns.RR {
 	targets := map[string]bool{}
 	for _, rr := range answers {
@@ -220,7 +224,7 @@ func keepExtrasFor(answers, extra []mdns.RR) []mdns.RR {
 	}
 	var out []mdns.RR
 	for _, rr := range extra {
-		if targets[rr.Header().Name] {
+		if h := rr.Header(); targets[h.Name] || h.Rrtype == mdns.TypeOPT {
 			out = append(out, rr)
 		}
 	}

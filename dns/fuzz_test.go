@@ -105,7 +105,7 @@ func fuzzStore() *store.Store {
 // FuzzHandler feeds raw bytes to the handler chain the way the server does:
 // what does not parse is the DNS library's to reject (FORMERR); what parses
 // must get one reply that packs, carries the query's id, and fits a UDP
-// client's buffer.
+// client's buffer and the server's own UDP cap.
 func FuzzHandler(f *testing.F) {
 	for _, b := range malformed() {
 		f.Add(b)
@@ -155,6 +155,7 @@ func FuzzHandler(f *testing.F) {
 			if o := m.IsEdns0(); o != nil {
 				limit = max(int(o.UDPSize()), mdns.MinMsgSize)
 			}
+			limit = min(limit, cfg.MaxUDPSize)
 		}
 		if len(packed) > limit {
 			t.Fatalf("reply of %d bytes over a %d-byte limit", len(packed), limit)

@@ -43,9 +43,22 @@ type Config struct {
 	// Zone is the domain the server is authoritative for.
 	Zone string
 	// MaxAnswers caps the records of an answer (0: no cap), over UDP and
-	// TCP alike. A capped answer is not marked truncated: TCP would give
-	// no more.
+	// TCP alike, so that no query makes the server pack a whole large
+	// service. A capped answer is not marked truncated: TCP would give no
+	// more.
 	MaxAnswers int
+	// MaxUDPSize caps a UDP reply in bytes, whatever EDNS buffer size the
+	// query claims (a claim is only a claim: the source address of a
+	// datagram may be forged, and a large reply to it would flood the
+	// victim). Larger answers are cut with TC set; TCP, whose handshake
+	// proves the address, gives the rest.
+	MaxUDPSize int
+	// MaxTCPConns caps the DNS-over-TCP connections open at once; those
+	// above it are closed as soon as they are accepted.
+	MaxTCPConns int
+	// TCPIdleTimeout closes a TCP connection that sends no query for this
+	// long, the first as well as the next ones (RFC 7766 §6.2.3).
+	TCPIdleTimeout time.Duration
 	// Locality is where this server runs: the caller's locality unless a
 	// subnet below says otherwise.
 	Locality store.Locality
@@ -64,9 +77,26 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// DefaultConfig returns the defaults: 127.0.0.1:7453, zone switchyard.
+// Defaults of the bounds a caller meets.
+const (
+	// DefaultMaxAnswers: nearest and weighted first, the records a client
+	// needs to spread its calls, and a TCP answer of at most about 11 KB.
+	DefaultMaxAnswers = 256
+	// DefaultMaxUDPSize is the 2020 DNS flag day value: no IP
+	// fragmentation on any usual path.
+	DefaultMaxUDPSize = 1232
+	// DefaultMaxTCPConns: resolvers keep few connections; an attacker
+	// opening thousands gets no more file descriptors than this.
+	DefaultMaxTCPConns = 512
+	// DefaultTCPIdleTimeout: a few seconds, as RFC 7766 asks of servers.
+	DefaultTCPIdleTimeout = 5 * time.Second
+)
+
+// DefaultConfig returns the defaults: 127.0.0.1:7453, zone switchyard., and
+// the bounds above.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:7453", Zone: "switchyard."}
+	return Config{Addr: "127.0.0.1:7453", Zone: "switchyard.", MaxAnswers: DefaultMaxAnswers,
+		MaxUDPSize: DefaultMaxUDPSize, MaxTCPConns: DefaultMaxTCPConns, TCPIdleTimeout: DefaultTCPIdleTimeout}
 }
 
 // Validate checks the configuration and normalises the zone.
@@ -80,6 +110,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxAnswers < 0 {
 		return errors.New("dns: config: max answers must not be negative")
+	}
+	if c.MaxUDPSize < mdns.MinMsgSize || c.MaxUDPSize > mdns.MaxMsgSize {
+		return fmt.Errorf("dns: config: max UDP size %d is not between %d and %d bytes", c.MaxUDPSize, mdns.MinMsgSize, mdns.MaxMsgSize)
+	}
+	if c.MaxTCPConns < 1 {
+		return errors.New("dns: config: max TCP connections must be at least 1")
+	}
+	if c.TCPIdleTimeout <= 0 {
+		return errors.New("dns: config: TCP idle timeout must be positive")
 	}
 	for _, s := range c.Subnets {
 		if !s.Prefix.IsValid() {
@@ -105,7 +144,14 @@ type Server struct {
 type Stats struct {
 	rcodes    [32]atomic.Uint64
 	truncated atomic.Uint64
+	// tcpRefused counts TCP connections closed at once for being over
+	// Config.MaxTCPConns.
+	tcpRefused atomic.Uint64
 }
+
+// TCPRefused returns how many TCP connections were closed at once because
+// MaxTCPConns were already open.
+func (s *Stats) TCPRefused() uint64 { return s.tcpRefused.Load() }
 
 func (s *Stats) count(m *mdns.Msg) {
 	s.rcodes[m.Rcode&31].Add(1)
@@ -160,8 +206,13 @@ func (s *Server) Start() error {
 	// Queries are small: a 4 KiB read buffer holds any real one (a longer
 	// datagram is cut and fails to parse: FORMERR).
 	s.udp = &mdns.Server{PacketConn: pc, Handler: s.handler, UDPSize: 4096}
-	s.tcp = &mdns.Server{Listener: ln, Handler: s.handler,
-		ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }}
+	// The read timeout bounds the wait for a connection's first query (and
+	// the reading of each query), the idle timeout the wait for the next:
+	// both are the idle timeout, so a silent connection holds its slot no
+	// longer than an idle one.
+	idle := s.cfg.TCPIdleTimeout
+	s.tcp = &mdns.Server{Listener: newLimitListener(ln, s.cfg.MaxTCPConns, &s.stats), Handler: s.handler,
+		ReadTimeout: idle, WriteTimeout: 5 * time.Second, IdleTimeout: func() time.Duration { return idle }}
 	for _, srv := range []*mdns.Server{s.udp, s.tcp} {
 		started := make(chan struct{})
 		srv.NotifyStartedFunc = func() { close(started) }

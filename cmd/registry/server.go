@@ -83,8 +83,8 @@ type serverOptions struct {
 	checkAllowCIDRs, checkDenyCIDRs string
 	checkAllowLoopback              bool
 	checkMinInterval                time.Duration
-	httpLimits          server.HTTPLimits
-	maxRequestLineBytes int
+	httpLimits                      server.HTTPLimits
+	maxRequestLineBytes             int
 
 	gossipKeys string
 
@@ -102,8 +102,11 @@ type serverOptions struct {
 
 	gcHeadroomMiB int
 
-	allowedHosts   string
-	trustedProxies string
+	allowedHosts      string
+	trustedProxies    string
+	dnsMaxUDPSize     int
+	dnsMaxTCPConns    int
+	dnsTCPIdleTimeout time.Duration
 
 	dev bool
 }
@@ -204,8 +207,11 @@ func (o *serverOptions) dnsFlags(fs *flag.FlagSet) {
 	def := dns.DefaultConfig()
 	fs.StringVar(&o.dnsAddr, "dns-addr", def.Addr, "DNS address, UDP and TCP (empty: no DNS server)")
 	fs.StringVar(&o.dnsZone, "dns-zone", def.Zone, "the DNS zone answered")
-	fs.IntVar(&o.dnsMaxAnswers, "dns-max-answers", def.MaxAnswers, "at most this many records per DNS answer (0: as many as fit)")
+	fs.IntVar(&o.dnsMaxAnswers, "dns-max-answers", def.MaxAnswers, "at most this many records per DNS answer, over UDP and TCP (0: as many as fit)")
 	fs.StringVar(&o.dnsSubnets, "dns-subnet-locality", "", "callers' localities by subnet (EDNS Client Subnet or source): 10.1.0.0/16=eu/eu-west-1/a,10.2.0.0/16=us")
+	fs.IntVar(&o.dnsMaxUDPSize, "dns-max-udp-size", def.MaxUDPSize, "at most this many bytes per DNS answer over UDP, whatever EDNS size a client claims (512 to 65535; larger answers are cut with TC set)")
+	fs.IntVar(&o.dnsMaxTCPConns, "dns-max-tcp-connections", def.MaxTCPConns, "DNS-over-TCP connections open at once; those above are closed at once")
+	fs.DurationVar(&o.dnsTCPIdleTimeout, "dns-tcp-idle-timeout", def.TCPIdleTimeout, "close a DNS-over-TCP connection that sends no query for this long")
 }
 
 // parseSubnets reads --dns-subnet-locality.
@@ -487,12 +493,19 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	}
 	cfg.AdminAddr, cfg.Logger = o.adminAddr, logger
 	cfg.DNS.Addr, cfg.DNS.Zone, cfg.DNS.MaxAnswers = o.dnsAddr, o.dnsZone, o.dnsMaxAnswers
+	cfg.DNS.MaxUDPSize, cfg.DNS.MaxTCPConns, cfg.DNS.TCPIdleTimeout = o.dnsMaxUDPSize, o.dnsMaxTCPConns, o.dnsTCPIdleTimeout
 	if o.dnsSubnets != "" {
 		sn, err := parseSubnets(o.dnsSubnets)
 		if err != nil {
 			return fmt.Errorf("--dns-subnet-locality: %w", err)
 		}
 		cfg.DNS.Subnets = sn
+	}
+	if cfg.DNS.Addr != "" {
+		// Before anything starts: a bad bound is the flag's fault.
+		if err := cfg.DNS.Validate(); err != nil {
+			return err
+		}
 	}
 	if o.dev {
 		// One voter: elections need not wait for anyone.
