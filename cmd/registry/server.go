@@ -385,6 +385,9 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 	}
 	cfg.Locality = store.Locality{Region: o.region, Datacenter: o.datacenter, Unit: o.unit}
 	cfg.DisableConsulAPI, cfg.ConsulNamespace = o.noConsulAPI, o.consulNamespace
+	if o.dev && o.consulCacheBytes == 0 {
+		o.consulCacheBytes = consulcompat.DefaultCacheBytes // dev has no such flag
+	}
 	if o.consulCacheBytes <= 0 {
 		return fmt.Errorf("--consul-cache-bytes must be positive")
 	}
