@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 
+	"github.com/switchyard-io/switchyard/internal/cidr"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -138,14 +139,7 @@ func ClientKey(a netip.Addr) string {
 }
 
 // trusted reports whether a is one of the trusted proxies.
-func (l Limits) trusted(a netip.Addr) bool {
-	for _, p := range l.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (l Limits) trusted(a netip.Addr) bool { return cidr.Contains(l.TrustedProxies, a) }
 
 // exempt reports whether a client at a is not limited: loopback, unless
 // asked (LimitLoopback) or a trusted proxy is configured.

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/switchyard-io/switchyard/store"
 )
 
 // Meta is what a server tells the others about itself. It travels in every
@@ -561,7 +563,8 @@ func (a *alive) NotifyAlive(n *memberlist.Node) error {
 	if n.Name == p.cfg.Name {
 		return nil
 	}
-	if err := checkName(n.Name); err != nil {
+	if err := store.ValidateName("member name", n.Name); err != nil {
+		err = fmt.Errorf("gossip: %w", err)
 		p.warnRefused(n, err)
 		return err
 	}
@@ -604,23 +607,6 @@ func (p *Pool) warnRefused(n *memberlist.Node, err error) {
 	if !seen {
 		p.logger.Warn("refused a gossip member", "member", n.Name, "addr", n.Address(), "err", err)
 	}
-}
-
-// checkName accepts a DNS label, as node ids are.
-func checkName(s string) error {
-	if s == "" || len(s) > 63 {
-		return fmt.Errorf("gossip: member name of %d bytes: want a DNS label of 1 to 63", len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case c == '-' && i > 0 && i < len(s)-1:
-		default:
-			return fmt.Errorf("gossip: member name %q is not a DNS label", s)
-		}
-	}
-	return nil
 }
 
 type events Pool

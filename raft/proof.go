@@ -15,6 +15,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/switchyard-io/switchyard/internal/certs"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -50,21 +51,14 @@ func (n *Node) ProveServer(ctx context.Context, id, raftAddr string) error {
 	if !ok {
 		return fmt.Errorf("%w: %s at %s: no TLS connection", store.ErrInvalid, id, raftAddr)
 	}
-	certs := tc.ConnectionState().PeerCertificates
-	if len(certs) == 0 || !certNames(certs[0], id) {
-		name := ""
-		if len(certs) > 0 {
-			name = certs[0].Subject.CommonName
-		}
-		return fmt.Errorf("%w: the server certificate at %s is %q's, not %s's", store.ErrInvalid, raftAddr, name, id)
+	peer := tc.ConnectionState().PeerCertificates
+	if len(peer) == 0 {
+		return fmt.Errorf("%w: %s at %s presented no certificate", store.ErrInvalid, id, raftAddr)
+	}
+	if err := certs.CheckServerNamed(peer[0], id); err != nil {
+		return fmt.Errorf("%w: the server at %s: %v", store.ErrInvalid, raftAddr, err)
 	}
 	return nil
-}
-
-// certNames reports whether cert names the server id, as its common name
-// (what `registry tls cert --name` sets) or one of its DNS names.
-func certNames(cert *x509.Certificate, id string) bool {
-	return cert.Subject.CommonName == id || slices.Contains(cert.DNSNames, id)
 }
 
 // peerCert is the certificate a connection's far end presented over TLS
@@ -80,12 +74,12 @@ func peerCert(c net.Conn) *x509.Certificate {
 	return nil
 }
 
-// ResolveRaftAddr returns the endpoints a Raft address stands for, in one
+// resolveRaftAddr returns the endpoints a Raft address stands for, in one
 // spelling each: the port as a number (07401 is 7401), IPv4-mapped IPv6
 // addresses as IPv4 (::ffff:10.0.0.2 is 10.0.0.2), and a host name as
 // every address it resolves to. An unspecified or multicast address names
 // no server and is refused.
-func ResolveRaftAddr(ctx context.Context, addr string) ([]netip.AddrPort, error) {
+func resolveRaftAddr(ctx context.Context, addr string) ([]netip.AddrPort, error) {
 	host, ps, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: raft address %q: %v", store.ErrInvalid, addr, err)
@@ -119,7 +113,7 @@ func ResolveRaftAddr(ctx context.Context, addr string) ([]netip.AddrPort, error)
 // server other than id in the configuration, however it is spelt: one
 // server added twice under two names would count twice towards quorum.
 func checkAddrUnused(ctx context.Context, servers []hraft.Server, id, raftAddr string) error {
-	want, err := ResolveRaftAddr(ctx, raftAddr)
+	want, err := resolveRaftAddr(ctx, raftAddr)
 	if err != nil {
 		return err
 	}
@@ -130,7 +124,7 @@ func checkAddrUnused(ctx context.Context, servers []hraft.Server, id, raftAddr s
 		if string(s.Address) == raftAddr {
 			return fmt.Errorf("%w: raft address %s is already used by server %q", store.ErrInvalid, raftAddr, s.ID)
 		}
-		have, err := ResolveRaftAddr(ctx, string(s.Address))
+		have, err := resolveRaftAddr(ctx, string(s.Address))
 		if err != nil {
 			continue // a member whose own address no longer resolves overlaps nothing we can see
 		}
@@ -148,7 +142,7 @@ func checkAddrUnused(ctx context.Context, servers []hraft.Server, id, raftAddr s
 func CheckDistinctAddrs(ctx context.Context, peers []Peer) error {
 	seen := map[netip.AddrPort]string{}
 	for _, p := range peers {
-		eps, err := ResolveRaftAddr(ctx, p.RaftAddr)
+		eps, err := resolveRaftAddr(ctx, p.RaftAddr)
 		if err != nil {
 			return fmt.Errorf("peer %s: %w", p.ID, err)
 		}
@@ -197,7 +191,7 @@ func (n *Node) AnnounceLeave(ctx context.Context) error {
 // leaveLocal records a departure on the leader. caller is the certificate
 // the request came with (nil in plaintext or from this node itself).
 func (n *Node) leaveLocal(caller *x509.Certificate, req leaveRequest, self bool) error {
-	if !self && n.cfg.TLS != nil && (caller == nil || !certNames(caller, req.ID)) {
+	if !self && n.cfg.TLS != nil && (caller == nil || certs.CheckServerNamed(caller, req.ID) != nil) {
 		name := ""
 		if caller != nil {
 			name = caller.Subject.CommonName
@@ -208,7 +202,11 @@ func (n *Node) leaveLocal(caller *x509.Certificate, req leaveRequest, self bool)
 	if err := cf.Error(); err != nil {
 		return fmt.Errorf("raft: leave %s: %w", req.ID, err)
 	}
-	if !slices.ContainsFunc(cf.Configuration().Servers, func(s hraft.Server) bool { return string(s.ID) == req.ID }) {
+	members := map[string]bool{}
+	for _, s := range cf.Configuration().Servers {
+		members[string(s.ID)] = true
+	}
+	if !members[req.ID] {
 		return fmt.Errorf("%w: %q is not a server of the cluster", store.ErrInvalid, req.ID)
 	}
 	n.departed.mu.Lock()
@@ -217,7 +215,7 @@ func (n *Node) leaveLocal(caller *x509.Certificate, req leaveRequest, self bool)
 		n.departed.at = map[string]time.Time{}
 	}
 	for id := range n.departed.at { // keep it as small as the configuration
-		if !slices.ContainsFunc(cf.Configuration().Servers, func(s hraft.Server) bool { return string(s.ID) == id }) {
+		if !members[id] {
 			delete(n.departed.at, id)
 		}
 	}

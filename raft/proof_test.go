@@ -40,20 +40,26 @@ func serveTLS(t *testing.T, cert, key []byte) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				c.(*tls.Conn).Handshake()
-				c.Read(make([]byte, 1))
-				c.Close()
-			}()
-		}
-	}()
+	go answerHandshakes(ln)
 	return ln.Addr().String()
+}
+
+// answerHandshakes accepts connections until ln closes, completes each
+// one's TLS handshake (if it is TLS), then waits for a byte and hangs up.
+func answerHandshakes(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			if tc, ok := c.(*tls.Conn); ok {
+				tc.Handshake()
+			}
+			c.Read(make([]byte, 1))
+			c.Close()
+		}()
+	}
 }
 
 // A server certificate proves a server only under its own name: a joining

@@ -118,21 +118,7 @@ func TestTLSBetweenServers(t *testing.T) {
 	}
 	defer plain.Close()
 	for _, ln := range []net.Listener{fake, plain} {
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					if tc, ok := c.(*tls.Conn); ok {
-						tc.Handshake()
-					}
-					c.Read(make([]byte, 1))
-					c.Close()
-				}()
-			}
-		}()
+		go answerHandshakes(ln)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := c.nodes[leader].Join(ctx, "n9", ln.Addr().String())
 		cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/health/check"
+	"github.com/switchyard-io/switchyard/internal/cidr"
 	"github.com/switchyard-io/switchyard/internal/fakedns"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -219,7 +220,7 @@ func TestCheckPolicyRedirectNotFollowed(t *testing.T) {
 	c := startCluster(t, 1, withCheckPolicy(dns, func(p *check.PolicyConfig) {
 		p.AllowLoopback = true
 		var err error
-		if p.Deny, err = check.ParsePrefixes("127.0.0.2/32"); err != nil {
+		if p.Deny, err = cidr.Parse("127.0.0.2/32"); err != nil {
 			t.Fatal(err)
 		}
 	}))

@@ -108,7 +108,7 @@ func gossipAddrsVia(ctx context.Context, addr string, hc *http.Client) ([]string
 // the same setting see each other, unless a leader turns up first.
 func (s *Server) runBootstrapExpect() {
 	want := s.cfg.BootstrapExpect
-	warned := map[string]bool{}
+	warned, warnedShared := map[string]bool{}, false
 	proofs := &bootProofs{logger: s.logger, done: map[string]error{}}
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -145,8 +145,8 @@ func (s *Server) runBootstrapExpect() {
 			continue
 		}
 		if err := raft.CheckDistinctAddrs(s.ctx, peers); err != nil {
-			if !warned["\x00distinct"] {
-				warned["\x00distinct"] = true
+			if !warnedShared {
+				warnedShared = true
 				s.logger.Warn("not bootstrapping: two members name one raft address", "err", err)
 			}
 			continue

@@ -1,5 +1,7 @@
 package consulcompat
 
+import "container/list"
+
 // DefaultCacheBytes bounds the remembered answers (see answerCache) unless
 // Config.CacheBytes says otherwise.
 const DefaultCacheBytes = 32 << 20
@@ -20,18 +22,17 @@ const entryOverhead = 128
 type answerCache struct {
 	max, maxEntry int64
 	bytes         int64
-	m             map[string]*answerEntry
-	head, tail    *answerEntry // head: most recently used
+	m             map[string]*list.Element // of *answerEntry
+	lru           list.List                // front: most recently used
 }
 
 type answerEntry struct {
-	key        string
-	a          answerIndex
-	prev, next *answerEntry
+	key string
+	a   answerIndex
 }
 
 func newAnswerCache(maxBytes int64) *answerCache {
-	return &answerCache{max: maxBytes, maxEntry: maxBytes / 64, m: map[string]*answerEntry{}}
+	return &answerCache{max: maxBytes, maxEntry: maxBytes / 64, m: map[string]*list.Element{}}
 }
 
 func entrySize(key string) int64 { return int64(len(key)) + entryOverhead }
@@ -42,30 +43,26 @@ func (c *answerCache) get(key string) (answerIndex, bool) {
 	if !ok {
 		return answerIndex{}, false
 	}
-	c.unlink(e)
-	c.pushFront(e)
-	return e.a, true
+	c.lru.MoveToFront(e)
+	return e.Value.(*answerEntry).a, true
 }
 
 // put remembers a for key, evicting the least recently used entries to
 // stay within the bound; a key too long for the cache is not remembered.
 func (c *answerCache) put(key string, a answerIndex) {
 	if e, ok := c.m[key]; ok {
-		e.a = a
-		c.unlink(e)
-		c.pushFront(e)
+		e.Value.(*answerEntry).a = a
+		c.lru.MoveToFront(e)
 		return
 	}
 	size := entrySize(key)
 	if size > c.maxEntry {
 		return
 	}
-	for c.tail != nil && c.bytes+size > c.max {
-		c.remove(c.tail)
+	for c.lru.Len() > 0 && c.bytes+size > c.max {
+		c.remove(c.lru.Back())
 	}
-	e := &answerEntry{key: key, a: a}
-	c.m[key] = e
-	c.pushFront(e)
+	c.m[key] = c.lru.PushFront(&answerEntry{key: key, a: a})
 	c.bytes += size
 }
 
@@ -75,35 +72,10 @@ func (c *answerCache) delete(key string) {
 	}
 }
 
-func (c *answerCache) remove(e *answerEntry) {
-	c.unlink(e)
-	delete(c.m, e.key)
-	c.bytes -= entrySize(e.key)
-}
-
-func (c *answerCache) unlink(e *answerEntry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		c.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		c.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
-
-func (c *answerCache) pushFront(e *answerEntry) {
-	e.next = c.head
-	if c.head != nil {
-		c.head.prev = e
-	}
-	c.head = e
-	if c.tail == nil {
-		c.tail = e
-	}
+func (c *answerCache) remove(e *list.Element) {
+	key := c.lru.Remove(e).(*answerEntry).key
+	delete(c.m, key)
+	c.bytes -= entrySize(key)
 }
 
 // CacheStats reports how many answers the server remembers and the bytes

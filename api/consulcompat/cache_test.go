@@ -24,8 +24,8 @@ func TestAnswerCacheBoundedInBytes(t *testing.T) {
 	}
 	var sum int64
 	n := 0
-	for e := c.head; e != nil; e = e.next {
-		sum += entrySize(e.key)
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		sum += entrySize(e.Value.(*answerEntry).key)
 		n++
 	}
 	if sum != c.bytes || n != len(c.m) {

@@ -7,11 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -94,7 +91,7 @@ func runKeyring(ctx context.Context, stdout io.Writer, c *common, op string, arg
 			r.err = errors.New("skipped: known to gossip only, not a server of the Raft configuration")
 		case m.HTTPAddr == "":
 			r.err = errors.New("no HTTP address recorded in the catalog")
-		case u.Scheme != "https" && !loopbackHost(m.HTTPAddr):
+		case u.Scheme != "https" && !loopback(m.HTTPAddr):
 			r.err = fmt.Errorf("skipped: the API at %s is plaintext, so nothing proves it is %s; serve the API over TLS (--tls-cert) and give --ca-cert here", m.HTTPAddr, m.ID)
 		}
 		if r.err != nil {
@@ -181,28 +178,8 @@ func serverClient(base *http.Client, id string) *http.Client {
 		if len(cs.PeerCertificates) == 0 {
 			return errors.New("the server presented no certificate")
 		}
-		leaf := cs.PeerCertificates[0]
-		if !slices.Contains(leaf.Subject.OrganizationalUnit, certs.RoleServer) {
-			return fmt.Errorf("the certificate of %q is not a server's (role %v)", leaf.Subject.CommonName, leaf.Subject.OrganizationalUnit)
-		}
-		if leaf.Subject.CommonName != id && !slices.Contains(leaf.DNSNames, id) {
-			return fmt.Errorf("the certificate is %q's, not %s's", leaf.Subject.CommonName, id)
-		}
-		return nil
+		return certs.CheckServerNamed(cs.PeerCertificates[0], id)
 	}
 	tr.TLSClientConfig = tc
 	return &http.Client{Transport: tr, Timeout: base.Timeout}
-}
-
-// loopbackHost reports whether host:port names a loopback address.
-func loopbackHost(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -21,8 +21,8 @@ import (
 	"github.com/switchyard-io/switchyard/api/consulcompat"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
-	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/internal/certs"
+	"github.com/switchyard-io/switchyard/internal/cidr"
 	"github.com/switchyard-io/switchyard/internal/gctune"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/server"
@@ -232,29 +232,6 @@ func parseSubnets(s string) ([]dns.SubnetLocality, error) {
 			return nil, fmt.Errorf("%q: %w", item, err)
 		}
 		out = append(out, dns.SubnetLocality{Prefix: p.Masked(), Locality: l})
-	}
-	return out, nil
-}
-
-// parseTrustedProxies reads --trusted-proxies: CIDRs, or addresses meaning
-// themselves alone.
-func parseTrustedProxies(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(item); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(item)
-		if err != nil {
-			return nil, fmt.Errorf("%q is neither a CIDR nor an address: use e.g. 10.0.0.0/8,127.0.0.1", item)
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
 }
@@ -471,7 +448,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		if l.RequestsPerSecond > 0 && l.Burst == 0 {
 			l.Burst = int(max(l.RequestsPerSecond, 1))
 		}
-		tp, err := parseTrustedProxies(o.trustedProxies)
+		tp, err := cidr.Parse(o.trustedProxies)
 		if err != nil {
 			return fmt.Errorf("--trusted-proxies: %w", err)
 		}
@@ -524,11 +501,11 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		cfg.DefaultTTL, cfg.DefaultDeregisterAfter = o.defaultTTL, o.defaultDereg
 		cfg.SelfPreservation.Threshold, cfg.SelfPreservation.Window = o.spThreshold, o.spWindow
 		cfg.SelfPreservation.MinInstances = o.spMinInstances
-		allow, err := check.ParsePrefixes(o.checkAllowCIDRs)
+		allow, err := cidr.Parse(o.checkAllowCIDRs)
 		if err != nil {
 			return fmt.Errorf("--check-allow-cidrs: %w", err)
 		}
-		deny, err := check.ParsePrefixes(o.checkDenyCIDRs)
+		deny, err := cidr.Parse(o.checkDenyCIDRs)
 		if err != nil {
 			return fmt.Errorf("--check-deny-cidrs: %w", err)
 		}
@@ -625,7 +602,8 @@ func waitReady(ctx context.Context, srv *server.Server) error {
 	return nil
 }
 
-// loopback reports whether a listen address binds to loopback only.
+// loopback reports whether host:port names loopback only (a listen
+// address, or a server's address: IPv4-mapped loopback counts).
 func loopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -635,5 +613,5 @@ func loopback(addr string) bool {
 		return true
 	}
 	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.IsLoopback()
+	return err == nil && ip.Unmap().IsLoopback()
 }

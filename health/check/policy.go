@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/switchyard-io/switchyard/internal/cidr"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -165,42 +166,6 @@ func (c PolicyConfig) Validate() error {
 		}
 	}
 	return nil
-}
-
-// ParsePrefixes reads a comma-separated list of CIDRs (a bare address is
-// its own /32 or /128), as --check-allow-cidrs and --check-deny-cidrs
-// give them.
-func ParsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !strings.Contains(f, "/") {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not a CIDR (like 10.0.0.0/8) or an address", f)
-			}
-			a = a.Unmap()
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR (like 10.0.0.0/8): %w", f, err)
-		}
-		if p.Addr().Is4In6() {
-			// ::ffff:10.0.0.0/104 means 10.0.0.0/8: addresses are judged
-			// unmapped.
-			if p.Bits() < 96 {
-				return nil, fmt.Errorf("%q: an IPv4-mapped range needs at least 96 bits", f)
-			}
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
 }
 
 // Policy is the one place that decides which targets server-side checks
@@ -361,14 +326,7 @@ func (p *Policy) addrRule(a netip.Addr) string {
 	return p.operatorRule(a)
 }
 
-func (p *Policy) denied(a netip.Addr) bool {
-	for _, d := range p.cfg.Deny {
-		if d.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
+func (p *Policy) denied(a netip.Addr) bool { return cidr.Contains(p.cfg.Deny, a) }
 
 // builtinRule: the denials no configuration lifts.
 func builtinRule(a netip.Addr) string {
@@ -399,27 +357,14 @@ func (p *Policy) operatorRule(a netip.Addr) string {
 		}
 		return RuleLoopback
 	}
-	if len(p.cfg.Allow) == 0 {
+	if len(p.cfg.Allow) == 0 || cidr.Contains(p.cfg.Allow, a) {
 		return ""
-	}
-	for _, al := range p.cfg.Allow {
-		if al.Contains(a) {
-			return ""
-		}
 	}
 	return RuleAllowCIDRs
 }
 
 func (p *Policy) loopbackAllowed(a netip.Addr) bool {
-	if p.cfg.AllowLoopback {
-		return true
-	}
-	for _, al := range p.cfg.Allow {
-		if al.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return p.cfg.AllowLoopback || cidr.Contains(p.cfg.Allow, a)
 }
 
 // embeddedIPv4 returns the IPv4 address an IPv6 address carries in a

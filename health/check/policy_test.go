@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-io/switchyard/internal/cidr"
 	"github.com/switchyard-io/switchyard/internal/fakedns"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -25,7 +26,7 @@ func mustPolicy(t *testing.T, cfg PolicyConfig) *Policy {
 
 func mustPrefixes(t *testing.T, s string) []netip.Prefix {
 	t.Helper()
-	p, err := ParsePrefixes(s)
+	p, err := cidr.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,27 +157,6 @@ func TestPolicyInterval(t *testing.T) {
 	var nilPolicy *Policy
 	if err := nilPolicy.Check(t.Context(), store.Check{Type: store.CheckHTTP, Target: "http://169.254.169.254/"}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func TestParsePrefixes(t *testing.T) {
-	got, err := ParsePrefixes(" 10.0.0.0/8,,fd00::/8 , 192.168.1.7, ::ffff:172.16.0.0/108 ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []string{"10.0.0.0/8", "fd00::/8", "192.168.1.7/32", "172.16.0.0/12"}
-	if len(got) != len(want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
-	for i := range want {
-		if got[i].String() != want[i] {
-			t.Fatalf("got %v, want %v", got, want)
-		}
-	}
-	for _, bad := range []string{"10.0.0.0/33", "ten", "10.0.0.0/8;", "::ffff:1.2.3.4/64"} {
-		if _, err := ParsePrefixes(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
 	}
 }
 

@@ -105,6 +105,25 @@ func Issue(caCertPEM, caKeyPEM []byte, role, name string, hosts []string, validi
 	return encode(der, key)
 }
 
+// IsServer reports whether cert carries the server role.
+func IsServer(cert *x509.Certificate) bool {
+	return slices.Contains(cert.Subject.OrganizationalUnit, RoleServer)
+}
+
+// CheckServerNamed refuses a certificate that is not a server's issued to
+// the server id (its common name, as `registry tls cert --name` sets it,
+// or one of its DNS names): a server certificate of the right CA proves a
+// server, and only this check proves which one.
+func CheckServerNamed(cert *x509.Certificate, id string) error {
+	if !IsServer(cert) {
+		return fmt.Errorf("certs: the certificate of %q is not a server's (role %v)", cert.Subject.CommonName, cert.Subject.OrganizationalUnit)
+	}
+	if cert.Subject.CommonName != id && !slices.Contains(cert.DNSNames, id) {
+		return fmt.Errorf("certs: the certificate is %q's, not %s's", cert.Subject.CommonName, id)
+	}
+	return nil
+}
+
 // PeerConfig is the TLS configuration of a server towards other servers,
 // for both ends of a connection: it presents its own certificate and
 // accepts only a peer whose certificate chains to the CA and carries
@@ -119,7 +138,7 @@ func PeerConfig(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("certs: certificate: %w", err)
 	}
-	if !slices.Contains(leaf.Subject.OrganizationalUnit, RoleServer) {
+	if !IsServer(leaf) {
 		return nil, fmt.Errorf("certs: the certificate of %q is not a server's (its role is %v)", leaf.Subject.CommonName, leaf.Subject.OrganizationalUnit)
 	}
 	pool := x509.NewCertPool()
@@ -146,7 +165,7 @@ func PeerConfig(certPEM, keyPEM, caPEM []byte) (*tls.Config, error) {
 			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
 			return fmt.Errorf("certs: peer certificate %q: %w", certs[0].Subject.CommonName, err)
 		}
-		if !slices.Contains(certs[0].Subject.OrganizationalUnit, RoleServer) {
+		if !IsServer(certs[0]) {
 			return fmt.Errorf("certs: peer %q is not a server (role %v)", certs[0].Subject.CommonName, certs[0].Subject.OrganizationalUnit)
 		}
 		return nil
