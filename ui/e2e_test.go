@@ -214,6 +214,18 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	// clickRow clicks a button in the instance table. The page redraws
+	// the table whenever its blocking query sees a change, so a node found
+	// first and clicked after (chromedp.Click) may be gone by then: the
+	// element is found and clicked in one step, inside the page.
+	clickRow := func(sel string) {
+		t.Helper()
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+			`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true })()`, sel)))
+		if err != nil || !ok {
+			t.Fatalf("click %s: found %v (%v)", sel, ok, err)
+		}
+	}
 	// setValue types into a field as a person would: the value, then the
 	// input and change events.
 	setValue := func(sel, v string) {
@@ -263,7 +275,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 	// A weight that is not a whole number is refused in the page.
 	setValue("#w-w2", "")
-	do(chromedp.Click(css(`#save-w2`)))
+	clickRow(`#save-w2`)
 	waitText("#message", "must be a whole number")
 	// The skip link moves to the content; it is not a page.
 	do(chromedp.Click(css("a.skip")))
@@ -273,7 +285,7 @@ func TestConsoleInChromium(t *testing.T) {
 
 	// 5. A weight changed in the page is what the API answers.
 	setValue("#w-w1", "42")
-	do(chromedp.Click(css(`tr[data-id="w1"] form button`)))
+	clickRow(`tr[data-id="w1"] form button`)
 	waitText("#message", "Weight of w1 is now 42")
 	weights := func() map[string]int {
 		t.Helper()
@@ -292,7 +304,7 @@ func TestConsoleInChromium(t *testing.T) {
 	}
 
 	// Disable (graceful offline) and the service's settings, from the page.
-	do(chromedp.Click(css(`tr[data-id="w3"] td:nth-child(5) button`)))
+	clickRow(`tr[data-id="w3"] td:nth-child(5) button`)
 	waitText("#message", "w3 is disabled")
 	setValue("#set-protect", "0.3")
 	setValue("#set-ratio", "0.75")
@@ -329,7 +341,7 @@ func TestConsoleInChromium(t *testing.T) {
 	do(chromedp.Navigate(base+"#/ns/default/svc/web"), chromedp.WaitVisible(css(`tr[data-id="w2"]`)),
 		chromedp.Click(css("#token-forget")), chromedp.WaitVisible(css(`tr[data-id="w2"]`)))
 	setValue("#w-w2", "7")
-	do(chromedp.Click(css(`tr[data-id="w2"] form button`)))
+	clickRow(`tr[data-id="w2"] form button`)
 	waitText("#message", "Not allowed without a valid token (401)")
 	if msg := textOf("#message"); !strings.Contains(msg, "Enter a token") {
 		t.Errorf("the 401 message does not say what to do: %q", msg)
