@@ -177,16 +177,16 @@ func TokenSecret(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get(headerConsulToken))
 }
 
-// route names a route by its method and path template (c.FullPath()); a
+// routeKey names a route by its method and path template (c.FullPath()); a
 // struct key, so that looking a request's route up allocates nothing.
-type route struct{ method, path string }
+type routeKey struct{ method, path string }
 
-func routeOf(c *gin.Context) route { return route{c.Request.Method, c.FullPath()} }
+func routeOf(c *gin.Context) routeKey { return routeKey{c.Request.Method, c.FullPath()} }
 
 // need records what the route method path needs; routes are added through
 // the helpers below, which call it.
 func (s *Server) need(method, path string, n Need) {
-	s.needs[route{method, path}] = n
+	s.needs[routeKey{method, path}] = n
 }
 
 // Guard records what a route added through Extend needs. Without it the

@@ -11,7 +11,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-io/switchyard/api/wire"
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -80,18 +80,18 @@ func ParseLocality(s string) (store.Locality, error) {
 type selected struct {
 	ns, svc   string
 	caller    store.Locality
-	res       disaster.Result
+	res       route.Result
 	protected bool
 }
 
-// selectionQuery runs disaster.Lookup as a blocking query: the answer's
+// selectionQuery runs route.Lookup as a blocking query: the answer's
 // index is the highest of every view the lookup read, and it wakes when any
 // of them changes. A lookup served through a namespace's fallbacks reads
 // several views; the goroutines that merge their channels end when done
 // closes (see blockSelection), so a wait that times out leaves none behind.
 func (s *Server) selectionQuery(done <-chan struct{}, ns, svc string, caller store.Locality, out *selected) store.QueryFunc {
 	return func() (uint64, <-chan struct{}, error) {
-		res, err := disaster.Lookup(s.node.Store(), disaster.Query{Namespace: ns, Service: svc, Caller: caller, Topology: s.cfg.Topology})
+		res, err := route.Lookup(s.node.Store(), route.Query{Namespace: ns, Service: svc, Caller: caller, Topology: s.cfg.Topology})
 		*out = selected{ns: ns, svc: svc, caller: caller, res: res}
 		if err == nil {
 			out.protected = res.Chosen.Selection.Protected
@@ -170,12 +170,12 @@ func (s *Server) pick(c *gin.Context) {
 	}
 	balancer := c.Query("balancer")
 	if balancer != "" && !isBalancer(balancer) {
-		s.fail(c, fmt.Errorf("%w: balancer=%q: use one of %s", ErrBadRequest, balancer, strings.Join(disaster.Balancers, ", ")))
+		s.fail(c, fmt.Errorf("%w: balancer=%q: use one of %s", ErrBadRequest, balancer, strings.Join(route.Balancers, ", ")))
 		return
 	}
 	key := c.Query("key")
 	noKey := fmt.Errorf("%w: balancer consistent_hash needs key= (a session or user id)", ErrBadRequest)
-	if balancer == disaster.ConsistentHash && key == "" {
+	if balancer == route.ConsistentHash && key == "" {
 		s.fail(c, noKey)
 		return
 	}
@@ -186,11 +186,11 @@ func (s *Server) pick(c *gin.Context) {
 	if balancer == "" {
 		balancer = r.res.Served.Service.Balancer
 	}
-	if balancer == disaster.ConsistentHash && key == "" {
+	if balancer == route.ConsistentHash && key == "" {
 		s.fail(c, noKey)
 		return
 	}
-	cand, err := r.res.Chosen.Picker.Pick(disaster.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: key})
+	cand, err := r.res.Chosen.Picker.Pick(route.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: key})
 	if err != nil {
 		s.fail(c, fmt.Errorf("%w: %s/%s has no instance that may take traffic from near=%q (none healthy, enabled and weighted in its namespace or fallbacks)",
 			ErrNoInstance, r.ns, r.svc, FormatLocality(q.caller)))
@@ -206,7 +206,7 @@ func (s *Server) pick(c *gin.Context) {
 }
 
 func isBalancer(b string) bool {
-	for _, x := range disaster.Balancers {
+	for _, x := range route.Balancers {
 		if x == b {
 			return true
 		}

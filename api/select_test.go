@@ -11,7 +11,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -26,7 +26,7 @@ var fleetSpec = []struct{ id, region, dc, unit string }{
 func localityServer(t *testing.T) *testServer {
 	ts := newTestServer(t, func(c *api.Config) {
 		c.Locality = store.Locality{Region: "eu", Datacenter: "eu-a", Unit: "a1"}
-		c.Topology = disaster.RTTTable{"eu-a": {"us-e": 80 * time.Millisecond, "ap-s": 160 * time.Millisecond}}
+		c.Topology = route.RTTTable{"eu-a": {"us-e": 80 * time.Millisecond, "ap-s": 160 * time.Millisecond}}
 	})
 	for _, f := range fleetSpec {
 		ts.register(t, "default", "orders", f.id, fmt.Sprintf(

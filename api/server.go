@@ -16,11 +16,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-io/switchyard/api/wire"
-	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/raft"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -77,7 +77,7 @@ type Config struct {
 	Locality store.Locality
 	// Topology gives round-trip times between datacenters, to order other
 	// regions (nil: by name).
-	Topology disaster.Topology
+	Topology route.Topology
 	// Limits bound what one client may take.
 	Limits Limits
 	// Registerer receives the API's metrics (nil: not exported).
@@ -171,7 +171,7 @@ type Server struct {
 	metrics     *metrics
 	audit       *slog.Logger
 	// needs maps each route (its method and template) to what it requires.
-	needs map[route]Need
+	needs map[routeKey]Need
 	// crossOrigin refuses state-changing requests a browser sends from
 	// another site; hosts are the names Host may carry (nil: any).
 	crossOrigin *http.CrossOriginProtection
@@ -223,7 +223,7 @@ func New(cfg Config, node Node) (*Server, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}},
-		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[route]Need{},
+		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[routeKey]Need{},
 		crossOrigin: http.NewCrossOriginProtection(), hosts: allowedHosts(cfg.AllowedHosts)}
 	if cfg.TokenCatchUpInterval <= 0 {
 		cfg.TokenCatchUpInterval = DefaultTokenCatchUpInterval

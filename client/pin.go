@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/api/wire"
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -41,7 +41,7 @@ type pinnedInstance struct {
 type pinned struct {
 	mod     time.Time
 	answers map[string]Answer
-	pickers map[string]*disaster.Picker
+	pickers map[string]*route.Picker
 }
 
 func readPins(dir string) (*pinned, error) {
@@ -61,10 +61,10 @@ func readPins(dir string) (*pinned, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	p := &pinned{mod: st.ModTime(), answers: map[string]Answer{}, pickers: map[string]*disaster.Picker{}}
+	p := &pinned{mod: st.ModTime(), answers: map[string]Answer{}, pickers: map[string]*route.Picker{}}
 	for svc, list := range f.Services {
 		var ins []wire.Instance
-		var cands []disaster.Candidate
+		var cands []route.Candidate
 		for _, pi := range list {
 			in := &store.Instance{ID: pi.ID, Service: svc, Address: pi.Address, Port: pi.Port, Weight: store.DefaultWeight, Enabled: true, Healthy: true}
 			if pi.Weight != nil {
@@ -78,11 +78,11 @@ func readPins(dir string) (*pinned, error) {
 			}
 			ins = append(ins, wire.Instance{Instance: in})
 			if in.Weight > 0 {
-				cands = append(cands, disaster.Candidate{Instance: in})
+				cands = append(cands, route.Candidate{Instance: in})
 			}
 		}
 		p.answers[svc] = Answer{Service: svc, Instances: ins, Source: SourcePinned}
-		p.pickers[svc] = disaster.NewPicker(disaster.Selection{Candidates: cands})
+		p.pickers[svc] = route.NewPicker(route.Selection{Candidates: cands})
 	}
 	return p, nil
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/api/wire"
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -234,7 +234,7 @@ type view struct {
 	answer  Answer
 	index   uint64
 	at      time.Time // when a server last confirmed it
-	picker  *disaster.Picker
+	picker  *route.Picker
 	deleted bool
 	balance string // the service's default balancer
 }
@@ -281,14 +281,14 @@ func (c *Client) state(svc string) *serviceState {
 }
 
 func (c *Client) newView(svc string, ins []wire.Instance, servedBy string, protected bool, index uint64, at time.Time, src Source, balancer string) *view {
-	cands := make([]disaster.Candidate, len(ins))
+	cands := make([]route.Candidate, len(ins))
 	for k, in := range ins {
-		cands[k] = disaster.Candidate{Instance: in.Instance}
+		cands[k] = route.Candidate{Instance: in.Instance}
 	}
 	return &view{
 		answer: Answer{Service: svc, Instances: ins, ServedBy: servedBy, Protected: protected, Source: src},
 		index:  index, at: at, balance: balancer,
-		picker: disaster.NewPicker(disaster.Selection{Candidates: cands}),
+		picker: route.NewPicker(route.Selection{Candidates: cands}),
 	}
 }
 
@@ -339,7 +339,7 @@ type PickOptions struct {
 func (c *Client) Pick(ctx context.Context, service string, o PickOptions) (wire.Instance, error) {
 	if p := c.pins.Load(); p != nil {
 		if pk, ok := p.pickers[service]; ok {
-			cand, err := pk.Pick(disaster.PickOptions{Rand: rand.Uint64})
+			cand, err := pk.Pick(route.PickOptions{Rand: rand.Uint64})
 			if err != nil {
 				return wire.Instance{}, fmt.Errorf("client: pick %s (pinned): %w", service, err)
 			}
@@ -366,10 +366,10 @@ func (c *Client) Pick(ctx context.Context, service string, o PickOptions) (wire.
 	if balancer == "" {
 		balancer = v.balance
 	}
-	if balancer == disaster.ConsistentHash && o.Key == "" {
-		balancer = disaster.WeightedRandom
+	if balancer == route.ConsistentHash && o.Key == "" {
+		balancer = route.WeightedRandom
 	}
-	k, err := v.picker.PickIndex(disaster.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: o.Key, InFlight: st.inFlight})
+	k, err := v.picker.PickIndex(route.PickOptions{Balancer: balancer, Rand: rand.Uint64, Key: o.Key, InFlight: st.inFlight})
 	if err != nil {
 		return wire.Instance{}, fmt.Errorf("client: pick %s: %w", service, err)
 	}

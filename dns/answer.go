@@ -11,14 +11,14 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
 // answerer answers the questions inside the zone.
 type answerer struct {
 	cfg *Config
-	cat disaster.Catalog
+	cat route.Catalog
 }
 
 // name is a parsed question name.
@@ -88,7 +88,7 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 	case n.id != "":
 		return a.instance(m, q, n)
 	}
-	res, err := disaster.Lookup(a.cat, disaster.Query{Namespace: n.ns, Service: n.svc, Caller: q.caller, Tag: n.tag, Topology: a.cfg.Topology, NoWatch: true})
+	res, err := route.Lookup(a.cat, route.Query{Namespace: n.ns, Service: n.svc, Caller: q.caller, Tag: n.tag, Topology: a.cfg.Topology, NoWatch: true})
 	if err != nil {
 		if errors.Is(err, store.ErrNamespaceNotFound) || errors.Is(err, store.ErrServiceNotFound) {
 			return a.negative(m, mdns.RcodeNameError)
@@ -122,7 +122,7 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 type rrSet struct {
 	answers []mdns.RR // one per usable candidate, in selection order
 	extras  []mdns.RR // the SRV target's address record, or nil
-	levels  []disaster.Level
+	levels  []route.Level
 	weights []float64
 }
 
@@ -133,15 +133,15 @@ type rrKey struct {
 	owner  string
 }
 
-func (a *answerer) records(res disaster.Result, caller store.Locality, tag string, qt uint16, owner string) *rrSet {
-	return store.MemoKeyed(res.Served, rrKey{caller, tag, qt, owner}, disaster.MaxCachedPerView,
+func (a *answerer) records(res route.Result, caller store.Locality, tag string, qt uint16, owner string) *rrSet {
+	return store.MemoKeyed(res.Served, rrKey{caller, tag, qt, owner}, route.MaxCachedPerView,
 		func() *rrSet { return a.buildRecords(res, qt, owner) })
 }
 
-func (a *answerer) buildRecords(res disaster.Result, qt uint16, owner string) *rrSet {
+func (a *answerer) buildRecords(res route.Result, qt uint16, owner string) *rrSet {
 	sel := res.Chosen.Selection
 	ttl := ttlOf(res.Served)
-	prio := map[disaster.Level]uint16{}
+	prio := map[route.Level]uint16{}
 	for k, l := range sel.Levels {
 		prio[l] = uint16(k)
 	}

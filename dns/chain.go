@@ -7,7 +7,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -35,7 +35,7 @@ type step func(q *query) *mdns.Msg
 
 // chain builds the handler: recover → check → zone → caller → answer, and
 // the reply fitted to the transport on the way out.
-func chain(cfg *Config, cat disaster.Catalog, logger *slog.Logger, stats *Stats) mdns.Handler {
+func chain(cfg *Config, cat route.Catalog, logger *slog.Logger, stats *Stats) mdns.Handler {
 	a := &answerer{cfg: cfg, cat: cat}
 	var h step = a.serve
 	h = withCaller(cfg, h)

@@ -2,7 +2,7 @@
 // language: {svc}.{ns}.svc.switchyard. gives the addresses of the instances
 // that may take the caller's traffic (A, AAAA), or their ports, priorities
 // and weights (SRV). Answers come from the local catalog replica, chosen by
-// disaster/ exactly as the HTTP API chooses them, so they keep coming while
+// route/ exactly as the HTTP API chooses them, so they keep coming while
 // the cluster has no leader or a datacenter is cut off.
 //
 // The server is a chain of small handlers (recover → check the query → the
@@ -25,7 +25,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -65,7 +65,7 @@ type Config struct {
 	// Subnets map callers to localities, by the EDNS Client Subnet of the
 	// query or else by its source address; the longest match wins.
 	Subnets  []SubnetLocality
-	Topology disaster.Topology
+	Topology route.Topology
 	// Ready reports whether the local catalog may be answered from (a
 	// server still catching up after a restart answers SERVFAIL, so that
 	// resolvers ask another). Nil: always.
@@ -180,7 +180,7 @@ func (s *Stats) ByRcode() (map[string]uint64, uint64) {
 func (s *Server) Stats() *Stats { return &s.stats }
 
 // New builds a server answering from cat; call Start.
-func New(cfg Config, cat disaster.Catalog) (*Server, error) {
+func New(cfg Config, cat route.Catalog) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package disaster
+package drill
 
 import (
 	"fmt"
@@ -25,8 +25,8 @@ type CallerSecond struct {
 	Probe map[string][]int `json:"probe_us_by_datacenter,omitempty"`
 }
 
-// DrillInput is everything a drill recorded.
-type DrillInput struct {
+// Input is everything a drill recorded.
+type Input struct {
 	Scenario string
 	// Callers' records by the caller's datacenter.
 	Callers map[string][]CallerSecond
@@ -82,8 +82,8 @@ type CallerReport struct {
 	BackHomeS float64 `json:"back_home_s"`
 }
 
-// DrillReport is the verdict.
-type DrillReport struct {
+// Report is the verdict.
+type Report struct {
 	Scenario string                  `json:"scenario"`
 	Callers  map[string]CallerReport `json:"callers"`
 	// StopRoutingToCut: seconds after the cut until no caller outside the
@@ -95,9 +95,9 @@ type DrillReport struct {
 	WritesAcked   int      `json:"writes_acked"`
 	WritesPresent int      `json:"writes_present"`
 	WritesLost    []string `json:"writes_lost"`
-	// UnhealthyAtEnd: see DrillInput.
+	// UnhealthyAtEnd: see Input.
 	UnhealthyAtEnd []string `json:"unhealthy_at_end"`
-	// DeregistrationsUnknown: see DrillInput.
+	// DeregistrationsUnknown: see Input.
 	DeregistrationsUnknown int     `json:"deregistrations_unknown"`
 	WriteGapS              float64 `json:"write_gap_s"`
 	// LatencyAddedMs is the delay added to packets between datacenters.
@@ -120,7 +120,7 @@ func medianMs(us []int) float64 {
 // before the fault, within a quarter of that latency of a direct call to its
 // own datacenter. Spreading calls over the three datacenters would put the
 // median at twice the latency (a round trip) or more.
-func (r *DrillReport) judgeLatency(latency time.Duration, fail func(string, ...any)) {
+func (r *Report) judgeLatency(latency time.Duration, fail func(string, ...any)) {
 	ms := float64(latency) / float64(time.Millisecond)
 	for _, dc := range sortedKeys(r.Callers) {
 		cr := r.Callers[dc]
@@ -158,8 +158,8 @@ func phase(secs []CallerSecond, from, to int64) Phase {
 }
 
 // Judge computes the report and checks the scenario's criteria.
-func Judge(in DrillInput) DrillReport {
-	r := DrillReport{Scenario: in.Scenario, Callers: map[string]CallerReport{}, StopRoutingToCut: -1,
+func Judge(in Input) Report {
+	r := Report{Scenario: in.Scenario, Callers: map[string]CallerReport{}, StopRoutingToCut: -1,
 		WritesAcked: in.WritesAcked, WritesPresent: in.WritesPresent, WritesLost: in.WritesLost, WriteGapS: in.WriteGap.Seconds(),
 		DeregistrationsUnknown: in.DeregistrationsUnknown, UnhealthyAtEnd: in.UnhealthyAtEnd}
 	dcs := make([]string, 0, len(in.Callers))
@@ -305,7 +305,7 @@ func Judge(in DrillInput) DrillReport {
 }
 
 // Markdown renders the report for people.
-func (r DrillReport) Markdown() string {
+func (r Report) Markdown() string {
 	var b strings.Builder
 	verdict := "passed"
 	if len(r.Failures) > 0 {
@@ -394,7 +394,7 @@ func counts(m map[string]int) string {
 
 // SVG renders each caller's success rate per second as a timeline, the
 // fault shaded.
-func (r DrillReport) SVG(faultStart, faultEnd int64) string {
+func (r Report) SVG(faultStart, faultEnd int64) string {
 	const w, rowH, pad = 900, 80, 40
 	dcs := make([]string, 0, len(r.Callers))
 	var t0, t1 int64 = 1 << 62, 0

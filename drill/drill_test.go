@@ -1,4 +1,4 @@
-package disaster
+package drill
 
 import (
 	"strings"
@@ -29,24 +29,24 @@ func TestJudgeCriteria(t *testing.T) {
 	clean := secs(100, "dc-a", repeat(30, 50, 0)...)
 	for _, c := range []struct {
 		name string
-		in   DrillInput
+		in   Input
 		fail string // "" passes
 	}{
-		{"kill-all clean", DrillInput{Scenario: "kill-all-servers", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120}, ""},
-		{"kill-all losing calls", DrillInput{Scenario: "kill-all-servers", FaultStart: 110, FaultEnd: 120,
+		{"kill-all clean", Input{Scenario: "kill-all-servers", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120}, ""},
+		{"kill-all losing calls", Input{Scenario: "kill-all-servers", FaultStart: 110, FaultEnd: 120,
 			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-a", append(repeat(10, 50, 0), repeat(20, 49, 1)...)...)}}, "success during the outage"},
-		{"a lost write fails any drill", DrillInput{Scenario: "pause-server", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120,
+		{"a lost write fails any drill", Input{Scenario: "pause-server", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120,
 			WritesAcked: 10, WritesPresent: 9, WritesLost: []string{"w-7"}}, "lost"},
-		{"pause noticed", DrillInput{Scenario: "pause-server", FaultStart: 110, FaultEnd: 120,
+		{"pause noticed", Input{Scenario: "pause-server", FaultStart: 110, FaultEnd: 120,
 			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-a", append(repeat(12, 50, 0), repeat(18, 50, 1)...)...)}}, "noticed"},
-		{"leader writes resume late", DrillInput{Scenario: "kill-leader", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120,
+		{"leader writes resume late", Input{Scenario: "kill-leader", Callers: map[string][]CallerSecond{"dc-a": clean}, FaultStart: 110, FaultEnd: 120,
 			WriteGap: 7 * time.Second}, "writes stopped"},
-		{"cut: others routed to the cut datacenter too long", DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second,
+		{"cut: others routed to the cut datacenter too long", Input{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second,
 			FaultStart: 110, FaultEnd: 140,
 			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-b", repeat(50, 50, 0)...), "dc-b": secs(100, "dc-b", repeat(50, 50, 0)...)}}, "routed to it"},
-		{"cut: clean", DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 140,
+		{"cut: clean", Input{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 140,
 			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-a", repeat(50, 50, 0)...), "dc-b": secs(100, "dc-b", repeat(50, 50, 0)...)}}, ""},
-		{"cut: slow convergence", DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
+		{"cut: slow convergence", Input{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
 			Callers: map[string][]CallerSecond{"dc-a": secs(100, "dc-a", append(repeat(20, 50, 0), repeat(15, 49, 1)...)...), "dc-b": secs(100, "dc-b", repeat(35, 50, 0)...)}}, "converged"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -68,7 +68,7 @@ func TestJudgeCriteria(t *testing.T) {
 func TestJudgeBackHome(t *testing.T) {
 	b := append(secs(100, "dc-b", repeat(20, 50, 0)...), secs(120, "dc-a", repeat(3, 50, 0)...)...)
 	b = append(b, secs(123, "dc-b", repeat(7, 50, 0)...)...)
-	r := Judge(DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
+	r := Judge(Input{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
 		Callers: map[string][]CallerSecond{"dc-b": b, "dc-a": secs(100, "dc-a", repeat(30, 50, 0)...)}})
 	if got := r.Callers["dc-b"].BackHomeS; got != 3 {
 		t.Fatalf("dc-b back home after %v s, want 3", got)
@@ -112,7 +112,7 @@ func TestJudgeLatency(t *testing.T) {
 		{"no direct calls", map[string][]CallerSecond{"dc-a": secs(100, "dc-a", repeat(30, 50, 0)...)}, "no direct call"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := Judge(DrillInput{Scenario: "pause-server", FaultStart: 120, FaultEnd: 125, Latency: 20 * time.Millisecond, Callers: c.callers})
+			r := Judge(Input{Scenario: "pause-server", FaultStart: 120, FaultEnd: 125, Latency: 20 * time.Millisecond, Callers: c.callers})
 			got := strings.Join(r.Failures, "; ")
 			if (c.fail == "") != (got == "") || !strings.Contains(got, c.fail) {
 				t.Fatalf("failures %q, want one mentioning %q", got, c.fail)
@@ -123,7 +123,7 @@ func TestJudgeLatency(t *testing.T) {
 		})
 	}
 	// Without added latency nothing is judged about it.
-	if r := Judge(DrillInput{Scenario: "pause-server", FaultStart: 120, FaultEnd: 125, Callers: map[string][]CallerSecond{"dc-a": spread}}); len(r.Failures) != 0 {
+	if r := Judge(Input{Scenario: "pause-server", FaultStart: 120, FaultEnd: 125, Callers: map[string][]CallerSecond{"dc-a": spread}}); len(r.Failures) != 0 {
 		t.Fatalf("failures without latency: %v", r.Failures)
 	}
 }
@@ -132,7 +132,7 @@ func TestJudgeCutNeedsCallersBackHome(t *testing.T) {
 	// dc-b's caller is sent to dc-a for 12 s after the heal.
 	b := append(secs(100, "dc-b", repeat(20, 50, 0)...), secs(120, "dc-a", repeat(12, 50, 0)...)...)
 	b = append(b, secs(132, "dc-b", repeat(5, 50, 0)...)...)
-	r := Judge(DrillInput{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
+	r := Judge(Input{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 120,
 		Callers: map[string][]CallerSecond{"dc-b": b, "dc-a": secs(100, "dc-a", repeat(37, 50, 0)...)}})
 	if got := strings.Join(r.Failures, "; "); !strings.Contains(got, "caller in dc-b served by its own datacenter only 12 s after the heal") {
 		t.Fatalf("failures %q", got)
@@ -141,7 +141,7 @@ func TestJudgeCutNeedsCallersBackHome(t *testing.T) {
 
 func TestJudgeUnhealthyAtEnd(t *testing.T) {
 	clean := secs(100, "dc-a", repeat(30, 50, 0)...)
-	r := Judge(DrillInput{Scenario: "pause-server", FaultStart: 110, FaultEnd: 120, Callers: map[string][]CallerSecond{"dc-a": clean},
+	r := Judge(Input{Scenario: "pause-server", FaultStart: 110, FaultEnd: 120, Callers: map[string][]CallerSecond{"dc-a": clean},
 		UnhealthyAtEnd: []string{"reg-a: echo-b1"}})
 	if got := strings.Join(r.Failures, "; "); !strings.Contains(got, "still unhealthy when the drill ended: reg-a: echo-b1") {
 		t.Fatalf("failures %q", got)

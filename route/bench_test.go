@@ -1,4 +1,4 @@
-package disaster
+package route
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 // over 100 and 10,000 candidates; BenchmarkSelect the selection itself
 // (done once per catalog change and caller locality, then memoised).
 //
-//	go test ./disaster -run - -bench . -benchmem
+//	go test ./route -run - -bench . -benchmem
 func BenchmarkPick(b *testing.B) {
 	for _, n := range []int{100, 10000} {
 		var all []*store.Instance

@@ -1,4 +1,4 @@
-package disaster
+package route
 
 import (
 	"errors"
@@ -119,14 +119,14 @@ func (p *Picker) PickIndex(o PickOptions) (int, error) {
 	switch o.Balancer {
 	case "", WeightedRandom:
 		if o.Rand == nil {
-			return 0, errors.New("disaster: weighted random needs a random source")
+			return 0, errors.New("route: weighted random needs a random source")
 		}
 		return p.weighted(o.Rand()), nil
 	case RoundRobin:
 		return p.roundRobin(), nil
 	case LeastLoaded:
 		if o.Rand == nil {
-			return 0, errors.New("disaster: least loaded needs a random source")
+			return 0, errors.New("route: least loaded needs a random source")
 		}
 		return p.leastLoaded(o), nil
 	case ConsistentHash:

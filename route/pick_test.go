@@ -1,4 +1,4 @@
-package disaster
+package route
 
 import (
 	"errors"
@@ -228,7 +228,7 @@ func TestPickRejectsUnknownBalancer(t *testing.T) {
 			found = found || d == b
 		}
 		if !found {
-			t.Errorf("store accepts balancer %q that disaster does not know", b)
+			t.Errorf("store accepts balancer %q that route does not know", b)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package disaster
+package route
 
 import (
 	"fmt"

@@ -1,10 +1,10 @@
-// Package disaster decides where traffic goes: which instances of a service
+// Package route decides where traffic goes: which instances of a service
 // a caller may use, nearest first, spilling over to farther ones when the
 // near ones are not healthy enough, and which one of them to pick. It is
 // pure (no I/O, no clock; randomness comes from the caller) and is the one
 // implementation behind the HTTP API, the DNS server and the Go SDK, so that
 // every way of asking gives the same answer.
-package disaster
+package route
 
 import (
 	"cmp"

@@ -24,12 +24,12 @@ import (
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/consulcompat"
 	"github.com/switchyard-io/switchyard/api/wire"
-	"github.com/switchyard-io/switchyard/disaster"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/raft"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 	"github.com/switchyard-io/switchyard/ui"
 )
@@ -56,7 +56,7 @@ type Config struct {
 	ConsulCacheBytes int64
 	// DatacenterRTT overrides the round-trip times gossip measures between
 	// datacenters, for ordering other regions nearest first.
-	DatacenterRTT disaster.RTTTable
+	DatacenterRTT route.RTTTable
 
 	// Bootstrap starts a new cluster with this server as its only voter.
 	Bootstrap bool

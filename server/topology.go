@@ -10,7 +10,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -20,7 +20,7 @@ import (
 // datacenter. RTTs between two other datacenters are unknown here.
 type topology struct {
 	s      *Server
-	static disaster.RTTTable
+	static route.RTTTable
 }
 
 func (t *topology) RTT(from, to string) (time.Duration, bool) {
@@ -51,8 +51,8 @@ func (t *topology) RTT(from, to string) (time.Duration, bool) {
 // ParseRTTTable reads "dcA:dcB=80ms,dcA:dcC=120ms" (each pair one way; the
 // other way is the same unless given too). Datacenter names are DNS labels,
 // so they hold no colon.
-func ParseRTTTable(s string) (disaster.RTTTable, error) {
-	t := disaster.RTTTable{}
+func ParseRTTTable(s string) (route.RTTTable, error) {
+	t := route.RTTTable{}
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {

@@ -22,14 +22,14 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/switchyard-io/switchyard/client"
-	"github.com/switchyard-io/switchyard/disaster"
+	"github.com/switchyard-io/switchyard/drill"
 	"github.com/switchyard-io/switchyard/store"
 )
 
 // The drill runner drives the deployment of deploy/docker-compose.yml
 // (started by scripts/drill.sh up): it writes continuously, applies a
 // fault with the docker CLI, heals it, collects what the callers saw and
-// judges it (disaster.Judge).
+// judges it (drill.Judge).
 
 // drillTopology is the deployment's fixed layout: datacenter dc-x is the
 // subnet 172.30.N.0/24 (a=1, b=2, c=3), its server at .11, its caller at .31.
@@ -253,7 +253,7 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 	stopWriter()
 	wwg.Wait()
 
-	in := disaster.DrillInput{Scenario: scenario, Callers: map[string][]disaster.CallerSecond{},
+	in := drill.Input{Scenario: scenario, Callers: map[string][]drill.CallerSecond{},
 		FaultStart: start.Unix(), FaultEnd: end.Unix(), CutDatacenter: cut, TTL: 3 * time.Second, Latency: latency}
 	for dc, addr := range drillTopology.callers {
 		secs, err := callerStats(ctx, addr)
@@ -261,7 +261,7 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 			return fmt.Errorf("caller in %s: %w", dc, err)
 		}
 		// Only this drill's seconds.
-		secs = slices.DeleteFunc(secs, func(s disaster.CallerSecond) bool { return s.At < start.Add(-before).Unix() })
+		secs = slices.DeleteFunc(secs, func(s drill.CallerSecond) bool { return s.At < start.Add(-before).Unix() })
 		in.Callers[dc] = secs
 	}
 	w.mu.Lock()
@@ -279,7 +279,7 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 	if in.UnhealthyAtEnd, err = drillUnhealthy(ctx); err != nil {
 		return err
 	}
-	r := disaster.Judge(in)
+	r := drill.Judge(in)
 	if err := os.MkdirAll(reportDir, 0o755); err != nil {
 		return err
 	}
@@ -382,18 +382,18 @@ func drillUnhealthy(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-func callerStats(ctx context.Context, addr string) ([]disaster.CallerSecond, error) {
+func callerStats(ctx context.Context, addr string) ([]drill.CallerSecond, error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/stats", nil)
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Do(req)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var out []disaster.CallerSecond
+	var out []drill.CallerSecond
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
 	for sc.Scan() {
-		var s disaster.CallerSecond
+		var s drill.CallerSecond
 		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
 			return nil, err
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/peterbourgon/ff/v3/ffcli"
 
-	"github.com/switchyard-io/switchyard/disaster/delay"
+	"github.com/switchyard-io/switchyard/drill/delay"
 )
 
 // latencyQueue is the NFQUEUE number the drills' latency uses.

@@ -1,11 +1,11 @@
-// Command caller is the example client of the disaster drills: it calls the
+// Command caller is the example client of the disaster drills (drill/): it calls the
 // echo service through the Switchyard SDK in a loop and keeps, per second,
 // how many calls succeeded, failed, and which datacenter served them, and
 // whether the SDK answered live or from its cache. Once a second it also
 // calls one instance in every datacenter directly (plain HTTP, outside the
 // SDK), so the record shows what a call to each datacenter costs next to
 // what the SDK's choice cost. GET /stats on its address returns the record
-// as JSON lines.
+// as JSON lines, one drill.CallerSecond each.
 //
 // Configuration (environment): CALLER_ADDR (default :8090), CALLER_SERVICE
 // (default echo), CALLER_INTERVAL (default 20ms), REGISTRY_SERVERS,
@@ -29,30 +29,20 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/drill"
 	"github.com/switchyard-io/switchyard/store"
 )
 
-// second is one second of calls.
-type second struct {
-	At      int64            `json:"at"` // unix seconds
-	OK      int              `json:"ok"`
-	Failed  int              `json:"failed"`
-	ByDC    map[string]int   `json:"by_datacenter"`
-	Sources map[string]int   `json:"sources"`
-	Latency map[string][]int `json:"latency_us_by_datacenter,omitempty"`
-	Probe   map[string][]int `json:"probe_us_by_datacenter,omitempty"`
-}
-
 type recorder struct {
 	mu   sync.Mutex
-	secs []*second
+	secs []*drill.CallerSecond
 }
 
 // current returns the record of this second; r.mu is held.
-func (r *recorder) current() *second {
+func (r *recorder) current() *drill.CallerSecond {
 	now := time.Now().Unix()
 	if len(r.secs) == 0 || r.secs[len(r.secs)-1].At != now {
-		r.secs = append(r.secs, &second{At: now, ByDC: map[string]int{}, Sources: map[string]int{},
+		r.secs = append(r.secs, &drill.CallerSecond{At: now, ByDC: map[string]int{}, Sources: map[string]int{},
 			Latency: map[string][]int{}, Probe: map[string][]int{}})
 	}
 	return r.secs[len(r.secs)-1]
