@@ -16,7 +16,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-io/switchyard/api/wire"
-	"github.com/switchyard-io/switchyard/health"
 )
 
 // Endpoints the web console reads besides the catalog's: heartbeat ages,
@@ -26,7 +25,7 @@ import (
 // instance of a service (gossip brings every server the others' heartbeats).
 func (s *Server) heartbeats(c *gin.Context) {
 	ns, svc := c.Param("ns"), c.Param("svc")
-	v, err := s.node.Store().Service(ns, svc)
+	v, err := s.cat.Service(ns, svc)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -34,10 +33,10 @@ func (s *Server) heartbeats(c *gin.Context) {
 	out := wire.HeartbeatsResponse{Namespace: ns, Service: svc, AgeMs: map[string]float64{}}
 	now := time.Now()
 	for _, in := range v.Instances() {
-		if !in.Ephemeral || s.cfg.Liveness == nil {
+		if !in.Ephemeral {
 			continue
 		}
-		if t, ok := s.cfg.Liveness.LastSeen(health.Key{Namespace: ns, Service: svc, ID: in.ID}); ok {
+		if t, ok := s.cat.LastHeard(ns, svc, in.ID); ok {
 			out.AgeMs[in.ID] = float64(now.Sub(t).Microseconds()) / 1000
 		}
 	}

@@ -101,7 +101,8 @@ func describeJSON(b []byte) string {
 	return "something that is not JSON"
 }
 
-// DecodeRegister turns a register body into a validated instance.
+// DecodeRegister turns a register body into an instance, with the API's
+// defaults for absent fields; the catalog validates it (catalog.Prepare).
 func DecodeRegister(ns, svc, id string, body []byte) (*store.Instance, error) {
 	var req RegisterRequest
 	if err := decodeStrict(body, &req); err != nil {
@@ -122,13 +123,11 @@ func DecodeRegister(ns, svc, id string, body []byte) (*store.Instance, error) {
 	if req.Ephemeral != nil {
 		in.Ephemeral = *req.Ephemeral
 	}
-	if err := in.Normalize(); err != nil {
-		return nil, err
-	}
 	return in, nil
 }
 
-// DecodeServiceSettings applies a settings body over the current settings.
+// DecodeServiceSettings applies a settings body over the current settings;
+// the catalog validates the result.
 func DecodeServiceSettings(cur store.ServiceSettings, body []byte) (store.ServiceSettings, error) {
 	var req ServiceRequest
 	if err := decodeStrict(body, &req); err != nil {
@@ -146,15 +145,13 @@ func DecodeServiceSettings(cur store.ServiceSettings, body []byte) (store.Servic
 	if req.DNSTTL != nil {
 		cur.DNSTTL = *req.DNSTTL
 	}
-	if err := cur.Validate(); err != nil {
-		return cur, err
-	}
 	return cur, nil
 }
 
-// DecodeNamespaceSettings applies a settings body over the current settings.
-// An empty body is allowed: it creates a namespace with no settings.
-func DecodeNamespaceSettings(name string, cur store.NamespaceSettings, body []byte) (store.NamespaceSettings, error) {
+// DecodeNamespaceSettings applies a settings body over the current settings;
+// the catalog validates the result. An empty body is allowed: it creates a
+// namespace with no settings.
+func DecodeNamespaceSettings(cur store.NamespaceSettings, body []byte) (store.NamespaceSettings, error) {
 	if len(bytes.TrimSpace(body)) > 0 {
 		var req NamespaceRequest
 		if err := decodeStrict(body, &req); err != nil {
@@ -166,9 +163,6 @@ func DecodeNamespaceSettings(name string, cur store.NamespaceSettings, body []by
 		if req.Description != nil {
 			cur.Description = *req.Description
 		}
-	}
-	if err := cur.Validate(name); err != nil {
-		return cur, err
 	}
 	return cur, nil
 }

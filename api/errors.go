@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard-io/switchyard/catalog"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/raft"
@@ -24,11 +25,12 @@ var (
 	// limit (Config.MaxRequestLineBytes).
 	ErrURITooLong = errors.New("request URI too long")
 	// ErrNotReady: this server has not caught up with the leader.
-	ErrNotReady = errors.New("server not ready")
+	ErrNotReady = catalog.ErrNotReady
 	// ErrNoInstance: a pick found no instance that may take traffic.
 	ErrNoInstance = errors.New("no instance available")
-	// ErrTooManyInstances: the service is full (Limits.MaxInstancesPerService).
-	ErrTooManyInstances = errors.New("too many instances")
+	// ErrTooManyInstances: the service is full
+	// (catalog.Config.MaxInstancesPerService).
+	ErrTooManyInstances = catalog.ErrTooManyInstances
 	// ErrKeyring: a keyring change the keyring refused (a key not
 	// installed, the primary key removed).
 	ErrKeyring = errors.New("keyring change refused")
@@ -77,7 +79,7 @@ func errorStatus(err error) (int, string) {
 		return http.StatusRequestEntityTooLarge, "body_too_large"
 	case errors.Is(err, ErrURITooLong):
 		return http.StatusRequestURITooLong, "uri_too_long"
-	case errors.Is(err, ErrBadRequest):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, catalog.ErrNotEphemeral):
 		return http.StatusBadRequest, "bad_request"
 	case errors.Is(err, check.ErrTargetDenied):
 		return http.StatusBadRequest, "check_target_denied"

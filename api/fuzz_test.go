@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/catalog"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -69,7 +70,13 @@ func FuzzDecodeRegister(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
+		// The door: the API's decoder, then the catalog's validation.
 		in, err := api.DecodeRegister("default", "web", "web-1", body)
+		if err == nil {
+			if err = catalog.DefaultConfig().Prepare(in); err != nil {
+				in = nil
+			}
+		}
 		if err != nil {
 			wellFormedError(t, err)
 			if in != nil {
@@ -121,13 +128,15 @@ func FuzzDecodeServiceSettings(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		cur := store.DefaultServiceSettings()
+		// The door: the API's decoder, then the catalog's validation
+		// (catalog.PutService).
 		got, err := api.DecodeServiceSettings(cur, body)
+		if err == nil {
+			err = got.Validate()
+		}
 		if err != nil {
 			wellFormedError(t, err)
 			return
-		}
-		if err := got.Validate(); err != nil {
-			t.Fatalf("accepted settings fail Validate: %v (%+v)", err, got)
 		}
 		for _, v := range []float64{got.ProtectThreshold, got.MinHealthyRatio} {
 			if math.IsNaN(v) || v < 0 || v > 1 {
@@ -158,13 +167,15 @@ func FuzzDecodeNamespaceSettings(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		got, err := api.DecodeNamespaceSettings("dev", store.NamespaceSettings{}, body)
+		// The door: the API's decoder, then the catalog's validation
+		// (catalog.PutNamespace).
+		got, err := api.DecodeNamespaceSettings(store.NamespaceSettings{}, body)
+		if err == nil {
+			err = got.Validate("dev")
+		}
 		if err != nil {
 			wellFormedError(t, err)
 			return
-		}
-		if err := got.Validate("dev"); err != nil {
-			t.Fatalf("accepted settings fail Validate: %v", err)
 		}
 		if got.Fallback != "" && store.ValidateName("fallback", got.Fallback) != nil {
 			t.Fatalf("fallback %q accepted", got.Fallback)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/gossip"
-	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -173,7 +172,7 @@ type NamespacesResponse struct {
 func (s *Server) listNamespaces(c *gin.Context) {
 	var out []store.Namespace
 	_, ok := s.block(c, func() (uint64, <-chan struct{}, error) {
-		idx, nss, ch := s.node.Store().Namespaces()
+		idx, nss, ch := s.cat.Namespaces()
 		out = nss
 		return idx, ch, nil
 	})
@@ -191,7 +190,7 @@ func (s *Server) listNamespaces(c *gin.Context) {
 func (s *Server) getNamespace(c *gin.Context) {
 	var nv *store.NamespaceView
 	_, ok := s.block(c, func() (uint64, <-chan struct{}, error) {
-		v, err := s.node.Store().Namespace(c.Param("ns"))
+		v, err := s.cat.Namespace(c.Param("ns"))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -209,43 +208,27 @@ func (s *Server) putNamespace(c *gin.Context) {
 		return
 	}
 	name := c.Param("ns")
-	// Absent fields keep their current values: read them linearizably, so a
-	// lagging server does not undo a newer change.
-	if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
-		s.fail(c, err)
-		return
-	}
-	var cur store.NamespaceSettings
-	if v, err := s.node.Store().Namespace(name); err == nil {
-		cur = v.Namespace.NamespaceSettings
-	}
-	set, err := DecodeNamespaceSettings(name, cur, b)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	// A lookup that falls back serves the fallback's instances to whoever
-	// may read this namespace: only a token that may read all of the
-	// fallback may set it.
-	if set.Fallback != "" && set.Fallback != cur.Fallback {
-		if err := s.Authorize(c, store.AccessRead, set.Fallback, ""); err != nil {
-			s.fail(c, err)
-			return
+	ns, idx, err := s.cat.PutNamespace(c.Request.Context(), name, func(cur store.NamespaceSettings) (store.NamespaceSettings, error) {
+		return DecodeNamespaceSettings(cur, b)
+	}, func(cur, next store.NamespaceSettings) error {
+		// A lookup that falls back serves the fallback's instances to
+		// whoever may read this namespace: only a token that may read all
+		// of the fallback may set it.
+		if next.Fallback != "" && next.Fallback != cur.Fallback {
+			return s.Authorize(c, store.AccessRead, next.Fallback, "")
 		}
-	}
-	if _, ok := s.write(c, &store.Command{Type: store.CommandPutNamespace, Namespace: name, NamespaceSettings: &set}); !ok {
-		return
-	}
-	v, err := s.node.Store().Namespace(name)
+		return nil
+	})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, v.Namespace)
+	setIndex(c, idx)
+	c.JSON(http.StatusOK, ns)
 }
 
 func (s *Server) deleteNamespace(c *gin.Context) {
-	if _, ok := s.write(c, &store.Command{Type: store.CommandDeleteNamespace, Namespace: c.Param("ns")}); ok {
+	if s.wrote(c)(s.cat.DeleteNamespace(c.Request.Context(), c.Param("ns"))) {
 		c.JSON(http.StatusOK, gin.H{"deleted": c.Param("ns")})
 	}
 }
@@ -277,7 +260,7 @@ type ServicesResponse struct {
 func (s *Server) listServices(c *gin.Context) {
 	var views []*store.ServiceView
 	_, ok := s.block(c, func() (uint64, <-chan struct{}, error) {
-		nv, svcs, err := s.node.Store().Services(c.Param("ns"))
+		nv, svcs, err := s.cat.Services(c.Param("ns"))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -309,7 +292,7 @@ func (s *Server) listServices(c *gin.Context) {
 
 func (s *Server) serviceQuery(c *gin.Context, out **store.ServiceView) store.QueryFunc {
 	return func() (uint64, <-chan struct{}, error) {
-		v, err := s.node.Store().Service(c.Param("ns"), c.Param("svc"))
+		v, err := s.cat.Service(c.Param("ns"), c.Param("svc"))
 		if err != nil {
 			return 0, nil, err
 		}
@@ -330,33 +313,19 @@ func (s *Server) putService(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ns, name := c.Param("ns"), c.Param("svc")
-	if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
-		s.fail(c, err)
-		return
-	}
-	cur := store.DefaultServiceSettings()
-	if v, err := s.node.Store().Service(ns, name); err == nil {
-		cur = v.Service.ServiceSettings
-	}
-	set, err := DecodeServiceSettings(cur, b)
+	svc, idx, err := s.cat.PutService(c.Request.Context(), c.Param("ns"), c.Param("svc"), func(cur store.ServiceSettings) (store.ServiceSettings, error) {
+		return DecodeServiceSettings(cur, b)
+	})
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if _, ok := s.write(c, &store.Command{Type: store.CommandPutService, Namespace: ns, Service: name, ServiceSettings: &set}); !ok {
-		return
-	}
-	v, err := s.node.Store().Service(ns, name)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, v.Service)
+	setIndex(c, idx)
+	c.JSON(http.StatusOK, svc)
 }
 
 func (s *Server) deleteService(c *gin.Context) {
-	if _, ok := s.write(c, &store.Command{Type: store.CommandDeleteService, Namespace: c.Param("ns"), Service: c.Param("svc")}); ok {
+	if s.wrote(c)(s.cat.DeleteService(c.Request.Context(), c.Param("ns"), c.Param("svc"))) {
 		c.JSON(http.StatusOK, gin.H{"deleted": c.Param("svc")})
 	}
 }
@@ -451,40 +420,39 @@ func (s *Server) register(c *gin.Context) {
 	if !ok {
 		return
 	}
-	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
-	in, err := DecodeRegister(ns, svc, id, b)
-	if err == nil {
-		err = s.cfg.Limits.CheckMetadata(in)
-	}
-	if err == nil {
-		err = s.cfg.CheckPolicy.Check(c.Request.Context(), in.Check)
-	}
+	in, err := DecodeRegister(c.Param("ns"), c.Param("svc"), c.Param("id"), b)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	if max := s.cfg.Limits.MaxInstancesPerService; max > 0 {
-		if v, err := s.node.Store().Service(ns, svc); err == nil && v.Len() >= max && v.Instance(id) == nil {
-			s.fail(c, fmt.Errorf("%w: service %s/%s has %d instances, the most this server takes (--max-instances-per-service)", ErrTooManyInstances, ns, svc, v.Len()))
+	s.answerInstance(c)(s.cat.Register(c.Request.Context(), in))
+}
+
+// answerInstance answers a write with the instance as stored.
+func (s *Server) answerInstance(c *gin.Context) func(*store.Instance, uint64, error) {
+	return func(in *store.Instance, idx uint64, err error) {
+		if idx > 0 {
+			setIndex(c, idx)
+		}
+		if err != nil {
+			s.fail(c, err)
 			return
 		}
+		writeInstance(c, in)
 	}
-	if _, ok := s.write(c, &store.Command{Type: store.CommandRegister, Namespace: ns, Service: svc, ID: id, Instance: in}); !ok {
-		return
-	}
-	if in.Ephemeral && s.cfg.Liveness != nil {
-		// A registration is a sign of life.
-		s.cfg.Liveness.Heard(health.Key{Namespace: ns, Service: svc, ID: id})
-	}
-	v, err := s.node.Store().Service(ns, svc)
-	if err == nil {
-		if stored := v.Instance(id); stored != nil {
-			writeInstance(c, stored)
-			return
+}
+
+// wrote answers a failed write and sets the index of a successful one; it
+// reports whether the write succeeded.
+func (s *Server) wrote(c *gin.Context) func(uint64, error) bool {
+	return func(idx uint64, err error) bool {
+		if err != nil {
+			s.fail(c, err)
+			return false
 		}
+		setIndex(c, idx)
+		return true
 	}
-	// Deregistered again between our write and this read.
-	s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", id, ns, svc, store.ErrInstanceNotFound))
 }
 
 // patchInstance changes an instance's weight or traffic switch without
@@ -503,55 +471,25 @@ func (s *Server) patchInstance(c *gin.Context) {
 		s.fail(c, fmt.Errorf("%w: give weight or enabled (or both)", ErrBadRequest))
 		return
 	}
-	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
-	if _, ok := s.write(c, &store.Command{Type: store.CommandPatchInstance, Namespace: ns, Service: svc, ID: id, IfIndex: req.IfIndex,
-		Patch: &store.InstancePatch{Weight: req.Weight, Enabled: req.Enabled}}); !ok {
-		return
-	}
-	if v, err := s.node.Store().Service(ns, svc); err == nil {
-		if in := v.Instance(id); in != nil {
-			writeInstance(c, in)
-			return
-		}
-	}
-	s.fail(c, fmt.Errorf("instance %q in %s/%s: %w", id, ns, svc, store.ErrInstanceNotFound))
+	s.answerInstance(c)(s.cat.Patch(c.Request.Context(), c.Param("ns"), c.Param("svc"), c.Param("id"),
+		store.InstancePatch{Weight: req.Weight, Enabled: req.Enabled}, req.IfIndex))
 }
 
 func (s *Server) deregister(c *gin.Context) {
-	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
-	if _, ok := s.write(c, &store.Command{Type: store.CommandDeregister, Namespace: ns, Service: svc, ID: id}); ok {
+	id := c.Param("id")
+	if s.wrote(c)(s.cat.Deregister(c.Request.Context(), c.Param("ns"), c.Param("svc"), id)) {
 		c.JSON(http.StatusOK, gin.H{"deregistered": id})
 	}
 }
 
-// localInstance finds the instance of the request's path in the local
-// replica, answering 503 while it has not caught up and 404 when it is not
-// there (hint is added to the 404's message).
-func (s *Server) localInstance(c *gin.Context, hint string) (*store.ServiceView, *store.Instance, bool) {
-	if !s.ready(c) {
-		return nil, nil, false
-	}
-	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
-	v, err := s.node.Store().Service(ns, svc)
-	if err != nil {
-		s.fail(c, err)
-		return nil, nil, false
-	}
-	in := v.Instance(id)
-	if in == nil {
-		s.fail(c, fmt.Errorf("instance %q in %s/%s: %w%s", id, ns, svc, store.ErrInstanceNotFound, hint))
-		return nil, nil, false
-	}
-	return v, in, true
-}
-
 // checkStatus answers what the health check of an instance last saw.
 func (s *Server) checkStatus(c *gin.Context) {
-	v, in, ok := s.localInstance(c, "")
-	if !ok {
+	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
+	v, in, err := s.cat.Local(ns, svc, id, "")
+	if err != nil {
+		s.fail(c, err)
 		return
 	}
-	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
 	out := wire.CheckStatus{Namespace: ns, Service: svc, ID: id, Type: in.Check.Type, Target: in.Check.Target, Healthy: in.Healthy}
 	if s.cfg.Checks != nil {
 		if err := s.cfg.Checks.CheckStatus(c.Request.Context(), in, &out); err != nil {
@@ -577,21 +515,13 @@ type HeartbeatResponse struct {
 }
 
 func (s *Server) heartbeat(c *gin.Context) {
-	v, in, ok := s.localInstance(c, ": register it again")
-	if !ok {
+	v, in, err := s.cat.Heartbeat(c.Param("ns"), c.Param("svc"), c.Param("id"))
+	if err != nil {
+		s.fail(c, err)
 		return
-	}
-	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
-	if !in.Ephemeral {
-		s.fail(c, fmt.Errorf("%w: instance %q in %s/%s is persistent: its health comes from its %s check, not from heartbeats",
-			ErrBadRequest, id, ns, svc, in.Check.Type))
-		return
-	}
-	if s.cfg.Liveness != nil {
-		s.cfg.Liveness.Heard(health.Key{Namespace: ns, Service: svc, ID: id})
 	}
 	setIndex(c, v.Index)
 	// healthy is the catalog's verdict; an instance back from silence turns
 	// healthy on every server within the judge's next round.
-	c.JSON(http.StatusOK, HeartbeatResponse{ID: id, Healthy: in.Healthy})
+	c.JSON(http.StatusOK, HeartbeatResponse{ID: in.ID, Healthy: in.Healthy})
 }

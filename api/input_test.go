@@ -352,7 +352,7 @@ func TestBodyAtTheLimit(t *testing.T) {
 
 func TestHeartbeat(t *testing.T) {
 	live := health.NewLiveness(nil)
-	ts := newTestServer(t, func(c *api.Config) { c.Liveness = live })
+	ts := newTestServer(t, func(c *api.Config) { c.Catalog.Liveness = live })
 	ts.register(t, "default", "web", "web-1", `{"address":"10.0.0.1","port":8080}`)
 	ts.register(t, "default", "web", "db-1", `{"address":"10.0.0.2","port":5432,"ephemeral":false,"check":{"type":"tcp","target":"10.0.0.2:5432"}}`)
 	key := health.Key{Namespace: "default", Service: "web", ID: "web-1"}

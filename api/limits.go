@@ -15,7 +15,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/switchyard-io/switchyard/internal/cidr"
-	"github.com/switchyard-io/switchyard/store"
 )
 
 // Limits bound what one client may take from a server. Zero disables a
@@ -32,14 +31,6 @@ type Limits struct {
 	// ConnectionsPerClient caps one client IP's open connections (see
 	// LimitListener).
 	ConnectionsPerClient int
-	// MaxInstancesPerService refuses a new instance in a service that has
-	// that many (checked on the server that takes the request: concurrent
-	// registrations on several servers can pass it by a few).
-	MaxInstancesPerService int
-	// MaxMetadataBytes caps the metadata of one instance: its keys and
-	// values together, in bytes (400 above it). The store's own caps (64
-	// keys, 128-byte keys, 512-byte values) hold whatever this says.
-	MaxMetadataBytes int
 	// LimitLoopback applies the per-client limits to loopback clients too
 	// (local agents and benchmarks are not limited by default, unless
 	// TrustedProxies is set: a proxy on this host would make every client
@@ -56,23 +47,7 @@ type Limits struct {
 // DefaultLimits: generous enough for a fleet behind one address, tight
 // enough that one client cannot hold every connection or goroutine.
 func DefaultLimits() Limits {
-	return Limits{BlockingPerClient: 512, ConnectionsPerClient: 1024, MaxInstancesPerService: 100_000, MaxMetadataBytes: 8192}
-}
-
-// CheckMetadata refuses an instance whose metadata is over the limit
-// (MaxMetadataBytes; 0: no limit beyond the store's).
-func (l Limits) CheckMetadata(in *store.Instance) error {
-	if l.MaxMetadataBytes <= 0 {
-		return nil
-	}
-	n := 0
-	for k, v := range in.Metadata {
-		n += len(k) + len(v)
-	}
-	if n > l.MaxMetadataBytes {
-		return fmt.Errorf("%w: metadata is %d bytes (keys and values), this server takes at most %d (--max-metadata-bytes)", store.ErrInvalid, n, l.MaxMetadataBytes)
-	}
-	return nil
+	return Limits{BlockingPerClient: 512, ConnectionsPerClient: 1024}
 }
 
 // maxTrackedClients bounds the per-client state kept; beyond it the

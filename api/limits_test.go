@@ -93,7 +93,7 @@ func TestBlockingQueriesPerClient(t *testing.T) {
 }
 
 func TestMaxInstancesPerService(t *testing.T) {
-	ts := newTestServer(t, func(c *api.Config) { c.Limits.MaxInstancesPerService = 3 })
+	ts := newTestServer(t, func(c *api.Config) { c.Catalog.MaxInstancesPerService = 3 })
 	body := `{"address":"10.0.0.1","port":80,"ephemeral":false}`
 	for i := range 3 {
 		if r := ts.register(t, "default", "web", fmt.Sprintf("web-%d", i), body); r.status != http.StatusOK {
@@ -178,7 +178,7 @@ func TestConnectionsPerClient(t *testing.T) {
 // An instance whose metadata adds up to more than MaxMetadataBytes is
 // refused with 400 and a message naming the limit; nothing is stored.
 func TestMetadataSizeLimit(t *testing.T) {
-	ts := newTestServer(t, func(c *api.Config) { c.Limits.MaxMetadataBytes = 100 })
+	ts := newTestServer(t, func(c *api.Config) { c.Catalog.MaxMetadataBytes = 100 })
 	meta := func(n int) string {
 		return fmt.Sprintf(`{"address":"10.0.0.1","port":80,"ephemeral":false,"metadata":{"k":%q}}`, strings.Repeat("v", n))
 	}

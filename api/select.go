@@ -91,7 +91,7 @@ type selected struct {
 // closes (see blockSelection), so a wait that times out leaves none behind.
 func (s *Server) selectionQuery(done <-chan struct{}, ns, svc string, caller store.Locality, out *selected) store.QueryFunc {
 	return func() (uint64, <-chan struct{}, error) {
-		res, err := route.Lookup(s.node.Store(), route.Query{Namespace: ns, Service: svc, Caller: caller, Topology: s.cfg.Topology})
+		res, err := route.Lookup(s.cat, route.Query{Namespace: ns, Service: svc, Caller: caller, Topology: s.cfg.Topology})
 		*out = selected{ns: ns, svc: svc, caller: caller, res: res}
 		if err == nil {
 			out.protected = res.Chosen.Selection.Protected

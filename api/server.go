@@ -16,9 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/catalog"
 	"github.com/switchyard-io/switchyard/gossip"
-	"github.com/switchyard-io/switchyard/health"
-	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
@@ -61,9 +60,10 @@ type Config struct {
 	DefaultWait time.Duration
 	MaxWait     time.Duration
 	Logger      *slog.Logger
-	// Liveness records the heartbeats this server receives, for the judge
-	// (nil: heartbeats are acknowledged only).
-	Liveness *health.Liveness
+	// Catalog holds the rules every registration obeys (limits, the check
+	// policy, liveness); the API builds its catalog service from it. The
+	// Consul-compatible API and DNS share that service (Server.Catalog).
+	Catalog catalog.Config
 	// Gossip lists the servers as the gossip pool sees them (nil: the
 	// members list shows the Raft configuration alone).
 	Gossip Gossip
@@ -108,9 +108,6 @@ type Config struct {
 	// attacker made resolve to this server (DNS rebinding) is refused with
 	// 421. GET /v1/health answers whatever the Host. Empty: any Host.
 	AllowedHosts []string
-	// CheckPolicy refuses registrations whose check targets a network the
-	// servers may not probe, or probes too often (nil: none refused).
-	CheckPolicy *check.Policy
 }
 
 // Checks is what the API needs from the server-side checks.
@@ -128,7 +125,7 @@ type Gossip interface {
 
 // DefaultConfig returns the default API settings.
 func DefaultConfig() Config {
-	return Config{MaxBodyBytes: 1 << 20, MaxRequestLineBytes: DefaultMaxRequestLineBytes, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute, Limits: DefaultLimits()}
+	return Config{MaxBodyBytes: 1 << 20, MaxRequestLineBytes: DefaultMaxRequestLineBytes, DefaultWait: 5 * time.Minute, MaxWait: 10 * time.Minute, Limits: DefaultLimits(), Catalog: catalog.DefaultConfig()}
 }
 
 // Validate checks the configuration.
@@ -142,8 +139,11 @@ func (c Config) Validate() error {
 	if c.DefaultWait <= 0 || c.MaxWait < c.DefaultWait {
 		return fmt.Errorf("api: config: need 0 < default wait <= max wait")
 	}
-	if l := c.Limits; l.RequestsPerSecond < 0 || l.Burst < 0 || l.BlockingPerClient < 0 || l.ConnectionsPerClient < 0 || l.MaxInstancesPerService < 0 || l.MaxMetadataBytes < 0 {
+	if l := c.Limits; l.RequestsPerSecond < 0 || l.Burst < 0 || l.BlockingPerClient < 0 || l.ConnectionsPerClient < 0 {
 		return fmt.Errorf("api: config: limits must not be negative (0 turns one off)")
+	}
+	if err := c.Catalog.Validate(); err != nil {
+		return err
 	}
 	for _, p := range c.Limits.TrustedProxies {
 		if !p.IsValid() {
@@ -162,6 +162,7 @@ func (c Config) Validate() error {
 type Server struct {
 	cfg    Config
 	node   Node
+	cat    *catalog.Catalog
 	logger *slog.Logger
 	engine *gin.Engine
 	// closing ends every blocking query at once when the server stops.
@@ -222,7 +223,11 @@ func New(cfg Config, node Node) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, node: node, logger: logger, clients: clients{m: map[string]*clientState{}},
+	cat, err := catalog.New(cfg.Catalog, node)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, node: node, cat: cat, logger: logger, clients: clients{m: map[string]*clientState{}},
 		metrics: newMetrics(cfg.Registerer), audit: cfg.Audit, needs: map[routeKey]Need{},
 		crossOrigin: http.NewCrossOriginProtection(), hosts: allowedHosts(cfg.AllowedHosts)}
 	if cfg.TokenCatchUpInterval <= 0 {
@@ -311,6 +316,10 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // engine and a context cancelled by StopWaiting, to end blocking queries.
 func (s *Server) Extend(f func(e *gin.Engine, closing context.Context)) { f(s.engine, s.closing) }
 
+// Closing is done when the server stops serving: blocking queries of other
+// doors end with it, as this API's do.
+func (s *Server) Closing() context.Context { return s.closing }
+
 // StopWaiting makes every blocking query, running or future, answer at once
 // with what it has. Call it before http.Server.Shutdown so that long polls do
 // not hold the shutdown for their whole wait; writes are not interrupted.
@@ -370,12 +379,16 @@ func (s *Server) read(c *gin.Context) {
 
 // ready answers 503 and reports false while the node has not caught up:
 // its local state could miss acknowledged writes.
+// Catalog is the catalog service under this API, for the other doors of
+// the same server (the Consul-compatible API, DNS).
+func (s *Server) Catalog() *catalog.Catalog { return s.cat }
+
 func (s *Server) ready(c *gin.Context) bool {
-	if s.node.Ready() {
-		return true
+	if err := s.cat.Ready(); err != nil {
+		s.fail(c, err)
+		return false
 	}
-	s.fail(c, fmt.Errorf("%w: this server has not caught up with the cluster leader yet; retry or ask another server", ErrNotReady))
-	return false
+	return true
 }
 
 // blockingParams parses index= and wait=.
@@ -415,7 +428,7 @@ func (s *Server) block(c *gin.Context, query store.QueryFunc) (uint64, bool) {
 		}
 		defer done()
 	}
-	idx, err := s.node.Store().Blocking(ctx, minIndex, query)
+	idx, err := s.cat.Wait(ctx, minIndex, query)
 	if err == nil && minIndex > 0 {
 		err = s.Refresh(c) // the token may have changed during the wait
 	}

@@ -244,7 +244,7 @@ func TestConsulAPI(t *testing.T) {
 
 	// Bad input: a clear 4xx, nothing changed.
 	err = k1.Agent().ServiceRegister(&consul.AgentServiceRegistration{ID: "Web_1", Name: "web", Port: 80})
-	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "DNS labels") {
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "DNS label") {
 		t.Fatalf("bad id: %v", err)
 	}
 	err = k1.Agent().ServiceRegister(&consul.AgentServiceRegistration{Name: "sh", Port: 80, Check: &consul.AgentServiceCheck{Args: []string{"true"}, Interval: "1s"}})

@@ -296,9 +296,9 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	ac := cfg.API
-	ac.CheckPolicy = s.checks.policy
+	ac.Catalog.CheckPolicy, ac.Catalog.Liveness = s.checks.policy, s.liveness
 	reg := prometheus.NewRegistry()
-	ac.Logger, ac.Liveness, ac.Gossip, ac.Metrics, ac.Checks = logger, s.liveness, s.pool, s.metricsHandler(reg), s.checks
+	ac.Logger, ac.Gossip, ac.Metrics, ac.Checks = logger, s.pool, s.metricsHandler(reg), s.checks
 	ac.Registerer = reg
 	ac.AccessControl = cfg.ACL.Enabled
 	ac.RTT = s.rttMatrix
@@ -317,13 +317,15 @@ func Start(cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if !cfg.DisableConsulAPI {
-		s.api.Extend(func(e *gin.Engine, closing context.Context) {
-			s.consul = consulcompat.New(closing, consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
-				Namespace: cfg.ConsulNamespace, Liveness: s.liveness, DefaultWait: ac.DefaultWait, MaxWait: ac.MaxWait,
-				Logger: logger.With("component", "consul-api"), Blocking: s.api.BlockingContext, Auth: s.api, Limits: ac.Limits,
-				CacheBytes: cfg.ConsulCacheBytes, CheckPolicy: ac.CheckPolicy}, s.node)
-			s.consul.Mount(e)
-		})
+		s.consul, err = consulcompat.New(s.api.Closing(), consulcompat.Config{NodeName: cfg.NodeID, Locality: cfg.Locality,
+			Namespace: cfg.ConsulNamespace, Catalog: s.api.Catalog(), MaxBodyBytes: ac.MaxBodyBytes,
+			DefaultWait: ac.DefaultWait, MaxWait: ac.MaxWait,
+			Logger: logger.With("component", "consul-api"), Blocking: s.api.BlockingContext, Auth: s.api,
+			CacheBytes: cfg.ConsulCacheBytes}, s.node)
+		if err != nil {
+			return nil, err
+		}
+		s.api.Extend(func(e *gin.Engine, _ context.Context) { s.consul.Mount(e) })
 	}
 	var handler http.Handler = markProxied(s.api.Handler())
 	// The write timeout leaves a long poll its whole wait, and a minute to
@@ -344,7 +346,7 @@ func Start(cfg Config) (_ *Server, err error) {
 		if cfg.ACL.Enabled {
 			dc.Allowed = s.dnsAllowed
 		}
-		if s.dns, err = dns.New(dc, s.node.Store()); err != nil {
+		if s.dns, err = dns.New(dc, s.api.Catalog()); err != nil {
 			return nil, err
 		}
 		if err := s.dns.Start(); err != nil {

@@ -3,6 +3,7 @@ package consulcompat
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -11,7 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -105,7 +106,8 @@ func duration(what, v string) (store.Duration, error) {
 	return store.Duration(d), nil
 }
 
-// toInstance maps a registration to an instance (without namespace).
+// toInstance maps a registration to an instance (without namespace): the
+// translation of Consul's shape, and the refusal of what does not map.
 func (s *Server) toInstance(c *gin.Context, r *registration) (string, *store.Instance, error) {
 	switch {
 	case r.Name == "":
@@ -117,16 +119,9 @@ func (s *Server) toInstance(c *gin.Context, r *registration) (string, *store.Ins
 	if id == "" {
 		id = r.Name
 	}
-	if err := store.ValidateName("service", r.Name); err != nil {
-		return "", nil, badRequest("Invalid service name %q: Switchyard names are DNS labels (lowercase letters, digits, hyphen, at most 63)", r.Name)
-	}
-	if err := store.ValidateName("instance id", id); err != nil {
-		return "", nil, badRequest("Invalid service ID %q: Switchyard ids are DNS labels (lowercase letters, digits, hyphen, at most 63)", id)
-	}
-	if r.Port < 1 || r.Port > 65535 {
-		return "", nil, badRequest("Invalid service port %d: Switchyard needs a port from 1 to 65535", r.Port)
-	}
-	in := &store.Instance{Address: r.Address, Port: r.Port, Weight: store.DefaultWeight, Enabled: true,
+	// Names, port, address, tags and metadata are validated by the catalog,
+	// as for every door.
+	in := &store.Instance{ID: id, Service: r.Name, Address: r.Address, Port: r.Port, Weight: store.DefaultWeight, Enabled: true,
 		Tags: r.Tags, Metadata: map[string]string{}, Locality: s.cfg.Locality}
 	if in.Address == "" {
 		in.Address = c.RemoteIP() // Consul takes the agent's address: here the caller's
@@ -229,13 +224,9 @@ func mapCheck(d *checkDef, in *store.Instance) error {
 }
 
 func (s *Server) agentRegister(c *gin.Context) {
-	body, err := io.ReadAll(io.LimitReader(c.Request.Body, 1<<20+1))
+	body, err := s.body(c)
 	if err != nil {
-		s.fail(c, badRequest("Request decode failed: %v", err))
-		return
-	}
-	if len(body) > 1<<20 {
-		s.fail(c, &httpError{http.StatusRequestEntityTooLarge, "Request body too large (more than 1 MiB)"})
+		s.fail(c, err)
 		return
 	}
 	var r registration
@@ -256,21 +247,16 @@ func (s *Server) agentRegister(c *gin.Context) {
 	if !s.authorize(c, store.AccessWrite, ns, r.Name) {
 		return
 	}
-	if _, err := s.node.Store().Namespace(ns); err != nil {
+	if _, err := s.cat.Namespace(ns); err != nil {
 		s.fail(c, notFound("namespace %q not found (create it with PUT /v1/namespaces/%s)", ns, ns))
 		return
 	}
 	id, in, err := s.toInstance(c, &r)
-	if err == nil {
-		err = s.cfg.Limits.CheckMetadata(in)
-	}
-	if err == nil {
-		err = s.cfg.CheckPolicy.Check(c.Request.Context(), in.Check)
-	}
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
+	in.Namespace = ns
 	// Consul's service ids are unique on an agent; here within what the
 	// caller may read in a namespace. A service it may not read may hold
 	// the same id: the two coexist (an instance is named by service and
@@ -282,20 +268,34 @@ func (s *Server) agentRegister(c *gin.Context) {
 		s.fail(c, badRequest("Service ID %q is already registered for service %q: deregister it first", id, prev.Service))
 		return
 	}
-	if err := s.apply(c, &store.Command{Type: store.CommandRegister, Namespace: ns, Service: r.Name, ID: id, Instance: in}); err != nil {
+	if _, _, err := s.cat.Register(c.Request.Context(), in); err != nil {
 		s.fail(c, err)
 		return
 	}
-	if in.Ephemeral && s.cfg.Liveness != nil {
-		s.cfg.Liveness.Heard(health.Key{Namespace: ns, Service: r.Name, ID: id})
-	}
 	c.Status(http.StatusOK)
+}
+
+// body reads the request body, at most MaxBodyBytes of it (the native
+// API's limit).
+func (s *Server) body(c *gin.Context) ([]byte, error) {
+	limit := s.cfg.MaxBodyBytes
+	if c.Request.ContentLength > limit {
+		return nil, fmt.Errorf("%w: Request body is %d bytes, the limit is %d (--max-body-bytes)", api.ErrBodyTooLarge, c.Request.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(c.Request.Body, limit+1))
+	if err != nil {
+		return nil, badRequest("Request decode failed: %v", err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: Request body is over the limit of %d bytes (--max-body-bytes)", api.ErrBodyTooLarge, limit)
+	}
+	return b, nil
 }
 
 // readableWithID returns an instance with id in a service of ns other than
 // svc that the caller may read, or nil.
 func (s *Server) readableWithID(c *gin.Context, ns, id, svc string) (*store.Instance, error) {
-	_, svcs, err := s.node.Store().Services(ns)
+	_, svcs, err := s.cat.Services(ns)
 	if err != nil {
 		return nil, err
 	}
@@ -308,11 +308,6 @@ func (s *Server) readableWithID(c *gin.Context, ns, id, svc string) (*store.Inst
 		}
 	}
 	return nil, nil
-}
-
-func (s *Server) apply(c *gin.Context, cmd *store.Command) error {
-	_, err := s.node.Apply(c.Request.Context(), cmd)
-	return err
 }
 
 func (s *Server) agentDeregister(c *gin.Context) {
@@ -328,7 +323,7 @@ func (s *Server) agentDeregister(c *gin.Context) {
 	if !s.authorize(c, store.AccessWrite, ns, in.Service) {
 		return
 	}
-	err = s.apply(c, &store.Command{Type: store.CommandDeregister, Namespace: ns, Service: in.Service, ID: in.ID})
+	_, err = s.cat.Deregister(c.Request.Context(), ns, in.Service, in.ID)
 	if err != nil && !errors.Is(err, store.ErrInstanceNotFound) {
 		s.fail(c, err)
 		return
@@ -368,7 +363,7 @@ func (s *Server) agentMaintenance(c *gin.Context) {
 	if r := c.Query("reason"); enable && r != "" {
 		next.Metadata[metaReason] = r
 	}
-	if err := s.apply(c, &store.Command{Type: store.CommandRegister, Namespace: ns, Service: in.Service, ID: in.ID, Instance: &next}); err != nil {
+	if _, _, err := s.cat.Register(c.Request.Context(), &next); err != nil {
 		s.fail(c, err)
 		return
 	}
@@ -387,7 +382,12 @@ func (s *Server) checkTTL(state string) gin.HandlerFunc {
 		state := state
 		if state == "" {
 			var u struct{ Status, Output string }
-			if err := json.NewDecoder(io.LimitReader(c.Request.Body, 1<<20)).Decode(&u); err != nil {
+			b, err := s.body(c)
+			if err != nil {
+				s.fail(c, err)
+				return
+			}
+			if err := json.Unmarshal(b, &u); err != nil {
 				s.fail(c, badRequest("Request decode failed: %v", err))
 				return
 			}
@@ -411,18 +411,17 @@ func (s *Server) checkTTL(state string) gin.HandlerFunc {
 			s.fail(c, badRequest("Check %q is not a TTL check", checkID(in)))
 			return
 		}
-		k := health.Key{Namespace: ns, Service: in.Service, ID: in.ID}
 		if state == stateCritical {
-			if err := s.apply(c, &store.Command{Type: store.CommandSetHealth, Health: []store.HealthChange{{
-				Namespace: ns, Service: in.Service, ID: in.ID, Healthy: false}}}); err != nil {
+			if _, err := s.cat.SetHealth(c.Request.Context(), ns, in.Service, in.ID, false); err != nil {
 				s.fail(c, err)
 				return
 			}
 			c.Status(http.StatusOK)
 			return
 		}
-		if s.cfg.Liveness != nil {
-			s.cfg.Liveness.Heard(k)
+		if _, _, err := s.cat.Heartbeat(ns, in.Service, in.ID); err != nil {
+			s.fail(c, err)
+			return
 		}
 		c.Status(http.StatusOK)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-io/switchyard/api"
-	"github.com/switchyard-io/switchyard/health"
+	"github.com/switchyard-io/switchyard/catalog"
 	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -44,8 +44,13 @@ type Config struct {
 	Locality store.Locality
 	// Namespace serves requests that carry no ?ns= (default "default").
 	Namespace string
-	// Liveness records TTL passes as heartbeats.
-	Liveness *health.Liveness
+	// Catalog is the catalog service the native API uses (api.Server's
+	// Catalog): registrations here obey the same rules and limits, and TTL
+	// passes are heartbeats. Required.
+	Catalog *catalog.Catalog
+	// MaxBodyBytes caps request bodies, as the native API's (413 above it;
+	// 0: 1 MiB).
+	MaxBodyBytes int64
 	// DefaultWait and MaxWait bound blocking queries (Consul: 5 and 10 min).
 	DefaultWait, MaxWait time.Duration
 	Logger               *slog.Logger
@@ -53,8 +58,6 @@ type Config struct {
 	// counts it against its client, and ends it after wait or at shutdown.
 	// Nil: the wait and the closing context given to New bound it alone.
 	Blocking func(c *gin.Context, wait time.Duration) (ctx context.Context, done func(), ok bool)
-	// Limits are the API's; Consul's registrations obey MaxMetadataBytes.
-	Limits api.Limits
 	// Auth checks tokens (api.Server provides it); nil: everything is
 	// allowed.
 	Auth Auth
@@ -62,9 +65,6 @@ type Config struct {
 	// answer keeps its X-Consul-Index while its bytes stay the same (see
 	// answerCache); 0: DefaultCacheBytes.
 	CacheBytes int64
-	// CheckPolicy refuses registrations whose check the servers may not
-	// probe (api.Config's); nil: none refused.
-	CheckPolicy *check.Policy
 }
 
 // Auth is access control, as api.Server does it.
@@ -97,9 +97,9 @@ type authzCheck struct {
 
 // recheck looks the token up again and repeats the handler's checks: a
 // token revoked or narrowed during a blocking wait gets no answer.
-func (s *Server) recheck(c *gin.Context) bool {
+func (s *Server) recheck(c *gin.Context) error {
 	if s.cfg.Auth == nil {
-		return true
+		return nil
 	}
 	err := s.cfg.Auth.Refresh(c)
 	if err == nil {
@@ -116,11 +116,7 @@ func (s *Server) recheck(c *gin.Context) bool {
 			}
 		}
 	}
-	if err != nil {
-		s.fail(c, err)
-		return false
-	}
-	return true
+	return err
 }
 
 func remember(c *gin.Context, k authzCheck) {
@@ -133,6 +129,7 @@ func remember(c *gin.Context, k authzCheck) {
 type Server struct {
 	cfg    Config
 	node   api.Node
+	cat    *catalog.Catalog
 	logger *slog.Logger
 
 	mu      sync.Mutex
@@ -148,7 +145,10 @@ type answerIndex struct {
 
 // New builds the endpoints; Mount adds them to an engine. closing ends every
 // blocking query when it is cancelled.
-func New(closing context.Context, cfg Config, node api.Node) *Server {
+func New(closing context.Context, cfg Config, node api.Node) (*Server, error) {
+	if cfg.Catalog == nil {
+		return nil, errors.New("consulcompat: config: no catalog")
+	}
 	if cfg.Namespace == "" {
 		cfg.Namespace = store.DefaultNamespace
 	}
@@ -167,7 +167,10 @@ func New(closing context.Context, cfg Config, node api.Node) *Server {
 	if cfg.CacheBytes <= 0 {
 		cfg.CacheBytes = DefaultCacheBytes
 	}
-	return &Server{cfg: cfg, node: node, logger: cfg.Logger, answers: newAnswerCache(cfg.CacheBytes), closing: closing}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	return &Server{cfg: cfg, node: node, cat: cfg.Catalog, logger: cfg.Logger, answers: newAnswerCache(cfg.CacheBytes), closing: closing}, nil
 }
 
 // Mount adds the endpoints to e. Each handler checks the token itself, once
@@ -257,7 +260,7 @@ func (s *Server) namespaceFor(c *gin.Context, access store.Access) (string, bool
 
 // readableServices lists the services of ns the caller may read.
 func (s *Server) readableServices(c *gin.Context, ns string) (*store.NamespaceView, []*store.ServiceView, error) {
-	nv, svcs, err := s.node.Store().Services(ns)
+	nv, svcs, err := s.cat.Services(ns)
 	if err != nil || s.cfg.Auth == nil {
 		return nv, svcs, err
 	}
@@ -286,6 +289,8 @@ func notFound(format string, args ...any) error {
 	return &httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
 }
 
+// fail answers an error as Consul does, in plain text: the one place this
+// dialect maps errors to statuses.
 func (s *Server) fail(c *gin.Context, err error) {
 	status := http.StatusInternalServerError
 	var he *httpError
@@ -295,15 +300,23 @@ func (s *Server) fail(c *gin.Context, err error) {
 		status = he.status
 	case errors.As(err, &denied):
 		status = denied.Status
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, check.ErrTargetDenied), errors.Is(err, check.ErrIntervalTooShort):
+	case errors.Is(err, store.ErrInvalid), errors.Is(err, check.ErrTargetDenied), errors.Is(err, check.ErrIntervalTooShort),
+		errors.Is(err, catalog.ErrNotEphemeral):
 		status = http.StatusBadRequest
+	case errors.Is(err, api.ErrBodyTooLarge):
+		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, store.ErrNamespaceNotFound), errors.Is(err, store.ErrServiceNotFound), errors.Is(err, store.ErrInstanceNotFound):
 		status = http.StatusNotFound
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, catalog.ErrTooManyInstances), errors.Is(err, store.ErrConflict):
+		status = http.StatusConflict
+	case errors.Is(err, catalog.ErrNotReady), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		status = http.StatusServiceUnavailable
 	}
 	if status == http.StatusInternalServerError {
 		s.logger.Error("consul api", "path", c.Request.URL.Path, "err", err)
+	}
+	if status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", "1")
 	}
 	c.Data(status, "text/plain; charset=utf-8", []byte(err.Error()))
 	c.Abort()
@@ -326,7 +339,7 @@ func (s *Server) namespace(c *gin.Context) (string, error) {
 	if err := s.checkSome(c, store.AccessRead, ns); err != nil {
 		return "", err
 	}
-	if _, err := s.node.Store().Namespace(ns); err != nil {
+	if _, err := s.cat.Namespace(ns); err != nil {
 		return "", notFound("namespace %q not found (create it with PUT /v1/namespaces/%s)", ns, ns)
 	}
 	return ns, nil
@@ -342,12 +355,12 @@ type query func() (body any, index uint64, changed <-chan struct{}, err error)
 // bytes change (see indexFor), so a watcher of one service is not woken by
 // another's changes.
 func (s *Server) read(c *gin.Context, key string, q query) {
-	if !s.node.Ready() {
-		s.fail(c, &httpError{http.StatusServiceUnavailable, "this server has not caught up with the cluster leader yet; retry or ask another server"})
+	if err := s.cat.Ready(); err != nil {
+		s.fail(c, err)
 		return
 	}
 	if _, ok := c.GetQuery("consistent"); ok {
-		if err := s.node.ConsistentRead(c.Request.Context()); err != nil {
+		if err := s.cat.ConsistentRead(c.Request.Context()); err != nil {
 			s.fail(c, &httpError{http.StatusInternalServerError, "No cluster leader: " + err.Error()})
 			return
 		}
@@ -388,45 +401,59 @@ func (s *Server) read(c *gin.Context, key string, q query) {
 			defer context.AfterFunc(s.closing, cancel)()
 		}
 	}
-	stale := 0
-	for {
-		// A restore replaces every view at once without closing their
-		// channels: it closes this one.
-		abandon := s.node.Store().AbandonCh()
-		body, vidx, changed, err := q()
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		b, err := json.Marshal(body)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		idx, current := s.indexFor(key, b, vidx)
-		if !current {
-			// Built from views older than an answer already indexed:
-			// build it again. Views only move forward, unless a restore
-			// moved them back: then forget the remembered answer.
-			if stale++; stale > 3 {
-				s.forget(key)
+	// The catalog's one long-poll loop, with Consul's index rule inside the
+	// query: the index of an answer is the one its bytes were first seen
+	// at (indexFor), so a watcher wakes only when its answer changes.
+	var (
+		body []byte
+		idx  uint64
+	)
+	woken := false
+	_, err := s.cat.Wait(ctx, minIndex, func() (uint64, <-chan struct{}, error) {
+		// Each run after the first follows a wake-up: the token may have
+		// been revoked or narrowed meanwhile.
+		if woken {
+			if err := s.recheck(c); err != nil {
+				return 0, nil, err
 			}
-			continue
 		}
-		if minIndex == 0 || idx > minIndex || ctx.Err() != nil {
-			s.headers(c, idx)
-			c.Data(http.StatusOK, "application/json", b)
-			return
+		woken = true
+		for stale := 0; ; stale++ {
+			ans, vidx, changed, err := q()
+			if err != nil {
+				return 0, nil, err
+			}
+			b, err := json.Marshal(ans)
+			if err != nil {
+				return 0, nil, err
+			}
+			var current bool
+			idx, current = s.indexFor(key, b, vidx)
+			if !current {
+				// Built from views older than an answer already indexed:
+				// build it again. Views only move forward, unless a restore
+				// moved them back: then forget the remembered answer.
+				if stale >= 3 {
+					s.forget(key)
+				}
+				continue
+			}
+			body = b
+			// Consul waits until the index passes ?index=, even one this
+			// server never gave (from another cluster, or made up): unlike
+			// the native rule, a lower index is no reason to answer early.
+			return max(idx, minIndex), changed, nil
 		}
-		select {
-		case <-changed:
-		case <-abandon:
-		case <-ctx.Done():
-		}
-		if !s.recheck(c) {
-			return
-		}
+	})
+	if err == nil && minIndex > 0 {
+		err = s.recheck(c) // the wait may have ended by its time
 	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	s.headers(c, idx)
+	c.Data(http.StatusOK, "application/json", body)
 }
 
 func (s *Server) headers(c *gin.Context, idx uint64) {

@@ -50,11 +50,11 @@ func (s *Server) catalogDatacenters(c *gin.Context) {
 // serviceQuery reads one service; an unknown service is an empty one that
 // wakes the query when the namespace changes (it may appear).
 func (s *Server) serviceQuery(ns, svc string, each func(v view)) (uint64, <-chan struct{}, error) {
-	nv, err := s.node.Store().Namespace(ns)
+	nv, err := s.cat.Namespace(ns)
 	if err != nil {
 		return 0, nil, err
 	}
-	sv, err := s.node.Store().Service(ns, svc)
+	sv, err := s.cat.Service(ns, svc)
 	if errors.Is(err, store.ErrServiceNotFound) {
 		return nv.Index, nv.WatchCh(), nil
 	}
@@ -453,7 +453,7 @@ func (s *Server) catalogNode(c *gin.Context) {
 func (s *Server) fresh(c *gin.Context, find func() (*store.Instance, error)) (*store.Instance, error) {
 	in, err := find()
 	if isNotFound(err) {
-		if cerr := s.node.ConsistentRead(c.Request.Context()); cerr == nil {
+		if cerr := s.cat.ConsistentRead(c.Request.Context()); cerr == nil {
 			return find()
 		}
 	}
@@ -510,7 +510,7 @@ func (s *Server) findCheck(c *gin.Context, access store.Access, ns, id string) (
 // have access on; services outside its scope are not looked at, so what
 // they hold cannot change the answer.
 func (s *Server) resolveID(c *gin.Context, access store.Access, ns, id string, match func(*store.ServiceView) []*store.Instance, unknown error) (*store.Instance, error) {
-	_, svcs, err := s.node.Store().Services(ns)
+	_, svcs, err := s.cat.Services(ns)
 	if err != nil {
 		return nil, err
 	}

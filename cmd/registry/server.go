@@ -19,6 +19,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/consulcompat"
+	"github.com/switchyard-io/switchyard/catalog"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/internal/certs"
@@ -78,6 +79,7 @@ type serverOptions struct {
 	consulCacheBytes int64
 
 	limits       api.Limits
+	catalog      catalog.Config
 	maxBodyBytes int64
 
 	checkAllowCIDRs, checkDenyCIDRs string
@@ -167,8 +169,9 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.IntVar(&o.limits.Burst, "limit-burst", 0, "requests one client IP may send at once above its rate (default: one second's worth)")
 	fs.IntVar(&o.limits.BlockingPerClient, "limit-blocking-per-client", dl.BlockingPerClient, "blocking queries one client IP may hold open (0: no limit)")
 	fs.IntVar(&o.limits.ConnectionsPerClient, "limit-connections-per-client", dl.ConnectionsPerClient, "HTTP connections one client IP may hold open (0: no limit)")
-	fs.IntVar(&o.limits.MaxInstancesPerService, "max-instances-per-service", dl.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
-	fs.IntVar(&o.limits.MaxMetadataBytes, "max-metadata-bytes", dl.MaxMetadataBytes, "refuse an instance whose metadata keys and values add up to more bytes than this (0: only the built-in caps)")
+	dc := catalog.DefaultConfig()
+	fs.IntVar(&o.catalog.MaxInstancesPerService, "max-instances-per-service", dc.MaxInstancesPerService, "refuse new instances in a service that has this many (0: no limit)")
+	fs.IntVar(&o.catalog.MaxMetadataBytes, "max-metadata-bytes", dc.MaxMetadataBytes, "refuse an instance whose metadata keys and values add up to more bytes than this (0: only the built-in caps)")
 	fs.Int64Var(&o.maxBodyBytes, "max-body-bytes", api.DefaultConfig().MaxBodyBytes, "refuse request bodies larger than this with 413")
 	fs.BoolVar(&o.limits.LimitLoopback, "limit-loopback", false, "apply the per-client limits to loopback clients too (always, with --trusted-proxies)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or addresses of proxies whose X-Forwarded-For names the client the per-client limits count (empty: the header is ignored)")
@@ -454,6 +457,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		}
 		l.TrustedProxies = tp
 		cfg.API.Limits = l
+		cfg.API.Catalog.MaxInstancesPerService, cfg.API.Catalog.MaxMetadataBytes = o.catalog.MaxInstancesPerService, o.catalog.MaxMetadataBytes
 		if o.maxBodyBytes <= 0 {
 			return fmt.Errorf("--max-body-bytes must be positive")
 		}
