@@ -1,3 +1,8 @@
+// Package drill holds what the disaster drills share between the caller
+// that records them and the runner that judges them: the record of one
+// second of calls (CallerSecond), and the judge (Judge) that turns the
+// records of a drill into a report with its failures. drill/delay adds
+// latency between the drills' datacenters.
 package drill
 
 import (
