@@ -30,7 +30,7 @@ func (s *Server) requestLine(c *gin.Context) {
 // with the leader: they report on the server itself (its health, the
 // leader it sees, the members, its metrics, its gossip keys and RTTs, the
 // drill reports on its disk, the console's files), not on the catalog.
-// Consul's status and agent/self endpoints (api/consulcompat) are of that
+// Consul's status and agent/self endpoints (consulcompat) are of that
 // kind too. Every other read is refused until the node is ready.
 var beforeReady = map[string]bool{
 	"/v1/health": true, "/v1/cluster/leader": true, "/v1/cluster/members": true, "/v1/cluster/rtt": true,

@@ -22,8 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-io/switchyard/api"
-	"github.com/switchyard-io/switchyard/api/consulcompat"
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/consulcompat"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health"

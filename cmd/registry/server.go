@@ -18,8 +18,8 @@ import (
 	"github.com/peterbourgon/ff/v3/ffcli"
 
 	"github.com/switchyard-io/switchyard/api"
-	"github.com/switchyard-io/switchyard/api/consulcompat"
 	"github.com/switchyard-io/switchyard/catalog"
+	"github.com/switchyard-io/switchyard/consulcompat"
 	"github.com/switchyard-io/switchyard/dns"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/internal/certs"
