@@ -174,3 +174,22 @@ func (p *Pool) saveKeyring() error {
 	}
 	return nil
 }
+
+// KeySize is the length of a gossip key.
+const KeySize = 32
+
+// CheckKey refuses a key that is not 32 bytes, or is no secret at all
+// (every byte the same, as in an all-zero or placeholder key).
+func CheckKey(k []byte) error {
+	if len(k) != KeySize {
+		return fmt.Errorf("gossip: key is %d bytes, want %d (registry keygen makes one)", len(k), KeySize)
+	}
+	same := true
+	for _, b := range k[1:] {
+		same = same && b == k[0]
+	}
+	if same {
+		return errors.New("gossip: key is one byte repeated, not a secret: make one with registry keygen")
+	}
+	return nil
+}
