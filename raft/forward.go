@@ -181,7 +181,7 @@ func (n *Node) readRequest(c net.Conn, r io.Reader) (op byte, timeout time.Durat
 // handleForward serves one forward request; caller is the certificate the
 // connection came with (nil in plaintext).
 func (n *Node) handleForward(ctx context.Context, caller *x509.Certificate, op byte, payload []byte) (uint64, error) {
-	if !n.isLeader() {
+	if !n.IsLeader() {
 		// Leadership moved while the request travelled: the sender retries.
 		return 0, fmt.Errorf("raft: forward: %s is no longer the leader: %w", n.cfg.ID, ErrNoLeader)
 	}

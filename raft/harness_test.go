@@ -125,7 +125,7 @@ func (c *cluster) waitLeader() int {
 	leader := -1
 	c.eventually("a leader", 10*time.Second, func() bool {
 		for i, n := range c.nodes {
-			if n != nil && n.isLeader() {
+			if n != nil && n.IsLeader() {
 				leader = i
 				return true
 			}

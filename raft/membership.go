@@ -1,0 +1,192 @@
+package raft
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// Join adds a server as a voter, from any node (forwarded to the leader).
+// Joining a server that is already a voter at the same address is a no-op.
+func (n *Node) Join(ctx context.Context, id, raftAddr string) error {
+	if err := store.ValidateName("node id", id); err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(raftAddr); err != nil {
+		return fmt.Errorf("%w: raft address %q: %v", store.ErrInvalid, raftAddr, err)
+	}
+	ctx, cancel := n.withTimeout(ctx)
+	defer cancel()
+	payload, _ := json.Marshal(joinRequest{ID: id, RaftAddr: raftAddr})
+	_, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
+		if leaderAddr == "" {
+			return 0, n.joinLocal(ctx, joinRequest{ID: id, RaftAddr: raftAddr})
+		}
+		return n.fwd.call(ctx, leaderAddr, opJoin, payload, true)
+	})
+	return err
+}
+
+func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("raft: join %s: %w", j.ID, err)
+	}
+	servers := cf.Configuration().Servers
+	for _, s := range servers {
+		if s.ID == hraft.ServerID(j.ID) && s.Address == hraft.ServerAddress(j.RaftAddr) && s.Suffrage == hraft.Voter {
+			return nil
+		}
+	}
+	// However the address is spelt, it must not be another member's: and
+	// only a server may vote (proof.go).
+	if err := checkAddrUnused(ctx, servers, j.ID, j.RaftAddr); err != nil {
+		return fmt.Errorf("raft: join %s: %w", j.ID, err)
+	}
+	if err := n.ProveServer(ctx, j.ID, j.RaftAddr); err != nil {
+		return fmt.Errorf("raft: join %s: %w", j.ID, err)
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.await(n.raft.AddVoter(hraft.ServerID(j.ID), hraft.ServerAddress(j.RaftAddr), 0, timeout)); err != nil {
+		if errors.Is(err, hraft.ErrNotLeader) {
+			return fmt.Errorf("raft: join %s: %w", j.ID, ErrNoLeader)
+		}
+		return fmt.Errorf("raft: join %s: %w", j.ID, err)
+	}
+	n.logger.Info("server joined", "id", j.ID, "raft_addr", j.RaftAddr)
+	return nil
+}
+
+// Member is one server of the Raft configuration.
+type Member struct {
+	ID       string         `json:"id"`
+	RaftAddr string         `json:"raft_addr"`
+	HTTPAddr string         `json:"http_addr,omitempty"`
+	Locality store.Locality `json:"locality"`
+	Role     string         `json:"role"` // leader, voter, nonvoter
+	// Protocol the server announced (0: not recorded; see ProtocolVersion).
+	Protocol int `json:"protocol,omitempty"`
+}
+
+// Members lists the servers of the Raft configuration as this node knows
+// it, with the HTTP address each recorded in the catalog.
+func (n *Node) Members() ([]Member, error) {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, fmt.Errorf("raft: members: %w", err)
+	}
+	_, servers := n.store.Servers()
+	byID := make(map[string]store.Server, len(servers))
+	for _, s := range servers {
+		byID[s.ID] = s
+	}
+	_, leaderID := n.raft.LeaderWithID()
+	var out []Member
+	for _, s := range cf.Configuration().Servers {
+		m := Member{ID: string(s.ID), RaftAddr: string(s.Address), Role: "voter"}
+		if s.Suffrage != hraft.Voter {
+			m.Role = "nonvoter"
+		}
+		if s.ID == leaderID {
+			m.Role = "leader"
+		}
+		if rec, ok := byID[m.ID]; ok {
+			m.HTTPAddr, m.Locality, m.Protocol = rec.HTTPAddr, rec.Locality, rec.Protocol
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Peer is a server of a first Raft configuration.
+type Peer struct {
+	ID       string
+	RaftAddr string
+}
+
+// BootstrapWith starts a new cluster whose voters are peers (this server
+// among them). Every server found by the same discovery calls it with the
+// same peers, so they agree on the first configuration. It does nothing on
+// a server that already holds cluster state.
+func (n *Node) BootstrapWith(peers []Peer) error {
+	if n.hadState {
+		return nil
+	}
+	cf := hraft.Configuration{}
+	self := false
+	for _, p := range peers {
+		cf.Servers = append(cf.Servers, hraft.Server{Suffrage: hraft.Voter, ID: hraft.ServerID(p.ID), Address: hraft.ServerAddress(p.RaftAddr)})
+		self = self || p.ID == n.cfg.ID
+	}
+	if !self {
+		return fmt.Errorf("raft: bootstrap: this server (%s) is not among the peers", n.cfg.ID)
+	}
+	if err := n.raft.BootstrapCluster(cf).Error(); err != nil && !errors.Is(err, hraft.ErrCantBootstrap) {
+		return fmt.Errorf("raft: bootstrap: %w", err)
+	}
+	n.logger.Info("bootstrapped a new cluster", "voters", len(peers))
+	return nil
+}
+
+// RemoveServer takes a server out of the Raft configuration. Only the
+// leader can; elsewhere it returns ErrNoLeader.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return fmt.Errorf("raft: remove %s: %w", id, ErrNoLeader)
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if err := n.await(n.raft.RemoveServer(hraft.ServerID(id), 0, timeout)); err != nil {
+		return fmt.Errorf("raft: remove %s: %w", id, err)
+	}
+	n.logger.Info("server removed from the cluster", "id", id)
+	return nil
+}
+
+// announce records this server's HTTP address, locality and protocol in
+// the catalog, retrying until it succeeds, then checks the record every
+// reannounceEvery until the node stops and writes it again if it differs:
+// a leader of an older version re-encodes a forwarded record without the
+// fields it does not know (the protocol), and the record must be put right
+// once that leader has been upgraded, or the cluster would never move to
+// the newer protocol.
+func (n *Node) announce() {
+	self := store.Server{ID: n.cfg.ID, RaftAddr: n.cfg.AdvertiseAddr, HTTPAddr: n.cfg.HTTPAddr, Locality: n.cfg.Locality,
+		Protocol: n.Protocol()}
+	backoff := 50 * time.Millisecond
+	for {
+		wait := reannounceEvery
+		if rec, ok := n.store.Server(self.ID); !ok || rec != self {
+			ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+			_, err := n.Apply(ctx, &store.Command{Type: store.CommandPutServer, Server: &self})
+			cancel()
+			if err == nil {
+				backoff = 50 * time.Millisecond
+			} else {
+				n.logger.Debug("recording this server in the catalog", "err", err)
+				wait = backoff
+				backoff = min(backoff*2, 2*time.Second)
+			}
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// reannounceEvery is how often a server checks its catalog record.
+var reannounceEvery = 10 * time.Second
