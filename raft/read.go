@@ -33,9 +33,10 @@ func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
 }
 
 // ConsistentRead makes this node's store linearizable for a read that
-// follows: it learns the leader's commit index, with leadership verified by
-// a quorum, and waits until this node has applied it (the "read index"
-// method). Works on followers too.
+// follows: it learns the index of the last command the leader applied, with
+// leadership verified by a quorum, and waits until this node has applied it
+// (the "read index" method; why the applied index and not the commit index
+// is in DESIGN.md). Works on followers too.
 func (n *Node) ConsistentRead(ctx context.Context) error {
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
