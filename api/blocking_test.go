@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/wire"
 )
 
 // blockingResult is what a long-poll saw.
@@ -111,7 +112,7 @@ func TestBlockingWakesOnChange(t *testing.T) {
 	if got := index(t, res.r); got <= idx {
 		t.Errorf("index %d after the change, want > %d", got, idx)
 	}
-	var body api.InstancesResponse
+	var body wire.InstancesResponse
 	decode(t, res.r, &body)
 	if len(body.Instances) != 2 || body.Instances[1].ID != "web-2" {
 		t.Errorf("answer after the change: %s", res.r.body)
@@ -132,7 +133,7 @@ func TestBlockingDeregisterAndDelete(t *testing.T) {
 		mustOK(t, "deregister", ts.do(t, "DELETE", web2, ""))
 		res := await(t, ch, 5*time.Second)
 		mustOK(t, "blocking GET", res.r)
-		var body api.InstancesResponse
+		var body wire.InstancesResponse
 		decode(t, res.r, &body)
 		if index(t, res.r) <= idx || len(body.Instances) != 1 {
 			t.Errorf("after deregister: %s", res.r.body)

@@ -150,7 +150,7 @@ func (s *Server) drillAsset(c *gin.Context, ext, contentType string) {
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no drill report %s%s", c.Param("name"), ext), Code: "not_found"})
+		c.JSON(http.StatusNotFound, wire.ErrorBody{Error: fmt.Sprintf("no drill report %s%s", c.Param("name"), ext), Code: "not_found"})
 		return
 	}
 	if err != nil {

@@ -13,24 +13,6 @@ import (
 	"github.com/switchyard-io/switchyard/store"
 )
 
-// RegisterRequest is the body of PUT …/instances/{id}.
-type RegisterRequest = wire.RegisterRequest
-
-// ServiceRequest is the body of PUT …/services/{svc}. Absent fields keep
-// their current value (or the default for a new service).
-type ServiceRequest struct {
-	ProtectThreshold *float64        `json:"protect_threshold,omitempty"`
-	MinHealthyRatio  *float64        `json:"min_healthy_ratio,omitempty"`
-	Balancer         *string         `json:"balancer,omitempty"`
-	DNSTTL           *store.Duration `json:"dns_ttl,omitempty"`
-}
-
-// NamespaceRequest is the body of PUT /v1/namespaces/{ns}.
-type NamespaceRequest struct {
-	Fallback    *string `json:"fallback,omitempty"`
-	Description *string `json:"description,omitempty"`
-}
-
 // readBody reads at most limit bytes of the request body.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
@@ -104,7 +86,7 @@ func describeJSON(b []byte) string {
 // DecodeRegister turns a register body into an instance, with the API's
 // defaults for absent fields; the catalog validates it (catalog.Prepare).
 func DecodeRegister(ns, svc, id string, body []byte) (*store.Instance, error) {
-	var req RegisterRequest
+	var req wire.RegisterRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return nil, err
 	}
@@ -129,7 +111,7 @@ func DecodeRegister(ns, svc, id string, body []byte) (*store.Instance, error) {
 // DecodeServiceSettings applies a settings body over the current settings;
 // the catalog validates the result.
 func DecodeServiceSettings(cur store.ServiceSettings, body []byte) (store.ServiceSettings, error) {
-	var req ServiceRequest
+	var req wire.ServiceRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return cur, err
 	}
@@ -153,7 +135,7 @@ func DecodeServiceSettings(cur store.ServiceSettings, body []byte) (store.Servic
 // namespace with no settings.
 func DecodeNamespaceSettings(cur store.NamespaceSettings, body []byte) (store.NamespaceSettings, error) {
 	if len(bytes.TrimSpace(body)) > 0 {
-		var req NamespaceRequest
+		var req wire.NamespaceRequest
 		if err := decodeStrict(body, &req); err != nil {
 			return cur, err
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/catalog"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/health/check"
@@ -41,12 +42,6 @@ var (
 	// site, or a form.
 	ErrCrossSite = errors.New("cross-site request refused")
 )
-
-// ErrorBody is the JSON shape of every error answer.
-type ErrorBody struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
 
 // errorStatus maps an error to its HTTP status and code. It is the one place
 // where errors meet status codes.
@@ -128,5 +123,5 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if status == http.StatusServiceUnavailable {
 		c.Header("Retry-After", "1")
 	}
-	c.AbortWithStatusJSON(status, ErrorBody{Error: err.Error(), Code: code})
+	c.AbortWithStatusJSON(status, wire.ErrorBody{Error: err.Error(), Code: code})
 }

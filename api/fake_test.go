@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -153,7 +154,7 @@ func TestNotReadyAnswers503(t *testing.T) {
 		if r.status != http.StatusServiceUnavailable {
 			t.Errorf("health of a node that is not ready: %s", r)
 		}
-		var h api.Health
+		var h wire.Health
 		decode(t, r, &h)
 		if !h.Live || h.Ready {
 			t.Errorf("health %+v, want live and not ready", h)
@@ -164,7 +165,7 @@ func TestNotReadyAnswers503(t *testing.T) {
 	f.readyFn = nil
 	f.consistentFn = nil
 	r := mustOK(t, "ready read", serveFake(t, f, http.MethodGet, "/v1/namespaces/default/services/web/instances", ""))
-	var list api.InstancesResponse
+	var list wire.InstancesResponse
 	decode(t, r, &list)
 	if len(list.Instances) != 1 {
 		t.Errorf("ready fake answered %s", r.body)

@@ -17,18 +17,9 @@ import (
 	"github.com/switchyard-io/switchyard/store"
 )
 
-// Health is the answer of GET /v1/health.
-type Health struct {
-	Live             bool                   `json:"live"`
-	Ready            bool                   `json:"ready"`
-	Leader           string                 `json:"leader"`
-	AppliedIndex     uint64                 `json:"applied_index"`
-	SelfPreservation store.SelfPreservation `json:"self_preservation"`
-}
-
 func (s *Server) health(c *gin.Context) {
 	id, _ := s.node.Leader()
-	h := Health{Live: true, Ready: s.node.Ready(), Leader: id, AppliedIndex: s.node.Store().Index(),
+	h := wire.Health{Live: true, Ready: s.node.Ready(), Leader: id, AppliedIndex: s.node.Store().Index(),
 		SelfPreservation: s.node.Store().SelfPreservation()}
 	status := http.StatusOK
 	if !h.Ready {
@@ -38,20 +29,13 @@ func (s *Server) health(c *gin.Context) {
 	c.JSON(status, h)
 }
 
-// LeaderInfo is the answer of GET /v1/cluster/leader.
-type LeaderInfo struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-	HTTPAddr string `json:"http_addr,omitempty"`
-}
-
 func (s *Server) leader(c *gin.Context) {
 	id, addr := s.node.Leader()
 	if id == "" {
 		s.fail(c, fmt.Errorf("%w: no leader is known to this server right now", raft.ErrNoLeader))
 		return
 	}
-	li := LeaderInfo{ID: id, RaftAddr: addr}
+	li := wire.LeaderInfo{ID: id, RaftAddr: addr}
 	idx, servers := s.node.Store().Servers()
 	setIndex(c, idx)
 	for _, srv := range servers {
@@ -61,9 +45,6 @@ func (s *Server) leader(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, li)
 }
-
-// MembersResponse is the answer of GET /v1/cluster/members.
-type MembersResponse = wire.MembersResponse
 
 func (s *Server) members(c *gin.Context) {
 	ms, err := s.node.Members()
@@ -77,7 +58,7 @@ func (s *Server) members(c *gin.Context) {
 	}
 	idx, _ := s.node.Store().Servers()
 	setIndex(c, idx)
-	c.JSON(http.StatusOK, MembersResponse{Members: mergeMembers(ms, gms, s.cfg.Gossip != nil)})
+	c.JSON(http.StatusOK, wire.MembersResponse{Members: mergeMembers(ms, gms, s.cfg.Gossip != nil)})
 }
 
 // mergeMembers joins the Raft configuration and the gossip pool by server
@@ -141,18 +122,12 @@ func (s *Server) endSelfPreservation(c *gin.Context) {
 	c.JSON(http.StatusOK, s.node.Store().SelfPreservation())
 }
 
-// JoinRequest is the body of POST /v1/cluster/join.
-type JoinRequest struct {
-	ID       string `json:"id"`
-	RaftAddr string `json:"raft_addr"`
-}
-
 func (s *Server) join(c *gin.Context) {
 	b, ok := s.body(c)
 	if !ok {
 		return
 	}
-	var req JoinRequest
+	var req wire.JoinRequest
 	if err := decodeStrict(b, &req); err != nil {
 		s.fail(c, err)
 		return
@@ -162,11 +137,6 @@ func (s *Server) join(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, req)
-}
-
-// NamespacesResponse is the answer of GET /v1/namespaces.
-type NamespacesResponse struct {
-	Namespaces []store.Namespace `json:"namespaces"`
 }
 
 func (s *Server) listNamespaces(c *gin.Context) {
@@ -183,7 +153,7 @@ func (s *Server) listNamespaces(c *gin.Context) {
 				shown = append(shown, n)
 			}
 		}
-		c.JSON(http.StatusOK, NamespacesResponse{Namespaces: shown})
+		c.JSON(http.StatusOK, wire.NamespacesResponse{Namespaces: shown})
 	}
 }
 
@@ -233,30 +203,6 @@ func (s *Server) deleteNamespace(c *gin.Context) {
 	}
 }
 
-// ServiceSummary is one entry of GET /v1/namespaces/{ns}/services.
-type ServiceSummary struct {
-	store.Service
-	Instances int `json:"instances"`
-	Healthy   int `json:"healthy"`
-	// Protected: the healthy share is below the protect threshold, so
-	// lookups are widened to unhealthy instances.
-	Protected bool `json:"protected"`
-	// Datacenters counts the instances by datacenter ("" for none).
-	Datacenters map[string]Count `json:"datacenters"`
-}
-
-// Count is a number of instances and how many of them are healthy.
-type Count struct {
-	Instances int `json:"instances"`
-	Healthy   int `json:"healthy"`
-}
-
-// ServicesResponse is the answer of GET /v1/namespaces/{ns}/services.
-type ServicesResponse struct {
-	Namespace string           `json:"namespace"`
-	Services  []ServiceSummary `json:"services"`
-}
-
 func (s *Server) listServices(c *gin.Context) {
 	var views []*store.ServiceView
 	_, ok := s.block(c, func() (uint64, <-chan struct{}, error) {
@@ -270,13 +216,13 @@ func (s *Server) listServices(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out := ServicesResponse{Namespace: c.Param("ns"), Services: make([]ServiceSummary, 0, len(views))}
+	out := wire.ServicesResponse{Namespace: c.Param("ns"), Services: make([]wire.ServiceSummary, 0, len(views))}
 	for _, v := range views {
 		if !s.Allowed(c, store.AccessRead, v.Service.Namespace, v.Service.Name) {
 			continue
 		}
-		sum := ServiceSummary{Service: v.Service, Instances: v.Len(), Healthy: v.Healthy(), Protected: v.Protected(),
-			Datacenters: map[string]Count{}}
+		sum := wire.ServiceSummary{Service: v.Service, Instances: v.Len(), Healthy: v.Healthy(), Protected: v.Protected(),
+			Datacenters: map[string]wire.Count{}}
 		for _, in := range v.Instances() {
 			n := sum.Datacenters[in.Locality.Datacenter]
 			n.Instances++
@@ -330,9 +276,6 @@ func (s *Server) deleteService(c *gin.Context) {
 	}
 }
 
-// InstancesResponse is the answer of GET …/services/{svc}/instances.
-type InstancesResponse = wire.InstancesResponse
-
 type listKey struct{}
 
 // encodeInstances renders a view's full instance list once per view: views
@@ -340,7 +283,7 @@ type listKey struct{}
 // bytes.
 func encodeInstances(v *store.ServiceView) []byte {
 	return v.Memo(listKey{}, func() any {
-		out := InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
+		out := wire.InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
 			Settings: v.Service.ServiceSettings, Index: v.Index, Instances: make([]wire.Instance, v.Len())}
 		for k, in := range v.Instances() {
 			out.Instances[k].Instance = in
@@ -508,12 +451,6 @@ func (s *Server) checkStatus(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
-// HeartbeatResponse is the answer of PUT …/instances/{id}/heartbeat.
-type HeartbeatResponse struct {
-	ID      string `json:"id"`
-	Healthy bool   `json:"healthy"`
-}
-
 func (s *Server) heartbeat(c *gin.Context) {
 	v, in, err := s.cat.Heartbeat(c.Param("ns"), c.Param("svc"), c.Param("id"))
 	if err != nil {
@@ -523,5 +460,5 @@ func (s *Server) heartbeat(c *gin.Context) {
 	setIndex(c, v.Index)
 	// healthy is the catalog's verdict; an instance back from silence turns
 	// healthy on every server within the judge's next round.
-	c.JSON(http.StatusOK, HeartbeatResponse{ID: in.ID, Healthy: in.Healthy})
+	c.JSON(http.StatusOK, wire.HeartbeatResponse{ID: in.ID, Healthy: in.Healthy})
 }

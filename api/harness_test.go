@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/internal/testlog"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
@@ -262,14 +263,14 @@ func (ts *testServer) catalogState(t testing.TB) string {
 	var sb strings.Builder
 	r := mustOK(t, "list namespaces", ts.get(t, "/v1/namespaces"))
 	fmt.Fprintf(&sb, "namespaces @%d %s\n", index(t, r), r.body)
-	var nss api.NamespacesResponse
+	var nss wire.NamespacesResponse
 	decode(t, r, &nss)
 	for _, ns := range nss.Namespaces {
 		r := mustOK(t, "get namespace", ts.get(t, "/v1/namespaces/"+ns.Name))
 		fmt.Fprintf(&sb, "namespace %s @%d %s\n", ns.Name, index(t, r), r.body)
 		r = mustOK(t, "list services", ts.get(t, "/v1/namespaces/"+ns.Name+"/services"))
 		fmt.Fprintf(&sb, "services of %s @%d %s\n", ns.Name, index(t, r), r.body)
-		var svcs api.ServicesResponse
+		var svcs wire.ServicesResponse
 		decode(t, r, &svcs)
 		for _, svc := range svcs.Services {
 			p := "/v1/namespaces/" + ns.Name + "/services/" + svc.Name
@@ -289,10 +290,10 @@ func (ts *testServer) serviceIndex(t testing.TB, ns, svc string) uint64 {
 }
 
 // instances returns a service's instance list.
-func (ts *testServer) instances(t testing.TB, ns, svc string) (uint64, api.InstancesResponse) {
+func (ts *testServer) instances(t testing.TB, ns, svc string) (uint64, wire.InstancesResponse) {
 	t.Helper()
 	r := mustOK(t, "list instances", ts.get(t, "/v1/namespaces/"+ns+"/services/"+svc+"/instances"))
-	var out api.InstancesResponse
+	var out wire.InstancesResponse
 	decode(t, r, &out)
 	return index(t, r), out
 }

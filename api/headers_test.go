@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
@@ -69,7 +68,7 @@ func TestReadHeaders(t *testing.T) {
 func TestHealthAndCluster(t *testing.T) {
 	ts := newTestServer(t)
 
-	var h api.Health
+	var h wire.Health
 	r := mustOK(t, "health", ts.get(t, "/v1/health"))
 	decode(t, r, &h)
 	if !h.Live || !h.Ready || h.Leader != "t1" || h.AppliedIndex == 0 {
@@ -79,18 +78,18 @@ func TestHealthAndCluster(t *testing.T) {
 		t.Errorf("health index header %d, body applied_index %d", got, h.AppliedIndex)
 	}
 
-	var li api.LeaderInfo
+	var li wire.LeaderInfo
 	r = mustOK(t, "leader", ts.get(t, "/v1/cluster/leader"))
 	index(t, r)
 	decode(t, r, &li)
-	want := api.LeaderInfo{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr}
+	want := wire.LeaderInfo{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr}
 	if li != want {
 		t.Errorf("leader %+v, want %+v", li, want)
 	}
 
 	r = mustOK(t, "members", ts.get(t, "/v1/cluster/members"))
 	index(t, r)
-	var ms api.MembersResponse
+	var ms wire.MembersResponse
 	decode(t, r, &ms)
 	wantM := wire.Member{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr, Role: "leader", Protocol: raft.ProtocolVersion,
 		Locality: store.Locality{}}

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/internal/cidr"
 )
 
@@ -225,7 +226,7 @@ func (s *Server) rateLimit(c *gin.Context) {
 
 func (s *Server) tooMany(c *gin.Context, msg string) {
 	c.Header("Retry-After", "1")
-	c.AbortWithStatusJSON(http.StatusTooManyRequests, ErrorBody{Error: msg + "; retry after 1 s", Code: "rate_limited"})
+	c.AbortWithStatusJSON(http.StatusTooManyRequests, wire.ErrorBody{Error: msg + "; retry after 1 s", Code: "rate_limited"})
 }
 
 // BlockingContext bounds one blocking query: it counts the query against

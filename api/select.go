@@ -122,7 +122,7 @@ func (r *selected) body() []byte {
 	v, sel := r.res.Served, r.res.Chosen.Selection
 	build := func() []byte {
 		caller := r.caller
-		out := InstancesResponse{Namespace: r.ns, Service: r.svc, Settings: v.Service.ServiceSettings, Index: r.res.Index,
+		out := wire.InstancesResponse{Namespace: r.ns, Service: r.svc, Settings: v.Service.ServiceSettings, Index: r.res.Index,
 			Near: &caller, ServedBy: v.Service.Namespace, Protected: sel.Protected,
 			Instances: make([]wire.Instance, len(sel.Candidates))}
 		for _, l := range sel.Levels {

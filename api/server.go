@@ -247,10 +247,10 @@ func New(cfg Config, node Node) (*Server, error) {
 	e.RedirectFixedPath = false
 	e.Use(s.observe, s.requestLine, s.recover, s.guard, s.rateLimit, s.caughtUp, s.authorize)
 	e.NoRoute(func(c *gin.Context) {
-		c.JSON(http.StatusNotFound, ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
+		c.JSON(http.StatusNotFound, wire.ErrorBody{Error: fmt.Sprintf("no endpoint %s %s; see docs/api.md", c.Request.Method, c.Request.URL.Path), Code: "not_found"})
 	})
 	e.NoMethod(func(c *gin.Context) {
-		c.JSON(http.StatusMethodNotAllowed, ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path), Code: "method_not_allowed"})
+		c.JSON(http.StatusMethodNotAllowed, wire.ErrorBody{Error: fmt.Sprintf("method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path), Code: "method_not_allowed"})
 	})
 
 	r := routes{s: s, g: &e.RouterGroup}
@@ -332,7 +332,7 @@ func (s *Server) recover(c *gin.Context) {
 				panic(r)
 			}
 			s.logger.Error("panic in handler", "path", c.Request.URL.Path, "panic", r)
-			c.AbortWithStatusJSON(http.StatusInternalServerError, ErrorBody{Error: "internal error", Code: "internal"})
+			c.AbortWithStatusJSON(http.StatusInternalServerError, wire.ErrorBody{Error: "internal error", Code: "internal"})
 		}
 	}()
 	c.Next()

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/wire"
 )
 
 // A follower restarted after writes it missed answers every read endpoint,
@@ -94,7 +94,7 @@ func TestRestartedFollowerServesNoStaleRead(t *testing.T) {
 					t.Fatalf("GET %s answered a stale 200 (ready %v): %.300s", r.path, s.Ready(), b)
 				}
 			case http.StatusServiceUnavailable:
-				var e api.ErrorBody
+				var e wire.ErrorBody
 				if err := json.Unmarshal(b, &e); err != nil || e.Code != "not_ready" || resp.Header.Get("Retry-After") == "" {
 					t.Fatalf("GET %s: 503 %q (Retry-After %q), want the not_ready JSON error with Retry-After", r.path, b, resp.Header.Get("Retry-After"))
 				}
@@ -116,7 +116,7 @@ func TestRestartedFollowerServesNoStaleRead(t *testing.T) {
 	if f.Ready() {
 		t.Fatal("a server with no leader reports ready")
 	}
-	var health api.Health
+	var health wire.Health
 	if err := c.do(f, http.MethodGet, "/v1/health", nil, &health); err == nil {
 		t.Fatal("GET /v1/health answered 2xx on a server that has not caught up")
 	}

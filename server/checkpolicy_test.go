@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/health/check"
 	"github.com/switchyard-io/switchyard/internal/cidr"
@@ -122,7 +121,7 @@ func TestCheckPolicyRefusesTargets(t *testing.T) {
 			code, body := rawCall(t, c.hc, http.MethodPut, base+"/v1/namespaces/default/services/web/instances/"+id,
 				wire.RegisterRequest{Address: "10.0.0.1", Port: 8080, Ephemeral: new(bool),
 					Check: store.Check{Type: tc.typ, Target: tc.target, Interval: store.Duration(tc.interval)}})
-			var eb api.ErrorBody
+			var eb wire.ErrorBody
 			_ = json.Unmarshal([]byte(body), &eb)
 			if code != http.StatusBadRequest || eb.Code != tc.code || !strings.Contains(eb.Error, tc.rule) {
 				t.Errorf("native API: %d %s, want 400 %s naming %q", code, body, tc.code, tc.rule)

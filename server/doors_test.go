@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/health/check"
 )
 
@@ -27,10 +27,10 @@ func TestEveryDoorObeysTheCatalogsRules(t *testing.T) {
 	s := c.servers[0]
 	base := "http://" + s.HTTPAddr()
 
-	native := func(id string, body map[string]any) (int, api.ErrorBody) {
+	native := func(id string, body map[string]any) (int, wire.ErrorBody) {
 		t.Helper()
 		st, out := rawCall(t, c.hc, http.MethodPut, base+"/v1/namespaces/default/services/web/instances/"+id, body)
-		var eb api.ErrorBody
+		var eb wire.ErrorBody
 		if st != http.StatusOK {
 			if err := json.Unmarshal([]byte(out), &eb); err != nil || eb.Code == "" {
 				t.Fatalf("native error answer %d %q is not the JSON error shape", st, out)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-io/switchyard/api"
+	"github.com/switchyard-io/switchyard/api/wire"
 )
 
 // A URI over --max-request-line-bytes is refused with 414 and the JSON
@@ -28,7 +28,7 @@ func TestLongRequestLineAndHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer resp.Body.Close()
-		var e api.ErrorBody
+		var e wire.ErrorBody
 		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
 			t.Fatalf("status %d, body not the JSON error: %v", resp.StatusCode, err)
 		}

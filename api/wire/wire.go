@@ -226,3 +226,81 @@ type PatchRequest struct {
 	Enabled *bool  `json:"enabled,omitempty"`
 	IfIndex uint64 `json:"if_index,omitempty"`
 }
+
+// Health is the answer of GET /v1/health.
+type Health struct {
+	Live             bool                   `json:"live"`
+	Ready            bool                   `json:"ready"`
+	Leader           string                 `json:"leader"`
+	AppliedIndex     uint64                 `json:"applied_index"`
+	SelfPreservation store.SelfPreservation `json:"self_preservation"`
+}
+
+// LeaderInfo is the answer of GET /v1/cluster/leader.
+type LeaderInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr,omitempty"`
+}
+
+// JoinRequest is the body of POST /v1/cluster/join.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// NamespacesResponse is the answer of GET /v1/namespaces.
+type NamespacesResponse struct {
+	Namespaces []store.Namespace `json:"namespaces"`
+}
+
+// ServiceSummary is one entry of GET /v1/namespaces/{ns}/services.
+type ServiceSummary struct {
+	store.Service
+	Instances int `json:"instances"`
+	Healthy   int `json:"healthy"`
+	// Protected: the healthy share is below the protect threshold, so
+	// lookups are widened to unhealthy instances.
+	Protected bool `json:"protected"`
+	// Datacenters counts the instances by datacenter ("" for none).
+	Datacenters map[string]Count `json:"datacenters"`
+}
+
+// Count is a number of instances and how many of them are healthy.
+type Count struct {
+	Instances int `json:"instances"`
+	Healthy   int `json:"healthy"`
+}
+
+// ServicesResponse is the answer of GET /v1/namespaces/{ns}/services.
+type ServicesResponse struct {
+	Namespace string           `json:"namespace"`
+	Services  []ServiceSummary `json:"services"`
+}
+
+// HeartbeatResponse is the answer of PUT …/instances/{id}/heartbeat.
+type HeartbeatResponse struct {
+	ID      string `json:"id"`
+	Healthy bool   `json:"healthy"`
+}
+
+// ServiceRequest is the body of PUT …/services/{svc}. Absent fields keep
+// their current value (or the default for a new service).
+type ServiceRequest struct {
+	ProtectThreshold *float64        `json:"protect_threshold,omitempty"`
+	MinHealthyRatio  *float64        `json:"min_healthy_ratio,omitempty"`
+	Balancer         *string         `json:"balancer,omitempty"`
+	DNSTTL           *store.Duration `json:"dns_ttl,omitempty"`
+}
+
+// NamespaceRequest is the body of PUT /v1/namespaces/{ns}.
+type NamespaceRequest struct {
+	Fallback    *string `json:"fallback,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+// ErrorBody is the JSON shape of every error answer.
+type ErrorBody struct {
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
