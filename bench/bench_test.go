@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 // Go benchmarks of the lookup path on a real single-node registry in this
 // process. Unlike the registry-bench command they can be profiled:
 //
-//	go test ./cmd/registry-bench -run '^$' -bench Lookup -cpuprofile cpu.prof
-//	go tool pprof -top cmd/registry-bench.test cpu.prof
+//	go test ./bench -run '^$' -bench Lookup -cpuprofile cpu.prof
+//	go tool pprof -top bench.test cpu.prof
 //
 // BenchmarkLookup goes through a real HTTP client and TCP on loopback, next
 // to the bare handler serving the same bytes; BenchmarkLookupHandler calls
@@ -133,7 +133,7 @@ func (w *discardWriter) Write(p []byte) (int, error) {
 // register command does against scripts/cluster.sh). The three-node case
 // profiles the whole write path in one process:
 //
-//	go test ./cmd/registry-bench -run '^$' -bench 'Register/nodes=3/clients=64' -benchtime 5000x -cpuprofile cpu.prof
+//	go test ./bench -run '^$' -bench 'Register/nodes=3/clients=64' -benchtime 5000x -cpuprofile cpu.prof
 func BenchmarkRegister(b *testing.B) {
 	for _, nodes := range []int{1, 3} {
 		b.Run(fmt.Sprintf("nodes=%d", nodes), func(b *testing.B) {

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 // `lookup --bare child` re-executes it as a bare-serve child.
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
-		if err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if err := Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "registry-bench:", err)
 			os.Exit(1)
 		}
@@ -157,7 +157,7 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 	runJSON := func(t *testing.T, args ...string) map[string]json.RawMessage {
 		t.Helper()
 		var out, errOut bytes.Buffer
-		if err := run(ctx, append(args, "--output", "json", "--quiet"), &out, &errOut); err != nil {
+		if err := Run(ctx, append(args, "--output", "json", "--quiet"), &out, &errOut); err != nil {
 			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
 		}
 		var m map[string]json.RawMessage
@@ -254,7 +254,7 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 
 	t.Run("table", func(t *testing.T) {
 		var out, errOut bytes.Buffer
-		if err := run(ctx, []string{"register", "--servers", reg.URL, "--clients", "2", "--duration", "100ms", "--quiet"}, &out, &errOut); err != nil {
+		if err := Run(ctx, []string{"register", "--servers", reg.URL, "--clients", "2", "--duration", "100ms", "--quiet"}, &out, &errOut); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(out.String(), "| clients | registrations | registrations/s |") {
@@ -272,7 +272,7 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 			{"nope"},
 		} {
 			var out, errOut bytes.Buffer
-			if err := run(ctx, args, &out, &errOut); err == nil {
+			if err := Run(ctx, args, &out, &errOut); err == nil {
 				t.Errorf("%v: no error", args)
 			}
 		}

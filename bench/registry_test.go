@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 	"github.com/switchyard-io/switchyard/store"
 )
 
-// testRegistry is a real registry server in this process, wired the way
-// cmd/registry/server.go wires one (raft.Open, then api.New), serving HTTP
-// on 127.0.0.1:0.
+// testRegistry is a real registry server in this process: a Raft node on
+// disk (raft.Open) and the HTTP API over it (api.New), serving HTTP on
+// 127.0.0.1:0, without gossip.
 type testRegistry struct {
 	URL     string
 	Node    *raft.Node
