@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Compare registration throughput of two registry binaries, A and B, on
-# three-node clusters started alternately (A, B, A, B) on 127.0.0.1:75x0, so
-# that background load on a shared machine hits both alike.
+# Compare two registry binaries, A and B, taking turns (A, B, A, B) so that
+# background load on a shared machine hits both alike:
+#   --mode register (the default): registrations/s on three-node clusters on
+#     127.0.0.1:75x0;
+#   --mode lookup: lookups/s on `registry dev` (127.0.0.1:7510), each row next
+#     to a bare net/http handler serving the same bytes in the same run.
 #
-#   scripts/bench-ab.sh A_BINARY B_BINARY [--clients 1,16,64] [--duration 5s] [--rounds 2]
+#   scripts/bench-ab.sh A_BINARY B_BINARY [--mode register|lookup] [--clients 1,16,64]
+#       [--instances 10,1000] [--duration 5s] [--rounds 2]
 #
 # Build the binaries first, e.g. from two commits:
 #   git worktree add /tmp/a <commit>; (cd /tmp/a && go build -o /tmp/registry-a ./cmd/registry)
@@ -15,22 +19,47 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-[[ $# -ge 2 ]] || { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
+[[ $# -ge 2 ]] || { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2; }
 A="$1" B="$2"; shift 2
-CLIENTS=1,16,64 DURATION=5s ROUNDS=2
+MODE=register CLIENTS="" INSTANCES=10,1000 DURATION=5s ROUNDS=2
 while [[ $# -gt 0 ]]; do
 	case "$1" in
+	--mode) MODE="$2"; shift 2 ;;
+	--instances) INSTANCES="$2"; shift 2 ;;
 	--clients) CLIENTS="$2"; shift 2 ;;
 	--duration) DURATION="$2"; shift 2 ;;
 	--rounds) ROUNDS="$2"; shift 2 ;;
 	*) echo "unknown argument $1" >&2; exit 2 ;;
 	esac
 done
+case "$MODE" in
+register) CLIENTS="${CLIENTS:-1,16,64}" ;;
+lookup) CLIENTS="${CLIENTS:-16,64}" ;;
+*) echo "--mode $MODE: use register or lookup" >&2; exit 2 ;;
+esac
 export PATH="/usr/local/go/bin:$PATH"
 BENCH="$(mktemp -d)/registry-bench"
 (cd "$ROOT" && go build -o "$BENCH" ./cmd/registry-bench)
 
-run() {
+# lookup runs one `registry dev` of binary $1 (environment words $2) and
+# measures lookups next to the bare handler.
+lookup() {
+	local bin="$1" dir pid i envs=()
+	read -r -a envs <<<"$2"
+	dir="$(mktemp -d)"
+	env ${envs[@]+"${envs[@]}"} "$bin" dev --data-dir "$dir/dev" --http-addr 127.0.0.1:7510 --dns-addr "" >"$dir/dev.log" 2>&1 &
+	pid=$!
+	for ((i = 0; i < 100; i++)); do curl -sf 127.0.0.1:7510/v1/health >/dev/null && break; sleep 0.1; done
+	"$BENCH" lookup --server http://127.0.0.1:7510 --instances "$INSTANCES" --clients "$CLIENTS" \
+		--duration "$DURATION" --pids "$pid" --quiet | grep '^|' || true
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	rm -rf "$dir"
+}
+
+# register runs a three-node cluster of binary $1 (environment words $2) and
+# measures registrations.
+register() {
 	local bin="$1" dir pids=() i INSECURE="" envs=()
 	read -r -a envs <<<"$2"
 	dir="$(mktemp -d)"
@@ -59,6 +88,6 @@ run() {
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-	echo "== A ($A${A_ENV:+ $A_ENV}), round $r"; run "$A" "${A_ENV:-}"
-	echo "== B ($B${B_ENV:+ $B_ENV}), round $r"; run "$B" "${B_ENV:-}"
+	echo "== A ($A${A_ENV:+ $A_ENV}), round $r"; "$MODE" "$A" "${A_ENV:-}"
+	echo "== B ($B${B_ENV:+ $B_ENV}), round $r"; "$MODE" "$B" "${B_ENV:-}"
 done
