@@ -385,7 +385,9 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		if cfg.HTTPTLS == nil && !loopback(o.httpAddr) {
 			logger.Warn("the HTTP API runs without TLS: tokens cross the network in the clear (--tls-cert, --tls-key)")
 		}
-		if len(cfg.Gossip.Keys) == 0 && !loopback(o.gossipAddr) {
+		// The pool's own word: its keys may come from the keyring file in
+		// the data directory rather than from --gossip-key.
+		if !srv.Pool().Encrypted() && !loopback(o.gossipAddr) {
 			logger.Warn("gossip runs without encryption: a stranger on the network can join the pool and spread heartbeats (--gossip-key)")
 		}
 	}
