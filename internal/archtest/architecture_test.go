@@ -225,6 +225,24 @@ func TestDesignDocumentsLinked(t *testing.T) {
 	}
 }
 
+// thinMains are programs whose main only hands over to a package that has
+// the DESIGN.md: nothing is decided in them.
+var thinMains = map[string]bool{"cmd/registry-bench": true}
+
+// Every package says why it is the way it is, next to its code.
+func TestEveryPackageHasADesignDocument(t *testing.T) {
+	root := moduleRoot(t)
+	g := loadGraph(t, root)
+	for _, pkg := range g.packages() {
+		if thinMains[pkg] {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(pkg), "DESIGN.md")); err != nil {
+			t.Errorf("package %s has no DESIGN.md: write what it is for and the decisions in it, and link it from %s", pkg, docPath)
+		}
+	}
+}
+
 // The blocks' readers and the rules, on a small graph of their own.
 func TestReadersAndRules(t *testing.T) {
 	lines, at, err := fencedBlock("# x\n\n```imports\na → b, c\nb → (none)\nc -> b\n```\n", graphBlock)
