@@ -201,30 +201,44 @@ func (st *serviceState) publish() {
 	}
 }
 
+// subscribe adds a watcher's channel, holding the current answer if there
+// is one. The first answer goes in under subMu, like publish's: sent after
+// unlocking, a publish in between could fill the one slot first, and the
+// send would block forever, before the caller has the channel to read.
+func (st *serviceState) subscribe() chan Answer {
+	ch := make(chan Answer, 1)
+	st.subMu.Lock()
+	defer st.subMu.Unlock()
+	if st.subs == nil {
+		st.subs = map[chan Answer]struct{}{}
+	}
+	st.subs[ch] = struct{}{}
+	if v := st.cur.Load(); v != nil {
+		ch <- v.answer
+	}
+	return ch
+}
+
+// unsubscribe removes a watcher's channel and closes it.
+func (st *serviceState) unsubscribe(ch chan Answer) {
+	st.subMu.Lock()
+	defer st.subMu.Unlock()
+	delete(st.subs, ch)
+	close(ch)
+}
+
 // Watch returns a channel that receives the service's answer when known
 // and again after every change, until ctx ends (then it is closed). A slow
 // reader misses intermediate answers, never the latest one.
 func (c *Client) Watch(ctx context.Context, service string) <-chan Answer {
 	st := c.state(service)
-	ch := make(chan Answer, 1)
-	st.subMu.Lock()
-	if st.subs == nil {
-		st.subs = map[chan Answer]struct{}{}
-	}
-	st.subs[ch] = struct{}{}
-	st.subMu.Unlock()
-	if v := st.cur.Load(); v != nil {
-		ch <- v.answer
-	}
+	ch := st.subscribe()
 	go func() {
 		select {
 		case <-ctx.Done():
 		case <-c.ctx.Done():
 		}
-		st.subMu.Lock()
-		delete(st.subs, ch)
-		close(ch)
-		st.subMu.Unlock()
+		st.unsubscribe(ch)
 	}()
 	return ch
 }

@@ -3,8 +3,10 @@ package client
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -122,4 +124,46 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatalf("re-encoded snapshot rejected: %v", err)
 		}
 	})
+}
+
+// A watcher that subscribes while an answer is published gets its channel
+// back at once, holding an answer, however the two interleave. The first
+// answer used to be sent after the lock: a publish in between filled the
+// channel's one slot, and with no later publish to drain it, the send
+// blocked forever (Watch never returned). Each round races one subscribe
+// against one publish, then waits for both. That window was a few
+// instructions wide, so a run rarely hit it; the rounds are a stress of the
+// property, and the fix makes the window impossible by construction.
+func TestSubscribeWhilePublishing(t *testing.T) {
+	st := &serviceState{name: "web"}
+	st.cur.Store(&view{answer: Answer{Service: "web"}})
+	const rounds = 20000
+	done := make(chan error, 1)
+	go func() {
+		for i := range rounds {
+			published := make(chan struct{})
+			go func() {
+				st.cur.Store(&view{answer: Answer{Service: "web", ServedBy: strconv.Itoa(i)}})
+				st.publish()
+				close(published)
+			}()
+			ch := st.subscribe()
+			<-published
+			a := <-ch
+			st.unsubscribe(ch)
+			if a.Service != "web" {
+				done <- fmt.Errorf("round %d: the channel held %+v", i, a)
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("subscribe blocked: a publish filled the new channel before its first answer went in")
+	}
 }
