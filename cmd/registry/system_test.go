@@ -5,7 +5,6 @@ package main
 // test; every process is killed by t.Cleanup.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -724,33 +723,18 @@ func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dat
 // tourBlocks returns the sh code blocks of the README section "## A curl tour".
 func tourBlocks(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, tour, ok := strings.Cut(string(b), "\n## A curl tour\n")
-	if !ok {
-		t.Fatal(`README.md has no "## A curl tour" section`)
-	}
-	tour, _, _ = strings.Cut(tour, "\n## ")
-	var (
-		blocks  []string
-		inBlock bool
-		cur     strings.Builder
-	)
-	sc := bufio.NewScanner(strings.NewReader(tour))
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "```sh"):
-			inBlock = true
-		case inBlock && strings.HasPrefix(line, "```"):
-			inBlock = false
-			blocks = append(blocks, cur.String())
-			cur.Reset()
-		case inBlock:
-			cur.WriteString(line + "\n")
+	var blocks []string
+	found := false
+	for _, b := range markdownBlocks(t, filepath.Join("..", "..", "README.md")) {
+		if b.section == "A curl tour" {
+			found = true
+			if b.lang == "sh" {
+				blocks = append(blocks, b.body)
+			}
 		}
+	}
+	if !found {
+		t.Fatal(`README.md has no code blocks in a "## A curl tour" section`)
 	}
 	return blocks
 }
