@@ -27,7 +27,7 @@ var (
 	ErrNotReady = errors.New("server not ready")
 	// ErrNotEphemeral: a heartbeat for an instance whose health comes from
 	// its check.
-	ErrNotEphemeral = errors.New("instance is persistent")
+	ErrNotEphemeral = errors.New("not ephemeral")
 )
 
 // Node is what the catalog needs from a server: the local replica, writes
