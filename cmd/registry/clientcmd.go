@@ -353,7 +353,14 @@ func sdkLookup(ctx context.Context, stdout io.Writer, c common, cacheDir, near, 
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return fmt.Errorf("--cache-dir: %w", err)
 	}
-	cl, err := client.New(client.Config{Servers: []string{c.server}, Namespace: c.namespace, Locality: loc, CacheDir: cacheDir})
+	cfg := client.Config{Servers: []string{serverURL(c.server)}, Namespace: c.namespace, Locality: loc, CacheDir: cacheDir, Token: c.tls.token}
+	if c.tls.ca != "" || c.tls.cert != "" || c.tls.key != "" {
+		// Otherwise the SDK's own client, which keeps connections for it.
+		if cfg.HTTPClient, err = c.tls.client(); err != nil {
+			return err
+		}
+	}
+	cl, err := client.New(cfg)
 	if err != nil {
 		return err
 	}

@@ -624,6 +624,17 @@ func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dat
 	if in.ID != "w1" {
 		t.Errorf("register with the bootstrap token: %+v", in)
 	}
+	// Through the SDK (--cache-dir), the token goes with the lookup too.
+	var viaSDK struct {
+		Source    string `json:"source"`
+		Instances []struct {
+			ID string `json:"id"`
+		} `json:"instances"`
+	}
+	cliOK(t, bin, &viaSDK, "lookup", "--server", httpAddr, "--cache-dir", t.TempDir(), "--token", secret, "--output", "json", "web")
+	if viaSDK.Source != "live" || len(viaSDK.Instances) != 1 || viaSDK.Instances[0].ID != "w1" {
+		t.Errorf("lookup --cache-dir --token: %+v", viaSDK)
+	}
 	var tok struct {
 		AccessorID string `json:"accessor_id"`
 		Secret     string
