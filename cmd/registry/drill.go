@@ -63,7 +63,31 @@ func iptables(ctx context.Context, op string, rule []string) error {
 	return nil
 }
 
-func container(svc string) string { return drillTopology.project + "_" + svc + "_1" }
+// container finds the drill's container of a compose service by the labels
+// that Compose v1 and v2 both set: their names differ (v1
+// "switchyard-drill_n1_1", v2 "switchyard-drill-n1-1").
+func container(ctx context.Context, svc string) (string, error) {
+	out, err := exec.CommandContext(ctx, "docker", "ps", "-aq",
+		"--filter", "label=com.docker.compose.project="+drillTopology.project,
+		"--filter", "label=com.docker.compose.service="+svc).Output()
+	if err != nil {
+		return "", fmt.Errorf("docker ps for the drill's %s: %w", svc, err)
+	}
+	ids := strings.Fields(string(out))
+	if len(ids) != 1 {
+		return "", fmt.Errorf("the drill's %s: %d containers of compose project %s (is the drill up? scripts/drill.sh up)", svc, len(ids), drillTopology.project)
+	}
+	return ids[0], nil
+}
+
+// dockerOn runs `docker <verb> [flags] <container of svc>`.
+func dockerOn(ctx context.Context, svc string, args ...string) error {
+	id, err := container(ctx, svc)
+	if err != nil {
+		return err
+	}
+	return docker(ctx, append(args, id)...)
+}
 
 func docker(ctx context.Context, args ...string) error {
 	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
@@ -179,26 +203,55 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 	go func() { defer wwg.Done(); w.run(wctx) }()
 	defer stopWriter()
 
-	logf("%s: measuring %v before the fault", scenario, before)
-	time.Sleep(before)
+	// sleep waits, or ends the drill early when ctx does (^C).
+	sleep := func(d time.Duration) error {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return nil
+		}
+	}
+	// The fault is undone whatever ends the drill, ^C included: hctx
+	// outlives ctx, so that a cancelled drill can still heal.
+	hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer hcancel()
 	var heal func() error
+	healed := false
+	defer func() {
+		if heal != nil && !healed {
+			if err := heal(); err != nil {
+				logf("%s: the fault could not be undone: %v", scenario, err)
+			} else {
+				logf("%s: fault undone", scenario)
+			}
+		}
+	}()
+
+	logf("%s: measuring %v before the fault", scenario, before)
+	if err := sleep(before); err != nil {
+		return err
+	}
 	cut := ""
 	switch scenario {
 	case "cut-datacenter":
 		cut = "dc-b"
-		rules := cutRules(drillTopology.subnets[cut])
-		for _, r := range rules {
-			if err := iptables(ctx, "-I", r); err != nil {
-				return err
-			}
-		}
+		var inserted [][]string
 		heal = func() error {
-			for _, r := range rules {
-				if err := iptables(ctx, "-D", r); err != nil {
+			for _, r := range inserted {
+				if err := iptables(hctx, "-D", r); err != nil {
 					return err
 				}
 			}
 			return nil
+		}
+		for _, r := range cutRules(drillTopology.subnets[cut]) {
+			if err := iptables(ctx, "-I", r); err != nil {
+				return err
+			}
+			inserted = append(inserted, r)
 		}
 	case "kill-leader", "pause-server":
 		leader, err := drillLeader(ctx)
@@ -215,41 +268,47 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 			}
 		}
 		if scenario == "kill-leader" {
-			if err := docker(ctx, "kill", "-s", "KILL", container(victim)); err != nil {
+			heal = func() error { return dockerOn(hctx, victim, "start") }
+			if err := dockerOn(ctx, victim, "kill", "-s", "KILL"); err != nil {
 				return err
 			}
-			heal = func() error { return docker(ctx, "start", container(victim)) }
 		} else {
-			if err := docker(ctx, "pause", container(victim)); err != nil {
+			heal = func() error { return dockerOn(hctx, victim, "unpause") }
+			if err := dockerOn(ctx, victim, "pause"); err != nil {
+				heal = nil
 				return err
 			}
-			heal = func() error { return docker(ctx, "unpause", container(victim)) }
 		}
 		logf("%s: %s", scenario, victim)
 	case "kill-all-servers":
-		for id := range drillTopology.servers {
-			if err := docker(ctx, "kill", "-s", "KILL", container(id)); err != nil {
-				return err
-			}
-		}
 		heal = func() error {
 			for id := range drillTopology.servers {
-				if err := docker(ctx, "start", container(id)); err != nil {
+				if err := dockerOn(hctx, id, "start"); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
+		for id := range drillTopology.servers {
+			if err := dockerOn(ctx, id, "kill", "-s", "KILL"); err != nil {
+				return err
+			}
+		}
 	}
 	start := time.Now()
 	logf("%s: fault on for %v", scenario, fault)
-	time.Sleep(fault)
+	if err := sleep(fault); err != nil {
+		return err
+	}
+	healed = true
 	if err := heal(); err != nil {
 		return err
 	}
 	end := time.Now()
 	logf("%s: healed; measuring %v after", scenario, after)
-	time.Sleep(after)
+	if err := sleep(after); err != nil {
+		return err
+	}
 	stopWriter()
 	wwg.Wait()
 
