@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/store"
 )
 
 // Scheme is the target scheme: switchyard:///{service}[?ns={namespace}].
@@ -34,7 +37,7 @@ const Scheme = "switchyard"
 const BalancerName = "switchyard_weighted"
 
 func init() {
-	balancer.Register(base.NewBalancerBuilder(BalancerName, pickerBuilder{}, base.Config{}))
+	balancer.Register(weightedBuilder{})
 }
 
 // Builder is a resolver.Builder over Switchyard clients (one per
@@ -66,15 +69,34 @@ func (b *Builder) Close() error {
 	return nil
 }
 
+// client returns the namespace's client, starting it the first time. A
+// target without ?ns= and one naming the default namespace share one. A
+// client keeps its disk snapshot (and reads its pin file) in CacheDir for
+// the builder's namespace and in CacheDir/ns-{namespace} for any other:
+// sharing one folder, the clients would overwrite each other's snapshot.
 func (b *Builder) client(ns string) (*client.Client, error) {
+	def := b.cfg.Namespace
+	if def == "" {
+		def = store.DefaultNamespace
+	}
+	if ns == "" {
+		ns = def
+	}
+	if err := store.ValidateName("namespace", ns); err != nil {
+		return nil, fmt.Errorf("grpcresolver: target's ns=: %w", err)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if c := b.clients[ns]; c != nil {
 		return c, nil
 	}
 	cfg := b.cfg
-	if ns != "" {
-		cfg.Namespace = ns
+	cfg.Namespace = ns
+	if cfg.CacheDir != "" && ns != def {
+		cfg.CacheDir = filepath.Join(cfg.CacheDir, "ns-"+ns)
+		if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+			return nil, fmt.Errorf("grpcresolver: cache folder of namespace %s: %w", ns, err)
+		}
 	}
 	c, err := client.New(cfg)
 	if err != nil {
@@ -131,17 +153,53 @@ func (*switchyardResolver) ResolveNow(resolver.ResolveNowOptions) {}
 // Close implements resolver.Resolver.
 func (r *switchyardResolver) Close() { r.cancel() }
 
-// pickerBuilder builds weighted random pickers over the ready connections.
-type pickerBuilder struct{}
+// weightedBuilder builds grpc-go's base balancer (one connection per
+// address, a picker over the ready ones) with weights that follow the
+// registry. The base balancer keeps each address as it first saw it, so the
+// weight carried in a later update's BalancerAttributes would never reach
+// its picker: weightedBalancer notes the latest weights itself.
+type weightedBuilder struct{}
 
-func (pickerBuilder) Build(info base.PickerBuildInfo) balancer.Picker {
+func (weightedBuilder) Name() string { return BalancerName }
+
+func (weightedBuilder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
+	w := &weights{}
+	b := base.NewBalancerBuilder(BalancerName, pickerBuilder{w: w}, base.Config{}).Build(cc, opts)
+	return &weightedBalancer{Balancer: b, w: w}
+}
+
+// weights are the latest weight of every address ("host:port"). grpc-go
+// calls a balancer (and so the picker builder) from one goroutine at a
+// time.
+type weights struct{ byAddr map[string]int }
+
+type weightedBalancer struct {
+	balancer.Balancer
+	w *weights
+}
+
+func (b *weightedBalancer) UpdateClientConnState(s balancer.ClientConnState) error {
+	m := make(map[string]int, len(s.ResolverState.Addresses))
+	for _, a := range s.ResolverState.Addresses {
+		if v, ok := a.BalancerAttributes.Value(weightKey{}).(int); ok {
+			m[a.Addr] = v
+		}
+	}
+	b.w.byAddr = m
+	return b.Balancer.UpdateClientConnState(s)
+}
+
+// pickerBuilder builds weighted random pickers over the ready connections.
+type pickerBuilder struct{ w *weights }
+
+func (pb pickerBuilder) Build(info base.PickerBuildInfo) balancer.Picker {
 	if len(info.ReadySCs) == 0 {
 		return base.NewErrPicker(balancer.ErrNoSubConnAvailable)
 	}
 	p := &picker{}
 	for sc, i := range info.ReadySCs {
 		w := 1
-		if v, ok := i.Address.BalancerAttributes.Value(weightKey{}).(int); ok && v > 0 {
+		if v := pb.w.byAddr[i.Address.Addr]; v > 0 {
 			w = v
 		}
 		p.total += int64(w)

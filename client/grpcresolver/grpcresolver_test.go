@@ -123,7 +123,36 @@ func TestGRPCResolver(t *testing.T) {
 		}
 	}
 
-	// Deregister the heaviest: within 2 s no call reaches it.
+	// Weights change in the registry: the calls follow within 5 s, over the
+	// same connections.
+	weights = []int{700, 200, 100}
+	for k, b := range backends {
+		host, port, _ := net.SplitHostPort(b.addr)
+		p, _ := strconv.Atoi(port)
+		w := weights[k]
+		f := false
+		if _, err := api.Register(ctx, store.DefaultNamespace, "greeter", fmt.Sprintf("g-%d", k),
+			client.Registration{Address: host, Port: p, Weight: &w, Ephemeral: &f}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	changed := time.Now()
+	for {
+		base := backends[0].calls.Load()
+		for range 1000 {
+			call()
+		}
+		share := float64(backends[0].calls.Load()-base) / 1000
+		if math.Abs(share-0.7) <= 0.06 {
+			t.Logf("calls follow the new weights %v after the change (backend 0: %.3f)", time.Since(changed).Round(time.Millisecond), share)
+			break
+		}
+		if time.Since(changed) > 5*time.Second {
+			t.Fatalf("5 s after its weight went from 100 to 700, backend 0 gets %.3f of the calls, want 0.7", share)
+		}
+	}
+
+	// Deregister g-2: within 2 s no call reaches it.
 	if err := api.Deregister(ctx, store.DefaultNamespace, "greeter", "g-2"); err != nil {
 		t.Fatal(err)
 	}
