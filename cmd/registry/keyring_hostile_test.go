@@ -57,6 +57,14 @@ func testKeyringStranger(t *testing.T, bin string) {
 	gossipKey := strings.TrimSpace(cli(t, bin, "keygen").stdout)
 	newKey := strings.TrimSpace(cli(t, bin, "keygen").stdout)
 
+	// The token never goes to a plaintext API beyond loopback, the first
+	// request (for the members) included: refused before any is sent.
+	// 192.0.2.1 is TEST-NET-1, where nothing answers.
+	if r := cli(t, bin, "keyring", "--server", "http://192.0.2.1:7400", "--token", secret, "list"); r.code == 0 ||
+		!strings.Contains(r.stderr, "plaintext and not loopback") {
+		t.Errorf("keyring list against a plaintext remote API: exit %d, stderr %q; want a refusal before any request", r.code, r.stderr)
+	}
+
 	httpAddr, raftAddr, gossipAddr := freeAddr(t), freeAddr(t), freeAddr(t)
 	p := startProc(t, bin, nil, "server", "--node-id", "k1", "--data-dir", filepath.Join(tmp, "data"),
 		"--http-addr", httpAddr, "--raft-addr", raftAddr, "--gossip-addr", gossipAddr, "--dns-addr", "",

@@ -60,6 +60,16 @@ func keyringCommand(stdout io.Writer) *ffcli.Command {
 }
 
 func runKeyring(ctx context.Context, stdout io.Writer, c *common, op string, args []string) error {
+	u, err := url.Parse(serverURL(c.server))
+	if err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
+	// The first request, for the members, carries the token too: the same
+	// rule as for every server below.
+	if u.Scheme != "https" && !loopback(u.Host) {
+		return fmt.Errorf("--server %s is plaintext and not loopback: the admin token would cross the network in the clear. "+
+			"Serve the API over TLS (--tls-cert) and give https:// and --ca-cert here, or run the command on a server against 127.0.0.1", c.server)
+	}
 	seed, err := c.api()
 	if err != nil {
 		return err
@@ -67,10 +77,6 @@ func runKeyring(ctx context.Context, stdout io.Writer, c *common, op string, arg
 	ms, err := seed.Members(ctx)
 	if err != nil {
 		return fmt.Errorf("list the servers: %w", err)
-	}
-	u, err := url.Parse(serverURL(c.server))
-	if err != nil {
-		return err
 	}
 	hc, err := c.tls.client()
 	if err != nil {
