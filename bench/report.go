@@ -8,7 +8,7 @@ import (
 )
 
 // table is a markdown table: the output is meant to be pasted into
-// docs/benchmarks.md as it is.
+// docs/benchmarks/history.md as it is.
 type table struct {
 	title  string
 	header []string

@@ -18,9 +18,10 @@ import (
 // and a writer goroutine per connection, a request and a response object,
 // header maps); fasthttp's, which load generators such as bombardier use,
 // reuses its requests, answers and buffers and spent 26-30 µs
-// (docs/benchmarks.md). What the generator does not burn, the servers
-// get. Both speak plain HTTP/1.1 with keep-alive over TCP, and both send the
-// same request bytes but for the User-Agent header.
+// (docs/benchmarks/history.md#a-lighter-load-generator-answers-that-share-a-write-a-fair-script-cluster-26-november-2026-1240-utc).
+// What the generator does not burn, the servers get. Both speak plain
+// HTTP/1.1 with keep-alive over TCP, and both send the same request bytes
+// but for the User-Agent header.
 type putClient interface {
 	// put sends body to url with PUT and returns an *httpError for a non-2xx
 	// answer. It gives up at ctx's deadline.

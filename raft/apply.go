@@ -134,7 +134,7 @@ type applyOutcome struct {
 // commands; when idle a command goes alone at once. Every entry costs two
 // syncs of bbolt on each of three nodes, so fewer, larger entries win: one
 // at a time gave 1.23–1.25× the registrations/s of four at 64 clients
-// (docs/benchmarks.md).
+// (docs/benchmarks/history.md#registrations-one-batch-entry-in-flight-26-november-2026-0050-utc).
 const maxInflightBatches = 1
 
 // runBatcher turns concurrent applyLocal calls into batch entries.
