@@ -122,7 +122,7 @@ start_node() {
 	# on (/proc/sys/kernel/sched_autogroup_enabled), and three servers in
 	# three groups, fair-shared against each other and the client, made 64
 	# clients' registrations 0.87x as fast and each cost 1.15x the server CPU
-	# (docs/benchmarks.md).
+	# (docs/benchmarks/history.md, "A lighter load generator").
 	set -m
 	# shellcheck disable=SC2016 # $$ and $@ are the child's
 	bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$pf" "$BIN" "${args[@]}" \
