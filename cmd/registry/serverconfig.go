@@ -83,6 +83,10 @@ func (o *serverOptions) config() (server.Config, error) {
 	cfg.ACL.Enabled = !o.insecureDev
 	cfg.DisableUI, cfg.DrillReports = o.noUI, o.drillReports
 	if cfg.ACL.Enabled && cfg.Raft.TLS == nil && !o.raftPlaintext && !loopback(o.raftAddr) {
+		if o.dev {
+			return server.Config{}, fmt.Errorf("--raft-addr %s is reachable from other hosts, and registry dev has no Raft TLS: whoever reaches it could write the catalog and mint tokens, whatever --acl says. "+
+				"Keep registry dev's --raft-addr on loopback, or run registry server", o.raftAddr)
+		}
 		return server.Config{}, fmt.Errorf("--raft-addr %s is reachable from other hosts and Raft runs without TLS: whoever reaches it could write the catalog and mint tokens, whatever access control says. "+
 			"Give --raft-tls-cert, --raft-tls-key and --raft-tls-ca (registry tls ca|cert makes them), or --raft-plaintext if no one else can reach that network", o.raftAddr)
 	}

@@ -601,6 +601,12 @@ func testServerConfig(t *testing.T, bin string) {
 	if r.code == 0 || !strings.Contains(r.stderr, `log store "rocksdb": want bolt or wal`) {
 		t.Errorf("--raft-log-store rocksdb: exit %d, stderr %s", r.code, r.stderr)
 	}
+	// registry dev has neither Raft TLS nor --raft-plaintext: its refusal
+	// of a reachable Raft address with access control on names neither.
+	if r := cli(t, bin, "dev", "--acl", "--http-addr", freeAddr(t), "--raft-addr", "0.0.0.0:0"); r.code == 0 ||
+		!strings.Contains(r.stderr, "registry dev has no Raft TLS") || strings.Contains(r.stderr, "--raft-plaintext") {
+		t.Errorf("dev --acl --raft-addr 0.0.0.0:0: exit %d, stderr %s", r.code, r.stderr)
+	}
 	testServerSecure(t, bin, p, httpAddr, raftAddr, dataDir)
 }
 

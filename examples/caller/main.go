@@ -206,6 +206,9 @@ func listing(ctx context.Context, hc *http.Client, servers []string, ns, svc str
 		if err != nil {
 			return nil, err
 		}
+		if t := os.Getenv("REGISTRY_TOKEN"); t != "" {
+			req.Header.Set("X-Switchyard-Token", t)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			last = err
