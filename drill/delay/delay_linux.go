@@ -187,7 +187,13 @@ func (q *Queue) receive() {
 			for ad.Next() {
 				if ad.Type() == attrPacketHdr {
 					if b := ad.Bytes(); len(b) >= 4 {
-						q.held <- held{id: binary.BigEndian.Uint32(b), at: now}
+						// Once release has ended (the queue is closing)
+						// nobody reads held: stop rather than block on it.
+						select {
+						case q.held <- held{id: binary.BigEndian.Uint32(b), at: now}:
+						case <-q.done:
+							return
+						}
 					}
 				}
 			}
