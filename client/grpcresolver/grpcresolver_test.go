@@ -71,17 +71,21 @@ func TestGRPCResolver(t *testing.T) {
 	}
 	ctx := context.Background()
 	backends := []*backend{startBackend(t), startBackend(t), startBackend(t)}
-	weights := []int{100, 200, 700}
-	for k, b := range backends {
-		host, port, _ := net.SplitHostPort(b.addr)
-		p, _ := strconv.Atoi(port)
-		w := weights[k]
-		f := false
-		if _, err := api.Register(ctx, store.DefaultNamespace, "greeter", fmt.Sprintf("g-%d", k),
-			client.Registration{Address: host, Port: p, Weight: &w, Ephemeral: &f}); err != nil {
-			t.Fatal(err)
+	// register (re-)registers backend k as g-k with weights[k].
+	register := func(weights []int) {
+		for k, b := range backends {
+			host, port, _ := net.SplitHostPort(b.addr)
+			p, _ := strconv.Atoi(port)
+			w := weights[k]
+			f := false
+			if _, err := api.Register(ctx, store.DefaultNamespace, "greeter", fmt.Sprintf("g-%d", k),
+				client.Registration{Address: host, Port: p, Weight: &w, Ephemeral: &f}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	weights := []int{100, 200, 700}
+	register(weights)
 
 	rb := grpcresolver.NewBuilder(client.Config{Servers: []string{srv.HTTPAddr()}, Wait: 5 * time.Second})
 	t.Cleanup(func() { rb.Close() })
@@ -126,16 +130,7 @@ func TestGRPCResolver(t *testing.T) {
 	// Weights change in the registry: the calls follow within 5 s, over the
 	// same connections.
 	weights = []int{700, 200, 100}
-	for k, b := range backends {
-		host, port, _ := net.SplitHostPort(b.addr)
-		p, _ := strconv.Atoi(port)
-		w := weights[k]
-		f := false
-		if _, err := api.Register(ctx, store.DefaultNamespace, "greeter", fmt.Sprintf("g-%d", k),
-			client.Registration{Address: host, Port: p, Weight: &w, Ephemeral: &f}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	register(weights)
 	changed := time.Now()
 	for {
 		base := backends[0].calls.Load()
