@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compare two registry binaries, A and B, taking turns (A, B, A, B) so that
+# Compare two registry binaries, A and B, taking turns (A B, B A, …) so that
 # background load on a shared machine hits both alike:
 #   --mode register (the default): registrations/s on three-node clusters on
 #     127.0.0.1:75x0;
@@ -87,7 +87,15 @@ register() {
 	rm -rf "$dir"
 }
 
+# The order alternates (A B, B A, A B, …), so that a side never always
+# runs first: what a first run meets (a cold page cache, a neighbour's
+# burst that fades) would otherwise count against it every time.
 for ((r = 1; r <= ROUNDS; r++)); do
-	echo "== A ($A${A_ENV:+ $A_ENV}), round $r"; "$MODE" "$A" "${A_ENV:-}"
-	echo "== B ($B${B_ENV:+ $B_ENV}), round $r"; "$MODE" "$B" "${B_ENV:-}"
+	if ((r % 2 == 1)); then
+		echo "== A ($A${A_ENV:+ $A_ENV}), round $r"; "$MODE" "$A" "${A_ENV:-}"
+		echo "== B ($B${B_ENV:+ $B_ENV}), round $r"; "$MODE" "$B" "${B_ENV:-}"
+	else
+		echo "== B ($B${B_ENV:+ $B_ENV}), round $r"; "$MODE" "$B" "${B_ENV:-}"
+		echo "== A ($A${A_ENV:+ $A_ENV}), round $r"; "$MODE" "$A" "${A_ENV:-}"
+	fi
 done
