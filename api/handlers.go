@@ -71,12 +71,16 @@ func mergeMembers(rms []raft.Member, gms []gossip.Member, haveGossip bool) []wir
 			status = ""
 		}
 		byID[m.ID] = &wire.Member{ID: m.ID, RaftAddr: m.RaftAddr, HTTPAddr: m.HTTPAddr, Locality: m.Locality, Role: m.Role,
-			Protocol: m.Protocol, Status: status}
+			ServerRole: m.ServerRole, Protocol: m.Protocol, Status: status}
 	}
 	for _, g := range gms {
 		w := byID[g.Name]
 		if w == nil {
-			w = &wire.Member{ID: g.Name, RaftAddr: g.Meta.RaftAddr, HTTPAddr: g.Meta.HTTPAddr, Role: "none",
+			role := g.Meta.Role
+			if role == "" {
+				role = store.RoleVoter
+			}
+			w = &wire.Member{ID: g.Name, RaftAddr: g.Meta.RaftAddr, HTTPAddr: g.Meta.HTTPAddr, Role: "none", ServerRole: role,
 				Locality: store.Locality{Region: g.Meta.Region, Datacenter: g.Meta.Datacenter, Unit: g.Meta.Unit}}
 			byID[g.Name] = w
 		}

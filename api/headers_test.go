@@ -91,8 +91,8 @@ func TestHealthAndCluster(t *testing.T) {
 	index(t, r)
 	var ms wire.MembersResponse
 	decode(t, r, &ms)
-	wantM := wire.Member{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr, Role: "leader", Protocol: raft.ProtocolVersion,
-		Locality: store.Locality{}}
+	wantM := wire.Member{ID: "t1", RaftAddr: ts.node.RaftAddr(), HTTPAddr: ts.addr, Role: "leader", ServerRole: store.RoleVoter,
+		Protocol: raft.ProtocolVersion, Locality: store.Locality{}}
 	if len(ms.Members) != 1 || ms.Members[0] != wantM {
 		t.Errorf("members %+v, want [%+v]", ms.Members, wantM)
 	}

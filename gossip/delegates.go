@@ -42,6 +42,11 @@ func (a *alive) NotifyAlive(n *memberlist.Node) error {
 			p.warnRefused(n, err)
 			return err
 		}
+		if !store.ValidRole(m.Role) {
+			err := fmt.Errorf("gossip: member %q: metadata: role %q (want %s or %s)", n.Name, m.Role, store.RoleVoter, store.RoleRead)
+			p.warnRefused(n, err)
+			return err
+		}
 	}
 	limit := p.cfg.MaxMembers
 	if limit <= 0 {

@@ -42,6 +42,9 @@ type Meta struct {
 	// Protocol is the server-to-server protocol the running server speaks
 	// (raft.ProtocolVersion; absent from versions before it).
 	Protocol int `json:"proto,omitempty"`
+	// Role is the server's configured role (store.RoleVoter or
+	// store.RoleRead; absent from versions before roles: a voter).
+	Role string `json:"role,omitempty"`
 }
 
 // Status is a server's state as this pool sees it.

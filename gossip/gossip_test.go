@@ -576,6 +576,7 @@ func TestPoolRefusesBadNamesAndKeepsItsBound(t *testing.T) {
 		{"-x", `{}`},
 		{string(bytes.Repeat([]byte("n"), 64)), `{}`},
 		{"junk-meta", `{"raft": 5`},
+		{"bad-role", `{"role": "king"}`},
 	} {
 		ml := startRaw(t, bad.name, []byte(bad.meta))
 		_, _ = ml.Join([]string{a.Addr()})

@@ -51,6 +51,9 @@ const (
 type joinRequest struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
+	// Nonvoter adds the server without a vote (a leader of a version
+	// before it adds a voter).
+	Nonvoter bool `json:"nonvoter,omitempty"`
 }
 
 type wireError struct {

@@ -16,6 +16,18 @@ import (
 // Join adds a server as a voter, from any node (forwarded to the leader).
 // Joining a server that is already a voter at the same address is a no-op.
 func (n *Node) Join(ctx context.Context, id, raftAddr string) error {
+	return n.join(ctx, joinRequest{ID: id, RaftAddr: raftAddr})
+}
+
+// JoinNonvoter adds a server without a vote: it receives the log and holds
+// the catalog, and counts towards no quorum. A server already in the
+// configuration at the same address, voter or not, stays as it is.
+func (n *Node) JoinNonvoter(ctx context.Context, id, raftAddr string) error {
+	return n.join(ctx, joinRequest{ID: id, RaftAddr: raftAddr, Nonvoter: true})
+}
+
+func (n *Node) join(ctx context.Context, j joinRequest) error {
+	id, raftAddr := j.ID, j.RaftAddr
 	if err := store.ValidateName("node id", id); err != nil {
 		return err
 	}
@@ -24,10 +36,10 @@ func (n *Node) Join(ctx context.Context, id, raftAddr string) error {
 	}
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
-	payload, _ := json.Marshal(joinRequest{ID: id, RaftAddr: raftAddr})
+	payload, _ := json.Marshal(j)
 	_, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
 		if leaderAddr == "" {
-			return 0, n.joinLocal(ctx, joinRequest{ID: id, RaftAddr: raftAddr})
+			return 0, n.joinLocal(ctx, j)
 		}
 		return n.fwd.call(ctx, leaderAddr, opJoin, payload, true)
 	})
@@ -41,7 +53,7 @@ func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
 	}
 	servers := cf.Configuration().Servers
 	for _, s := range servers {
-		if s.ID == hraft.ServerID(j.ID) && s.Address == hraft.ServerAddress(j.RaftAddr) && s.Suffrage == hraft.Voter {
+		if s.ID == hraft.ServerID(j.ID) && s.Address == hraft.ServerAddress(j.RaftAddr) && (s.Suffrage == hraft.Voter || j.Nonvoter) {
 			return nil
 		}
 	}
@@ -57,13 +69,68 @@ func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
 	if d, ok := ctx.Deadline(); ok {
 		timeout = time.Until(d)
 	}
-	if err := n.await(n.raft.AddVoter(hraft.ServerID(j.ID), hraft.ServerAddress(j.RaftAddr), 0, timeout)); err != nil {
+	add, how := n.raft.AddVoter, "voter"
+	if j.Nonvoter {
+		add, how = n.raft.AddNonvoter, "nonvoter"
+	}
+	if err := n.await(add(hraft.ServerID(j.ID), hraft.ServerAddress(j.RaftAddr), 0, timeout)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) {
 			return fmt.Errorf("raft: join %s: %w", j.ID, ErrNoLeader)
 		}
 		return fmt.Errorf("raft: join %s: %w", j.ID, err)
 	}
-	n.logger.Info("server joined", "id", j.ID, "raft_addr", j.RaftAddr)
+	n.logger.Info("server joined", "id", j.ID, "raft_addr", j.RaftAddr, "as", how)
+	return nil
+}
+
+// Promote gives a non-voter of the configuration a vote, and Demote takes
+// a voter's away (it stays in the configuration and keeps receiving the
+// log). Only the leader changes suffrage: they fail with ErrNotLeader
+// elsewhere. The server's own reconcile decides who votes.
+func (n *Node) Promote(ctx context.Context, id string) error {
+	return n.changeSuffrage(ctx, id, true)
+}
+
+// Demote: see Promote.
+func (n *Node) Demote(ctx context.Context, id string) error {
+	return n.changeSuffrage(ctx, id, false)
+}
+
+func (n *Node) changeSuffrage(ctx context.Context, id string, vote bool) error {
+	if !n.IsLeader() {
+		return ErrNotLeader
+	}
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return fmt.Errorf("raft: suffrage of %s: %w", id, err)
+	}
+	var found *hraft.Server
+	for _, s := range cf.Configuration().Servers {
+		if s.ID == hraft.ServerID(id) {
+			found = &s
+			break
+		}
+	}
+	if found == nil {
+		return fmt.Errorf("raft: suffrage of %s: %w", id, ErrNotMember)
+	}
+	if (found.Suffrage == hraft.Voter) == vote {
+		return nil
+	}
+	timeout := n.cfg.ApplyTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	var f hraft.IndexFuture
+	if vote {
+		f = n.raft.AddVoter(found.ID, found.Address, cf.Index(), timeout)
+	} else {
+		f = n.raft.DemoteVoter(found.ID, cf.Index(), timeout)
+	}
+	if err := n.await(f); err != nil {
+		return fmt.Errorf("raft: suffrage of %s: %w", id, err)
+	}
+	n.logger.Info("server suffrage changed", "id", id, "voter", vote)
 	return nil
 }
 
@@ -74,6 +141,10 @@ type Member struct {
 	HTTPAddr string         `json:"http_addr,omitempty"`
 	Locality store.Locality `json:"locality"`
 	Role     string         `json:"role"` // leader, voter, nonvoter
+	// ServerRole is the role the server was started with, as recorded in
+	// the catalog: voter (may be given a vote; a nonvoter with it is a
+	// standby) or read (never votes).
+	ServerRole string `json:"server_role,omitempty"`
 	// Protocol the server announced (0: not recorded; see ProtocolVersion).
 	Protocol int `json:"protocol,omitempty"`
 }
@@ -102,6 +173,10 @@ func (n *Node) Members() ([]Member, error) {
 		}
 		if rec, ok := byID[m.ID]; ok {
 			m.HTTPAddr, m.Locality, m.Protocol = rec.HTTPAddr, rec.Locality, rec.Protocol
+			m.ServerRole = rec.Role
+		}
+		if m.ServerRole == "" {
+			m.ServerRole = store.RoleVoter
 		}
 		out = append(out, m)
 	}
@@ -164,7 +239,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 // the newer protocol.
 func (n *Node) announce() {
 	self := store.Server{ID: n.cfg.ID, RaftAddr: n.cfg.AdvertiseAddr, HTTPAddr: n.cfg.HTTPAddr, Locality: n.cfg.Locality,
-		Protocol: n.Protocol()}
+		Protocol: n.Protocol(), Role: n.cfg.Role}
 	backoff := 50 * time.Millisecond
 	for {
 		wait := reannounceEvery

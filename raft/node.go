@@ -28,8 +28,11 @@ var (
 	ErrNoLeader = errors.New("no cluster leader")
 	// ErrShutdown: the node is stopping.
 	ErrShutdown = errors.New("node is shutting down")
-	// ErrNotLeader: the call must be made on the leader (Restore).
+	// ErrNotLeader: the call must be made on the leader (Restore,
+	// Promote, Demote).
 	ErrNotLeader = errors.New("this server is not the leader")
+	// ErrNotMember: the server named is not in the Raft configuration.
+	ErrNotMember = errors.New("not a server of the cluster")
 )
 
 const defaultTimeout = 10 * time.Second
@@ -54,6 +57,11 @@ type Config struct {
 	HTTPAddr string
 	// Locality of this server.
 	Locality store.Locality
+	// Role is recorded in the catalog with the server (store.RoleVoter,
+	// "" too, or store.RoleRead): which servers may be given a vote is
+	// the leader's choice (server's reconcile); Raft itself only knows
+	// voters and non-voters.
+	Role string
 	// Bootstrap makes a fresh node start a new cluster with itself as the
 	// only voter. Ignored when the data directory already holds state.
 	Bootstrap bool

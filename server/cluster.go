@@ -126,6 +126,9 @@ func (s *Server) runBootstrapExpect() {
 			if !m.Live() {
 				continue
 			}
+			if m.Meta.Role == store.RoleRead {
+				continue // a read server never votes, so it is no founder
+			}
 			if m.Meta.BootstrapExpect != want {
 				if warned[m.Name] {
 					continue
@@ -224,11 +227,12 @@ func (s *Server) reconcile() {
 	if err != nil {
 		return
 	}
-	inRaft := map[string]bool{}
+	inRaft, votes := map[string]bool{}, map[string]bool{}
 	voters := 0
 	for _, m := range rms {
 		inRaft[m.ID] = true
 		if m.Role != "nonvoter" {
+			votes[m.ID] = true
 			voters++
 		}
 	}
@@ -243,7 +247,7 @@ func (s *Server) reconcile() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-			err := s.node.Join(ctx, g.Name, g.Meta.RaftAddr)
+			err := s.joinAs(ctx, g, voters)
 			cancel()
 			if err != nil {
 				if s.refusals.refused(g.Name, g.Meta.RaftAddr, now) {
@@ -251,14 +255,19 @@ func (s *Server) reconcile() {
 				}
 			} else {
 				s.refusals.forget(g.Name)
-				s.logger.Info("added a server found by gossip", "server", g.Name, "raft", g.Meta.RaftAddr)
+				s.logger.Info("added a server found by gossip", "server", g.Name, "raft", g.Meta.RaftAddr, "role", g.Meta.Role)
+				if g.Meta.Role != store.RoleRead && voters < s.cfg.Voters {
+					voters++
+				}
 			}
 		case g.Live():
 			if at, ok := s.node.Departed(g.Name); ok && g.Since.After(at) {
 				s.node.ForgetDeparture(g.Name) // it came back
 			}
 		case inRaft[g.Name] && s.gone(g, now):
-			if voters-1 < s.cfg.MinQuorum {
+			// Min-quorum counts voters: a non-voter (a read server, a
+			// standby, a voter whose vote went to a standby) always goes.
+			if votes[g.Name] && voters-1 < s.cfg.MinQuorum {
 				s.logger.Debug("keeping a dead server: removing it would leave fewer voters than min-quorum",
 					"server", g.Name, "voters", voters, "min_quorum", s.cfg.MinQuorum)
 				continue
@@ -266,7 +275,9 @@ func (s *Server) reconcile() {
 			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 			err := s.node.RemoveServer(ctx, g.Name)
 			if err == nil {
-				voters--
+				if votes[g.Name] {
+					voters--
+				}
 				s.pool.Forget(g.Name)
 				_, err = s.node.Apply(ctx, &store.Command{Type: store.CommandRemoveServer, ID: g.Name})
 				if errors.Is(err, store.ErrInvalid) {
@@ -280,6 +291,11 @@ func (s *Server) reconcile() {
 				s.logger.Info("removed a dead server from the cluster", "server", g.Name, "status", g.Status, "since", g.Since)
 			}
 		}
+	}
+	if s.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+		s.place(ctx, now)
+		cancel()
 	}
 }
 

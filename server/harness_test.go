@@ -33,6 +33,7 @@ func testConfig(t *testing.T, id string) Config {
 	cfg.FlushInterval = 100 * time.Millisecond
 	cfg.JudgeInterval = 200 * time.Millisecond
 	cfg.ReconcileInterval = 200 * time.Millisecond
+	cfg.ServerStabilization = 300 * time.Millisecond
 	cfg.Logger = testlog.New(t, slog.LevelInfo)
 	cfg.ACL.Enabled = false // the access-control tests turn it on
 	// The tests' instances listen on loopback and are probed every 100 ms;

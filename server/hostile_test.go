@@ -305,7 +305,7 @@ func TestBootstrapExpectCountsOnlyProvenServers(t *testing.T) {
 // message about a live server, then its crash, do not remove it before
 // dead-server-after; a server that leaves on purpose is removed at once.
 func TestForgedLeaveRemovesNobody(t *testing.T) {
-	c := startCluster(t, 4, func(cfg *Config) {
+	c := startCluster(t, 5, func(cfg *Config) {
 		cfg.Gossip.Keys = [][]byte{testGossipKey}
 		cfg.DeadServerAfter = time.Hour
 	})
@@ -350,8 +350,9 @@ func TestForgedLeaveRemovesNobody(t *testing.T) {
 		t.Fatalf("a forged leave removed %s from the cluster", victim.cfg.NodeID)
 	}
 
-	// The leaver announces its own departure and is removed at once (4
-	// voters → 3 is allowed by min-quorum 3), long before the hour.
+	// The leaver announces its own departure and is removed at once, long
+	// before the hour (the dead victim's vote was taken: 4 voters → 3 is
+	// allowed by min-quorum 3).
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := leaver.Shutdown(ctx); err != nil {

@@ -107,6 +107,17 @@ type Config struct {
 	DeadServerAfter time.Duration
 	// MinQuorum is the fewest voters removal of dead servers may leave.
 	MinQuorum int
+	// Role is this server's role: store.RoleVoter ("" too) may be given a
+	// vote, store.RoleRead never is (it holds the catalog, answers reads
+	// and forwards writes).
+	Role string
+	// Voters is how many voters the leader keeps, spread over datacenters,
+	// chosen among the live servers of role voter; the others of that
+	// role wait as non-voters (standbys) to replace a voter that dies.
+	Voters int
+	// ServerStabilization is how long a standby must have been alive in
+	// gossip before the leader gives it a vote.
+	ServerStabilization time.Duration
 
 	// ACL is access control: on by default.
 	ACL ACLConfig
@@ -148,6 +159,8 @@ func DefaultConfig() Config {
 		CheckPolicy:            check.DefaultPolicyConfig(),
 		DeadServerAfter:        2 * time.Minute,
 		MinQuorum:              3,
+		Voters:                 5,
+		ServerStabilization:    10 * time.Second,
 		ACL:                    ACLConfig{Enabled: true},
 	}
 }
@@ -171,6 +184,14 @@ func (c Config) Validate() error {
 		return errors.New("self-preservation threshold must be 0-1 (0: off) and its window not negative")
 	case c.DeadServerAfter < 0 || c.MinQuorum < 1:
 		return errors.New("dead-server-after must not be negative and min-quorum at least 1")
+	case !store.ValidRole(c.Role):
+		return fmt.Errorf("role %q: want %s or %s", c.Role, store.RoleVoter, store.RoleRead)
+	case c.Role == store.RoleRead && (c.Bootstrap || c.BootstrapExpect > 0):
+		return errors.New("a read server never votes, so it cannot bootstrap a cluster: give bootstrap or bootstrap-expect to voters only, and join the read server to them")
+	case c.Voters < 1:
+		return errors.New("voters must be at least 1 (3 or 5 in production)")
+	case c.ServerStabilization < 0:
+		return errors.New("server stabilization must not be negative")
 	}
 	if err := c.CheckPolicy.Validate(); err != nil {
 		return err
@@ -259,6 +280,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	rc.ID, rc.DataDir, rc.Bootstrap = cfg.NodeID, cfg.DataDir, cfg.Bootstrap
 	rc.RaftAddr, rc.AdvertiseAddr = cfg.RaftAddr, cfg.AdvertiseRaftAddr
 	rc.HTTPAddr, rc.Locality, rc.Logger = s.httpLn.Addr().String(), cfg.Locality, logger
+	rc.Role = cfg.Role
 	rc.OnLeader = s.kickReconcile // a new leader reconciles (and bootstraps tokens) at once
 	s.node, err = raft.Open(rc, store.New())
 	if err != nil {
@@ -278,7 +300,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	gc.Name, gc.BindAddr, gc.AdvertiseAddr = cfg.NodeID, cfg.GossipAddr, cfg.AdvertiseGossipAddr
 	gc.Meta = gossip.Meta{RaftAddr: s.node.RaftAddr(), HTTPAddr: s.httpLn.Addr().String(),
 		Region: cfg.Locality.Region, Datacenter: cfg.Locality.Datacenter, Unit: cfg.Locality.Unit,
-		BootstrapExpect: cfg.BootstrapExpect, Protocol: s.node.Protocol()}
+		BootstrapExpect: cfg.BootstrapExpect, Protocol: s.node.Protocol(), Role: cfg.Role}
 	// Until gossip has been heard, every other server counts as protocol 1.
 	s.node.SetLiveProtocols(map[string]int{})
 	gc.KeyringFile = GossipKeyringPath(cfg.DataDir)

@@ -470,6 +470,9 @@ func (t *txn) putServer(c *Command) (any, error) {
 	if c.Server.ID == "" {
 		return nil, fmt.Errorf("store: put server: %w: empty id", ErrInvalid)
 	}
+	if !ValidRole(c.Server.Role) {
+		return nil, fmt.Errorf("store: put server %s: %w: role %q (want %s or %s)", c.Server.ID, ErrInvalid, c.Server.Role, RoleVoter, RoleRead)
+	}
 	if prev, ok := t.catalog().servers[c.Server.ID]; ok && prev == *c.Server {
 		return prev, nil
 	}

@@ -243,4 +243,18 @@ type Server struct {
 	// and the log entries it reads (raft.ProtocolVersion; 0 for versions
 	// before it was recorded, which speak protocol 1).
 	Protocol int `json:"protocol,omitempty"`
+	// Role is the server's configured role: RoleVoter ("" from versions
+	// before roles) may vote, RoleRead never does (a Raft non-voter that
+	// holds the catalog and answers reads).
+	Role string `json:"role,omitempty"`
 }
+
+// Server roles (Server.Role, `registry server --role`).
+const (
+	RoleVoter = "voter"
+	RoleRead  = "read"
+)
+
+// ValidRole reports whether r names a server role ("" is a voter of a
+// version before roles).
+func ValidRole(r string) bool { return r == "" || r == RoleVoter || r == RoleRead }

@@ -77,6 +77,11 @@ type Member struct {
 	// Role in Raft: leader, voter, nonvoter, or none (known to gossip only,
 	// not yet or no longer in the Raft configuration).
 	Role string `json:"role"`
+	// ServerRole is the role the server was started with (--role): voter
+	// (a nonvoter with it is a standby, given a vote when one is due) or
+	// read (never votes). From the catalog for servers of the Raft
+	// configuration, from gossip for the others.
+	ServerRole string `json:"server_role,omitempty"`
 	// Protocol is the protocol version the server announced in the catalog
 	// (omitted until it has: a server of protocol 1 never does).
 	Protocol int `json:"protocol,omitempty"`

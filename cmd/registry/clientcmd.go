@@ -270,7 +270,7 @@ func membersCommand(stdout io.Writer) *ffcli.Command {
 				if m.RTTMs > 0 {
 					rtt = strconv.FormatFloat(m.RTTMs, 'f', 2, 64) + "ms"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Role, m.Status, rtt, m.HTTPAddr, m.RaftAddr, m.GossipAddr, m.Locality)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, serverRole(m), m.Status, rtt, m.HTTPAddr, m.RaftAddr, m.GossipAddr, m.Locality)
 			}
 			return tw.Flush()
 		},
@@ -412,4 +412,19 @@ func readFiles(paths ...string) ([][]byte, error) {
 		out[i] = b
 	}
 	return out, nil
+}
+
+// serverRole says what a server is: leader or voter; read (never votes);
+// standby (of role voter, waiting without a vote to replace one); or none
+// (known to gossip only).
+func serverRole(m client.Member) string {
+	switch {
+	case m.ServerRole == store.RoleRead && m.Role == "none":
+		return "read (not joined)"
+	case m.ServerRole == store.RoleRead:
+		return "read"
+	case m.Role == "nonvoter":
+		return "standby"
+	}
+	return m.Role
 }

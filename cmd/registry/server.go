@@ -63,6 +63,9 @@ type serverOptions struct {
 	logStore         string
 	deadServerAfter  time.Duration
 	minQuorum        int
+	role             string
+	voters           int
+	stabilization    time.Duration
 	defaultTTL       time.Duration
 	defaultDereg     time.Duration
 	spThreshold      float64
@@ -153,6 +156,9 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		"log store of a new data directory: bolt (raft.db, two syncs per append) or wal (hashicorp/raft-wal segment files, one sync per append); a data directory that holds one keeps it")
 	fs.DurationVar(&o.deadServerAfter, "dead-server-after", def.DeadServerAfter, "remove a server dead this long from the Raft configuration (0: never)")
 	fs.IntVar(&o.minQuorum, "min-quorum", def.MinQuorum, "never remove dead servers below this many voters")
+	fs.StringVar(&o.role, "role", store.RoleVoter, "voter (may be given a vote) or read (a Raft non-voter: holds the catalog, answers reads, DNS and blocking queries, forwards writes, never counts towards quorum)")
+	fs.IntVar(&o.voters, "voters", def.Voters, "the leader keeps this many voters (3 or 5), spread over datacenters; other servers of role voter wait as standbys and replace a voter that dies")
+	fs.DurationVar(&o.stabilization, "server-stabilization", def.ServerStabilization, "a standby must have been alive this long before it is given a vote")
 	fs.DurationVar(&o.defaultTTL, "default-ttl", def.DefaultTTL, "ephemeral instances: unhealthy after this long without a heartbeat, unless their check says otherwise")
 	fs.DurationVar(&o.defaultDereg, "default-deregister-after", def.DefaultDeregisterAfter, "ephemeral instances: removed after this long without a heartbeat, unless their check says otherwise")
 	fs.Float64Var(&o.spThreshold, "self-preservation-threshold", def.SelfPreservation.Threshold,

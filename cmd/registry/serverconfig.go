@@ -166,6 +166,7 @@ func (o *serverOptions) config() (server.Config, error) {
 		cfg.Raft.LogStore = o.logStore
 		cfg.Raft.LeaderLeaseTimeout = min(cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout)
 		cfg.DeadServerAfter, cfg.MinQuorum = o.deadServerAfter, o.minQuorum
+		cfg.Role, cfg.Voters, cfg.ServerStabilization = o.role, o.voters, o.stabilization
 		cfg.DefaultTTL, cfg.DefaultDeregisterAfter = o.defaultTTL, o.defaultDereg
 		cfg.SelfPreservation.Threshold, cfg.SelfPreservation.Window = o.spThreshold, o.spWindow
 		cfg.SelfPreservation.MinInstances = o.spMinInstances

@@ -460,6 +460,15 @@ function heat(ms, max) {
   return `hsl(${hue}, 70%, 85%)`;
 }
 
+// serverRole says what a server is: leader or voter; a read server (never
+// votes); a standby (may vote, waits for a voter to replace); or none
+// (known to gossip only).
+function serverRole(m) {
+  if (m.server_role === 'read') return m.role === 'none' ? 'read (not joined)' : 'read';
+  if (m.role === 'nonvoter') return 'standby';
+  return m.role;
+}
+
 async function clusterPage(view, signal) {
   const h = heading(view, 'Cluster');
   const { table: mt, body: mb } = table('Servers as the answering server sees them', ['Server', 'Raft role', 'Gossip status', 'RTT', 'HTTP', 'Raft', 'Gossip', 'Locality']);
@@ -473,7 +482,7 @@ async function clusterPage(view, signal) {
     const ms = r.data.members || [];
     mb.replaceChildren(...ms.map((m) => el('tr', {},
       el('th', { scope: 'row', text: m.id + (m.self ? ' (this server)' : '') }),
-      el('td', { text: m.role }),
+      el('td', { text: serverRole(m) }),
       el('td', { class: m.status === 'alive' ? 'good' : 'bad', text: m.status }),
       el('td', { text: m.rtt_ms ? `${m.rtt_ms.toFixed(2)} ms` : '—' }),
       el('td', { text: m.http_addr || '—' }), el('td', { text: m.raft_addr || '—' }), el('td', { text: m.gossip_addr || '—' }),
