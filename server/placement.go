@@ -40,19 +40,7 @@ func chooseVoters(cands []candidate, want int) map[string]bool {
 	for name, cs := range byDC {
 		q := &dcQueue{name: name, queue: cs}
 		slices.SortFunc(q.queue, func(a, b candidate) int {
-			switch {
-			case a.leader != b.leader:
-				if a.leader {
-					return -1
-				}
-				return 1
-			case a.voter != b.voter:
-				if a.voter {
-					return -1
-				}
-				return 1
-			}
-			return cmp.Compare(a.id, b.id)
+			return cmp.Or(trueFirst(a.leader, b.leader), trueFirst(a.voter, b.voter), cmp.Compare(a.id, b.id))
 		})
 		for _, c := range cs {
 			q.leader = q.leader || c.leader
@@ -63,16 +51,7 @@ func chooseVoters(cands []candidate, want int) map[string]bool {
 		dcs = append(dcs, q)
 	}
 	slices.SortFunc(dcs, func(a, b *dcQueue) int {
-		switch {
-		case a.leader != b.leader:
-			if a.leader {
-				return -1
-			}
-			return 1
-		case a.voters != b.voters:
-			return cmp.Compare(b.voters, a.voters)
-		}
-		return cmp.Compare(a.name, b.name)
+		return cmp.Or(trueFirst(a.leader, b.leader), cmp.Compare(b.voters, a.voters), cmp.Compare(a.name, b.name))
 	})
 	chosen := map[string]bool{}
 	for len(chosen) < want {
@@ -92,6 +71,17 @@ func chooseVoters(cands []candidate, want int) map[string]bool {
 		}
 	}
 	return chosen
+}
+
+// trueFirst orders true before false.
+func trueFirst(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
 }
 
 // place keeps Config.Voters voters spread over datacenters (leader only).
