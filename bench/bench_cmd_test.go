@@ -252,6 +252,37 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 		}
 	})
 
+	// With --bare both, each level is followed by a bare PUT handler in this
+	// process and one in its own, answering the registry's answer bytes;
+	// the registry's rate over theirs is the ratio. The bare handlers store
+	// nothing: the catalog grows by the registry's rows and the probe only.
+	t.Run("register with bare baselines", func(t *testing.T) {
+		before := reg.Node.Store().Stats().Instances
+		m := runJSON(t, "register", "--servers", reg.URL, "--clients", "2", "--duration", "300ms", "--count", "300", "--bare", "both")
+		var rows []registerResult
+		if err := json.Unmarshal(m["results"], &rows); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 3 || rows[0].Target != "registry" || rows[1].Target != "bare, in-process" || rows[2].Target != "bare, own process" {
+			t.Fatalf("rows: %+v", rows)
+		}
+		for _, r := range rows {
+			if r.Ops == 0 || r.Errors != 0 || r.OpsPerSec <= 0 {
+				t.Errorf("row %+v", r)
+			}
+		}
+		for _, r := range rows[1:] {
+			if want := rows[0].OpsPerSec / r.OpsPerSec; r.Ratio != want {
+				t.Errorf("%s: ratio %v, want %v", r.Target, r.Ratio, want)
+			}
+		}
+		// At most one registration per client was cut off by the level's
+		// end after the registry had applied it.
+		if added := int64(reg.Node.Store().Stats().Instances - before); added < rows[0].Ops+1 || added > rows[0].Ops+1+2 {
+			t.Errorf("%d instances added to the catalog, want the registry's %d, the probe and at most 2 cut off", added, rows[0].Ops)
+		}
+	})
+
 	t.Run("table", func(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if err := Run(ctx, []string{"register", "--servers", reg.URL, "--clients", "2", "--duration", "100ms", "--quiet"}, &out, &errOut); err != nil {
@@ -267,6 +298,7 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 			{"register", "--clients", "0"},
 			{"register", "--output", "yaml"},
 			{"register", "--http-client", "curl"},
+			{"register", "--bare", "sometimes"},
 			{"lookup", "--server", "a,b"},
 			{"watch", "--samples", "0"},
 			{"nope"},

@@ -320,9 +320,18 @@ func (b *bareServer) set(path string, body []byte, from http.Header) {
 	b.mu.Unlock()
 }
 
+// barePutKey is the answer a bare server gives to every PUT, whatever the
+// path (register --bare): it reads the body first, as the registry does.
+const barePutKey = "PUT *"
+
 func (b *bareServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	key := r.URL.Path
+	if r.Method == http.MethodPut {
+		_, _ = io.Copy(io.Discard, r.Body)
+		key = barePutKey
+	}
 	b.mu.RLock()
-	a, ok := b.answers[r.URL.Path]
+	a, ok := b.answers[key]
 	b.mu.RUnlock()
 	if !ok {
 		http.NotFound(w, r)
