@@ -50,6 +50,7 @@ func TestConnAlive(t *testing.T) {
 func TestMalformedCommandRefusedOnLeader(t *testing.T) {
 	c := newCluster(t, 3)
 	leader := c.nodes[c.waitLeader()]
+	c.waitAnnounced(leader)
 	ctx := context.Background()
 	for _, cmd := range []*store.Command{
 		{Type: store.CommandRegister, Namespace: "default", Service: "web", ID: "w1"}, // no instance

@@ -147,6 +147,26 @@ func (c *cluster) waitReady() {
 	})
 }
 
+// waitAnnounced waits until the leader's catalog holds every running
+// node's server record: each node writes it once it has joined (announce),
+// and a test that counts log entries must not see those writes land in
+// the middle of its count. Once written, a record is only checked again
+// every reannounceEvery.
+func (c *cluster) waitAnnounced(leader *Node) {
+	c.t.Helper()
+	c.eventually("every node's server record in the catalog", 10*time.Second, func() bool {
+		for _, n := range c.nodes {
+			if n == nil {
+				continue
+			}
+			if _, ok := leader.store.Server(n.cfg.ID); !ok {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // waitReplicated waits until every running node has applied idx.
 func (c *cluster) waitReplicated(idx uint64) {
 	c.t.Helper()
