@@ -65,10 +65,7 @@ func (n *Node) joinLocal(ctx context.Context, j joinRequest) error {
 	if err := n.ProveServer(ctx, j.ID, j.RaftAddr); err != nil {
 		return fmt.Errorf("raft: join %s: %w", j.ID, err)
 	}
-	timeout := n.cfg.ApplyTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
+	timeout := n.futureTimeout(ctx)
 	add, how := n.raft.AddVoter, "voter"
 	if j.Nonvoter {
 		add, how = n.raft.AddNonvoter, "nonvoter"
@@ -117,10 +114,7 @@ func (n *Node) changeSuffrage(ctx context.Context, id string, vote bool) error {
 	if (found.Suffrage == hraft.Voter) == vote {
 		return nil
 	}
-	timeout := n.cfg.ApplyTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
+	timeout := n.futureTimeout(ctx)
 	var f hraft.IndexFuture
 	if vote {
 		f = n.raft.AddVoter(found.ID, found.Address, cf.Index(), timeout)
@@ -219,10 +213,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return fmt.Errorf("raft: remove %s: %w", id, ErrNoLeader)
 	}
-	timeout := n.cfg.ApplyTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
+	timeout := n.futureTimeout(ctx)
 	if err := n.await(n.raft.RemoveServer(hraft.ServerID(id), 0, timeout)); err != nil {
 		return fmt.Errorf("raft: remove %s: %w", id, err)
 	}

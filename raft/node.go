@@ -361,6 +361,15 @@ func (n *Node) Shutdown() error {
 	return n.shutErr
 }
 
+// futureTimeout is how long a Raft future started for ctx may take: until
+// ctx's deadline, or ApplyTimeout without one.
+func (n *Node) futureTimeout(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return time.Until(d)
+	}
+	return n.cfg.ApplyTimeout
+}
+
 // await waits for a Raft future, or for Shutdown: a future queued around
 // shutdown may never be answered (hashicorp/raft abandons its batched apply
 // channel), and a request must not hold the node's shutdown forever.

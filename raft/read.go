@@ -76,10 +76,7 @@ func (n *Node) ensureBarrier(ctx context.Context) error {
 	if n.barrierTerm.Load() == term {
 		return nil
 	}
-	timeout := n.cfg.ApplyTimeout
-	if d, ok := ctx.Deadline(); ok {
-		timeout = time.Until(d)
-	}
+	timeout := n.futureTimeout(ctx)
 	if err := n.await(n.raft.Barrier(timeout)); err != nil {
 		if errors.Is(err, hraft.ErrNotLeader) || errors.Is(err, hraft.ErrLeadershipLost) {
 			return fmt.Errorf("raft: barrier: %w", ErrNoLeader)
