@@ -76,11 +76,7 @@ func mergeMembers(rms []raft.Member, gms []gossip.Member, haveGossip bool) []wir
 	for _, g := range gms {
 		w := byID[g.Name]
 		if w == nil {
-			role := g.Meta.Role
-			if role == "" {
-				role = store.RoleVoter
-			}
-			w = &wire.Member{ID: g.Name, RaftAddr: g.Meta.RaftAddr, HTTPAddr: g.Meta.HTTPAddr, Role: "none", ServerRole: role,
+			w = &wire.Member{ID: g.Name, RaftAddr: g.Meta.RaftAddr, HTTPAddr: g.Meta.HTTPAddr, Role: "none", ServerRole: store.ServerRole(g.Meta.Role),
 				Locality: store.Locality{Region: g.Meta.Region, Datacenter: g.Meta.Datacenter, Unit: g.Meta.Unit}}
 			byID[g.Name] = w
 		}

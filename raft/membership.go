@@ -166,12 +166,9 @@ func (n *Node) Members() ([]Member, error) {
 			m.Role = "leader"
 		}
 		if rec, ok := byID[m.ID]; ok {
-			m.HTTPAddr, m.Locality, m.Protocol = rec.HTTPAddr, rec.Locality, rec.Protocol
-			m.ServerRole = rec.Role
+			m.HTTPAddr, m.Locality, m.Protocol, m.ServerRole = rec.HTTPAddr, rec.Locality, rec.Protocol, rec.Role
 		}
-		if m.ServerRole == "" {
-			m.ServerRole = store.RoleVoter
-		}
+		m.ServerRole = store.ServerRole(m.ServerRole)
 		out = append(out, m)
 	}
 	return out, nil

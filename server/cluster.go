@@ -237,7 +237,8 @@ func (s *Server) reconcile() {
 		}
 	}
 	now := time.Now()
-	for _, g := range s.pool.Members() {
+	gms := s.pool.Members()
+	for _, g := range gms {
 		if g.Self || s.ctx.Err() != nil {
 			continue
 		}
@@ -247,7 +248,7 @@ func (s *Server) reconcile() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-			err := s.joinAs(ctx, g, voters)
+			voter, err := s.joinAs(ctx, g, voters)
 			cancel()
 			if err != nil {
 				if s.refusals.refused(g.Name, g.Meta.RaftAddr, now) {
@@ -255,8 +256,8 @@ func (s *Server) reconcile() {
 				}
 			} else {
 				s.refusals.forget(g.Name)
-				s.logger.Info("added a server found by gossip", "server", g.Name, "raft", g.Meta.RaftAddr, "role", g.Meta.Role)
-				if g.Meta.Role != store.RoleRead && voters < s.cfg.Voters {
+				s.logger.Info("added a server found by gossip", "server", g.Name, "raft", g.Meta.RaftAddr, "role", g.Meta.Role, "voter", voter)
+				if voter {
 					voters++
 				}
 			}
@@ -294,7 +295,7 @@ func (s *Server) reconcile() {
 	}
 	if s.ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
-		s.place(ctx, now)
+		s.place(ctx, gms, now)
 		cancel()
 	}
 }

@@ -93,13 +93,13 @@ func trueFirst(a, b bool) int {
 // so the cluster's fault tolerance never drops on the way. A dead voter
 // with no standby to replace it loses its vote too when that floor allows:
 // its vote only made the quorum harder to reach.
-func (s *Server) place(ctx context.Context, now time.Time) {
-	rms, err := s.node.Members()
+func (s *Server) place(ctx context.Context, gms []gossip.Member, now time.Time) {
+	rms, err := s.node.Members() // again: reconcile may have added servers
 	if err != nil {
 		return
 	}
-	gm := map[string]gossip.Member{}
-	for _, g := range s.pool.Members() {
+	gm := make(map[string]gossip.Member, len(gms))
+	for _, g := range gms {
 		gm[g.Name] = g
 	}
 	var cands []candidate
@@ -154,10 +154,11 @@ func (s *Server) place(ctx context.Context, now time.Time) {
 
 // joinAs says how a server found by gossip enters the configuration: a
 // read server and a voter beyond Config.Voters as non-voters; place gives
-// the latter a vote when one is due.
-func (s *Server) joinAs(ctx context.Context, g gossip.Member, voters int) error {
+// the latter a vote when one is due. It reports whether the server joined
+// with a vote.
+func (s *Server) joinAs(ctx context.Context, g gossip.Member, voters int) (voter bool, err error) {
 	if g.Meta.Role == store.RoleRead || voters >= s.cfg.Voters {
-		return s.node.JoinNonvoter(ctx, g.Name, g.Meta.RaftAddr)
+		return false, s.node.JoinNonvoter(ctx, g.Name, g.Meta.RaftAddr)
 	}
-	return s.node.Join(ctx, g.Name, g.Meta.RaftAddr)
+	return true, s.node.Join(ctx, g.Name, g.Meta.RaftAddr)
 }

@@ -258,3 +258,12 @@ const (
 // ValidRole reports whether r names a server role ("" is a voter of a
 // version before roles).
 func ValidRole(r string) bool { return r == "" || r == RoleVoter || r == RoleRead }
+
+// ServerRole is the role r names, "" (a version before roles) read as
+// RoleVoter.
+func ServerRole(r string) string {
+	if r == "" {
+		return RoleVoter
+	}
+	return r
+}
