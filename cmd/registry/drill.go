@@ -229,10 +229,9 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 	// outlives ctx, so that a cancelled drill can still heal.
 	hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer hcancel()
-	var heal func() error
-	healed := false
+	var heal func() error // nil once the fault is undone, or none was made
 	defer func() {
-		if heal != nil && !healed {
+		if heal != nil {
 			if err := heal(); err != nil {
 				logf("%s: the fault could not be undone: %v", scenario, err)
 			} else {
@@ -311,8 +310,9 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 	if err := sleep(fault); err != nil {
 		return err
 	}
-	healed = true
-	if err := heal(); err != nil {
+	h := heal
+	heal = nil
+	if err := h(); err != nil {
 		return err
 	}
 	end := time.Now()
