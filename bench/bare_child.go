@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -57,7 +58,7 @@ func startChildBare(b *bareServer) (string, int, func(), error) {
 		os.Remove(f.Name())
 		return "", 0, nil, fmt.Errorf("bare child: %w", err)
 	}
-	cmd := exec.Command(exe, "bare-serve", "--answers", f.Name())
+	cmd := exec.Command(exe, "bare-serve", "--answers", f.Name(), "--hold="+strconv.FormatBool(b.hold))
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -113,6 +114,7 @@ func runBareServe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("registry-bench bare-serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("answers", "", "JSON file of answers by path")
+	hold := fs.Bool("hold", false, "also park GET /hold until POST /release (the watchers' baseline)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -125,6 +127,7 @@ func runBareServe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("%s: %w", *file, err)
 	}
 	b := newBareServer()
+	b.hold = *hold
 	for p, a := range answers {
 		b.set(p, a.Body, a.Header)
 	}

@@ -31,6 +31,8 @@ commands:
   silence    time from an instance's last heartbeat to unhealthy on every server (p50/p99)
   detect     SIGKILL a server and time until another shows it suspect, then dead
   sdk-watch  write → the Go SDK's Watch delivering it, p50/p99
+  scale      starts a cluster and measures it at scale: a million instances, snapshots,
+             tens of thousands of watchers, 100,000 heartbeating instances (one table)
 
 Run "registry-bench <command> -h" for its flags.
 `
@@ -58,6 +60,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDetect(ctx, args[1:], stdout, stderr)
 	case "sdk-watch":
 		return runSDKWatch(ctx, args[1:], stdout, stderr)
+	case "scale":
+		return runScale(ctx, args[1:], stdout, stderr)
+	case "watch-hold":
+		// Hidden: a process of parked blocking queries (scale).
+		return runWatchHold(ctx, args[1:], stdout, stderr)
 	case "dns-bare":
 		// Hidden: the baseline DNS server of scripts/bench-dns.sh.
 		return runDNSBare(ctx, args[1:], stdout, stderr)

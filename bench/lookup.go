@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -295,6 +296,13 @@ func fetchOnce(ctx context.Context, target string, n int, timeout time.Duration)
 type bareServer struct {
 	mu      sync.RWMutex
 	answers map[string]bareAnswer
+
+	// hold: GET /hold parks until POST /release (the watchers' baseline
+	// of `scale`); GET /parked and GET /memory answer in the index header.
+	hold        bool
+	parked      atomic.Int64
+	release     chan struct{}
+	releaseOnce sync.Once
 }
 
 type bareAnswer struct {
@@ -302,7 +310,41 @@ type bareAnswer struct {
 	header http.Header
 }
 
-func newBareServer() *bareServer { return &bareServer{answers: map[string]bareAnswer{}} }
+func newBareServer() *bareServer {
+	return &bareServer{answers: map[string]bareAnswer{}, release: make(chan struct{})}
+}
+
+// holdAnswer is what a parked request gets when released: about the size
+// of the registry's answer for the 10-instance service `scale` watches.
+var holdAnswer = []byte(`{"instances":[` + strings.Repeat(`{"id":"w","address":"10.0.0.1","port":8080,"tags":["v2","http"],"metadata":{"version":"2.3.1"}},`, 40) + `{}]}`)
+
+// serveHold answers the hold mode's paths; it reports whether it did.
+func (b *bareServer) serveHold(w http.ResponseWriter, r *http.Request) bool {
+	switch r.URL.Path {
+	case "/hold":
+		b.parked.Add(1)
+		select {
+		case <-b.release:
+		case <-r.Context().Done():
+		}
+		b.parked.Add(-1)
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Header().Set("X-Switchyard-Index", "1")
+		_, _ = w.Write(holdAnswer)
+	case "/release":
+		b.releaseOnce.Do(func() { close(b.release) })
+	case "/parked":
+		w.Header().Set("X-Switchyard-Index", strconv.FormatInt(b.parked.Load(), 10))
+	case "/memory":
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		w.Header().Set("X-Switchyard-Index", strconv.FormatUint(ms.HeapAlloc+ms.StackInuse, 10))
+	default:
+		return false
+	}
+	return true
+}
 
 // set stores the answer to GET path. The registry's own headers (content
 // type, index, staleness) are copied so that the answers have the same
@@ -325,6 +367,9 @@ func (b *bareServer) set(path string, body []byte, from http.Header) {
 const barePutKey = "PUT *"
 
 func (b *bareServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if b.hold && b.serveHold(w, r) {
+		return
+	}
 	key := r.URL.Path
 	if r.Method == http.MethodPut {
 		_, _ = io.Copy(io.Discard, r.Body)

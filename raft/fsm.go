@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	hraft "github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -16,6 +18,37 @@ import (
 type fsm struct {
 	store   *store.Store
 	applied *indexNotifier
+	// metrics, when set, times snapshots and restores (nil in recovery).
+	metrics *snapshotMetrics
+}
+
+// snapshotMetrics time the catalog's Raft snapshots: capturing the views
+// (under the store's writer lock, so writes wait for it), writing them to
+// the snapshot file (concurrently with writes), and restoring one (a new
+// follower's install, or a restart).
+type snapshotMetrics struct {
+	seconds *prometheus.HistogramVec
+	bytes   prometheus.Gauge
+}
+
+func newSnapshotMetrics() *snapshotMetrics {
+	return &snapshotMetrics{
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "switchyard_raft_snapshot_seconds",
+			Help:    "Raft snapshots of the catalog by phase: capture (writes wait for it), persist (writing the file, concurrent with writes), restore (installing one: a new or lagging follower, a restart).",
+			Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"phase"}),
+		bytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_raft_snapshot_bytes",
+			Help: "Size of the last catalog snapshot this server wrote.",
+		}),
+	}
+}
+
+func (m *snapshotMetrics) observe(phase string, since time.Time) {
+	if m != nil {
+		m.seconds.WithLabelValues(phase).Observe(time.Since(since).Seconds())
+	}
 }
 
 // The FSM's answer for one entry, through the ApplyFuture, is a
@@ -65,27 +98,44 @@ func (f *fsm) apply(l *hraft.Log) any {
 }
 
 func (f *fsm) Snapshot() (hraft.FSMSnapshot, error) {
-	return &fsmSnapshot{snap: f.store.Snapshot()}, nil
+	start := time.Now()
+	snap := f.store.Snapshot()
+	f.metrics.observe("capture", start)
+	return &fsmSnapshot{snap: snap, metrics: f.metrics}, nil
 }
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	start := time.Now()
 	if err := f.store.Restore(rc); err != nil {
 		return err
 	}
+	f.metrics.observe("restore", start)
 	f.applied.advance(f.store.Index())
 	return nil
 }
 
-type fsmSnapshot struct{ snap *store.Snapshot }
+type fsmSnapshot struct {
+	snap    *store.Snapshot
+	metrics *snapshotMetrics
+}
 
 // Persist writes the catalog; the file snapshot store checksums it.
 func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
-	if _, err := s.snap.WriteTo(sink); err != nil {
+	start := time.Now()
+	n, err := s.snap.WriteTo(sink)
+	if err != nil {
 		sink.Cancel()
 		return err
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	if s.metrics != nil {
+		s.metrics.observe("persist", start)
+		s.metrics.bytes.Set(float64(n))
+	}
+	return nil
 }
 
 func (s *fsmSnapshot) Release() {}

@@ -126,6 +126,9 @@ func (c Config) Validate() error {
 		c.LeaderLeaseTimeout < 5*time.Millisecond || c.CommitTimeout < time.Millisecond {
 		return fmt.Errorf("raft: config: heartbeat, election and leader lease timeouts must be at least 5ms and the commit timeout at least 1ms")
 	}
+	if c.SnapshotThreshold < 1 || c.SnapshotInterval < 5*time.Millisecond {
+		return fmt.Errorf("raft: config: the snapshot threshold must be at least 1 entry and the snapshot interval at least 5ms")
+	}
 	switch c.LogStore {
 	case "", LogStoreBolt, LogStoreWAL:
 	default:
@@ -173,6 +176,7 @@ type Node struct {
 	// forwarded counts the requests other servers forwarded to this one
 	// as leader, by op: what followers cost the leader.
 	forwarded *prometheus.CounterVec
+	snapshots *snapshotMetrics
 
 	hadState    bool // the data dir held Raft state at Open
 	ready       atomic.Bool
@@ -270,6 +274,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 			Name: "switchyard_raft_forwarded_requests_total",
 			Help: "On the leader: requests other servers forwarded to it, by op (apply, read_index, join).",
 		}, []string{"op"}),
+		snapshots: newSnapshotMetrics(),
 	}
 	n.fwd.useMux = n.speaksMux
 	hasState, err := hraft.HasExistingState(logs, logs, snaps)
@@ -285,7 +290,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 		n.closeParts()
 		return nil, fmt.Errorf("raft: log cache: %w", err)
 	}
-	r, err := hraft.NewRaft(rc, &fsm{store: st, applied: n.applied}, cached, logs, snaps, transport)
+	r, err := hraft.NewRaft(rc, &fsm{store: st, applied: n.applied, metrics: n.snapshots}, cached, logs, snaps, transport)
 	if err != nil {
 		n.closeParts()
 		return nil, fmt.Errorf("raft: start: %w", err)
@@ -407,5 +412,5 @@ func (n *Node) LeadershipChanges() uint64 { return n.leadership.Load() }
 
 // Collectors are the node's own Prometheus metrics.
 func (n *Node) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{n.commitTime, n.forwarded}
+	return []prometheus.Collector{n.commitTime, n.forwarded, n.snapshots.seconds, n.snapshots.bytes}
 }

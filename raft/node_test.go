@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -240,6 +244,16 @@ func TestRestartFromDataDirs(t *testing.T) {
 					if err := n.Snapshot(); err != nil {
 						t.Fatal(err)
 					}
+					// The snapshot was timed and its size kept for /metrics.
+					if got := snapshotCount(t, n, "capture"); got != 1 {
+						t.Fatalf("%s: %d captures timed, want 1", n.ID(), got)
+					}
+					if got := snapshotCount(t, n, "persist"); got != 1 {
+						t.Fatalf("%s: %d persists timed, want 1", n.ID(), got)
+					}
+					if b := testutil.ToFloat64(n.snapshots.bytes); b < 1000 {
+						t.Fatalf("%s: last snapshot %v bytes, want the 99 instances' worth", n.ID(), b)
+					}
 				}
 			}
 			c.stopAll()
@@ -254,6 +268,10 @@ func TestRestartFromDataDirs(t *testing.T) {
 				}
 				if ns, err := n.Store().Namespace("prod"); err != nil || ns.Namespace.Fallback != "default" {
 					t.Fatalf("%s lost namespace prod or its fallback: %v", n.ID(), err)
+				}
+				// A restart restores the local snapshot, timed, when there is one.
+				if got, want := snapshotCount(t, n, "restore"), map[bool]uint64{true: 1, false: 0}[withSnapshot]; got != want {
+					t.Fatalf("%s: %d restores timed after restart, want %d", n.ID(), got, want)
 				}
 				if withSnapshot {
 					first, err := n.logs.FirstIndex()
@@ -398,4 +416,14 @@ func TestConcurrentWritesShareEntries(t *testing.T) {
 	if got := len(instanceIDs(t, leader, "default", "batch")); got != writers*each {
 		t.Fatalf("%d instances applied, want %d", got, writers*each)
 	}
+}
+
+// snapshotCount is how many snapshot phases of this kind n has timed.
+func snapshotCount(t *testing.T, n *Node, phase string) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := n.snapshots.seconds.WithLabelValues(phase).(prometheus.Histogram).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }

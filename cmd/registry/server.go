@@ -60,6 +60,9 @@ type serverOptions struct {
 	heartbeatTimeout time.Duration
 	electionTimeout  time.Duration
 	commitTimeout    time.Duration
+	snapThreshold    uint64
+	snapInterval     time.Duration
+	trailingLogs     uint64
 	logStore         string
 	deadServerAfter  time.Duration
 	minQuorum        int
@@ -152,6 +155,11 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.DurationVar(&o.electionTimeout, "raft-election-timeout", def.Raft.ElectionTimeout, "candidate: time before a new election")
 	fs.DurationVar(&o.commitTimeout, "raft-commit-timeout", def.Raft.CommitTimeout,
 		"leader: idle interval at which followers learn the commit index (lower: faster writes via followers; higher: less idle CPU)")
+	fs.Uint64Var(&o.snapThreshold, "raft-snapshot-threshold", def.Raft.SnapshotThreshold,
+		"take a Raft snapshot of the catalog once this many log entries follow the last one (checked every --raft-snapshot-interval)")
+	fs.DurationVar(&o.snapInterval, "raft-snapshot-interval", def.Raft.SnapshotInterval, "how often to check --raft-snapshot-threshold (each check at a random point of the interval)")
+	fs.Uint64Var(&o.trailingLogs, "raft-trailing-logs", def.Raft.TrailingLogs,
+		"log entries kept after a snapshot, so a follower that lags by fewer catches up from the log instead of installing a snapshot")
 	fs.StringVar(&o.logStore, "raft-log-store", raft.LogStoreBolt,
 		"log store of a new data directory: bolt (raft.db, two syncs per append) or wal (hashicorp/raft-wal segment files, one sync per append); a data directory that holds one keeps it")
 	fs.DurationVar(&o.deadServerAfter, "dead-server-after", def.DeadServerAfter, "remove a server dead this long from the Raft configuration (0: never)")

@@ -164,6 +164,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	} else {
 		cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.CommitTimeout = o.heartbeatTimeout, o.electionTimeout, o.commitTimeout
 		cfg.Raft.LogStore = o.logStore
+		cfg.Raft.SnapshotThreshold, cfg.Raft.SnapshotInterval, cfg.Raft.TrailingLogs = o.snapThreshold, o.snapInterval, o.trailingLogs
 		cfg.Raft.LeaderLeaseTimeout = min(cfg.Raft.LeaderLeaseTimeout, cfg.Raft.HeartbeatTimeout)
 		cfg.DeadServerAfter, cfg.MinQuorum = o.deadServerAfter, o.minQuorum
 		cfg.Role, cfg.Voters, cfg.ServerStabilization = o.role, o.voters, o.stabilization
