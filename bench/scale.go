@@ -112,6 +112,8 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer os.RemoveAll(d)
 		s.dir = d
+	} else if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return err
 	}
 	rows, err := scaleRun(ctx, s)
 	if c.output == "json" {
