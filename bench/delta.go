@@ -431,7 +431,7 @@ func deltaTable(r deltaResult) *table {
 	}
 	for _, m := range []deltaModeResult{r.Full, r.Delta} {
 		what := map[string]string{"full": "full answers", "delta": "deltas"}[m.Mode]
-		t.add(what, strconv.Itoa(r.Watchers), strconv.Itoa(m.Changes), strconv.Itoa(m.Answers),
+		t.add(what, thousands(int64(r.Watchers)), strconv.Itoa(m.Changes), thousands(int64(m.Answers)),
 			thousands(int64(m.BytesPerChange+0.5)), thousands(int64(m.BytesPerAnswer+0.5)),
 			fmtMs(m.LastWakeP50ms), fmtMs(m.LastWakeMaxms), strconv.Itoa(m.Early), strconv.Itoa(m.Missed), strconv.Itoa(m.Errors))
 		if m.FirstErr != "" {
