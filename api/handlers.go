@@ -308,14 +308,27 @@ const HeaderProtected = "X-Switchyard-Protected"
 // it is the catalog's full list; with either, it is a selection: the
 // instances that may receive the caller's traffic, nearest first (see
 // selectInstances).
+//
+// With delta=, the answer carries a delta token (HeaderDeltaToken); with a
+// token, it may hold only the changes since that token's answer (see
+// delta.go).
 func (s *Server) listInstances(c *gin.Context) {
 	q, ok := s.lookupQuery(c)
 	if !ok {
 		return
 	}
+	dq, err := parseDelta(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
 	if !q.selection {
 		var v *store.ServiceView
 		if _, ok := s.block(c, s.serviceQuery(c, &v)); ok {
+			if dq.want {
+				answerList(c, v, dq)
+				return
+			}
 			c.Data(http.StatusOK, "application/json; charset=utf-8", encodeInstances(v))
 		}
 		return
@@ -326,6 +339,10 @@ func (s *Server) listInstances(c *gin.Context) {
 	}
 	if r.protected {
 		c.Header(HeaderProtected, "1")
+	}
+	if dq.want {
+		r.answer(c, dq)
+		return
 	}
 	c.Data(http.StatusOK, "application/json; charset=utf-8", r.body())
 }

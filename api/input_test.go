@@ -236,6 +236,14 @@ func TestBadInput(t *testing.T) {
 		{name: "index=abc on namespaces", method: "GET", path: "/v1/namespaces?index=abc", status: 400, code: "bad_request"},
 		{name: "wait=forever on service", method: "GET", path: "/v1/namespaces/default/services/web?wait=forever", status: 400, code: "bad_request"},
 		{name: "consistent=maybe on instance", method: "GET", path: web1 + "?consistent=maybe", status: 400, code: "bad_request"},
+		{name: "delta=maybe", method: "GET", path: webList + "?delta=maybe", status: 400, code: "bad_request"},
+		{name: "delta token of another format", method: "GET", path: webList + "?delta=d2.5.00000000000000000000000000000000", status: 400, code: "bad_request"},
+		{name: "delta token with a short hash", method: "GET", path: webList + "?delta=d1.5.abc", status: 400, code: "bad_request"},
+		{name: "delta token with uppercase hex", method: "GET", path: webList + "?delta=d1.5.0000000000000000000000000000000A", status: 400, code: "bad_request"},
+		{name: "delta token with a negative base", method: "GET", path: webList + "?delta=d1.-5.00000000000000000000000000000000", status: 400, code: "bad_request"},
+		{name: "delta token with a padded base", method: "GET", path: webList + "?delta=d1.05.00000000000000000000000000000000", status: 400, code: "bad_request"},
+		{name: "delta= too long", method: "GET", path: webList + "?delta=d1.5." + strings.Repeat("0", 100), status: 400, code: "bad_request"},
+		{name: "delta=maybe on a selection", method: "GET", path: webList + "?healthy=true&delta=maybe", status: 400, code: "bad_request"},
 
 		// Namespaces.
 		{name: "namespace falls back to itself", method: "PUT", path: "/v1/namespaces/prod", body: `{"fallback":"prod"}`, status: 400, code: "invalid"},

@@ -6,6 +6,7 @@
 //	registry-bench register --servers http://127.0.0.1:7410,... --clients 1,16,64 --duration 10s
 //	registry-bench lookup   --server http://127.0.0.1:7400 --instances 10,1000 --clients 16,64 --duration 10s
 //	registry-bench watch    --server http://127.0.0.1:7400 --samples 200
+//	registry-bench delta    --server http://127.0.0.1:7400 --instances 5000 --watchers 1000 --changes 20
 //
 // Every loop is bounded both in count and in time. Results print as a
 // markdown table (--output table, the default) or as JSON (--output json).
@@ -31,6 +32,7 @@ commands:
   silence    time from an instance's last heartbeat to unhealthy on every server (p50/p99)
   detect     SIGKILL a server and time until another shows it suspect, then dead
   sdk-watch  write → the Go SDK's Watch delivering it, p50/p99
+  delta      bytes per change to many watchers of a big service: full answers vs deltas
   scale      starts a cluster and measures it at scale: a million instances, snapshots,
              tens of thousands of watchers, 100,000 heartbeating instances (one table)
 
@@ -60,6 +62,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDetect(ctx, args[1:], stdout, stderr)
 	case "sdk-watch":
 		return runSDKWatch(ctx, args[1:], stdout, stderr)
+	case "delta":
+		return runDelta(ctx, args[1:], stdout, stderr)
 	case "scale":
 		return runScale(ctx, args[1:], stdout, stderr)
 	case "watch-hold":

@@ -252,6 +252,40 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 		}
 	})
 
+	// Watchers of a service of a few hundred instances: with deltas they
+	// read a small fraction of what full answers cost them per change,
+	// and one of them, rebuilding every answer from its deltas, ends with
+	// the server's full answer.
+	t.Run("delta", func(t *testing.T) {
+		m := runJSON(t, "delta", "--server", reg.URL, "--instances", "300", "--watchers", "20", "--changes", "6", "--settle", "100ms", "--wait", "20s")
+		var rows []deltaResult
+		if err := json.Unmarshal(m["results"], &rows); err != nil {
+			t.Fatal(err)
+		}
+		r := rows[0]
+		for _, md := range []deltaModeResult{r.Full, r.Delta} {
+			if md.Changes != 6 || md.Answers != 6*20 || md.Early+md.Missed+md.Errors != 0 {
+				t.Errorf("%s: %+v", md.Mode, md)
+			}
+		}
+		if !r.Verified {
+			t.Errorf("not verified: %s", r.VerifyErr)
+		}
+		// A full answer of 300 instances is about 100 KB; a delta of one
+		// change a few hundred bytes with its headers.
+		if r.FullAnswerBytes < 50_000 || r.Full.BytesPerAnswer < float64(r.FullAnswerBytes) ||
+			r.Delta.BytesPerAnswer <= 0 || r.Delta.BytesPerAnswer > 2_000 || r.Ratio <= 0 || r.Ratio > 0.05 {
+			t.Errorf("bytes: full answer %d, full %+v, delta %+v, ratio %v", r.FullAnswerBytes, r.Full, r.Delta, r.Ratio)
+		}
+		if r.Ratio != r.Delta.BytesPerChange/r.Full.BytesPerChange {
+			t.Errorf("ratio %v, bytes per change %v / %v", r.Ratio, r.Delta.BytesPerChange, r.Full.BytesPerChange)
+		}
+		// The service made for the run is gone.
+		if _, err := reg.Node.Store().Service("default", r.Service); err == nil {
+			t.Errorf("service %s left behind", r.Service)
+		}
+	})
+
 	// With --bare both, each level is followed by a bare PUT handler in this
 	// process and one in its own, answering the registry's answer bytes;
 	// the registry's rate over theirs is the ratio. The bare handlers store
@@ -301,6 +335,9 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 			{"register", "--bare", "sometimes"},
 			{"lookup", "--server", "a,b"},
 			{"watch", "--samples", "0"},
+			{"delta", "--watchers", "0"},
+			{"delta", "--server", "a,b"},
+			{"delta", "--instances", "1000000"},
 			{"nope"},
 		} {
 			var out, errOut bytes.Buffer

@@ -234,7 +234,7 @@ func populate(ctx context.Context, server, ns, svc string, n int, timeout time.D
 				if i >= int64(n) || ctx.Err() != nil {
 					return
 				}
-				body := fmt.Sprintf(`{"address":"10.1.%d.%d","port":8080,"locality":{"region":"eu-west","datacenter":"dc1","unit":"u%d"},"tags":["v1"],"ephemeral":false}`, i/250, 1+i%250, i%4)
+				body := instanceBody(int(i), `"v1"`)
 				req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/i-%05d", base, i), strings.NewReader(body))
 				if err == nil {
 					req.Header.Set("Content-Type", "application/json")
@@ -256,6 +256,14 @@ func populate(ctx context.Context, server, ns, svc string, n int, timeout time.D
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// instanceBody is the registration of instance i as populate makes it,
+// with tags (a JSON list's inside): a persistent instance in region
+// eu-west, datacenter dc1, one of four units.
+func instanceBody(i int, tags string) string {
+	return fmt.Sprintf(`{"address":"10.1.%d.%d","port":8080,"locality":{"region":"eu-west","datacenter":"dc1","unit":"u%d"},"tags":[%s],"ephemeral":false}`,
+		i/250, 1+i%250, i%4, tags)
 }
 
 // fetchOnce reads the answer the benchmark will request over and over, and

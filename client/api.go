@@ -203,6 +203,27 @@ type LookupOptions struct {
 
 // Lookup lists a service's instances.
 func (a *API) Lookup(ctx context.Context, ns, svc string, o LookupOptions) (*Instances, error) {
+	out, _, err := a.lookup(ctx, ns, svc, o, "")
+	return out, err
+}
+
+// LookupDelta is Lookup for a caller that keeps the last full answer: with
+// token "" it asks for the full answer and a delta token; with the token
+// of the last answer, the server may answer only what changed since
+// (Instances.Delta): ApplyDelta on the last full answer makes the new one.
+// Either way it returns the token to send next. A token the server cannot
+// use (another question, an answer too old) gets the full answer.
+func (a *API) LookupDelta(ctx context.Context, ns, svc string, o LookupOptions, token string) (*Instances, string, error) {
+	if token == "" {
+		token = "true"
+	}
+	return a.lookup(ctx, ns, svc, o, token)
+}
+
+// HeaderDeltaToken is the answer header that carries the delta token.
+const HeaderDeltaToken = "X-Switchyard-Delta-Token"
+
+func (a *API) lookup(ctx context.Context, ns, svc string, o LookupOptions, delta string) (*Instances, string, error) {
 	q := url.Values{}
 	if o.HealthyOnly {
 		q.Set("healthy", "true")
@@ -219,15 +240,19 @@ func (a *API) Lookup(ctx context.Context, ns, svc string, o LookupOptions) (*Ins
 			q.Set("wait", o.Wait.String())
 		}
 	}
+	if delta != "" {
+		q.Set("delta", delta)
+	}
 	path := "/v1/namespaces/" + url.PathEscape(ns) + "/services/" + url.PathEscape(svc) + "/instances"
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
 	var out Instances
-	if _, err := a.do(ctx, http.MethodGet, path, nil, &out); err != nil {
-		return nil, err
+	hdr, err := a.do(ctx, http.MethodGet, path, nil, &out)
+	if err != nil {
+		return nil, "", err
 	}
-	return &out, nil
+	return &out, hdr.Get(HeaderDeltaToken), nil
 }
 
 // Members lists the servers of the cluster.

@@ -422,22 +422,43 @@ func (st *serviceState) counter(id string) *atomic.Int64 {
 }
 
 // watch keeps a service's view fresh with blocking queries, failing over
-// between servers with jittered backoff.
+// between servers with jittered backoff. After its first full answer it
+// asks for deltas (LookupDelta) and applies them to the last full answer
+// a server gave, which it keeps apart from the view: empty-answer
+// protection may keep a view the server's answer no longer holds.
 func (c *Client) watch(st *serviceState) {
 	defer c.wg.Done()
 	server := rand.IntN(len(c.apis))
 	var index uint64
+	var (
+		last  *Instances // the last full answer, rebuilt from deltas
+		token string     // its delta token; "" asks for a full answer
+	)
 	failures := 0
 	near := c.cfg.Locality.Path()
 	for c.ctx.Err() == nil {
 		a := c.apis[server]
 		ctx, cancel := context.WithTimeout(c.ctx, c.cfg.Wait+10*time.Second)
-		res, err := a.Lookup(ctx, c.cfg.Namespace, st.name, LookupOptions{HealthyOnly: true, Near: near, Index: index, Wait: c.cfg.Wait})
+		res, next, err := a.LookupDelta(ctx, c.cfg.Namespace, st.name, LookupOptions{HealthyOnly: true, Near: near, Index: index, Wait: c.cfg.Wait}, token)
 		cancel()
+		if err == nil && res.Delta {
+			full, aerr := applyDelta(last, res)
+			if aerr != nil {
+				// Nothing to apply it to, or it does not fit: ask again in
+				// full, at once.
+				c.logger.Debug("delta not applied; asking for the full answer", "service", st.name, "err", aerr)
+				last, token, index = nil, "", 0
+				continue
+			}
+			res = full
+		}
 		switch {
 		case err == nil:
 			failures = 0
 			st.live.Store(true)
+			// A token is good on every server (they share one history);
+			// one that cannot use it answers in full.
+			last, token = res, next
 			c.update(st, res)
 			index = res.Index
 			st.markReady()
@@ -450,6 +471,7 @@ func (c *Client) watch(st *serviceState) {
 			c.deleted(st)
 			st.markReady()
 			index = 0
+			last, token = nil, ""
 			if !sleepCtx(c.ctx, time.Second) {
 				return
 			}
@@ -473,6 +495,15 @@ func (c *Client) watch(st *serviceState) {
 			return
 		}
 	}
+}
+
+// applyDelta makes the full answer of a delta answer to the last full
+// one.
+func applyDelta(last, d *Instances) (*Instances, error) {
+	if last == nil {
+		return nil, fmt.Errorf("client: a delta answer, but no full answer to apply it to: %w", wire.ErrBadDelta)
+	}
+	return last.ApplyDelta(d)
 }
 
 // backoff is 50 ms doubling to 800 ms, with full jitter (the first

@@ -96,6 +96,11 @@ type Selection struct {
 	// Levels are the levels that make up the chosen scope, nearest first:
 	// one when the nearest level could serve alone, more after spill-over.
 	Levels []Level
+	// Regions name, for each of Levels, the region of another-region level
+	// (region+1, region+2, …) and are "" for the others: which region a
+	// level stands for moves with the round-trip times, so the scope is
+	// known only with them (see Scope).
+	Regions []string
 	// Protected: fewer than the service's protect threshold of the scope's
 	// instances are healthy, so every enabled instance of the scope is a
 	// candidate, unhealthy ones included.
@@ -147,6 +152,7 @@ func Select(in Input) Selection {
 	n := 0
 	for _, lv := range scope {
 		sel.Levels = append(sel.Levels, lv.level)
+		sel.Regions = append(sel.Regions, lv.region)
 		n += len(lv.serving)
 	}
 	sel.Candidates = make([]Candidate, 0, n)
@@ -164,6 +170,7 @@ func Select(in Input) Selection {
 // level is the instances of one level.
 type level struct {
 	level   Level
+	region  string            // of another-region level, else ""
 	serving []*store.Instance // enabled, weight > 0, by id
 	enabled int               // len(serving)
 	healthy int               // healthy among serving
@@ -229,6 +236,9 @@ func group(in Input) []level {
 		g := byLevel[lv]
 		if g == nil {
 			g = &level{level: lv}
+			if lv > LevelRegion && lv < LevelAnywhere {
+				g.region = i.Locality.Region
+			}
 			byLevel[lv] = g
 		}
 		g.serving = append(g.serving, i)

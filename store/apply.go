@@ -182,7 +182,7 @@ func (t *txn) mutableSvc(se *svcEntry) *ServiceView {
 	v := t.svc[se]
 	if v == nil {
 		old := se.view.Load()
-		v = &ServiceView{Service: old.Service, list: old.list}
+		v = &ServiceView{Service: old.Service, list: old.list, changes: old.changes}
 		t.svc[se] = v
 	}
 	v.Index = t.index
@@ -272,6 +272,7 @@ func (t *txn) deregister(c *Command) error {
 			c.ID, c.Namespace, c.Service, ErrConflict, prev.ModifyIndex, c.IfIndex)
 	}
 	t.instances(se).remove(c.ID)
+	t.mutableSvc(se).recordRemoval(prev.ID, t.index)
 	t.mutableNS(e, false)
 	return nil
 }

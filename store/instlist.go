@@ -23,12 +23,26 @@ type instChunk struct {
 	// last is the id of the last item: locate's search over chunks
 	// compares it without loading the item (kept by every change, below).
 	last string
+	// maxMod is at least the ModifyIndex of every item (exact but after
+	// an item is replaced by one with a lower index, which the store never
+	// does): changedSince skips a chunk whose maxMod is not past its
+	// index, so a delta of a few changes reads a few chunks, not every
+	// instance.
+	maxMod uint64
 }
 
 // setLast updates last after a change of items.
 func (c *instChunk) setLast() {
 	if len(c.items) > 0 {
 		c.last = c.items[len(c.items)-1].ID
+	}
+}
+
+// setMaxMod recomputes maxMod from the items.
+func (c *instChunk) setMaxMod() {
+	c.maxMod = 0
+	for _, in := range c.items {
+		c.maxMod = max(c.maxMod, in.ModifyIndex)
 	}
 }
 
@@ -114,7 +128,7 @@ type listEdit struct {
 func (e listEdit) own(ci int) *instChunk {
 	c := e.l.chunks[ci]
 	if !e.owned[c] {
-		c = &instChunk{items: slices.Grow(slices.Clone(c.items), 1), last: c.last}
+		c = &instChunk{items: slices.Grow(slices.Clone(c.items), 1), last: c.last, maxMod: c.maxMod}
 		e.owned[c] = true
 		e.l.chunks[ci] = c
 	}
@@ -125,7 +139,7 @@ func (e listEdit) own(ci int) *instChunk {
 func (e listEdit) set(in *Instance) {
 	l := e.l
 	if len(l.chunks) == 0 {
-		c := &instChunk{items: []*Instance{in}, last: in.ID}
+		c := &instChunk{items: []*Instance{in}, last: in.ID, maxMod: in.ModifyIndex}
 		e.owned[c] = true
 		l.chunks = append(l.chunks, c)
 		l.n = 1
@@ -134,6 +148,7 @@ func (e listEdit) set(in *Instance) {
 	}
 	ci, i, found := l.locate(in.ID)
 	c := e.own(ci)
+	c.maxMod = max(c.maxMod, in.ModifyIndex)
 	if found {
 		l.probed += probedDelta(c.items[i], in)
 		c.items[i] = in
@@ -146,8 +161,10 @@ func (e listEdit) set(in *Instance) {
 		half := len(c.items) / 2
 		right := &instChunk{items: slices.Clone(c.items[half:])}
 		right.setLast()
+		right.setMaxMod()
 		clear(c.items[half:]) // no stale pointers behind the length
 		c.items = c.items[:half]
+		c.setMaxMod()
 		e.owned[right] = true
 		l.chunks = slices.Insert(l.chunks, ci+1, right)
 	}
@@ -165,6 +182,7 @@ func (e listEdit) remove(id string) {
 	l.probed += probedDelta(c.items[i], nil)
 	c.items = slices.Delete(c.items, i, i+1)
 	c.setLast()
+	c.setMaxMod()
 	l.n--
 	switch {
 	case len(c.items) == 0:
@@ -180,6 +198,7 @@ func (e listEdit) remove(id string) {
 			m := &instChunk{items: make([]*Instance, 0, len(l.chunks[lo].items)+len(l.chunks[hi].items)+1)}
 			m.items = append(append(m.items, l.chunks[lo].items...), l.chunks[hi].items...)
 			m.setLast()
+			m.maxMod = max(l.chunks[lo].maxMod, l.chunks[hi].maxMod)
 			e.owned[m] = true
 			l.chunks[lo] = m
 			l.chunks = slices.Delete(l.chunks, hi, hi+1)
@@ -197,8 +216,24 @@ func (l *instList) push(in *Instance) {
 	c := l.chunks[len(l.chunks)-1]
 	c.items = append(c.items, in)
 	c.last = in.ID
+	c.maxMod = max(c.maxMod, in.ModifyIndex)
 	l.n++
 	l.probed += probedDelta(nil, in)
+}
+
+// changedSince calls yield, in id order, for each instance whose
+// ModifyIndex is above since, until it returns false.
+func (l *instList) changedSince(since uint64, yield func(*Instance) bool) {
+	for _, c := range l.chunks {
+		if c.maxMod <= since {
+			continue
+		}
+		for _, in := range c.items {
+			if in.ModifyIndex > since && !yield(in) {
+				return
+			}
+		}
+	}
 }
 
 // last is the instance with the highest id, or nil.

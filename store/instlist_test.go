@@ -37,12 +37,37 @@ func checkList(t *testing.T, l *instList, want map[string]int) {
 	if l.probed != n {
 		t.Fatalf("probed count %d, want %d", l.probed, n)
 	}
+	var top uint64
 	for i, c := range l.chunks {
 		if len(c.items) == 0 || len(c.items) > chunkMax {
 			t.Fatalf("chunk %d holds %d instances", i, len(c.items))
 		}
 		if c.last != c.items[len(c.items)-1].ID {
 			t.Fatalf("chunk %d: last %q, but its last item is %q", i, c.last, c.items[len(c.items)-1].ID)
+		}
+		for _, in := range c.items {
+			if in.ModifyIndex > c.maxMod {
+				t.Fatalf("chunk %d: maxMod %d, but %s has modify index %d", i, c.maxMod, in.ID, in.ModifyIndex)
+			}
+			top = max(top, in.ModifyIndex)
+		}
+	}
+	// changedSince yields exactly the instances a filter of the whole
+	// list keeps: just below the newest index and further back.
+	for k := range uint64(6) {
+		since := top - min(k, top)
+		if k > 2 {
+			since = top * (k - 2) / 4
+		}
+		var want, gotSince []string
+		for _, in := range got {
+			if in.ModifyIndex > since {
+				want = append(want, in.ID)
+			}
+		}
+		l.changedSince(since, func(in *Instance) bool { gotSince = append(gotSince, in.ID); return true })
+		if !slices.Equal(gotSince, want) {
+			t.Fatalf("changedSince(%d) = %v, want %v", since, gotSince, want)
 		}
 	}
 	if l.get("absent") != nil {
@@ -80,7 +105,7 @@ func TestInstListMatchesAModel(t *testing.T) {
 				// Odd ports are persistent, one port in three has an
 				// HTTP check: re-registering an id changes whether the
 				// servers probe it.
-				in := &Instance{ID: id, Port: port, Ephemeral: port%2 == 0}
+				in := &Instance{ID: id, Port: port, Ephemeral: port%2 == 0, ModifyIndex: uint64(batch + 1)}
 				if port%3 == 0 {
 					in.Check = Check{Type: CheckHTTP, Target: "http://x/"}
 				}

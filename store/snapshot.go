@@ -198,6 +198,9 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 	c := &catalog{namespaces: map[string]*nsEntry{}, servers: map[string]Server{},
 		nsIndex: h.NSIndex, serversIndex: h.ServersIndex, acl: emptyACL, changed: make(chan struct{})}
 	var sawACL bool
+	// A snapshot keeps no removals: a restored view can tell changes only
+	// from the snapshot's own index on. Immutable, so shared by all.
+	restored := &changeLog{horizon: h.Index}
 	var (
 		curNS    *NamespaceView
 		curSvc   *ServiceView
@@ -233,7 +236,8 @@ func readSnapshot(r io.Reader) (*catalog, uint64, error) {
 			if curNS.services[rec.Service.Name] != nil {
 				return nil, 0, bad("service %q twice in namespace %q", rec.Service.Name, rec.Service.Namespace)
 			}
-			curSvc = &ServiceView{Service: rec.Service.Service, Index: rec.Service.ViewIndex, changed: make(chan struct{})}
+			curSvc = &ServiceView{Service: rec.Service.Service, Index: rec.Service.ViewIndex, changes: restored,
+				changed: make(chan struct{})}
 			se := &svcEntry{}
 			se.view.Store(curSvc)
 			curNS.services[rec.Service.Name] = se

@@ -58,6 +58,10 @@ type ServiceView struct {
 	Service Service
 	Index   uint64
 	list    instList
+	// changes records the last removals of instances and the horizon
+	// (changes.go); nil until the first removal. A pointer, so that a view
+	// costs no more than before it was kept (a view's size class).
+	changes *changeLog
 	changed chan struct{}
 	memo    sync.Map
 

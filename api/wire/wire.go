@@ -43,8 +43,16 @@ type InstancesResponse struct {
 	// Protected: the healthy share of the chosen scope is below the
 	// service's protect threshold, so every enabled instance of it is
 	// returned, unhealthy ones included (each with its real healthy flag).
-	Protected bool       `json:"protected,omitempty"`
+	Protected bool `json:"protected,omitempty"`
+	// Delta: the answer holds only what changed since the answer whose
+	// delta token the request sent (delta=): Instances are the instances
+	// added or changed since, in answer order, and Removed the ids no
+	// longer in the answer. ApplyDelta makes the full answer of it.
+	Delta     bool       `json:"delta,omitempty"`
 	Instances []Instance `json:"instances"`
+	// Removed lists, in a delta, the ids of instances no longer in the
+	// answer, in id order (it may name ids the older answer did not hold).
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Instance is an instance in an answer: the stored instance and, in a

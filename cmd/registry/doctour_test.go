@@ -381,7 +381,8 @@ func compareOutput(outputs []mdBlock, got string) []string {
 //     "*_index" and Consul's "*Index", switchyard_raft_applied_index, and
 //     "modify_index is N" in a conflict's message): how many log entries a
 //     dev server writes as it starts, and whether the leader's health
-//     judgements of two instances fall in one round or two, vary;
+//     judgements of two instances fall in one round or two, vary; and the
+//     delta token of a lookup (X-Switchyard-Delta-Token), which holds one;
 //   - times (any RFC 3339 string, the Date header): the clock;
 //   - durations the server measures (duration_ms, last_heartbeat_age_ms);
 //   - the random accessor IDs and secrets of tokens (a 32-digit hex
@@ -396,7 +397,7 @@ func compareOutput(outputs []mdBlock, got string) []string {
 //     dig's tabs: a run of spaces or tabs counts as one space.
 var (
 	normPort      = regexp.MustCompile(`127\.0\.0\.1:(\d+)`)
-	normHeader    = regexp.MustCompile(`(?i)^(date|content-length|x-switchyard-index|x-consul-index): .*$`)
+	normHeader    = regexp.MustCompile(`(?i)^(date|content-length|x-switchyard-index|x-switchyard-delta-token|x-consul-index): .*$`)
 	normMetric    = regexp.MustCompile(`^(switchyard_raft_applied_index) \d+$`)
 	normSpaces    = regexp.MustCompile(`[ \t]+`)
 	normIndexIs   = regexp.MustCompile(`\b(\w*index) is \d+`)
