@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"runtime"
 	"testing"
@@ -38,6 +39,15 @@ func liveHeap() uint64 {
 
 func memoryPerInstance(b *testing.B, n int) (perInstance, lastOverFirst float64) {
 	before := liveHeap()
+	st, lastOverFirst := fillForBenchmark(b, n)
+	after := liveHeap()
+	runtime.KeepAlive(st)
+	return float64(after-before) / float64(n), lastOverFirst
+}
+
+// fillForBenchmark registers n instances, 100 per service, and returns the
+// store and the last tenth's registration rate over the first tenth's.
+func fillForBenchmark(b *testing.B, n int) (*Store, float64) {
 	st := New()
 	at := time.Unix(1_700_000_000, 0)
 	tenth := n / 10
@@ -69,7 +79,34 @@ func memoryPerInstance(b *testing.B, n int) (perInstance, lastOverFirst float64)
 		}
 	}
 	last = time.Since(start)
-	after := liveHeap()
-	runtime.KeepAlive(st)
-	return float64(after-before) / float64(n), first.Seconds() / last.Seconds()
+	return st, first.Seconds() / last.Seconds()
+}
+
+// BenchmarkSnapshot writes a catalog of 100,000 instances as a snapshot
+// and restores it, the work of a Raft snapshot's persist and of a new
+// follower's install or a restart, per instance:
+//
+//	go test ./store -run '^$' -bench Snapshot -benchtime 3x
+func BenchmarkSnapshot(b *testing.B) {
+	const n = 100_000
+	st, _ := fillForBenchmark(b, n)
+	var buf bytes.Buffer
+	b.Run("write", func(b *testing.B) {
+		for range b.N {
+			buf.Reset()
+			if _, err := st.Snapshot().WriteTo(&buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/instance")
+		b.ReportMetric(float64(buf.Len())/n, "bytes/instance")
+	})
+	b.Run("restore", func(b *testing.B) {
+		for range b.N {
+			if err := New().Restore(bytes.NewReader(buf.Bytes())); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/instance")
+	})
 }

@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync"
@@ -517,5 +519,61 @@ func TestRestoredViewsAreIndependent(t *testing.T) {
 	assertState(t, "untouched restored store", captureState(t, b), want)
 	if reflect.DeepEqual(captureState(t, a), want) {
 		t.Fatalf("writes to the other store had no effect")
+	}
+}
+
+// TestSnapshotBytesAsEncodingJSON: every line of a snapshot is what
+// encoding/json writes for its record, instances included (they are
+// written without reflection, Instance.AppendJSON), so the format does not
+// depend on which writer wrote it.
+func TestSnapshotBytesAsEncodingJSON(t *testing.T) {
+	s := buildCatalog(t)
+	// Instances with every kind of string and field encoding/json escapes.
+	r := rand.New(rand.NewPCG(3, 4))
+	idx := s.Index()
+	for k := range 300 {
+		in := randInstance(r)
+		in.Namespace, in.Service, in.ID = DefaultNamespace, "odd", fmt.Sprintf("i-%03d", k)
+		in.Check = Check{Type: CheckTTL}
+		in.Address, in.Port, in.Weight, in.Locality = fmt.Sprintf("10.1.%d.%d", k/250, k%250+1), 8080, 100, Locality{}
+		if err := in.Normalize(); err != nil {
+			continue // a value the store refuses is no snapshot's business
+		}
+		idx++
+		if _, err := s.Apply(idx, &Command{Type: CommandRegister, Namespace: in.Namespace, Service: in.Service, ID: in.ID,
+			Time: time.Unix(1_700_000_000, 0), Instance: in}); err != nil {
+			continue
+		}
+	}
+	lines := bytes.SplitAfter(writeSnapshot(t, s), []byte("\n"))
+	instances := 0
+	for _, line := range lines {
+		if len(line) == 0 {
+			continue
+		}
+		var rec snapRecord
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		// The record as stored (decoding may have changed invalid UTF-8),
+		// as encoding/json writes it.
+		if rec.Instance != nil {
+			instances++
+			v, err := s.Service(rec.Instance.Namespace, rec.Instance.Service)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Instance = v.Instance(rec.Instance.ID)
+		}
+		var want bytes.Buffer
+		if err := json.NewEncoder(&want).Encode(rec); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(line, want.Bytes()) {
+			t.Fatalf("snapshot line\n%s\nencoding/json writes\n%s", line, want.Bytes())
+		}
+	}
+	if instances < 100 {
+		t.Fatalf("only %d instance lines: the test registered too few to say anything", instances)
 	}
 }
