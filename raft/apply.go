@@ -21,7 +21,7 @@ func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	var payload []byte
-	idx, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
+	do := func(ctx context.Context, leaderAddr string) (uint64, error) {
 		if leaderAddr == "" {
 			return n.applyLocal(ctx, cmd, false)
 		}
@@ -33,7 +33,20 @@ func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
 			payload = b
 		}
 		return n.fwd.call(ctx, leaderAddr, opApply, payload, cmd.Idempotent())
-	})
+	}
+	idx, err := n.toLeader(ctx, do)
+	// A leader that stepped down mid-commit (an election, a leader starved
+	// of CPU): an idempotent command goes to the next leader, where it
+	// applies once whether or not the first attempt committed, so the
+	// caller sees the election as latency, not as "outcome unknown".
+	for err != nil && cmd.Idempotent() && errors.Is(err, ErrLeadershipLost) && ctx.Err() == nil {
+		n.logger.Debug("leadership lost while committing; sending the write to the next leader", "command", cmd.Type)
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+		idx, err = n.toLeader(ctx, do)
+	}
 	if idx > 0 {
 		if werr := n.WaitApplied(ctx, idx); werr != nil && err == nil {
 			err = werr
@@ -227,8 +240,11 @@ func (n *Node) submit(batch []*pendingApply) {
 			err = ErrNoLeader // not appended: the caller may retry
 		case errors.Is(err, hraft.ErrEnqueueTimeout):
 			err = context.DeadlineExceeded
+		case errors.Is(err, hraft.ErrLeadershipLost):
+			// Appended, then the leader stepped down: the entry may still
+			// commit under the next one.
+			err = fmt.Errorf("outcome unknown: %w", ErrLeadershipLost)
 		default:
-			// Leadership lost after appending: the entry may still commit.
 			err = fmt.Errorf("outcome unknown: %w", err)
 		}
 		failAll(kept, fmt.Errorf("raft: apply: %w", err))

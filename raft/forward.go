@@ -86,6 +86,7 @@ var errorCodes = []struct {
 	{"bootstrapped", store.ErrBootstrapped},
 	{"unknown_command", store.ErrUnknownCommand},
 	{"no_leader", ErrNoLeader},
+	{"leadership_lost", ErrLeadershipLost},
 	{"shutdown", ErrShutdown},
 	{"timeout", context.DeadlineExceeded},
 }

@@ -33,6 +33,10 @@ var (
 	ErrNotLeader = errors.New("this server is not the leader")
 	// ErrNotMember: the server named is not in the Raft configuration.
 	ErrNotMember = errors.New("not a server of the cluster")
+	// ErrLeadershipLost: the leader appended the write, then stopped
+	// leading before it committed: the write may or may not apply. Apply
+	// sends an idempotent command again to the next leader itself.
+	ErrLeadershipLost = errors.New("leadership lost while committing")
 )
 
 const defaultTimeout = 10 * time.Second

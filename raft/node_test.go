@@ -427,3 +427,67 @@ func snapshotCount(t *testing.T, n *Node, phase string) uint64 {
 	}
 	return m.GetHistogram().GetSampleCount()
 }
+
+// TestLeadershipLostMidCommit: a leader appends a write, then loses its
+// followers and steps down before it commits. A removal, which is not
+// idempotent, reports that its outcome is unknown; a registration, which
+// is, is sent to the next leader by Apply itself once the followers are
+// back, and succeeds.
+func TestLeadershipLostMidCommit(t *testing.T) {
+	c := newCluster(t, 3)
+	leader := c.waitLeader()
+	ctx := context.Background()
+	if _, err := register(ctx, c.nodes[leader], "default", "web", "gone"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitReplicated(c.nodes[leader].AppliedIndex())
+	cutOff := func(apply func(ctx context.Context, n *Node) (uint64, error)) (fs []int, done chan error) {
+		t.Helper()
+		leader := c.waitLeader()
+		fs = followers(c, leader)
+		for _, i := range fs {
+			c.stop(i)
+		}
+		done = make(chan error, 1)
+		wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		go func() {
+			defer cancel()
+			_, err := apply(wctx, c.nodes[leader])
+			done <- err
+		}()
+		// Without a quorum the leader steps down after its lease.
+		c.eventually("the lone leader steps down", 10*time.Second, func() bool { return !c.nodes[leader].IsLeader() })
+		return fs, done
+	}
+
+	fs, done := cutOff(func(ctx context.Context, n *Node) (uint64, error) {
+		return n.Apply(ctx, &store.Command{Type: store.CommandDeregister, Namespace: "default", Service: "web", ID: "gone"})
+	})
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrLeadershipLost) {
+			t.Fatalf("a removal cut off by the election: %v, want outcome unknown (ErrLeadershipLost)", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the removal neither applied nor failed")
+	}
+	for _, i := range fs {
+		c.start(i)
+	}
+
+	fs, done = cutOff(func(ctx context.Context, n *Node) (uint64, error) {
+		return register(ctx, n, "default", "web", "kept")
+	})
+	for _, i := range fs {
+		c.start(i)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("a registration cut off by the election: %v, want it applied through the next leader", err)
+	}
+	c.waitReplicated(c.nodes[c.waitLeader()].AppliedIndex())
+	for _, n := range c.nodes {
+		if ids := instanceIDs(t, n, "default", "web"); !slices.Contains(ids, "kept") {
+			t.Fatalf("%s: the registration is missing (has %v)", n.ID(), ids)
+		}
+	}
+}
