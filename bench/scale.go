@@ -223,6 +223,19 @@ func scaleRun(ctx context.Context, s scaleSpec) ([]scaleRow, error) {
 			return rows, err
 		}
 	}
+	if readers := len(cl.urls("read")); readers > 0 && s.phases["register"] {
+		// The same writes with read servers attached: each is one more
+		// replica the leader sends every entry to.
+		what := fmt.Sprintf("%d read servers attached", readers)
+		if s.phases["fill"] {
+			what += fmt.Sprintf(", %s instances in the catalog", thousands(int64(s.instances)))
+		}
+		r, err := scaleRegister(ctx, s, cl, what)
+		add(r...)
+		if err != nil {
+			return rows, err
+		}
+	}
 	if s.phases["heartbeat"] {
 		r, err := scaleHeartbeat(ctx, s, cl)
 		add(r...)
