@@ -130,7 +130,7 @@ run)
 	# its verdict again, last, where a log's tail shows it.
 	mkdir -p "$STATE"
 	out="$STATE/$scenario.out"
-	trap 'rc=$?; if ((rc != 0)); then "${COMPOSE[@]}" logs --no-color --tail 60 reg-a reg-b reg-c >&2; fi
+	trap 'rc=$?; if ((rc != 0)); then "${COMPOSE[@]}" logs --no-color --tail 60 reg-a reg-b reg-c reg-a-r reg-b-r reg-c-r >&2; fi
 		"$0" down
 		if ((rc != 0)); then log "$scenario FAILED; the drill said:"; grep -v "^|" "$out" >&2 || true; fi
 		exit $rc' EXIT
