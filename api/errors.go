@@ -25,7 +25,8 @@ var (
 	// ErrURITooLong: the request's path and query are over the configured
 	// limit (Config.MaxRequestLineBytes).
 	ErrURITooLong = errors.New("request URI too long")
-	// ErrNotReady: this server has not caught up with the leader.
+	// ErrNotReady: this server has not caught up with the leader (or, for
+	// a heartbeat, could not pass it on to the leader's judge).
 	ErrNotReady = catalog.ErrNotReady
 	// ErrNoInstance: a pick found no instance that may take traffic.
 	ErrNoInstance = errors.New("no instance available")

@@ -23,7 +23,8 @@ var (
 	// ErrTooManyInstances: the service is full (Config.MaxInstancesPerService).
 	ErrTooManyInstances = errors.New("too many instances")
 	// ErrNotReady: this server has not caught up with the leader, so its
-	// replica may lack what the request names.
+	// replica may lack what the request names; or, for a heartbeat, what
+	// it hears would not reach the leader's judge (Config.ReachesJudge).
 	ErrNotReady = errors.New("server not ready")
 	// ErrNotEphemeral: a heartbeat for an instance whose health comes from
 	// its check.
@@ -62,6 +63,12 @@ type Config struct {
 	// Liveness records the signs of life of ephemeral instances
 	// (registrations, heartbeats) for the judge (nil: none recorded).
 	Liveness *health.Liveness
+	// ReachesJudge says whether what Liveness records here reaches the
+	// health judge (the leader): nil when it does, else why not, wrapping
+	// ErrNotReady. A heartbeat this server cannot pass on is refused, so
+	// that the instance takes it to another server instead of getting a
+	// 200 and lapsing (nil: every heartbeat is taken).
+	ReachesJudge func() error
 }
 
 // DefaultConfig: generous enough for any real service, tight enough that

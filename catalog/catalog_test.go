@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -137,6 +138,34 @@ func TestHeartbeat(t *testing.T) {
 	n.ready = false
 	if _, _, err := c.Heartbeat("default", "web", "e1"); !errors.Is(err, ErrNotReady) {
 		t.Errorf("heartbeat on a server not caught up: %v", err)
+	}
+}
+
+// A heartbeat the server could not pass on to the judge is refused with
+// the reason ReachesJudge gives, and not recorded; one it can is.
+func TestHeartbeatOnlyWhereItReachesTheJudge(t *testing.T) {
+	live := health.NewLiveness(nil)
+	var unreachable error
+	c, _ := newCatalog(t, Config{Liveness: live, ReachesJudge: func() error { return unreachable }})
+	if _, _, err := c.Register(context.Background(), instance("e1")); err != nil {
+		t.Fatal(err)
+	}
+	k := health.Key{Namespace: "default", Service: "web", ID: "e1"}
+	registered, _ := live.LastSeen(k)
+	heard := live.HeardTotal()
+	unreachable = fmt.Errorf("%w: the leader is not in this server's gossip pool", ErrNotReady)
+	if _, _, err := c.Heartbeat("default", "web", "e1"); !errors.Is(err, ErrNotReady) || !strings.Contains(err.Error(), "gossip pool") {
+		t.Errorf("heartbeat that cannot reach the judge: %v, want ErrNotReady with its reason", err)
+	}
+	if last, _ := live.LastSeen(k); !last.Equal(registered) || live.HeardTotal() != heard {
+		t.Errorf("a refused heartbeat was recorded: last seen %v (registered %v), heard %d (was %d)", last, registered, live.HeardTotal(), heard)
+	}
+	unreachable = nil
+	if _, _, err := c.Heartbeat("default", "web", "e1"); err != nil {
+		t.Fatalf("heartbeat that reaches the judge: %v", err)
+	}
+	if live.HeardTotal() != heard+1 {
+		t.Errorf("a heartbeat taken was not recorded: heard %d, want %d", live.HeardTotal(), heard+1)
 	}
 }
 

@@ -85,7 +85,9 @@ func (c *Catalog) SetHealth(ctx context.Context, ns, svc, id string, healthy boo
 
 // Heartbeat records a sign of life of an ephemeral instance on this server,
 // without a write: the judge turns it into health. It returns the service's
-// view and the instance as this replica holds them.
+// view and the instance as this replica holds them. A heartbeat that could
+// not reach the judge from here (Config.ReachesJudge) is refused with
+// ErrNotReady rather than taken and lost.
 func (c *Catalog) Heartbeat(ns, svc, id string) (*store.ServiceView, *store.Instance, error) {
 	v, in, err := c.Local(ns, svc, id, ": register it again")
 	if err != nil {
@@ -94,6 +96,11 @@ func (c *Catalog) Heartbeat(ns, svc, id string) (*store.ServiceView, *store.Inst
 	if !in.Ephemeral {
 		return nil, nil, fmt.Errorf("%w: instance %q in %s/%s is persistent: its health comes from its %s check, not from heartbeats",
 			ErrNotEphemeral, id, ns, svc, in.Check.Type)
+	}
+	if c.cfg.ReachesJudge != nil {
+		if err := c.cfg.ReachesJudge(); err != nil {
+			return nil, nil, err
+		}
 	}
 	c.heard(ns, svc, id)
 	return v, in, nil

@@ -456,6 +456,29 @@ func (p *Pool) Broadcast(payload []byte) {
 	}
 }
 
+// Live reports whether the pool holds the named member alive or suspect:
+// whether a Broadcast now would be sent to it.
+func (p *Pool) Live(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r := p.members[name]
+	return r != nil && !r.m.Self && r.m.Live()
+}
+
+// LivePeers counts the other members the pool holds alive or suspect: those
+// a Broadcast now would be sent to.
+func (p *Pool) LivePeers() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, r := range p.members {
+		if !r.m.Self && r.m.Live() {
+			n++
+		}
+	}
+	return n
+}
+
 // liveNodes returns the other live members as nodes of their own, built
 // from this pool's records. The nodes memberlist's Members returns are its
 // own, which it updates under a lock of its own when a member refutes a

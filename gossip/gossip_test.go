@@ -129,6 +129,12 @@ func TestPoolMembershipMessagesAndFailure(t *testing.T) {
 			t.Errorf("member %s Self=%v on a", m.Name, m.Self)
 		}
 	}
+	// Live and LivePeers say whom a Broadcast reaches: the others, not
+	// this server, nor a name the pool never held.
+	if !a.Live("b") || !a.Live("c") || a.Live("a") || a.Live("nope") || a.LivePeers() != 2 {
+		t.Errorf("on a: Live b=%v c=%v a=%v nope=%v, LivePeers %d; want true, true, false, false, 2",
+			a.Live("b"), a.Live("c"), a.Live("a"), a.Live("nope"), a.LivePeers())
+	}
 	// The joiner and the member it joined exchanged their full states.
 	if !recs[1].has(&recs[1].merged, "state-a") || !recs[0].has(&recs[0].merged, "state-b") {
 		t.Errorf("join state exchange missing: a merged %v, b merged %v", recs[0].get(&recs[0].merged), recs[1].get(&recs[1].merged))
@@ -174,6 +180,9 @@ func TestPoolMembershipMessagesAndFailure(t *testing.T) {
 		return nil
 	})
 	t.Logf("dead server detected in %v", time.Since(start).Round(time.Millisecond))
+	if a.Live("c") || a.LivePeers() != 1 {
+		t.Errorf("on a, c dead: Live c=%v, LivePeers %d; want false, 1", a.Live("c"), a.LivePeers())
+	}
 	if err := b.Leave(time.Second); err != nil {
 		t.Fatal(err)
 	}

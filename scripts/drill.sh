@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the three-datacenter deployment of the disaster drills in Docker
 # (deploy/docker-compose.yml): dc-a and dc-b in region-1, dc-c in region-2,
-# each its own Docker network with a registry server, two echo instances and
-# a caller, routed to each other by the host (the backbone).
+# each its own Docker network with a registry server (a voter), a read server
+# (asked first by the datacenter's instances and caller), two echo instances
+# and a caller, routed to each other by the host (the backbone).
 #
 #   scripts/drill.sh run SCENARIO [registry drill flags]
 #                              up, the drill, down; the report lands in ./drill-reports/
@@ -130,7 +131,7 @@ run)
 	# its verdict again, last, where a log's tail shows it.
 	mkdir -p "$STATE"
 	out="$STATE/$scenario.out"
-	trap 'rc=$?; if ((rc != 0)); then "${COMPOSE[@]}" logs --no-color --tail 60 reg-a reg-b reg-c >&2; fi
+	trap 'rc=$?; if ((rc != 0)); then "${COMPOSE[@]}" logs --no-color --tail 60 reg-a reg-b reg-c reg-a-r reg-b-r reg-c-r >&2; fi
 		"$0" down
 		if ((rc != 0)); then log "$scenario FAILED; the drill said:"; grep -v "^|" "$out" >&2 || true; fi
 		exit $rc' EXIT

@@ -3,15 +3,20 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -563,5 +568,163 @@ func TestRestartGivesHeartbeatsAGracePeriod(t *testing.T) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A read server restarted from its data directory catches up through Raft
+// (the leader holds it in the configuration and replicates to it at once)
+// before its gossip pool finds the others: here its join addresses never
+// answer, as happens while they are still starting. What it hears reaches
+// the other servers only through that pool, so a heartbeat it took then
+// would be lost: instances that list it first, as the drills' instances
+// list their datacenter's read server, got a 200 for every heartbeat and
+// still lapsed. It refuses them (503 not_ready) until its pool holds the
+// leader, so the SDK takes them to another server and the instances never
+// turn unhealthy; once it has joined, heartbeats sent only to it keep an
+// instance healthy.
+func TestHeartbeatsRefusedWhereTheJudgeCannotHearThem(t *testing.T) {
+	const ttl = time.Second
+	c := startCluster(t, 3)
+	r := c.addServer(t, "r1", func(cfg *Config) { cfg.Role = store.RoleRead })
+	eventually(t, 15*time.Second, "r1 a read server, caught up", func() error {
+		if m, ok := c.members(t)["r1"]; !ok || m.Role != "nonvoter" || !r.Ready() {
+			return fmt.Errorf("r1: %+v (in: %v), ready %v", m, ok, r.Ready())
+		}
+		return nil
+	})
+
+	// Restart r1 on its Raft address and data, on a gossip port nobody
+	// knows, with no peers file and no join address that answers. Its old
+	// gossip port stays taken, by listeners that never speak gossip, so
+	// that neither the new r1 nor the others' reconnects land there.
+	cfg := r.cfg
+	oldGossip := r.Pool().Addr()
+	cfg.RaftAddr, cfg.GossipAddr, cfg.Join = r.Node().RaftAddr(), "127.0.0.1:0", nil
+	if err := r.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp", oldGossip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcp.Close() })
+	udp, err := net.ListenPacket("udp", oldGossip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { udp.Close() })
+	if err := os.Remove(peersPath(cfg.DataDir)); err != nil {
+		t.Fatal(err)
+	}
+	r, err = Start(cfg)
+	if err != nil {
+		t.Fatalf("restart r1: %v", err)
+	}
+	t.Cleanup(func() { _ = r.Kill() })
+	c.add(r)
+	eventually(t, 15*time.Second, "r1 caught up again through Raft", func() error {
+		if !r.Ready() {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+	if n := r.liveOthers(); n != 0 {
+		t.Fatalf("r1's gossip pool holds %d other servers; the test needs it alone", n)
+	}
+
+	servers := []string{r.HTTPAddr()}
+	for _, s := range c.servers[:3] {
+		servers = append(servers, s.HTTPAddr())
+	}
+	sdk, err := client.New(client.Config{Servers: servers, Logger: r.logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sdk.Close() })
+	reg := client.Registration{Address: "10.0.0.1", Port: 80,
+		Check: store.Check{TTL: store.Duration(ttl), DeregisterAfter: store.Duration(time.Minute)}}
+	for _, id := range []string{"e1", "e2"} {
+		if _, err := sdk.Register(context.Background(), "echo", id, reg); err != nil {
+			t.Fatalf("register %s: %v", id, err)
+		}
+	}
+	// Heartbeating every TTL/3 through the SDK, for four TTLs: healthy on
+	// every server at every look, once every server holds them (a
+	// follower's replica may lag a registration by a moment).
+	healthy := func(d time.Duration, ids ...string) {
+		t.Helper()
+		eventually(t, 5*time.Second, fmt.Sprintf("%v on every server", ids), func() error {
+			for _, s := range c.live() {
+				h, err := c.healthOn(s, []string{"echo"})
+				if err != nil {
+					return err
+				}
+				for _, id := range ids {
+					if _, present := h[instanceRef{"echo", id}]; !present {
+						return fmt.Errorf("%s not on %s yet", id, s.cfg.NodeID)
+					}
+				}
+			}
+			return nil
+		})
+		for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for _, s := range c.live() {
+				h, err := c.healthOn(s, []string{"echo"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, id := range ids {
+					if up, present := h[instanceRef{"echo", id}]; !present || !up {
+						t.Fatalf("%s on %s: present=%v healthy=%v, while it heartbeats", id, s.cfg.NodeID, present, up)
+					}
+				}
+			}
+		}
+	}
+	healthy(4*ttl, "e1", "e2")
+
+	// r1 said why it refused.
+	beat := func(id string) error {
+		return c.do(r, http.MethodPut, "/v1/namespaces/default/services/echo/instances/"+id+"/heartbeat", nil, nil)
+	}
+	var he *httpError
+	if err := beat("e1"); !errors.As(err, &he) || he.status != http.StatusServiceUnavailable ||
+		!strings.Contains(he.body, "not_ready") || !strings.Contains(he.body, "gossip pool") {
+		t.Fatalf("a heartbeat to r1 outside the gossip pool: %v, want 503 not_ready naming the gossip pool", err)
+	}
+
+	// Joined, r1 takes heartbeats again, and they reach the judge: an
+	// instance heartbeating to r1 alone stays healthy.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := r.Pool().Join(ctx, []string{c.servers[0].Pool().Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.do(r, http.MethodPut, "/v1/namespaces/default/services/echo/instances/e3", reg, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "r1 takes heartbeats once joined", func() error { return beat("e3") })
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(ttl / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-tick.C:
+			}
+			if err := beat("e3"); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	healthy(4*ttl, "e1", "e2", "e3")
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("a heartbeat to r1 after it joined: %v", err)
 	}
 }

@@ -319,6 +319,7 @@ func Start(cfg Config) (_ *Server, err error) {
 	}
 	ac := cfg.API
 	ac.Catalog.CheckPolicy, ac.Catalog.Liveness = s.checks.policy, s.liveness
+	ac.Catalog.ReachesJudge = s.reachesJudge
 	reg := prometheus.NewRegistry()
 	ac.Logger, ac.Gossip, ac.Metrics, ac.Checks = logger, s.pool, s.metricsHandler(reg), s.checks
 	ac.Registerer = reg
@@ -553,6 +554,35 @@ func (s *Server) pruneLiveness() {
 		v, err := st.Service(k.Namespace, k.Service)
 		return err != nil || v.Instance(k.ID) == nil
 	})
+}
+
+// reachesJudge says whether a heartbeat taken here reaches the health
+// judge, the leader: what this server hears goes to the others only
+// through its gossip pool (runFlush broadcasts to the members the pool
+// holds live, and nobody relays it further). Raft and gossip membership
+// are apart, so a server can be caught up with the leader while its pool
+// does not hold it: a read server or a restarted server whose pool has not
+// joined yet, or has not yet heard of the leader. It takes heartbeats on
+// the leader, when its pool holds the leader, and, while no leader is
+// known, when its pool holds another server (the next leader is one of
+// them, or this one); otherwise the heartbeat is refused, and the instance
+// takes it to another server instead of lapsing after a 200.
+func (s *Server) reachesJudge() error {
+	if s.node.IsLeader() {
+		return nil
+	}
+	id, _ := s.node.Leader()
+	switch {
+	case id != "" && s.pool.Live(id):
+		return nil
+	case id == "" && s.pool.LivePeers() > 0:
+		return nil
+	case id != "":
+		return fmt.Errorf("%w: the leader %s is not in this server's gossip pool (yet), so a heartbeat taken here would not reach its health judge; send it to another server",
+			api.ErrNotReady, id)
+	}
+	return fmt.Errorf("%w: no leader is known and this server's gossip pool holds no other server, so a heartbeat taken here would reach no health judge; send it to another server",
+		api.ErrNotReady)
 }
 
 // livenessHandler connects the liveness table to the gossip pool.

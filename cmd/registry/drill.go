@@ -32,17 +32,28 @@ import (
 // judges it (drill.Judge).
 
 // drillTopology is the deployment's fixed layout: datacenter dc-x is the
-// subnet 172.30.N.0/24 (a=1, b=2, c=3), its server at .11, its caller at .31.
+// subnet 172.30.N.0/24 (a=1, b=2, c=3), its voter at .11, its read server
+// at .12, its caller at .31.
 var drillTopology = struct {
 	project string
-	servers map[string]string // server id → HTTP address
+	servers map[string]string // voter id → HTTP address
+	readers map[string]string // read server id → HTTP address
 	callers map[string]string // datacenter → caller stats address
 	subnets map[string]string // datacenter → subnet
 }{
 	project: "switchyard-drill",
 	servers: map[string]string{"reg-a": "172.30.1.11:7400", "reg-b": "172.30.2.11:7400", "reg-c": "172.30.3.11:7400"},
+	readers: map[string]string{"reg-a-r": "172.30.1.12:7400", "reg-b-r": "172.30.2.12:7400", "reg-c-r": "172.30.3.12:7400"},
 	callers: map[string]string{"dc-a": "172.30.1.31:8090", "dc-b": "172.30.2.31:8090", "dc-c": "172.30.3.31:8090"},
 	subnets: map[string]string{"dc-a": "172.30.1.0/24", "dc-b": "172.30.2.0/24", "dc-c": "172.30.3.0/24"},
+}
+
+// drillAllServers is every server of the drill, voters and read servers:
+// each must hold every acknowledged write and the same health.
+func drillAllServers() map[string]string {
+	all := maps.Clone(drillTopology.servers)
+	maps.Copy(all, drillTopology.readers)
+	return all
 }
 
 // cutRules are the host firewall rules that cut a datacenter's subnet off
@@ -281,14 +292,14 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 		logf("%s: %s", scenario, victim)
 	case "kill-all-servers":
 		heal = func() error {
-			for id := range drillTopology.servers {
+			for id := range drillAllServers() {
 				if err := dockerOn(hctx, id, "start"); err != nil {
 					return err
 				}
 			}
 			return nil
 		}
-		for id := range drillTopology.servers {
+		for id := range drillAllServers() {
 			if err := dockerOn(ctx, id, "kill", "-s", "KILL"); err != nil {
 				return err
 			}
@@ -381,7 +392,7 @@ func drillCheckWrites(ctx context.Context, want []string) (lost []string, presen
 	for {
 		missing := map[string]bool{}
 		ok := true
-		for _, addr := range drillTopology.servers {
+		for _, addr := range drillAllServers() {
 			a, _ := client.NewAPI("http://"+addr, &http.Client{Timeout: 2 * time.Second})
 			res, err := a.Lookup(ctx, store.DefaultNamespace, "drill-writes", client.LookupOptions{})
 			if err != nil {
@@ -416,8 +427,9 @@ func drillCheckWrites(ctx context.Context, want []string) (lost []string, presen
 // not healthy there at the end of the drill ("reg-a: echo-b1").
 func drillUnhealthy(ctx context.Context) ([]string, error) {
 	var out []string
-	for _, id := range slices.Sorted(maps.Keys(drillTopology.servers)) {
-		a, _ := client.NewAPI("http://"+drillTopology.servers[id], &http.Client{Timeout: 2 * time.Second})
+	all := drillAllServers()
+	for _, id := range slices.Sorted(maps.Keys(all)) {
+		a, _ := client.NewAPI("http://"+all[id], &http.Client{Timeout: 2 * time.Second})
 		// A server still catching up gets 10 s more; one that has not
 		// caught up by then is a finding, not a reason to stop the report.
 		var res *client.Instances
