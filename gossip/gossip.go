@@ -181,7 +181,11 @@ type Pool struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 
+	sendMu  sync.Mutex
+	senders map[string]*sender // by member name: see Broadcast
+
 	sentBytes atomic.Uint64
+	dropped   atomic.Uint64
 	failures  atomic.Uint64
 	suspects  atomic.Uint64
 
@@ -200,6 +204,10 @@ func (p *Pool) Suspicions() uint64 { return p.suspects.Load() }
 // SentBytes counts the bytes of messages this pool broadcast (payloads
 // times recipients; memberlist's own probes and gossip not included).
 func (p *Pool) SentBytes() uint64 { return p.sentBytes.Load() }
+
+// Dropped counts the messages dropped unsent because a member's queue was
+// full (it could not be reached for a minute's worth of messages).
+func (p *Pool) Dropped() uint64 { return p.dropped.Load() }
 
 type record struct {
 	m       Member
@@ -236,7 +244,7 @@ func Start(cfg Config) (*Pool, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Pool{cfg: cfg, logger: logger, meta: meta,
-		members: map[string]*record{}, refused: map[string]bool{},
+		members: map[string]*record{}, refused: map[string]bool{}, senders: map[string]*sender{},
 		changed: make(chan struct{}, 1), done: make(chan struct{})}
 
 	mc := memberlist.DefaultLANConfig()
@@ -440,19 +448,41 @@ func (p *Pool) Forget(name string) {
 	}
 }
 
-// Broadcast sends payload to every other live member over TCP. Errors are
-// logged, not returned: the next message or the periodic state exchange
-// repairs what one lost message missed.
+// Broadcast sends payload to every other live member over TCP, each
+// through a sender of its own (sender.go), and returns without waiting:
+// a member that cannot be reached (a cut link holds each dial for the TCP
+// timeout) delays only its own messages, never another member's or the
+// caller. Errors are logged, not returned: the next message or the
+// periodic state exchange repairs what one lost message missed.
 func (p *Pool) Broadcast(payload []byte) {
 	msg := make([]byte, 0, len(payload)+1)
 	msg = append(msg, msgUser)
 	msg = append(msg, payload...)
-	for _, n := range p.liveNodes() {
-		if err := p.ml.SendReliable(n, msg); err != nil {
-			p.logger.Debug("gossip message not delivered", "to", n.Name, "err", err)
-			continue
+	nodes := p.liveNodes()
+	p.sendMu.Lock()
+	defer p.sendMu.Unlock()
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	live := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		live[n.Name] = true
+		s := p.senders[n.Name]
+		if s == nil {
+			s = p.startSender(n.Name)
+			p.senders[n.Name] = s
 		}
-		p.sentBytes.Add(uint64(len(msg)))
+		s.enqueue(n, msg)
+	}
+	// Senders of members no longer live stop; a member that comes back
+	// gets a new one.
+	for name, s := range p.senders {
+		if !live[name] {
+			s.stop()
+			delete(p.senders, name)
+		}
 	}
 }
 
@@ -517,7 +547,13 @@ func (p *Pool) Shutdown() error {
 		return nil
 	default:
 	}
+	p.sendMu.Lock()
 	close(p.done)
+	for name, snd := range p.senders {
+		snd.stop()
+		delete(p.senders, name)
+	}
+	p.sendMu.Unlock()
 	err := p.ml.Shutdown()
 	p.wg.Wait()
 	return err

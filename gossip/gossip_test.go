@@ -141,9 +141,12 @@ func TestPoolMembershipMessagesAndFailure(t *testing.T) {
 	}
 
 	c.Broadcast([]byte("hello from c"))
-	if got, want := c.SentBytes(), uint64(2*(1+len("hello from c"))); got != want {
-		t.Errorf("SentBytes %d after one broadcast to two members, want %d", got, want)
-	}
+	eventually(t, 2*time.Second, "SentBytes after one broadcast to two members", func() error {
+		if got, want := c.SentBytes(), uint64(2*(1+len("hello from c"))); got != want {
+			return fmt.Errorf("SentBytes %d, want %d", got, want)
+		}
+		return nil
+	})
 	for i, r := range recs[:2] {
 		eventually(t, 2*time.Second, fmt.Sprintf("message at %d", i), func() error {
 			if !r.has(&r.msgs, "hello from c") {
@@ -226,8 +229,24 @@ func TestStartRejectsBadConfig(t *testing.T) {
 // cutTransport drops everything this pool sends to the addresses cut.
 type cutTransport struct {
 	memberlist.Transport
-	mu  sync.Mutex
-	cut map[string]bool
+	mu   sync.Mutex
+	cut  map[string]bool
+	hang map[string]bool // dials wait for their timeout, as when packets are dropped
+}
+
+func (c *cutTransport) hangDials(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hang == nil {
+		c.hang = map[string]bool{}
+	}
+	c.hang[addr] = true
+}
+
+func (c *cutTransport) hangs(addr string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.hang[addr]
 }
 
 func (c *cutTransport) set(addrs []string, on bool) {
@@ -254,6 +273,10 @@ func (c *cutTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 func (c *cutTransport) DialTimeout(addr string, d time.Duration) (net.Conn, error) {
 	if c.blocked(addr) {
 		return nil, errors.New("link cut")
+	}
+	if c.hangs(addr) {
+		time.Sleep(d)
+		return nil, errors.New("dial timed out: packets dropped")
 	}
 	return c.Transport.DialTimeout(addr, d)
 }
@@ -625,5 +648,48 @@ func TestPoolRefusesBadNamesAndKeepsItsBound(t *testing.T) {
 			t.Fatal("a fourth member let into a pool of at most 3")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A member whose link drops packets (every dial waits for the TCP timeout)
+// holds up neither the caller of Broadcast nor the other members'
+// messages: each member has a sender of its own.
+func TestBroadcastPastAHangingMember(t *testing.T) {
+	pools, cuts := startCuttable(t, []string{"a", "b", "c"}, nil)
+	ctx := context.Background()
+	for _, name := range []string{"b", "c"} {
+		if _, err := pools[name].Join(ctx, []string{pools["a"].Addr()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "a holds b and c alive", func() error {
+		if !pools["a"].Live("b") || !pools["a"].Live("c") {
+			return fmt.Errorf("a: %v", statuses(pools["a"]))
+		}
+		return nil
+	})
+	// Only a's messages to c hang; c stays alive to a (its probes are
+	// answered), so every broadcast is sent to it too.
+	cuts["a"].hangDials(pools["c"].Addr())
+	b := pools["b"].cfg.Handler.(*recorder)
+	for i := range 8 {
+		msg := fmt.Sprintf("m-%d", i)
+		t0 := time.Now()
+		pools["a"].Broadcast([]byte(msg))
+		if d := time.Since(t0); d > 200*time.Millisecond {
+			t.Fatalf("Broadcast %d took %v: it waited for the hanging member", i, d)
+		}
+		eventually(t, time.Second, "b receives "+msg, func() error {
+			if !b.has(&b.msgs, msg) {
+				return fmt.Errorf("b has %v", b.get(&b.msgs))
+			}
+			return nil
+		})
+		if d := time.Since(t0); d > 500*time.Millisecond {
+			t.Fatalf("b received %s %v after it was sent: held up behind the hanging member", msg, d)
+		}
+	}
+	if !pools["a"].Live("c") {
+		t.Fatalf("c was found dead meanwhile (%v): the test did not send to a hanging member", statuses(pools["a"]))
 	}
 }

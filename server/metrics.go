@@ -38,6 +38,8 @@ var (
 		"Heartbeats and registrations of ephemeral instances received by this server.", nil, nil)
 	descGossipSent = prometheus.NewDesc("switchyard_gossip_sent_bytes_total",
 		"Bytes of liveness messages this server sent to the others (payload times recipients).", nil, nil)
+	descGossipDropped = prometheus.NewDesc("switchyard_gossip_dropped_messages_total",
+		"Liveness messages dropped unsent because a member could not take them for a minute's worth of them (unreachable).", nil, nil)
 	descLiveness = prometheus.NewDesc("switchyard_liveness_entries",
 		"Instances in this server's liveness table (heard here or by gossip).", nil, nil)
 	descProtected = prometheus.NewDesc("switchyard_services_protected",
@@ -56,7 +58,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSelfPreservation, descInstances, descServices, descNamespaces,
-		descApplied, descLeader, descReady, descMembers, descHeard, descGossipSent, descLiveness,
+		descApplied, descLeader, descReady, descMembers, descHeard, descGossipSent, descGossipDropped, descLiveness,
 		descProtected, descLeadership, descGossipFailures, descGossipSuspicions, descDNS, descDNSTruncated} {
 		ch <- d
 	}
@@ -101,6 +103,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descHeard, prometheus.CounterValue, float64(c.liveness.HeardTotal()))
 	ch <- prometheus.MustNewConstMetric(descGossipSent, prometheus.CounterValue, float64(c.pool.SentBytes()))
+	ch <- prometheus.MustNewConstMetric(descGossipDropped, prometheus.CounterValue, float64(c.pool.Dropped()))
 	gauge(descLiveness, float64(c.liveness.Len()))
 	gauge(descProtected, float64(protected))
 	ch <- prometheus.MustNewConstMetric(descLeadership, prometheus.CounterValue, float64(c.node.LeadershipChanges()))
