@@ -91,6 +91,9 @@ func BenchmarkSnapshot(b *testing.B) {
 	const n = 100_000
 	st, _ := fillForBenchmark(b, n)
 	var buf bytes.Buffer
+	if _, err := st.Snapshot().WriteTo(&buf); err != nil {
+		b.Fatal(err)
+	}
 	b.Run("write", func(b *testing.B) {
 		for range b.N {
 			buf.Reset()

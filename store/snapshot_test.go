@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -575,5 +576,32 @@ func TestSnapshotBytesAsEncodingJSON(t *testing.T) {
 	}
 	if instances < 100 {
 		t.Fatalf("only %d instance lines: the test registered too few to say anything", instances)
+	}
+}
+
+// A snapshot is JSON lines: blank lines and a last line without its newline
+// are fine; two records on a line, or one record over two lines, are
+// refused with a message that says why.
+func TestRestoreOneRecordPerLine(t *testing.T) {
+	data := writeSnapshot(t, buildCatalog(t))
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	spaced := bytes.Join(lines, []byte("\n  \n"))
+	if err := New().Restore(bytes.NewReader(spaced)); err != nil {
+		t.Fatalf("blank lines between records: %v", err)
+	}
+	if err := New().Restore(bytes.NewReader(bytes.TrimRight(data, "\n"))); err != nil {
+		t.Fatalf("no newline after the end marker: %v", err)
+	}
+	joined := slices.Clone(data)
+	i := bytes.IndexByte(joined, '\n')
+	joined[i] = ' ' // the header and the first namespace on one line
+	split := slices.Clone(data)
+	j := bytes.Index(split, []byte(`,"service":`))
+	split = slices.Concat(split[:j+1], []byte("\n"), split[j+1:]) // a record over two lines
+	for name, bad := range map[string][]byte{"two records on a line": joined, "a record over two lines": split} {
+		err := New().Restore(bytes.NewReader(bad))
+		if !errors.Is(err, ErrBadSnapshot) || !strings.Contains(err.Error(), "one record per line") {
+			t.Errorf("%s: %v, want a bad snapshot that says a snapshot holds one record per line", name, err)
+		}
 	}
 }
