@@ -303,25 +303,70 @@ func scaleRegister(ctx context.Context, s scaleSpec, cl *localCluster, when stri
 	defer pc.close()
 	run := fmt.Sprintf("reg%d", time.Now().UnixNano()%1e9)
 	s.say("registrations at %d clients, %s", s.clients, when)
+	commit := commitWatch(ctx, cl)
 	r := registerLevel(ctx, registerSpec{servers: srvs, namespace: "default", services: 8, clients: s.clients,
 		duration: s.regDuration, count: 2000000, prefix: run, pids: cl.pids(), client: pc})
+	commitNote := commit(r.Ops)
 	s.say("the bare PUT handler at %d clients", s.clients)
 	b := registerLevel(ctx, registerSpec{servers: []string{bares[0].url}, namespace: "default", services: 8, clients: s.clients,
 		duration: s.regDuration, count: 2000000, prefix: run, pids: bares[0].pids, client: pc})
 	if r.Errors > 0 && r.Ops == 0 {
 		return nil, fmt.Errorf("registrations failed: %s", r.FirstError)
 	}
-	row := scaleRow{Phase: "register", What: fmt.Sprintf("registrations/s at %d clients round-robin over 3 voters, %s", s.clients, when),
-		Figure: fmt.Sprintf("%s/s, p99 %s ms, %s errors, server CPU %s µs each", fmtRate(r.OpsPerSec), fmtMs(r.P99ms), thousands(r.Errors), fmtCPU(r.loadResult)),
-		Value:  r.OpsPerSec, Baseline: fmt.Sprintf("a bare net/http PUT handler in its own process: %s/s", fmtRate(b.OpsPerSec))}
-	if b.OpsPerSec > 0 {
-		row.Ratio = r.OpsPerSec / b.OpsPerSec
+	rows := []scaleRow{registerRow(fmt.Sprintf("registrations/s at %d clients round-robin over 3 voters, %s", s.clients, when), r, b, commitNote)}
+	// The same writes sent to the leader alone: what forwarding from the
+	// followers (two writes in three above) costs.
+	if leader, err := cl.leader(ctx); err == nil {
+		s.say("registrations at %d clients to the leader alone", s.clients)
+		commit := commitWatch(ctx, cl)
+		l := registerLevel(ctx, registerSpec{servers: []string{leader.url}, namespace: "default", services: 8, clients: s.clients,
+			duration: s.regDuration, count: 2000000, prefix: run + "l", pids: cl.pids(), client: pc})
+		rows = append(rows, registerRow(fmt.Sprintf("registrations/s at %d clients sent to the leader alone, %s", s.clients, when), l, b, commit(l.Ops)))
 	}
-	return []scaleRow{row}, nil
+	return rows, nil
+}
+
+func registerRow(what string, r, bare registerResult, commit string) scaleRow {
+	row := scaleRow{Phase: "register", What: what,
+		Figure: fmt.Sprintf("%s/s, p50 %s ms, p99 %s ms, %s errors, server CPU %s µs each%s", fmtRate(r.OpsPerSec), fmtMs(r.P50ms), fmtMs(r.P99ms), thousands(r.Errors), fmtCPU(r.loadResult), commit),
+		Value:  r.OpsPerSec, Baseline: fmt.Sprintf("a bare net/http PUT handler in its own process: %s/s", fmtRate(bare.OpsPerSec))}
+	if bare.OpsPerSec > 0 {
+		row.Ratio = r.OpsPerSec / bare.OpsPerSec
+	}
+	return row
 }
 
 // newScaleHTTP is a client for the scale run's own requests (metrics,
 // health, single writes).
 func newScaleHTTP(timeout time.Duration) *http.Client {
 	return &http.Client{Timeout: timeout}
+}
+
+// commitWatch reads the leader's commit histogram and log index now; the
+// function it returns reads them again and says, for ops writes made
+// meanwhile, how long a batch entry took from append to applied on the
+// leader (its disk, a follower's disk and the round trip between) and how
+// many writes an entry carried.
+func commitWatch(ctx context.Context, cl *localCluster) func(ops int64) string {
+	hc := newScaleHTTP(10 * time.Second)
+	leader, err := cl.leader(ctx)
+	if err != nil {
+		return func(int64) string { return "" }
+	}
+	read := func() (sum, count, applied float64, ok bool) {
+		m, err := scrape(ctx, hc, leader.admin)
+		if err != nil {
+			return 0, 0, 0, false
+		}
+		return m["switchyard_raft_commit_seconds_sum"], m["switchyard_raft_commit_seconds_count"], m["switchyard_raft_applied_index"], true
+	}
+	s0, c0, a0, ok0 := read()
+	return func(ops int64) string {
+		s1, c1, a1, ok1 := read()
+		if !ok0 || !ok1 || c1 <= c0 {
+			return ""
+		}
+		return fmt.Sprintf("; a batch entry %.2f ms from append to applied on the leader, %.0f writes per entry",
+			1000*(s1-s0)/(c1-c0), float64(ops)/max(a1-a0, 1))
+	}
 }
