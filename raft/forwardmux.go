@@ -444,7 +444,8 @@ func (f *forwarder) session(addr string, timeout time.Duration) (*muxSession, er
 
 // callMux sends a request on the multiplexed session to addr. A request
 // the session lost before it was written is sent again on a new session;
-// one that may have reached the leader is sent again only if idempotent.
+// one that may have reached the leader is sent again only if idempotent,
+// then until its deadline.
 func (f *forwarder) callMux(ctx context.Context, addr string, op byte, payload []byte, idempotent bool) (uint64, error) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -476,7 +477,13 @@ func (f *forwarder) callMux(ctx context.Context, addr string, op byte, payload [
 				return idx, err
 			}
 			return 0, fmt.Errorf("raft: forward to %s: %w", addr, err)
-		case attempt == 0 && (!written || idempotent):
+		case idempotent:
+			// As often as the deadline allows: sent twice or more, it
+			// applies once. A leader stalled by a long pause (a snapshot
+			// to install, a collection on a starved machine) stalls one
+			// session after another until it answers again.
+			continue
+		case attempt == 0 && !written:
 			continue
 		case written:
 			return 0, fmt.Errorf("raft: forward to %s: outcome unknown: %w", addr, err)

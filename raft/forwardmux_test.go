@@ -289,6 +289,32 @@ func TestForwardMuxStalledSession(t *testing.T) {
 	}
 }
 
+// TestForwardMuxIdempotentOutlastsStalls: a leader that stalls one session
+// after another (a long pause) and then answers gets an idempotent request
+// answered within its deadline, however many sessions it took.
+func TestForwardMuxIdempotentOutlastsStalls(t *testing.T) {
+	var conns atomic.Int32
+	addr := fakeLeaderEnds(t, func(conn int, id uint64, w io.Writer) bool {
+		conns.Store(int32(max(int(conns.Load()), conn+1)))
+		if conn < 3 {
+			return true // takes requests and pings, answers nothing
+		}
+		muxAnswer(w, id, 7)
+		return true
+	}, func(int, error) {})
+	fast := pingTimes{after: 100 * time.Millisecond, timeout: 300 * time.Millisecond, every: 20 * time.Millisecond}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f := muxForwarder(t, fast)
+	idx, err := f.call(ctx, addr, opApply, []byte("idempotent"), true)
+	if err != nil || idx != 7 {
+		t.Fatalf("idempotent request through three stalled sessions: index %d, %v; want 7 from the fourth", idx, err)
+	}
+	if got := conns.Load(); got != 4 {
+		t.Fatalf("%d connections; want 4 (three stalled, one answering)", got)
+	}
+}
+
 // TestForwardMuxSlowAnswerIsNotAStall: a leader that takes longer than the
 // ping timeout to commit, but answers pings, keeps the session: the request
 // is answered on its first connection.
