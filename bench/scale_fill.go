@@ -77,6 +77,7 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 	var (
 		next, done, errs atomic.Int64
 		tenths           [11]time.Time
+		cpuAt            [11]time.Duration // the servers' CPU time at each tenth
 		firstErr         atomic.Pointer[string]
 		mu               sync.Mutex
 		lats             []time.Duration
@@ -86,6 +87,8 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 		thousands(int64(n)), thousands(int64(s.services)), s.bigServices, thousands(int64(s.bigSize)), s.clients)
 	fctx, cancel := context.WithTimeout(ctx, s.fillMaxDuration)
 	defer cancel()
+	pids := cl.pids()
+	cpuAt[0], _ = procCPU(pids)
 	tenths[0] = time.Now()
 	for w := range s.clients {
 		wg.Add(1)
@@ -114,7 +117,9 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 				mine = append(mine, time.Since(t0))
 				d := done.Add(1)
 				if d%int64(max(n/10, 1)) == 0 && d/int64(max(n/10, 1)) <= 10 {
-					tenths[d/int64(max(n/10, 1))] = time.Now()
+					k := d / int64(max(n/10, 1))
+					tenths[k] = time.Now()
+					cpuAt[k], _ = procCPU(pids)
 				}
 				if d%100000 == 0 {
 					s.say("fill: %s registered", thousands(d))
@@ -133,12 +138,20 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 	first := float64(n/10) / tenths[1].Sub(tenths[0]).Seconds()
 	last := float64(n/10) / tenths[10].Sub(tenths[9]).Seconds()
 	slices.Sort(lats)
+	// The servers' CPU per registration in the first and last tenth: a
+	// rate can drift with what else the machine runs, the cost of a write
+	// as the catalog grows much less.
+	perReg := func(k int) float64 { return float64((cpuAt[k] - cpuAt[k-1]).Microseconds()) / float64(n/10) }
+	cpuNote := ""
+	if cpuAt[1] > 0 && cpuAt[10] > 0 {
+		cpuNote = fmt.Sprintf("; server CPU per registration %.0f µs in the first tenth, %.0f µs in the last (%.2f×)", perReg(1), perReg(10), perReg(10)/perReg(1))
+	}
 	rows := []scaleRow{{
 		Phase: "fill", What: fmt.Sprintf("registrations/s building a catalog of %s instances, %s services (%d of %s instances), %d clients",
 			thousands(int64(n)), thousands(int64(s.services)), s.bigServices, thousands(int64(s.bigSize)), s.clients),
-		Figure: fmt.Sprintf("%s/s over %.0f s; first tenth %s/s, last tenth %s/s; p99 %s ms, max %s ms; %s errors (retried)",
+		Figure: fmt.Sprintf("%s/s over %.0f s; first tenth %s/s, last tenth %s/s; p99 %s ms, max %s ms; %s errors (retried)%s",
 			fmtRate(float64(n)/elapsed.Seconds()), elapsed.Seconds(), fmtRate(first), fmtRate(last),
-			fmtMs(ms(percentile(lats, .99))), fmtMs(ms(percentile(lats, 1))), thousands(errs.Load())),
+			fmtMs(ms(percentile(lats, .99))), fmtMs(ms(percentile(lats, 1))), thousands(errs.Load()), cpuNote),
 		Value: float64(n) / elapsed.Seconds(), Ratio: last / first, Baseline: "the first tenth's registrations/s (last tenth over first)",
 	}}
 	// Memory per instance: each voter's live heap and resident set, beyond
