@@ -21,7 +21,7 @@ func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	var payload []byte
-	do := func(ctx context.Context, leaderAddr string) (uint64, error) {
+	idx, err := n.toLeader(ctx, cmd.Idempotent(), func(ctx context.Context, leaderAddr string) (uint64, error) {
 		if leaderAddr == "" {
 			return n.applyLocal(ctx, cmd, false)
 		}
@@ -33,20 +33,7 @@ func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
 			payload = b
 		}
 		return n.fwd.call(ctx, leaderAddr, opApply, payload, cmd.Idempotent())
-	}
-	idx, err := n.toLeader(ctx, do)
-	// A leader that stepped down mid-commit (an election, a leader starved
-	// of CPU): an idempotent command goes to the next leader, where it
-	// applies once whether or not the first attempt committed, so the
-	// caller sees the election as latency, not as "outcome unknown".
-	for err != nil && cmd.Idempotent() && errors.Is(err, ErrLeadershipLost) && ctx.Err() == nil {
-		n.logger.Debug("leadership lost while committing; sending the write to the next leader", "command", cmd.Type)
-		select {
-		case <-ctx.Done():
-		case <-time.After(10 * time.Millisecond):
-		}
-		idx, err = n.toLeader(ctx, do)
-	}
+	})
 	if idx > 0 {
 		if werr := n.WaitApplied(ctx, idx); werr != nil && err == nil {
 			err = werr
@@ -57,8 +44,9 @@ func (n *Node) Apply(ctx context.Context, cmd *store.Command) (uint64, error) {
 
 // toLeader runs do on the leader: locally (leaderAddr "") when this node
 // leads, or through the forward protocol. While there is no leader, or the
-// leader moved before the request reached it, it retries until ctx ends.
-func (n *Node) toLeader(ctx context.Context, do func(ctx context.Context, leaderAddr string) (uint64, error)) (uint64, error) {
+// leader moved before the request reached it, it retries until ctx ends;
+// an idempotent request also when the leader stepped down mid-commit.
+func (n *Node) toLeader(ctx context.Context, idempotent bool, do func(ctx context.Context, leaderAddr string) (uint64, error)) (uint64, error) {
 	backoff := 5 * time.Millisecond
 	for {
 		var (
@@ -74,7 +62,7 @@ func (n *Node) toLeader(ctx context.Context, do func(ctx context.Context, leader
 		default:
 			err = fmt.Errorf("raft: %w", ErrNoLeader)
 		}
-		if err == nil || !retryable(err) {
+		if err == nil || !retryable(err, idempotent) {
 			return idx, err
 		}
 		select {
@@ -88,10 +76,14 @@ func (n *Node) toLeader(ctx context.Context, do func(ctx context.Context, leader
 	}
 }
 
-// retryable says whether a failed leader request certainly did not apply
-// and may be sent again.
-func retryable(err error) bool {
-	if errors.Is(err, ErrNoLeader) {
+// retryable says whether a failed leader request may be sent again: it
+// certainly did not apply, or it is idempotent and its leader stepped down
+// before committing it (an election, a leader starved of CPU), so sent to
+// the next leader it applies once whether or not the first attempt
+// committed, and the caller sees the election as latency, not as "outcome
+// unknown".
+func retryable(err error, idempotent bool) bool {
+	if errors.Is(err, ErrNoLeader) || (idempotent && errors.Is(err, ErrLeadershipLost)) {
 		return true
 	}
 	var opErr *net.OpError

@@ -481,7 +481,14 @@ func (f *forwarder) callMux(ctx context.Context, addr string, op byte, payload [
 			// As often as the deadline allows: sent twice or more, it
 			// applies once. A leader stalled by a long pause (a snapshot
 			// to install, a collection on a starved machine) stalls one
-			// session after another until it answers again.
+			// session after another until it answers again; one that
+			// drops sessions at once is not redialled in a tight loop.
+			if attempt > 0 {
+				select {
+				case <-ctx.Done():
+				case <-time.After(min(10*time.Millisecond<<attempt, 200*time.Millisecond)):
+				}
+			}
 			continue
 		case attempt == 0 && !written:
 			continue

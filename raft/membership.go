@@ -37,7 +37,7 @@ func (n *Node) join(ctx context.Context, j joinRequest) error {
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	payload, _ := json.Marshal(j)
-	_, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
+	_, err := n.toLeader(ctx, false, func(ctx context.Context, leaderAddr string) (uint64, error) {
 		if leaderAddr == "" {
 			return 0, n.joinLocal(ctx, j)
 		}

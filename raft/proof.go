@@ -179,7 +179,7 @@ func (n *Node) AnnounceLeave(ctx context.Context) error {
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
 	payload, _ := json.Marshal(leaveRequest{ID: n.cfg.ID})
-	_, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
+	_, err := n.toLeader(ctx, false, func(ctx context.Context, leaderAddr string) (uint64, error) {
 		if leaderAddr == "" {
 			return 0, n.leaveLocal(nil, leaveRequest{ID: n.cfg.ID}, true)
 		}

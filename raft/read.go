@@ -40,7 +40,7 @@ func (n *Node) WaitApplied(ctx context.Context, idx uint64) error {
 func (n *Node) ConsistentRead(ctx context.Context) error {
 	ctx, cancel := n.withTimeout(ctx)
 	defer cancel()
-	idx, err := n.toLeader(ctx, func(ctx context.Context, leaderAddr string) (uint64, error) {
+	idx, err := n.toLeader(ctx, false, func(ctx context.Context, leaderAddr string) (uint64, error) {
 		if leaderAddr == "" {
 			return n.readIndexLocal(ctx)
 		}
