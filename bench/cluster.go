@@ -26,7 +26,6 @@ import (
 // this machine reaches loopback) and without DNS or the console.
 type localCluster struct {
 	bin, root string
-	logOut    io.Writer
 	servers   []*localServer
 	seq       int
 	extra     []string // flags every server gets
@@ -41,7 +40,6 @@ type localServer struct {
 	args       []string
 	cmd        *exec.Cmd
 	done       chan struct{}
-	log        *os.File
 }
 
 // pid is the server's process id, 0 once it stopped.
@@ -72,11 +70,11 @@ func freePort() (int, error) {
 // startLocalCluster starts voters servers of role voter (bootstrapped
 // together with --bootstrap-expect) and readers read servers, and waits
 // until every one of them is ready.
-func startLocalCluster(ctx context.Context, bin, root string, voters, readers int, logOut io.Writer, extra ...string) (*localCluster, error) {
+func startLocalCluster(ctx context.Context, bin, root string, voters, readers int, extra ...string) (*localCluster, error) {
 	if voters < 1 {
 		return nil, errors.New("a cluster needs at least one voter")
 	}
-	c := &localCluster{bin: bin, root: root, logOut: logOut, extra: extra}
+	c := &localCluster{bin: bin, root: root, extra: extra}
 	ok := false
 	defer func() {
 		if !ok {
@@ -163,7 +161,7 @@ func (c *localCluster) start(s *localServer) error {
 		f.Close()
 		return fmt.Errorf("start %s: %w", s.name, err)
 	}
-	s.cmd, s.log, s.done = cmd, f, make(chan struct{})
+	s.cmd, s.done = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); f.Close(); close(s.done) }()
 	return nil
 }

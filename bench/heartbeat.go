@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -190,22 +188,13 @@ func readCounters(ctx context.Context, srvs []string, timeout time.Duration) (co
 	hc := &http.Client{Timeout: timeout, Transport: withToken(http.DefaultTransport)}
 	var out counters
 	for _, s := range srvs {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s+"/metrics", nil)
-		resp, err := hc.Do(req)
+		m, err := scrape(ctx, hc, s)
 		if err != nil {
-			return out, fmt.Errorf("read metrics of %s: %w", s, err)
+			return out, err
 		}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "switchyard_gossip_sent_bytes_total "); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				out.gossipBytes += f
-			}
-		}
-		resp.Body.Close()
-		req, _ = http.NewRequestWithContext(ctx, http.MethodGet, s+"/v1/health", nil)
-		resp, err = hc.Do(req)
+		out.gossipBytes += m["switchyard_gossip_sent_bytes_total"]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s+"/v1/health", nil)
+		resp, err := hc.Do(req)
 		if err != nil {
 			return out, fmt.Errorf("read health of %s: %w", s, err)
 		}

@@ -182,7 +182,7 @@ func scaleRun(ctx context.Context, s scaleSpec) ([]scaleRow, error) {
 	// threshold of 16,384 entries would take none in a short run: concurrent
 	// registrations share entries).
 	snapEvery := min(max(s.instances/64, 64), 16384)
-	cl, err := startLocalCluster(ctx, s.bin, s.dir, 3, 0, s.progress,
+	cl, err := startLocalCluster(ctx, s.bin, s.dir, 3, 0,
 		"--raft-snapshot-threshold", strconv.Itoa(snapEvery), "--raft-snapshot-interval", "1s")
 	if err != nil {
 		return rows, err

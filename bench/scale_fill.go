@@ -36,22 +36,22 @@ func (s *scaleSpec) fillPath(k int) string {
 	return "/v1/namespaces/default/services/" + svc + "/instances/i-" + strconv.Itoa(k)
 }
 
-// liveHeap forces a collection on a server (its admin listener's
-// /debug/pprof/heap?gc=1) and reads the heap that survived it and the
-// process's resident set.
-func liveHeap(ctx context.Context, hc *http.Client, srv *localServer) (heap, resident float64, err error) {
+// liveMemory forces a collection on a server (its admin listener's
+// /debug/pprof/heap?gc=1), then reads the heap that survived it and the
+// goroutines' stacks from its metrics, and the process's resident set.
+func liveMemory(ctx context.Context, hc *http.Client, srv *localServer) (heap, stacks, resident float64, err error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.admin+"/debug/pprof/heap?gc=1", nil)
 	resp, err := hc.Do(req)
 	if err != nil {
-		return 0, 0, fmt.Errorf("collect on %s: %w", srv.name, err)
+		return 0, 0, 0, fmt.Errorf("collect on %s: %w", srv.name, err)
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	m, err := scrape(ctx, hc, srv.admin)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return m["go_memstats_heap_alloc_bytes"], float64(rss(srv.pid())), nil
+	return m["go_memstats_heap_alloc_bytes"], m["go_memstats_stack_inuse_bytes"], float64(rss(srv.pid())), nil
 }
 
 // scaleFill registers the catalog at --clients, timing each tenth, and
@@ -61,7 +61,7 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 	voters := cl.servers[:3]
 	var heap0, rss0 [3]float64
 	for i, v := range voters {
-		h, r, err := liveHeap(ctx, hc, v)
+		h, _, r, err := liveMemory(ctx, hc, v)
 		if err != nil {
 			return nil, err
 		}
@@ -88,6 +88,7 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 	fctx, cancel := context.WithTimeout(ctx, s.fillMaxDuration)
 	defer cancel()
 	pids := cl.pids()
+	tenth := int64(max(n/10, 1)) // registrations per tenth
 	cpuAt[0], _ = procCPU(pids)
 	tenths[0] = time.Now()
 	for w := range s.clients {
@@ -116,8 +117,8 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 				}
 				mine = append(mine, time.Since(t0))
 				d := done.Add(1)
-				if d%int64(max(n/10, 1)) == 0 && d/int64(max(n/10, 1)) <= 10 {
-					k := d / int64(max(n/10, 1))
+				if d%tenth == 0 && d/tenth <= 10 {
+					k := d / tenth
 					tenths[k] = time.Now()
 					cpuAt[k], _ = procCPU(pids)
 				}
@@ -132,7 +133,7 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 	}
 	wg.Wait()
 	if got := done.Load(); got < int64(n) {
-		return nil, fmt.Errorf("fill: %s of %s registered in %v (first error: %v)", thousands(got), thousands(int64(n)), s.fillMaxDuration, deref(firstErr.Load()))
+		return nil, fmt.Errorf("fill: %s of %s registered in %v (first error: %s)", thousands(got), thousands(int64(n)), s.fillMaxDuration, orNone(loaded(firstErr.Load())))
 	}
 	elapsed := tenths[10].Sub(tenths[0])
 	first := float64(n/10) / tenths[1].Sub(tenths[0]).Seconds()
@@ -159,7 +160,7 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 	var dHeap, dRSS float64
 	var perServer []string
 	for i, v := range voters {
-		h, r, err := liveHeap(ctx, hc, v)
+		h, _, r, err := liveMemory(ctx, hc, v)
 		if err != nil {
 			return rows, err
 		}
@@ -178,9 +179,10 @@ func scaleFill(ctx context.Context, s scaleSpec, cl *localCluster) ([]scaleRow, 
 	return rows, nil
 }
 
-func deref(p *string) string {
+// loaded is the string a first-error pointer holds, "" when none was kept.
+func loaded(p *string) string {
 	if p == nil {
-		return "none"
+		return ""
 	}
 	return *p
 }

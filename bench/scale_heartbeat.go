@@ -132,7 +132,7 @@ func scaleHeartbeat(ctx context.Context, s scaleSpec, cl *localCluster) ([]scale
 	rows := []scaleRow{{
 		Phase: "heartbeat", What: fmt.Sprintf("heartbeats/s from %s ephemeral instances, one every %v each, round-robin over 3 voters", thousands(int64(n)), s.heartbeatInterval),
 		Figure: fmt.Sprintf("%s/s over %.0f s (%s failed%s); the sender's worst lag behind its schedule %.1f s", fmtRate(rate), elapsed.Seconds(),
-			thousands(failed.Load()), firstErrNote(deref(firstErr.Load())), lagAtEnd.Seconds()),
+			thousands(failed.Load()), firstErrNote(loaded(firstErr.Load())), lagAtEnd.Seconds()),
 		Value: rate, Ratio: rate / want, Baseline: fmt.Sprintf("the heartbeats/s wanted: %s", fmtRate(want)),
 	}}
 	if cpuOK && beats > 0 {
@@ -197,7 +197,9 @@ func scaleHeartbeat(ctx context.Context, s scaleSpec, cl *localCluster) ([]scale
 				everywhere = false
 				break
 			}
-			latest = later(latest, at)
+			if at.After(latest) {
+				latest = at
+			}
 		}
 		if !ok || !everywhere {
 			missed++
@@ -220,13 +222,6 @@ func scaleHeartbeat(ctx context.Context, s scaleSpec, cl *localCluster) ([]scale
 		Value: p99.Seconds(), Ratio: p99.Seconds() / ttl.Seconds(), Baseline: fmt.Sprintf("the TTL (%v, a setting)", ttl),
 	})
 	return rows, nil
-}
-
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
 }
 
 // countUnhealthy counts the unhealthy instances among the first n

@@ -200,7 +200,6 @@ func waitParked(ctx context.Context, servers []string, n int, timeout time.Durat
 
 // wakeRound is one round of parked watchers and the write that wakes them.
 type wakeRound struct {
-	watchers             int
 	last                 time.Duration // send → last wake
 	p50                  time.Duration
 	woken, missed, errs  int
@@ -387,7 +386,6 @@ func wakeRegistry(ctx context.Context, s scaleSpec, cl *localCluster, leader *lo
 func (r *wakeRound) fromReport(rep holdReport, t0 time.Time) {
 	slices.Sort(rep.Wakes)
 	r.woken, r.missed, r.errs, r.firstErr = len(rep.Wakes), rep.Unchanged, rep.Errors, rep.FirstErr
-	r.watchers = r.woken + r.missed + r.errs
 	if len(rep.Wakes) > 0 {
 		r.last = time.Duration(rep.Wakes[len(rep.Wakes)-1] - t0.UnixNano())
 		r.p50 = time.Duration(rep.Wakes[len(rep.Wakes)/2] - t0.UnixNano())
@@ -450,15 +448,11 @@ func (b *backgroundWrites) stop() []time.Time {
 // collection, and their resident sets, summed.
 func serversMemory(ctx context.Context, hc *http.Client, on []*localServer) (mem, resident float64, err error) {
 	for _, srv := range on {
-		heap, r, err := liveHeap(ctx, hc, srv)
+		heap, stacks, r, err := liveMemory(ctx, hc, srv)
 		if err != nil {
 			return 0, 0, err
 		}
-		m, err := scrape(ctx, hc, srv.admin)
-		if err != nil {
-			return 0, 0, err
-		}
-		mem += heap + m["go_memstats_stack_inuse_bytes"]
+		mem += heap + stacks
 		resident += r
 	}
 	return mem, resident, nil
