@@ -10,7 +10,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 )
@@ -113,12 +112,8 @@ func answerList(c *gin.Context, v *store.ServiceView, q deltaQuery) {
 			if !ok {
 				return nil
 			}
-			out := wire.InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
-				Settings: v.Service.ServiceSettings, Index: v.Index, Delta: true,
-				Instances: make([]wire.Instance, len(changed)), Removed: removed}
-			for k, in := range changed {
-				out.Instances[k].Instance = in
-			}
+			out := listResponse(v, changed)
+			out.Delta, out.Removed = true, removed
 			return mustJSON(out)
 		})
 		if body != nil {
@@ -145,10 +140,10 @@ func (r *selected) answer(c *gin.Context, q deltaQuery) {
 	c.Header(HeaderDeltaToken, deltaToken(v.Index, h))
 	if q.usable(h) {
 		var body []byte
-		if v.Service.Namespace != r.ns || r.res.Index != v.Index {
-			body = r.delta(q.base)
-		} else {
+		if r.memoable() {
 			body = store.MemoKeyed(v, selectionDeltaKey{r.caller, q.base}, route.MaxCachedPerView, func() []byte { return r.delta(q.base) })
+		} else {
+			body = r.delta(q.base)
 		}
 		if body != nil {
 			c.Data(http.StatusOK, "application/json; charset=utf-8", body)
@@ -165,16 +160,7 @@ func (r *selected) delta(base uint64) []byte {
 	if !ok {
 		return nil
 	}
-	v, sel := r.res.Served, r.res.Chosen.Selection
-	caller := r.caller
-	out := wire.InstancesResponse{Namespace: r.ns, Service: r.svc, Settings: v.Service.ServiceSettings, Index: r.res.Index,
-		Near: &caller, ServedBy: v.Service.Namespace, Protected: sel.Protected, Delta: true,
-		Instances: make([]wire.Instance, len(up)), Removed: removed}
-	for _, l := range sel.Levels {
-		out.Levels = append(out.Levels, l.Name())
-	}
-	for k, c := range up {
-		out.Instances[k] = wire.Instance{Instance: c.Instance, Level: c.Level.Name()}
-	}
+	out := r.response(up)
+	out.Delta, out.Removed = true, removed
 	return mustJSON(out)
 }

@@ -282,14 +282,18 @@ type listKey struct{}
 // are immutable, so every later lookup of the same version writes cached
 // bytes.
 func encodeInstances(v *store.ServiceView) []byte {
-	return v.Memo(listKey{}, func() any {
-		out := wire.InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
-			Settings: v.Service.ServiceSettings, Index: v.Index, Instances: make([]wire.Instance, v.Len())}
-		for k, in := range v.Instances() {
-			out.Instances[k].Instance = in
-		}
-		return mustJSON(out)
-	}).([]byte)
+	return v.Memo(listKey{}, func() any { return mustJSON(listResponse(v, v.Instances())) }).([]byte)
+}
+
+// listResponse is a plain listing of v carrying ins: all its instances,
+// or those a delta sends.
+func listResponse(v *store.ServiceView, ins []*store.Instance) wire.InstancesResponse {
+	out := wire.InstancesResponse{Namespace: v.Service.Namespace, Service: v.Service.Name,
+		Settings: v.Service.ServiceSettings, Index: v.Index, Instances: make([]wire.Instance, len(ins))}
+	for k, in := range ins {
+		out.Instances[k].Instance = in
+	}
+	return out
 }
 
 func mustJSON(v any) []byte {

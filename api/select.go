@@ -119,24 +119,35 @@ type bodyKey struct{ caller store.Locality }
 // body encodes the answer; one served by the asked namespace alone is
 // encoded once per view and caller.
 func (r *selected) body() []byte {
-	v, sel := r.res.Served, r.res.Chosen.Selection
-	build := func() []byte {
-		caller := r.caller
-		out := wire.InstancesResponse{Namespace: r.ns, Service: r.svc, Settings: v.Service.ServiceSettings, Index: r.res.Index,
-			Near: &caller, ServedBy: v.Service.Namespace, Protected: sel.Protected,
-			Instances: make([]wire.Instance, len(sel.Candidates))}
-		for _, l := range sel.Levels {
-			out.Levels = append(out.Levels, l.Name())
-		}
-		for k, c := range sel.Candidates {
-			out.Instances[k] = wire.Instance{Instance: c.Instance, Level: c.Level.Name()}
-		}
-		return mustJSON(out)
-	}
-	if v.Service.Namespace != r.ns || r.res.Index != v.Index {
+	build := func() []byte { return mustJSON(r.response(r.res.Chosen.Selection.Candidates)) }
+	if !r.memoable() {
 		return build()
 	}
-	return v.Memo(bodyKey{r.caller}, func() any { return build() }).([]byte)
+	return r.res.Served.Memo(bodyKey{r.caller}, func() any { return build() }).([]byte)
+}
+
+// memoable: the answer depends on the served view alone (no fallback, no
+// other view read at a later index), so it may be memoised on that view.
+func (r *selected) memoable() bool {
+	v := r.res.Served
+	return v.Service.Namespace == r.ns && r.res.Index == v.Index
+}
+
+// response is the selection's answer carrying cands: all its candidates
+// (body), or those a delta sends.
+func (r *selected) response(cands []route.Candidate) wire.InstancesResponse {
+	v, sel := r.res.Served, r.res.Chosen.Selection
+	caller := r.caller
+	out := wire.InstancesResponse{Namespace: r.ns, Service: r.svc, Settings: v.Service.ServiceSettings, Index: r.res.Index,
+		Near: &caller, ServedBy: v.Service.Namespace, Protected: sel.Protected,
+		Instances: make([]wire.Instance, len(cands))}
+	for _, l := range sel.Levels {
+		out.Levels = append(out.Levels, l.Name())
+	}
+	for k, c := range cands {
+		out.Instances[k] = wire.Instance{Instance: c.Instance, Level: c.Level.Name()}
+	}
+	return out
 }
 
 // anyOf returns a channel closed when any of chs closes. The goroutines it
