@@ -75,6 +75,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "bare-serve":
 		// Hidden: the baseline server of `lookup --bare child`.
 		return runBareServe(ctx, args[1:], stdout, stderr)
+	case "bare-raft":
+		// Hidden: a node of the bare replicated baseline of `scale`.
+		return runBareRaft(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -189,9 +189,10 @@ func registerTable(rows []registerResult, servers []string) *table {
 
 // bareTarget is a bare PUT handler to measure after the registry.
 type bareTarget struct {
-	name string
-	url  string
-	pids []int
+	name   string
+	url    string
+	pids   []int
+	answer childAnswer // what it answers every PUT with
 }
 
 // startBarePut registers one instance on server to learn the registry's
@@ -216,6 +217,7 @@ func startBarePut(ctx context.Context, server, namespace string, timeout time.Du
 	}
 	b := newBareServer()
 	b.set(barePutKey, body, resp.Header)
+	answer := childAnswer{Body: body, Header: resp.Header}
 	var targets []bareTarget
 	var stops []func()
 	stopAll := func() {
@@ -229,7 +231,7 @@ func startBarePut(ctx context.Context, server, namespace string, timeout time.Du
 			return nil, nil, err
 		}
 		stops = append(stops, stop)
-		targets = append(targets, bareTarget{name: "bare, in-process", url: u})
+		targets = append(targets, bareTarget{name: "bare, in-process", url: u, answer: answer})
 	}
 	if child {
 		u, pid, stop, err := startChildBare(b)
@@ -238,7 +240,7 @@ func startBarePut(ctx context.Context, server, namespace string, timeout time.Du
 			return nil, nil, err
 		}
 		stops = append(stops, stop)
-		targets = append(targets, bareTarget{name: "bare, own process", url: u, pids: []int{pid}})
+		targets = append(targets, bareTarget{name: "bare, own process", url: u, pids: []int{pid}, answer: answer})
 	}
 	return targets, stopAll, nil
 }

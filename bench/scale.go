@@ -20,6 +20,7 @@ type scaleSpec struct {
 	bin, dir string
 	phases   map[string]bool
 
+	logStore    string        // the servers' --raft-log-store, and the bare replicated baseline's
 	clients     int           // registration clients (64)
 	regDuration time.Duration // each registration level and its baseline
 
@@ -54,6 +55,7 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&s.bin, "registry", "", "the registry binary to start servers from (go build -o /tmp/registry ./cmd/registry); default: registry in $PATH")
 	fs.StringVar(&s.dir, "dir", "", "folder for the servers' data and logs (default: a temporary folder, removed afterwards)")
 	fs.StringVar(&phases, "phases", strings.Join(scalePhases, ","), "phases to run, in this order: "+strings.Join(scalePhases, ", ")+" (snapshot needs fill)")
+	fs.StringVar(&s.logStore, "raft-log-store", "wal", "the servers' Raft log store (wal, the servers' default, or bolt), also the bare replicated PUT handler's")
 	fs.IntVar(&s.clients, "clients", 64, "concurrent clients of the registration levels and the fill")
 	fs.DurationVar(&s.regDuration, "register-duration", 10*time.Second, "length of each registration level and of its bare baseline")
 	fs.IntVar(&s.instances, "instances", 1000000, "instances the fill registers")
@@ -112,7 +114,7 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer os.RemoveAll(d)
 		s.dir = d
-	} else if err := os.MkdirAll(s.dir, 0o700); err != nil {
+	} else if err := emptyDir(s.dir); err != nil {
 		return err
 	}
 	rows, err := scaleRun(ctx, s)
@@ -130,6 +132,8 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func (s *scaleSpec) validate() error {
 	switch {
+	case s.logStore != "bolt" && s.logStore != "wal":
+		return fmt.Errorf("--raft-log-store %q: use bolt or wal", s.logStore)
 	case s.clients <= 0 || s.regDuration <= 0 || s.fillMaxDuration <= 0:
 		return errors.New("--clients, --register-duration and --fill-max-duration must be positive")
 	case s.instances <= 0 || s.services <= 0 || s.bigServices < 0 || s.bigSize <= 0:
@@ -183,7 +187,7 @@ func scaleRun(ctx context.Context, s scaleSpec) ([]scaleRow, error) {
 	// registrations share entries).
 	snapEvery := min(max(s.instances/64, 64), 16384)
 	cl, err := startLocalCluster(ctx, s.bin, s.dir, 3, 0,
-		"--raft-snapshot-threshold", strconv.Itoa(snapEvery), "--raft-snapshot-interval", "1s")
+		"--raft-snapshot-threshold", strconv.Itoa(snapEvery), "--raft-snapshot-interval", "1s", "--raft-log-store", s.logStore)
 	if err != nil {
 		return rows, err
 	}
@@ -322,7 +326,68 @@ func scaleRegister(ctx context.Context, s scaleSpec, cl *localCluster, when stri
 		l := registerLevel(ctx, registerSpec{servers: []string{leader.url}, namespace: "default", services: 8, clients: s.clients,
 			duration: s.regDuration, count: 2000000, prefix: run + "l", pids: cl.pids(), client: pc})
 		rows = append(rows, registerRow(fmt.Sprintf("registrations/s at %d clients sent to the leader alone, %s", s.clients, when), l, b, commit(l.Ops)))
+		r, err := bareReplicated(ctx, s, pc, bares[0].answer, run, b, l)
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, r...)
 	}
+	return rows, nil
+}
+
+// emptyDir makes dir, or checks that it is empty: servers started on an
+// earlier run's data would look for that run's peers.
+func emptyDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	names, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		return fmt.Errorf("--dir %s holds an earlier run's files (%s…): give an empty or new folder", dir, names[0].Name())
+	}
+	return nil
+}
+
+// logStoreName names a --raft-log-store's library.
+func logStoreName(kind string) string {
+	if kind == "wal" {
+		return "raft-wal"
+	}
+	return "raft-boltdb"
+}
+
+// bareReplicated measures the bare replicated PUT handler (see
+// startBareRaft) the same way, sent to its leader: the rate any write
+// synced on three processes of this machine can reach. It returns that
+// rate over the bare PUT handler's, and the registrations sent to the
+// leader alone (l) over it.
+func bareReplicated(ctx context.Context, s scaleSpec, pc putClient, a childAnswer, run string, bare, l registerResult) ([]scaleRow, error) {
+	s.say("the bare replicated PUT handler (three hashicorp/raft processes) at %d clients", s.clients)
+	leader, pids, stop, err := startBareRaft(ctx, filepath.Join(s.dir, "bare-raft-"+run), s.logStore, a)
+	if err != nil {
+		return nil, err
+	}
+	defer stop()
+	r := registerLevel(ctx, registerSpec{servers: []string{leader}, namespace: "default", services: 8, clients: s.clients,
+		duration: s.regDuration, count: 2000000, prefix: run + "r", pids: pids, client: pc})
+	if r.Ops == 0 {
+		return nil, fmt.Errorf("bare replicated PUT handler: no write succeeded: %s", r.FirstError)
+	}
+	rows := []scaleRow{{Phase: "register",
+		What:   fmt.Sprintf("the machine's bound for replicated writes: a bare replicated PUT handler at %d clients (net/http, hashicorp/raft with %s and group commit, three processes, a state machine that keeps nothing), sent to its leader", s.clients, logStoreName(s.logStore)),
+		Figure: fmt.Sprintf("%s/s, p50 %s ms, p99 %s ms, %s errors, CPU %s µs each (three processes)", fmtRate(r.OpsPerSec), fmtMs(r.P50ms), fmtMs(r.P99ms), thousands(r.Errors), fmtCPU(r.loadResult)),
+		Value:  r.OpsPerSec, Baseline: fmt.Sprintf("the bare net/http PUT handler in its own process: %s/s", fmtRate(bare.OpsPerSec))}}
+	if bare.OpsPerSec > 0 {
+		rows[0].Ratio = r.OpsPerSec / bare.OpsPerSec
+	}
+	rows = append(rows, scaleRow{Phase: "register",
+		What:   "registrations sent to the leader alone over the bare replicated PUT handler: how much of the machine's bound a registration reaches",
+		Figure: fmt.Sprintf("%s/s against %s/s", fmtRate(l.OpsPerSec), fmtRate(r.OpsPerSec)),
+		Value:  l.OpsPerSec, Ratio: l.OpsPerSec / r.OpsPerSec,
+		Baseline: fmt.Sprintf("the bare replicated PUT handler: %s/s", fmtRate(r.OpsPerSec))})
 	return rows, nil
 }
 

@@ -46,7 +46,7 @@ func TestScaleShortForm(t *testing.T) {
 	for _, r := range got.Rows {
 		byPhase[r.Phase] = append(byPhase[r.Phase], r)
 	}
-	for phase, want := range map[string]int{"disk": 1, "register": 6, "fill": 2, "snapshot": 5, "watch": 6, "heartbeat": 4} {
+	for phase, want := range map[string]int{"disk": 1, "register": 12, "fill": 2, "snapshot": 5, "watch": 6, "heartbeat": 4} {
 		if len(byPhase[phase]) != want {
 			t.Errorf("phase %s: %d rows, want %d: %+v", phase, len(byPhase[phase]), want, byPhase[phase])
 		}

@@ -49,6 +49,18 @@ func TestLogStoreKeptWhenSettingChanges(t *testing.T) {
 	}
 }
 
+// TestLogStoreDefault: a new data directory with no setting keeps its log
+// in the WAL, and nothing else.
+func TestLogStoreDefault(t *testing.T) {
+	c := newCluster(t, 1, func(c *Config) { c.LogStore = "" })
+	if got := c.nodes[0].LogStore(); got != LogStoreWAL {
+		t.Fatalf("log store of a new data directory with no setting: %q, want %q", got, LogStoreWAL)
+	}
+	if kind, err := existingLogStore(c.cfgs[0].DataDir); err != nil || kind != LogStoreWAL {
+		t.Fatalf("data directory holds %q (%v), want only %q", kind, err, LogStoreWAL)
+	}
+}
+
 // TestLogStoreLockedByAnotherServer: a second server on a data directory in
 // use fails at once with a message that says so, instead of waiting.
 func TestLogStoreLockedByAnotherServer(t *testing.T) {
