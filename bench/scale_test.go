@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -111,5 +112,29 @@ func TestScaleShortForm(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("progress:\n%s", progress.String())
+	}
+}
+
+// TestScaleRefusals: flags that cannot make a run are refused before any
+// server starts, each naming what to change.
+func TestScaleRefusals(t *testing.T) {
+	used := t.TempDir()
+	if err := os.WriteFile(filepath.Join(used, "s1.log"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--dir", used}, "holds an earlier run's files (s1.log…)"},
+		{[]string{"--raft-log-store", "rocksdb"}, `--raft-log-store "rocksdb": use bolt or wal`},
+		{[]string{"--clients", "0"}, "--clients, --register-duration and --fill-max-duration must be positive"},
+	} {
+		var out, errb bytes.Buffer
+		// A path that exists: the binary is not started before the flags pass.
+		err := Run(context.Background(), append([]string{"scale", "--registry", "/bin/true", "--quiet"}, tc.args...), &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("scale %v: %v, want an error containing %q", tc.args, err, tc.want)
+		}
 	}
 }
