@@ -128,7 +128,7 @@ func (c *localCluster) add(role string, expect int) (*localServer, error) {
 	}
 	s.args = []string{"server", "--node-id", name, "--data-dir", s.dir,
 		"--http-addr", strings.TrimPrefix(s.url, "http://"), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]),
-		"--gossip-addr", s.gossip, "--dns-addr", "", "--insecure-dev", "--no-ui", "--role", role,
+		"--gossip-addr", s.gossip, "--dns-addr", "", "--xds-addr", "", "--insecure-dev", "--no-ui", "--role", role,
 		"--voters", "3", "--log-level", "warn", "--admin-addr", strings.TrimPrefix(s.admin, "http://")}
 	s.args = append(s.args, c.extra...)
 	if expect > 0 {

@@ -37,7 +37,7 @@ func startCluster(t *testing.T) *cluster {
 		cfg.ACL.Enabled = false
 		cfg.NodeID = fmt.Sprintf("s%d", i+1)
 		cfg.DataDir = filepath.Join(c.dir, cfg.NodeID)
-		cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
+		cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr, cfg.XDS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "", ""
 		cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 400*time.Millisecond, 400*time.Millisecond, 300*time.Millisecond
 		cfg.Gossip = gossip.LocalConfig()
 		cfg.FlushInterval, cfg.JudgeInterval, cfg.ReconcileInterval = 100*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
@@ -323,7 +323,7 @@ func startOne(t *testing.T, tune ...func(*server.Config)) *server.Server {
 		f(&cfg)
 	}
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = "one", t.TempDir(), true
-	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr, cfg.XDS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "", ""
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 	cfg.MinQuorum = 1
 	cfg.JudgeInterval = 100 * time.Millisecond

@@ -135,20 +135,9 @@ type Input struct {
 func Select(in Input) Selection {
 	levels := group(in)
 	var sel Selection
-	enabled, healthy := 0, 0
-	end := 0
-	for end < len(levels) {
-		lv := levels[end]
-		enabled += lv.enabled
-		healthy += lv.healthy
-		end++
-		if lv.healthy > 0 && float64(lv.healthy) >= in.Settings.MinHealthyRatio*float64(lv.enabled) {
-			break
-		}
-	}
+	end, protected := scopeOf(levels, in.Settings)
 	scope := levels[:end]
-	t := in.Settings.ProtectThreshold
-	sel.Protected = t > 0 && enabled > 0 && float64(healthy) < t*float64(enabled)
+	sel.Protected = protected
 	n := 0
 	for _, lv := range scope {
 		sel.Levels = append(sel.Levels, lv.level)
@@ -165,6 +154,26 @@ func Select(in Input) Selection {
 		}
 	}
 	return sel
+}
+
+// scopeOf says how many of levels (nearest first) make up the scope: the
+// nearest levels up to the first that could serve alone (at least
+// min_healthy_ratio of its serving instances healthy, and one of them), or
+// all of them. protected: fewer than the protect threshold of the scope's
+// serving instances are healthy.
+func scopeOf(levels []level, st store.ServiceSettings) (end int, protected bool) {
+	enabled, healthy := 0, 0
+	for end < len(levels) {
+		lv := levels[end]
+		enabled += lv.enabled
+		healthy += lv.healthy
+		end++
+		if lv.healthy > 0 && float64(lv.healthy) >= st.MinHealthyRatio*float64(lv.enabled) {
+			break
+		}
+	}
+	t := st.ProtectThreshold
+	return end, t > 0 && enabled > 0 && float64(healthy) < t*float64(enabled)
 }
 
 // level is the instances of one level.

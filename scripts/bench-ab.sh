@@ -47,7 +47,7 @@ lookup() {
 	local bin="$1" dir pid i envs=()
 	read -r -a envs <<<"$2"
 	dir="$(mktemp -d)"
-	env ${envs[@]+"${envs[@]}"} "$bin" dev --data-dir "$dir/dev" --http-addr 127.0.0.1:7510 --dns-addr "" >"$dir/dev.log" 2>&1 &
+	env ${envs[@]+"${envs[@]}"} "$bin" dev --data-dir "$dir/dev" --http-addr 127.0.0.1:7510 --dns-addr "" --xds-addr "" >"$dir/dev.log" 2>&1 &
 	pid=$!
 	for ((i = 0; i < 100; i++)); do curl -sf 127.0.0.1:7510/v1/health >/dev/null && break; sleep 0.1; done
 	"$BENCH" lookup --server http://127.0.0.1:7510 --instances "$INSTANCES" --clients "$CLIENTS" \
@@ -67,13 +67,13 @@ register() {
 	local help
 	help="$("$bin" server --help 2>&1 || true)"
 	[[ "$help" == *-insecure-dev* ]] && INSECURE=--insecure-dev
-	env ${envs[@]+"${envs[@]}"} "$bin" server --node-id n1 --data-dir "$dir/n1" --http-addr 127.0.0.1:7510 --raft-addr 127.0.0.1:7511 --gossip-addr 127.0.0.1:7512 --dns-addr 127.0.0.1:7513 \
+	env ${envs[@]+"${envs[@]}"} "$bin" server --node-id n1 --data-dir "$dir/n1" --http-addr 127.0.0.1:7510 --raft-addr 127.0.0.1:7511 --gossip-addr 127.0.0.1:7512 --dns-addr 127.0.0.1:7513 --xds-addr 127.0.0.1:7514 \
 		--bootstrap ${INSECURE:+"$INSECURE"} >"$dir/n1.log" 2>&1 &
 	pids+=($!)
 	for ((i = 0; i < 100; i++)); do curl -sf 127.0.0.1:7510/v1/health >/dev/null && break; sleep 0.1; done
 	for n in 2 3; do
 		env ${envs[@]+"${envs[@]}"} "$bin" server --node-id "n$n" --data-dir "$dir/n$n" --http-addr "127.0.0.1:75${n}0" --raft-addr "127.0.0.1:75${n}1" \
-			--gossip-addr "127.0.0.1:75${n}2" --dns-addr "127.0.0.1:75${n}3" --join 127.0.0.1:7510 ${INSECURE:+"$INSECURE"} >"$dir/n$n.log" 2>&1 &
+			--gossip-addr "127.0.0.1:75${n}2" --dns-addr "127.0.0.1:75${n}3" --xds-addr "127.0.0.1:75${n}4" --join 127.0.0.1:7510 ${INSECURE:+"$INSECURE"} >"$dir/n$n.log" 2>&1 &
 		pids+=($!)
 	done
 	for ((i = 0; i < 200; i++)); do

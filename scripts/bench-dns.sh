@@ -36,7 +36,7 @@ if [[ -z "$BIN" ]]; then
 	(cd "$ROOT" && go build -o "$BIN/registry" ./cmd/registry && go build -o "$BIN/registry-bench" ./cmd/registry-bench)
 fi
 
-"$BIN/registry" dev --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --log-level warn >"$WORK/dev.out" 2>"$WORK/dev.err" &
+"$BIN/registry" dev --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --xds-addr "" --log-level warn >"$WORK/dev.out" 2>"$WORK/dev.err" &
 PIDS+=($!)
 for ((i = 0; i < 100; i++)); do
 	grep -q ready "$WORK/dev.out" 2>/dev/null && break

@@ -140,7 +140,7 @@ if $OWN_CLUSTER; then
 	log "starting three nodes from this script (data in $WORK/cluster)"
 	for n in 1 2 3; do
 		args=(server --node-id "n$n" --data-dir "$WORK/cluster/n$n" --http-addr "127.0.0.1:74${n}0" --raft-addr "127.0.0.1:74${n}1"
-			--gossip-addr "127.0.0.1:74${n}2" --dns-addr "127.0.0.1:74${n}3" --bootstrap-expect 3 --join 127.0.0.1:7412,127.0.0.1:7422,127.0.0.1:7432 --log-level warn --insecure-dev)
+			--gossip-addr "127.0.0.1:74${n}2" --dns-addr "127.0.0.1:74${n}3" --xds-addr "127.0.0.1:74${n}4" --bootstrap-expect 3 --join 127.0.0.1:7412,127.0.0.1:7422,127.0.0.1:7432 --log-level warn --insecure-dev)
 		mkdir -p "$WORK/cluster"
 		"$BIN/registry" "${args[@]}" >"$WORK/cluster/n$n.log" 2>&1 &
 		OWN_PIDS+=($!)
@@ -205,7 +205,7 @@ CLUSTER_STARTED=""
 # ---------------------------------------------------------------- registry dev
 log "starting registry dev on a free port"
 unset REGISTRY_TOKEN # registry dev runs without access control
-"$BIN/registry" dev --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --log-level warn >"$WORK/dev.out" 2>"$WORK/dev.err" &
+"$BIN/registry" dev --http-addr 127.0.0.1:0 --dns-addr 127.0.0.1:0 --xds-addr "" --log-level warn >"$WORK/dev.out" 2>"$WORK/dev.err" &
 DEV_PID=$!
 dev_url=""
 for ((i = 0; i < 100; i++)); do

@@ -7,10 +7,10 @@
 #   scripts/cluster.sh down [--purge] stop the nodes; --purge also deletes their data and logs
 #   scripts/cluster.sh clean          same as down --purge
 #
-# node  HTTP            Raft            gossip          DNS (UDP and TCP)
-# n1    127.0.0.1:7410  127.0.0.1:7411  127.0.0.1:7412  127.0.0.1:7413
-# n2    127.0.0.1:7420  127.0.0.1:7421  127.0.0.1:7422  127.0.0.1:7423
-# n3    127.0.0.1:7430  127.0.0.1:7431  127.0.0.1:7432  127.0.0.1:7433
+# node  HTTP            Raft            gossip          DNS (UDP and TCP)  xDS
+# n1    127.0.0.1:7410  127.0.0.1:7411  127.0.0.1:7412  127.0.0.1:7413     127.0.0.1:7414
+# n2    127.0.0.1:7420  127.0.0.1:7421  127.0.0.1:7422  127.0.0.1:7423     127.0.0.1:7424
+# n3    127.0.0.1:7430  127.0.0.1:7431  127.0.0.1:7432  127.0.0.1:7433     127.0.0.1:7434
 #
 # The nodes find each other by gossip (each is given the others' gossip
 # addresses); a brand-new cluster starts with --bootstrap-expect 3.
@@ -35,6 +35,7 @@ http_port() { echo "74${1#n}0"; }
 raft_port() { echo "74${1#n}1"; }
 gossip_port() { echo "74${1#n}2"; }
 dns_port() { echo "74${1#n}3"; }
+xds_port() { echo "74${1#n}4"; }
 http_addr() { echo "127.0.0.1:$(http_port "$1")"; }
 pidfile() { echo "$DIR/pids/$1.pid"; }
 logfile() { echo "$DIR/logs/$1.log"; }
@@ -92,7 +93,7 @@ start_node() {
 	mkdir -p "$DIR/data/$node" "$DIR/logs" "$DIR/pids"
 	args=(server --node-id "$node" --data-dir "$DIR/data/$node"
 		--http-addr "$(http_addr "$node")" --raft-addr "127.0.0.1:$(raft_port "$node")"
-		--gossip-addr "127.0.0.1:$(gossip_port "$node")" --dns-addr "127.0.0.1:$(dns_port "$node")")
+		--gossip-addr "127.0.0.1:$(gossip_port "$node")" --dns-addr "127.0.0.1:$(dns_port "$node")" --xds-addr "127.0.0.1:$(xds_port "$node")")
 	local n others=()
 	for n in n1 n2 n3; do
 		[[ "$n" == "$node" ]] || others+=("127.0.0.1:$(gossip_port "$n")")

@@ -25,7 +25,8 @@ declare -A PID
 start() { # node binary flags...
 	local n="$1" bin="$2"
 	shift 2
-	"$bin" server --node-id "n$n" --data-dir "$DIR/n$n" --http-addr "127.0.0.1:76${n}0" --raft-addr "127.0.0.1:76${n}1" \
+	# xDS through the environment: a binary from before it ignores the variable.
+	REGISTRY_XDS_ADDR="127.0.0.1:76${n}4" "$bin" server --node-id "n$n" --data-dir "$DIR/n$n" --http-addr "127.0.0.1:76${n}0" --raft-addr "127.0.0.1:76${n}1" \
 		--gossip-addr "127.0.0.1:76${n}2" --dns-addr "127.0.0.1:76${n}3" --insecure-dev "$@" >>"$DIR/n$n.log" 2>&1 &
 	PID[$n]=$!
 }

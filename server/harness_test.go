@@ -26,6 +26,7 @@ func testConfig(t *testing.T, id string) Config {
 	cfg.NodeID = id
 	cfg.DataDir = filepath.Join(t.TempDir(), id)
 	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.XDS.Addr = "127.0.0.1:0"
 	cfg.Raft.HeartbeatTimeout = 400 * time.Millisecond
 	cfg.Raft.ElectionTimeout = 400 * time.Millisecond
 	cfg.Raft.LeaderLeaseTimeout = 300 * time.Millisecond

@@ -184,6 +184,10 @@ func TestReadServer(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// xDS too answers from the replica.
+	if n := edsEndpoints(t, r.XDSAddr(), "web.default"); n != 2 {
+		t.Errorf("xDS endpoints of web.default on the read server without a quorum: %d, want 2", n)
+	}
 }
 
 // With Voters 3, a fourth server of role voter waits as a standby; when a

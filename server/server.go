@@ -20,6 +20,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
@@ -79,6 +80,7 @@ type Config struct {
 	Gossip gossip.Config
 	API    api.Config
 	DNS    dns.Config
+	XDS    XDSConfig
 
 	// FlushInterval is how often the heartbeats heard here are sent to the
 	// other servers.
@@ -149,6 +151,7 @@ func DefaultConfig() Config {
 		API:                    api.DefaultConfig(),
 		HTTP:                   DefaultHTTPLimits(),
 		DNS:                    dns.DefaultConfig(),
+		XDS:                    DefaultXDSConfig(),
 		FlushInterval:          250 * time.Millisecond,
 		JudgeInterval:          500 * time.Millisecond,
 		DefaultTTL:             health.DefaultTTL,
@@ -220,6 +223,8 @@ type Server struct {
 	api      *api.Server
 	consul   *consulcompat.Server // nil with DisableConsulAPI
 	dns      *dns.Server
+	xds      *grpc.Server // nil when off
+	xdsLn    net.Listener
 	http     *http.Server
 	httpLn   net.Listener
 	adminLn  net.Listener
@@ -377,7 +382,13 @@ func Start(cfg Config) (_ *Server, err error) {
 		}
 		cleanup = append(cleanup, func() { s.dns.Shutdown(context.Background()) })
 	}
-	logger.Info("server started", "id", cfg.NodeID, "http", s.HTTPAddr(), "raft", s.node.RaftAddr(), "gossip", s.pool.Addr(), "dns", s.DNSAddr())
+	if cfg.XDS.Addr != "" {
+		if err := s.startXDS(cfg, topo, logger); err != nil {
+			return nil, err
+		}
+		cleanup = append(cleanup, func() { s.xds.Stop() })
+	}
+	logger.Info("server started", "id", cfg.NodeID, "http", s.HTTPAddr(), "raft", s.node.RaftAddr(), "gossip", s.pool.Addr(), "dns", s.DNSAddr(), "xds", s.XDSAddr())
 
 	judge := health.NewJudge(health.JudgeConfig{
 		Store: s.node.Store(), Liveness: s.liveness, IsLeader: s.node.IsLeader,
@@ -490,6 +501,11 @@ func (s *Server) stop(ctx context.Context, leave bool) error {
 			go func() { dnsDone <- s.dns.Shutdown(ctx) }()
 		} else {
 			dnsDone <- nil
+		}
+		if s.xds != nil {
+			// Streams are long-lived watches: close them, as a crash
+			// would; clients reconnect to another server.
+			s.xds.Stop()
 		}
 		if err := s.http.Shutdown(ctx); err != nil {
 			s.http.Close()

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/switchyard-io/switchyard/internal/certs"
 )
 
@@ -69,6 +72,19 @@ func TestHTTPSAPI(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "services") {
 		t.Fatalf("with a client certificate: %d %s", resp.StatusCode, b)
+	}
+
+	// xDS on the same certificate: a plaintext stream is refused, one with
+	// a client certificate of the CA is answered.
+	if _, err := adsAnswer(s1.XDSAddr(), insecure.NewCredentials()); err == nil {
+		t.Fatal("xDS answered a plaintext stream on a TLS server")
+	}
+	tc, err := certs.ClientConfig(cliCert, cliKey, caCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adsAnswer(s1.XDSAddr(), credentials.NewTLS(tc)); err != nil {
+		t.Fatalf("xDS over TLS with a client certificate: %v", err)
 	}
 
 	// A second server joins through the first one's HTTPS address: it reads

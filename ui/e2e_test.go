@@ -50,7 +50,7 @@ func startDev(t *testing.T, drills string) *devServer {
 		t.Fatalf("build the registry: %v\n%s", err, out)
 	}
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "dev", "--acl", "--http-addr", addr, "--dns-addr", "", "--drill-reports", drills)
+	cmd := exec.Command(bin, "dev", "--acl", "--http-addr", addr, "--dns-addr", "", "--xds-addr", "", "--drill-reports", drills)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

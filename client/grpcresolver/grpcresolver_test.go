@@ -53,7 +53,7 @@ func TestGRPCResolver(t *testing.T) {
 	cfg := server.DefaultConfig()
 	cfg.ACL.Enabled = false
 	cfg.NodeID, cfg.DataDir, cfg.Bootstrap = "r1", t.TempDir(), true
-	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", ""
+	cfg.HTTPAddr, cfg.RaftAddr, cfg.GossipAddr, cfg.DNS.Addr, cfg.XDS.Addr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "", ""
 	cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 100*time.Millisecond
 	cfg.MinQuorum = 1
 	cfg.Logger = testlog.New(t, slog.LevelWarn)

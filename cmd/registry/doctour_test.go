@@ -155,7 +155,7 @@ type docTour struct {
 // docDevBlock is a block that starts the dev server the examples run against.
 var docDevBlock = regexp.MustCompile(`^go run \./cmd/registry dev((?: [^\s;&|]+)*)\n$`)
 
-var docBannerDNS = regexp.MustCompile(`Switchyard dev server ready: http://\S+, dns (\S+) `)
+var docBannerDNS = regexp.MustCompile(`Switchyard dev server ready: http://\S+, dns (\S+), xds \S+ `)
 
 func runDocTour(t *testing.T, bin, doc string) *docTour {
 	blocks := markdownBlocks(t, filepath.Join("..", "..", doc))

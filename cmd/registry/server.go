@@ -51,6 +51,7 @@ type serverOptions struct {
 	unit            string
 	datacenterRTT   string
 	dnsAddr         string
+	xdsAddr         string
 	dnsZone         string
 	dnsMaxAnswers   int
 	dnsSubnets      string
@@ -124,6 +125,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.raftAddr, "raft-addr", "127.0.0.1:0", "Raft address (port 0: any free port)")
 		fs.StringVar(&o.gossipAddr, "gossip-addr", "127.0.0.1:0", "gossip address, TCP and UDP (port 0: any free port)")
 		o.dnsFlags(fs)
+		fs.StringVar(&o.xdsAddr, "xds-addr", "127.0.0.1:7404", "xDS address (ADS over gRPC, for Envoy and proxyless gRPC; empty: none)")
 		fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 		fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
 		fs.StringVar(&o.adminAddr, "admin-addr", "", "serve Go profiling (/debug/pprof/) and /metrics on this address too (empty: none)")
@@ -147,6 +149,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.StringVar(&o.datacenter, "datacenter", "", "this server's datacenter")
 	fs.StringVar(&o.unit, "unit", "", "this server's unit")
 	o.dnsFlags(fs)
+	fs.StringVar(&o.xdsAddr, "xds-addr", def.XDS.Addr, "xDS address (ADS over gRPC, for Envoy and proxyless gRPC; TLS and tokens as the HTTP API; empty: none)")
 	fs.StringVar(&o.datacenterRTT, "datacenter-rtt", "", "round-trip times between datacenters, overriding gossip's: dcA:dcB=80ms,dcA:dcC=120ms")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "text or json")
@@ -300,6 +303,14 @@ func serverCommand(stdout io.Writer) *ffcli.Command {
 	}
 }
 
+// orOff is an address in the ready line, "off" for a door not served.
+func orOff(addr string) string {
+	if addr == "" {
+		return "off"
+	}
+	return addr
+}
+
 func devCommand(stdout io.Writer) *ffcli.Command {
 	o := serverOptions{dev: true}
 	fs := flag.NewFlagSet("registry dev", flag.ContinueOnError)
@@ -436,9 +447,9 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 				if !o.insecureDev {
 					acl = "access control on"
 				}
-				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s, dns %s (data in %s%s; %s)\n", srv.HTTPAddr(), srv.DNSAddr(), o.dataDir, removedAtExit, acl)
+				fmt.Fprintf(stdout, "Switchyard dev server ready: http://%s, dns %s, xds %s (data in %s%s; %s)\n", srv.HTTPAddr(), orOff(srv.DNSAddr()), orOff(srv.XDSAddr()), o.dataDir, removedAtExit, acl)
 			} else {
-				fmt.Fprintf(stdout, "Switchyard server %s ready: http://%s, raft %s, gossip %s, dns %s\n", o.nodeID, srv.HTTPAddr(), srv.Node().RaftAddr(), srv.Pool().Addr(), srv.DNSAddr())
+				fmt.Fprintf(stdout, "Switchyard server %s ready: http://%s, raft %s, gossip %s, dns %s, xds %s\n", o.nodeID, srv.HTTPAddr(), srv.Node().RaftAddr(), srv.Pool().Addr(), orOff(srv.DNSAddr()), orOff(srv.XDSAddr()))
 			}
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

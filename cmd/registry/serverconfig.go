@@ -140,6 +140,7 @@ func (o *serverOptions) config() (server.Config, error) {
 		cfg.DatacenterRTT = t
 	}
 	cfg.AdminAddr = o.adminAddr
+	cfg.XDS.Addr = o.xdsAddr
 	cfg.DNS.Addr, cfg.DNS.Zone, cfg.DNS.MaxAnswers = o.dnsAddr, o.dnsZone, o.dnsMaxAnswers
 	cfg.DNS.MaxUDPSize, cfg.DNS.MaxTCPConns, cfg.DNS.TCPIdleTimeout = o.dnsMaxUDPSize, o.dnsMaxTCPConns, o.dnsTCPIdleTimeout
 	if o.dnsSubnets != "" {

@@ -177,7 +177,7 @@ func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
 	p.cmd = exec.Command(bin, args...)
 	// Gossip and DNS on free ports, so that parallel tests (and a registry
 	// someone runs on this machine) do not collide on the defaults.
-	p.cmd.Env = append(append(os.Environ(), "REGISTRY_GOSSIP_ADDR=127.0.0.1:0", "REGISTRY_DNS_ADDR=127.0.0.1:0"), env...)
+	p.cmd.Env = append(append(os.Environ(), "REGISTRY_GOSSIP_ADDR=127.0.0.1:0", "REGISTRY_DNS_ADDR=127.0.0.1:0", "REGISTRY_XDS_ADDR=127.0.0.1:0"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start registry %s: %v", p.name, err)
@@ -386,7 +386,7 @@ type memberJSON struct {
 	RaftAddr string `json:"raft_addr"`
 }
 
-var devBanner = regexp.MustCompile(`Switchyard dev server ready: http://(\S+), dns \S+ \(data in (.+?)(, removed at exit)?; access control (?:on|OFF: anyone who reaches it may change the catalog)\)\n`)
+var devBanner = regexp.MustCompile(`Switchyard dev server ready: http://(\S+), dns \S+, xds 127\.0\.0\.1:\d+ \(data in (.+?)(, removed at exit)?; access control (?:on|OFF: anyone who reaches it may change the catalog)\)\n`)
 
 // waitBanner waits for the dev server's ready line and returns its HTTP
 // address, its data directory and whether it says the data is temporary.

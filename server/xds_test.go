@@ -1,0 +1,385 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/xds"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// backend is a real gRPC server that answers any unary call with its name.
+func backend(t *testing.T, name string) (host string, port int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
+		var in wrapperspb.StringValue
+		if err := st.RecvMsg(&in); err != nil {
+			return err
+		}
+		return st.SendMsg(wrapperspb.String(name))
+	}))
+	go func() { _ = g.Serve(ln) }()
+	t.Cleanup(g.Stop)
+	a := ln.Addr().(*net.TCPAddr)
+	return a.IP.String(), a.Port
+}
+
+// xdsClient dials target through grpc-go's own xDS resolver and balancer,
+// bootstrapped to the xDS server at addr as a node running in loc.
+func xdsClient(t *testing.T, addr, target string, loc store.Locality) *grpc.ClientConn {
+	t.Helper()
+	bootstrap := fmt.Sprintf(`{
+		"xds_servers": [{"server_uri": "passthrough:///%s", "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+		"node": {"id": "test-client", "locality": {"region": %q, "zone": %q, "sub_zone": %q}}
+	}`, addr, loc.Region, loc.Datacenter, loc.Unit)
+	rb, err := xds.NewXDSResolverWithConfigForTesting([]byte(bootstrap))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(target, grpc.WithResolvers(rb), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// who calls through cc and returns the name of the backend that answered.
+func who(cc *grpc.ClientConn) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var out wrapperspb.StringValue
+	err := cc.Invoke(ctx, "/switchyard.test.Who/Name", wrapperspb.String("?"), &out)
+	return out.GetValue(), err
+}
+
+// allFrom makes n calls and fails unless every one was answered by want.
+func allFrom(cc *grpc.ClientConn, n int, want string) error {
+	for k := range n {
+		got, err := who(cc)
+		if err != nil {
+			return fmt.Errorf("call %d: %w", k, err)
+		}
+		if got != want {
+			return fmt.Errorf("call %d answered by %q, want %q", k, got, want)
+		}
+	}
+	return nil
+}
+
+// A proxyless gRPC client (grpc-go's xds:/// resolver and balancers) calls
+// a real gRPC service through the registry's xDS server: it reaches the
+// nearest healthy instance, follows a deregistration to the datacenter,
+// spills to the next region when the datacenter is drained, and keeps
+// calling from its last answer when every xDS server is gone.
+func TestXDSProxylessGRPC(t *testing.T) {
+	c := startCluster(t, 1)
+	s := c.servers[0]
+	caller := store.Locality{Region: "eu", Datacenter: "eu-1", Unit: "u1"}
+	fleet := []struct {
+		id  string
+		loc store.Locality
+	}{
+		{"near", caller},
+		{"same-dc", store.Locality{Region: "eu", Datacenter: "eu-1", Unit: "u2"}},
+		{"far", store.Locality{Region: "us", Datacenter: "us-1", Unit: "u1"}},
+	}
+	for _, b := range fleet {
+		host, port := backend(t, b.id)
+		body := wire.RegisterRequest{Address: host, Port: port, Ephemeral: new(bool), Locality: b.loc}
+		if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/who/instances/"+b.id, body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cc := xdsClient(t, s.XDSAddr(), "xds:///who.default", caller)
+	eventually(t, 20*time.Second, "calls answered by the same unit", func() error { return allFrom(cc, 20, "near") })
+
+	if err := c.do(s, http.MethodDelete, "/v1/namespaces/default/services/who/instances/near", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "calls follow the deregistration to the datacenter", func() error { return allFrom(cc, 20, "same-dc") })
+
+	// Draining the datacenter (the instance disabled, as an operator does):
+	// the next region takes over.
+	if err := c.do(s, http.MethodPatch, "/v1/namespaces/default/services/who/instances/same-dc", map[string]any{"enabled": false}, nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "calls spill to the next region", func() error { return allFrom(cc, 20, "far") })
+
+	if err := s.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := allFrom(cc, 20, "far"); err != nil {
+		t.Fatalf("with the xDS server gone: %v", err)
+	}
+}
+
+// ads opens a raw ADS stream (state of the world) with token secret.
+func adsStream(t *testing.T, addr, secret string) discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesClient {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	if secret != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "x-switchyard-token", secret)
+	}
+	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// edsEndpoints asks the xDS server at addr for the endpoints of name once
+// and counts them.
+func edsEndpoints(t *testing.T, addr, name string) int {
+	t.Helper()
+	st := adsStream(t, addr, "")
+	if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{name}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, a := range r.GetResources() {
+		var cla endpointv3.ClusterLoadAssignment
+		if err := a.UnmarshalTo(&cla); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range cla.GetEndpoints() {
+			n += len(l.GetLbEndpoints())
+		}
+	}
+	return n
+}
+
+// adsAnswer opens a stream to addr with creds and returns the first
+// answer to a request for every cluster.
+func adsAnswer(addr string, creds credentials.TransportCredentials) (*discoverygrpc.DiscoveryResponse, error) {
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
+		return nil, err
+	}
+	return st.Recv()
+}
+
+func clusterNames(t *testing.T, r *discoverygrpc.DiscoveryResponse) []string {
+	t.Helper()
+	var names []string
+	for _, a := range r.GetResources() {
+		var c clusterv3.Cluster
+		if err := a.UnmarshalTo(&c); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, c.GetName())
+	}
+	slices.Sort(names)
+	return names
+}
+
+// xDS honours tokens as the API does: an unknown token ends the stream as
+// unauthenticated, and a stream sees only the services its token may read,
+// whether it names them or asks for every cluster.
+func TestXDSTokens(t *testing.T) {
+	a := startACL(t)
+	for _, svc := range []string{"pay", "web"} {
+		body := wire.RegisterRequest{Address: "10.0.0.1", Port: 80, Ephemeral: new(bool)}
+		a.must(t, http.MethodPut, "/v1/namespaces/default/services/"+svc+"/instances/i1", body)
+	}
+	reader := a.token(t, "read:default/web")
+
+	st := adsStream(t, a.s.XDSAddr(), "not-a-token")
+	if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Recv(); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("unknown token: %v, want Unauthenticated", err)
+	}
+
+	for _, tc := range []struct {
+		what  string
+		names []string
+	}{{"every cluster (wildcard)", nil}, {"both named", []string{"pay.default", "web.default"}}} {
+		st := adsStream(t, a.s.XDSAddr(), reader.Secret)
+		if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResourceNames: tc.names}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := clusterNames(t, r); !slices.Equal(got, []string{"web.default"}) {
+			t.Errorf("%s with read:default/web: clusters %v, want only web.default", tc.what, got)
+		}
+	}
+	admin := adsStream(t, a.s.XDSAddr(), a.admin)
+	if err := admin.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := admin.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := clusterNames(t, r); !slices.Equal(got, []string{"pay.default", "web.default"}) {
+		t.Errorf("admin, every cluster: %v", got)
+	}
+}
+
+// An incremental (delta) stream is sent a resource once, then only what
+// changed: a new instance sends the service's endpoints again, nothing is
+// sent for a change to another service, and a service that goes away is
+// named as removed.
+func TestXDSDelta(t *testing.T) {
+	c := startCluster(t, 1)
+	s := c.servers[0]
+	reg := func(svc, id, addr string) {
+		t.Helper()
+		body := wire.RegisterRequest{Address: addr, Port: 80, Ephemeral: new(bool)}
+		if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/"+svc+"/instances/"+id, body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg("web", "w1", "10.0.0.1")
+	reg("other", "o1", "10.0.1.1")
+	cc, err := grpc.NewClient("passthrough:///"+s.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).DeltaAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType,
+		ResourceNamesSubscribe: []string{"web.default", "missing.default"}}); err != nil {
+		t.Fatal(err)
+	}
+	recv := func() *discoverygrpc.DeltaDiscoveryResponse {
+		t.Helper()
+		r, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// ACK, as a client does.
+		if err := st.Send(&discoverygrpc.DeltaDiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResponseNonce: r.GetNonce()}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	endpoints := func(r *discoverygrpc.DeltaDiscoveryResponse) map[string]int {
+		out := map[string]int{}
+		for _, res := range r.GetResources() {
+			var cla endpointv3.ClusterLoadAssignment
+			if err := res.GetResource().UnmarshalTo(&cla); err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range cla.GetEndpoints() {
+				out[res.GetName()] += len(l.GetLbEndpoints())
+			}
+		}
+		return out
+	}
+	if got := endpoints(recv()); len(got) != 1 || got["web.default"] != 1 {
+		t.Fatalf("first answer: endpoints %v, want web.default with 1", got)
+	}
+	reg("other", "o2", "10.0.1.2") // not subscribed: nothing to send
+	reg("web", "w2", "10.0.0.2")
+	if got := endpoints(recv()); len(got) != 1 || got["web.default"] != 2 {
+		t.Fatalf("after a second web instance: %v, want web.default with 2 (and nothing else)", got)
+	}
+	if err := c.do(s, http.MethodDelete, "/v1/namespaces/default/services/web/instances/w1", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := endpoints(recv()); got["web.default"] != 1 {
+		t.Fatalf("after a deregistration: %v, want web.default with 1", got)
+	}
+	if err := c.do(s, http.MethodDelete, "/v1/namespaces/default/services/web", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if r := recv(); !slices.Equal(r.GetRemovedResources(), []string{"web.default"}) || len(r.GetResources()) > 0 {
+		t.Fatalf("after the service's deletion: removed %v, resources %d; want web.default removed", r.GetRemovedResources(), len(r.GetResources()))
+	}
+}
+
+// An answer a client refuses (a NACK) is not sent again as it is: the next
+// answer comes when the catalog changes it.
+func TestXDSRefusedAnswerWaitsForAChange(t *testing.T) {
+	c := startCluster(t, 1)
+	s := c.servers[0]
+	reg := func(id, addr string) {
+		t.Helper()
+		body := wire.RegisterRequest{Address: addr, Port: 80, Ephemeral: new(bool)}
+		if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/web/instances/"+id, body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg("w1", "10.0.0.1")
+	st := adsStream(t, s.XDSAddr(), "")
+	req := &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"web.default"}}
+	if err := st.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	first, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nack := &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"web.default"},
+		ResponseNonce: first.GetNonce(), ErrorDetail: &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: "refused for the test"}}
+	if err := st.Send(nack); err != nil {
+		t.Fatal(err)
+	}
+	reg("w2", "10.0.0.2")
+	next, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.GetVersionInfo() == first.GetVersionInfo() {
+		t.Fatalf("the refused answer (version %s) was sent again", first.GetVersionInfo())
+	}
+	var cla endpointv3.ClusterLoadAssignment
+	if len(next.GetResources()) != 1 || next.GetResources()[0].UnmarshalTo(&cla) != nil || len(cla.GetEndpoints()) != 1 ||
+		len(cla.GetEndpoints()[0].GetLbEndpoints()) != 2 {
+		t.Fatalf("after the change: %v", next.GetResources())
+	}
+}

@@ -1,0 +1,402 @@
+// Package xds serves the catalog over the xDS protocol (ADS, state of the
+// world and incremental), so that Envoy and proxyless gRPC clients find
+// instances the way a lookup does: nearest first, with spill-over decided by
+// the registry. envoyproxy/go-control-plane speaks the protocol; this
+// package is the cache behind it, reading the server's own replica of the
+// catalog, so every server (read servers too) answers from local state.
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/switchyard-io/switchyard/route"
+	"github.com/switchyard-io/switchyard/store"
+)
+
+// connectTimeout is the clusters' connect timeout (Envoy's; gRPC ignores it).
+const connectTimeout = 5 * time.Second
+
+// MaxNames bounds the resources one subscription may name: a client asking
+// for more is refused (InvalidArgument) rather than served a slice.
+const MaxNames = 10000
+
+// Catalog is what the server reads; *catalog.Catalog provides it.
+type Catalog interface {
+	route.Catalog
+	Namespaces() (uint64, []store.Namespace, <-chan struct{})
+	// AbandonCh closes when a restore replaces every view.
+	AbandonCh() <-chan struct{}
+	Services(ns string) (*store.NamespaceView, []*store.ServiceView, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	Catalog  Catalog
+	Topology route.Topology // nil: other regions by name
+	// Token returns the token whose rules apply to a stream that presented
+	// secret ("" when it presented none: the anonymous token), and false
+	// when no token has that secret. Nil: access control is off, every
+	// client reads everything.
+	Token  func(secret string) (*store.Token, bool)
+	Logger *slog.Logger
+}
+
+// Server is the xDS server: register it on a gRPC server.
+type Server struct {
+	discoverygrpc.UnimplementedAggregatedDiscoveryServiceServer
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Server reading cfg.Catalog.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: cfg.Logger}
+}
+
+// Register serves ADS (both protocol variants) on g.
+func (s *Server) Register(g *grpc.Server) {
+	discoverygrpc.RegisterAggregatedDiscoveryServiceServer(g, s)
+}
+
+// HeaderToken is the gRPC metadata key a client sends its token in (Envoy:
+// initial_metadata of the ADS cluster); "authorization: Bearer …" works too.
+const HeaderToken = "x-switchyard-token"
+
+// StreamAggregatedResources serves a state-of-the-world ADS stream.
+func (s *Server) StreamAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
+	v, err := s.stream(st.Context())
+	if err != nil {
+		return err
+	}
+	return serverv3.NewServer(st.Context(), v, nil).StreamAggregatedResources(st)
+}
+
+// DeltaAggregatedResources serves an incremental ADS stream.
+func (s *Server) DeltaAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
+	v, err := s.stream(st.Context())
+	if err != nil {
+		return err
+	}
+	return serverv3.NewServer(st.Context(), v, nil).DeltaAggregatedResources(st)
+}
+
+// stream is one client's view of the catalog: its token decides what it
+// may read. go-control-plane runs the protocol over it.
+func (s *Server) stream(ctx context.Context) (*view, error) {
+	v := &view{s: s, ctx: ctx}
+	if s.cfg.Token == nil {
+		return v, nil
+	}
+	tok, ok := s.cfg.Token(tokenOf(ctx))
+	if !ok {
+		return nil, status.Error(codes.Unauthenticated, "the token is not known to this cluster (mistyped, revoked, or from another cluster)")
+	}
+	v.token = tok
+	return v, nil
+}
+
+// tokenOf is the secret a stream presented, "" for none.
+func tokenOf(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if t := md.Get(HeaderToken); len(t) > 0 {
+		return t[0]
+	}
+	for _, a := range md.Get("authorization") {
+		if t, ok := strings.CutPrefix(a, "Bearer "); ok {
+			return strings.TrimSpace(t)
+		}
+	}
+	return ""
+}
+
+// view implements go-control-plane's cache for one stream.
+type view struct {
+	s     *Server
+	ctx   context.Context
+	token *store.Token // nil: access control off
+}
+
+// item is one resource as sent: its name, its version (a hash of its
+// bytes, so a client that has it is not sent it again) and its bytes.
+type item struct {
+	name, version string
+	res           *anypb.Any
+}
+
+// build returns the resources of type typeURL for the names asked
+// (wildcard: every one the client may read), nearest-first for caller, and
+// the channels that close when any of them may have changed.
+func (v *view) build(typeURL string, names []string, wildcard bool, caller store.Locality) ([]item, []<-chan struct{}, error) {
+	cat := v.s.cfg.Catalog
+	_, _, nsCh := cat.Namespaces()
+	watches := []<-chan struct{}{cat.AbandonCh(), nsCh}
+	if wildcard {
+		// Only clusters are offered to a wildcard subscription (Envoy's
+		// CDS): listeners here are gRPC's API listeners, which Envoy
+		// refuses, and routes and endpoints are only ever named.
+		if typeURL != resourcev3.ClusterType {
+			return nil, watches, nil
+		}
+		names = names[:0:0]
+		_, nss, _ := cat.Namespaces()
+		for _, n := range nss {
+			nv, svcs, err := cat.Services(n.Name)
+			if err != nil {
+				continue
+			}
+			watches = append(watches, nv.WatchCh())
+			for _, sv := range svcs {
+				names = append(names, Name(n.Name, sv.Service.Name))
+			}
+		}
+	}
+	if len(names) > MaxNames {
+		return nil, nil, status.Errorf(codes.InvalidArgument, "%d resources asked at once; at most %d", len(names), MaxNames)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	items := make([]item, 0, len(names))
+	for _, name := range names {
+		ns, svc, ok := parseName(name)
+		if !ok || (v.token != nil && !v.token.Allows(store.AccessRead, ns, svc)) {
+			continue // as if it did not exist: a name learns nothing
+		}
+		r, err := route.Lookup(cat, route.Query{Namespace: ns, Service: svc, Caller: caller, Topology: v.s.cfg.Topology})
+		watches = append(watches, r.Watches...)
+		if err != nil {
+			continue
+		}
+		it, err := v.resource(typeURL, name, r, caller)
+		if err != nil {
+			return nil, nil, err
+		}
+		items = append(items, it)
+	}
+	return items, watches, nil
+}
+
+type edsKey struct {
+	name   string
+	caller store.Locality
+}
+
+// resource is one resource of a service the lookup r found. Endpoints
+// depend on the caller and the instances and are kept on the served view
+// per caller; the others depend on the name alone.
+func (v *view) resource(typeURL, name string, r route.Result, caller store.Locality) (item, error) {
+	var m proto.Message
+	switch typeURL {
+	case resourcev3.ListenerType:
+		l, err := listener(name)
+		if err != nil {
+			return item{}, err
+		}
+		m = l
+	case resourcev3.RouteType:
+		m = routeConfig(name)
+	case resourcev3.ClusterType:
+		m = cluster(name)
+	case resourcev3.EndpointType:
+		sv := r.Served
+		it := store.MemoKeyed(sv, edsKey{name, caller}, route.MaxCachedPerView, func() item {
+			tiers := route.Tiers(route.Input{Caller: caller, Settings: sv.Service.ServiceSettings,
+				Instances: sv.Instances(), Topology: v.s.cfg.Topology})
+			it, err := marshal(name, assignment(name, tiers))
+			if err != nil {
+				return item{}
+			}
+			return it
+		})
+		if it.res == nil {
+			return item{}, fmt.Errorf("xds: encode endpoints of %s", name)
+		}
+		return it, nil
+	default:
+		return item{}, status.Errorf(codes.InvalidArgument, "resource type %q is not served (listeners, routes, clusters and endpoints are)", typeURL)
+	}
+	return marshal(name, m)
+}
+
+// marshal encodes m deterministically and names its version after its
+// bytes.
+func marshal(name string, m proto.Message) (item, error) {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		return item{}, err
+	}
+	h := fnv.New64a()
+	h.Write(b)
+	return item{name: name, version: hex.EncodeToString(h.Sum(nil)),
+		res: &anypb.Any{TypeUrl: resourcev3.APITypePrefix + string(m.ProtoReflect().Descriptor().FullName()), Value: b}}, nil
+}
+
+// callerOf is where a client runs, from its xDS node's locality.
+func callerOf(n *corev3.Node) store.Locality {
+	l := n.GetLocality()
+	return store.Locality{Region: l.GetRegion(), Datacenter: l.GetZone(), Unit: l.GetSubZone()}
+}
+
+// setVersion is the version of a state-of-the-world answer: the hash of
+// its resources' names and versions.
+func setVersion(items []item) string {
+	h := sha256.New()
+	for _, it := range items {
+		h.Write([]byte(it.name))
+		h.Write([]byte{0})
+		h.Write([]byte(it.version))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// CreateWatch answers a state-of-the-world request once the answer differs
+// from the version the client has (at once for a new or changed
+// subscription), or after a change makes it differ.
+func (v *view) CreateWatch(req *cache.Request, sub cache.Subscription, out chan cache.Response) (func(), error) {
+	names := make([]string, 0, len(sub.SubscribedResources()))
+	for n := range sub.SubscribedResources() {
+		names = append(names, n)
+	}
+	typeURL, wildcard, caller, have := req.GetTypeUrl(), sub.IsWildcard(), callerOf(req.GetNode()), req.GetVersionInfo()
+	// After a refusal (NACK) the client still holds version have; the
+	// answer it refused is the last one sent, which is not sent again
+	// until the catalog changes it.
+	refused := ""
+	if req.GetErrorDetail() != nil {
+		for _, ver := range sub.ReturnedResources() {
+			refused = ver
+			break
+		}
+		v.s.log.Warn("an xDS client refused an answer", "node", req.GetNode().GetId(), "type", typeURL,
+			"holds", have, "refused", refused, "error", req.GetErrorDetail().GetMessage())
+	}
+	return v.watch(func(stop <-chan struct{}) error {
+		for {
+			items, watches, err := v.build(typeURL, names, wildcard, caller)
+			if err != nil {
+				return err
+			}
+			ver := setVersion(items)
+			if ver != have && ver != refused {
+				res := make([]*anypb.Any, len(items))
+				returned := make(map[string]string, len(items))
+				for k, it := range items {
+					res[k] = it.res
+					returned[it.name] = ver
+				}
+				out <- &cache.PassthroughResponse{Request: req, ReturnedResources: returned,
+					DiscoveryResponse: &discoverygrpc.DiscoveryResponse{VersionInfo: ver, Resources: res, TypeUrl: typeURL}}
+				return nil
+			}
+			if !waitAny(stop, watches) {
+				return nil
+			}
+		}
+	})
+}
+
+// CreateDeltaWatch answers an incremental request with the resources whose
+// versions differ from what the client has, and the names it has that are
+// gone, once there are any.
+func (v *view) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, out chan cache.DeltaResponse) (func(), error) {
+	names := make([]string, 0, len(sub.SubscribedResources()))
+	for n := range sub.SubscribedResources() {
+		names = append(names, n)
+	}
+	typeURL, wildcard, caller := req.GetTypeUrl(), sub.IsWildcard(), callerOf(req.GetNode())
+	had := sub.ReturnedResources()
+	return v.watch(func(stop <-chan struct{}) error {
+		for {
+			items, watches, err := v.build(typeURL, names, wildcard, caller)
+			if err != nil {
+				return err
+			}
+			next := make(map[string]string, len(items))
+			var res []*discoverygrpc.Resource
+			for _, it := range items {
+				next[it.name] = it.version
+				if had[it.name] != it.version {
+					res = append(res, &discoverygrpc.Resource{Name: it.name, Version: it.version, Resource: it.res})
+				}
+			}
+			var removed []string
+			for n := range had {
+				if _, ok := next[n]; !ok {
+					removed = append(removed, n)
+				}
+			}
+			slices.Sort(removed)
+			if len(res) > 0 || len(removed) > 0 {
+				out <- &cache.DeltaPassthroughResponse{DeltaRequest: req, NextVersionMap: next,
+					DeltaDiscoveryResponse: &discoverygrpc.DeltaDiscoveryResponse{
+						SystemVersionInfo: setVersion(items), Resources: res, RemovedResources: removed, TypeUrl: typeURL}}
+				return nil
+			}
+			if !waitAny(stop, watches) {
+				return nil
+			}
+		}
+	})
+}
+
+// watch runs answer in a goroutine of its own until it answers, fails or
+// is cancelled. A failure ends the client's stream.
+func (v *view) watch(answer func(stop <-chan struct{}) error) (func(), error) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := answer(stop); err != nil {
+			v.s.log.Warn("xds: cannot answer a request", "err", err)
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(stop) })
+		<-done
+	}, nil
+}
+
+// waitAny waits until one of chs closes (true) or stop closes (false).
+// A subscription may name thousands of services: one select over all of
+// them, without a goroutine each.
+func waitAny(stop <-chan struct{}, chs []<-chan struct{}) bool {
+	cases := make([]reflect.SelectCase, 0, 1+len(chs))
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(stop)})
+	for _, ch := range chs {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	k, _, _ := reflect.Select(cases)
+	return k != 0
+}
+
+// Fetch is the REST variant, which this server does not offer.
+func (v *view) Fetch(context.Context, *cache.Request) (cache.Response, error) {
+	return nil, errors.New("xds: fetch over REST is not served; use ADS")
+}
