@@ -7,6 +7,7 @@
 //	registry-bench lookup   --server http://127.0.0.1:7400 --instances 10,1000 --clients 16,64 --duration 10s
 //	registry-bench watch    --server http://127.0.0.1:7400 --samples 200
 //	registry-bench delta    --server http://127.0.0.1:7400 --instances 5000 --watchers 1000 --changes 20
+//	registry-bench xds      --server http://127.0.0.1:7400 --xds 127.0.0.1:7404 --samples 200
 //
 // Every loop is bounded both in count and in time. Results print as a
 // markdown table (--output table, the default) or as JSON (--output json).
@@ -33,6 +34,7 @@ commands:
   detect     SIGKILL a server and time until another shows it suspect, then dead
   sdk-watch  write → the Go SDK's Watch delivering it, p50/p99
   delta      bytes per change to many watchers of a big service: full answers vs deltas
+  xds        write → an xDS client's new endpoints, next to a blocking query's wake-up
   scale      starts a cluster and measures it at scale: a million instances, snapshots,
              tens of thousands of watchers, 100,000 heartbeating instances (one table)
 
@@ -64,6 +66,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSDKWatch(ctx, args[1:], stdout, stderr)
 	case "delta":
 		return runDelta(ctx, args[1:], stdout, stderr)
+	case "xds":
+		return runXDS(ctx, args[1:], stdout, stderr)
 	case "scale":
 		return runScale(ctx, args[1:], stdout, stderr)
 	case "watch-hold":

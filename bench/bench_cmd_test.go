@@ -200,6 +200,23 @@ func TestCommandsAgainstRegistry(t *testing.T) {
 		})
 	}
 
+	t.Run("xds", func(t *testing.T) {
+		m := runJSON(t, "xds", "--server", reg.URL, "--xds", reg.XDS, "--samples", "20")
+		var rows []xdsResult
+		if err := json.Unmarshal(m["results"], &rows); err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 1 {
+			t.Fatalf("rows: %+v", rows)
+		}
+		r := rows[0]
+		// Every sample's write was heard by both, after it was sent.
+		if r.Samples != 20 || r.Errors != 0 || r.XDSSendP50ms <= 0 || r.BlockingSendP50ms <= 0 ||
+			r.XDSSendP99ms < r.XDSSendP50ms || r.BlockingSendP99ms < r.BlockingSendP50ms {
+			t.Errorf("xds row %+v", r)
+		}
+	})
+
 	// A refused registration is an error with the server's status and
 	// message, whichever client sent it.
 	for _, client := range []string{"fasthttp", "net/http"} {

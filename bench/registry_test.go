@@ -10,9 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/store"
+	"github.com/switchyard-io/switchyard/xds"
 )
 
 // testRegistry is a real registry server in this process: a Raft node on
@@ -20,6 +23,7 @@ import (
 // 127.0.0.1:0, without gossip.
 type testRegistry struct {
 	URL     string
+	XDS     string // its xDS server's address
 	Node    *raft.Node
 	Handler http.Handler
 }
@@ -106,7 +110,15 @@ func startNode(tb testing.TB, rc raft.Config) *testRegistry {
 			tb.Errorf("serve: %v", err)
 		}
 	}()
+	xln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g := grpc.NewServer()
+	xds.New(xds.Config{Catalog: srv.Catalog()}).Register(g)
+	go func() { _ = g.Serve(xln) }()
 	tb.Cleanup(func() {
+		g.Stop()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(ctx)
@@ -115,5 +127,5 @@ func startNode(tb testing.TB, rc raft.Config) *testRegistry {
 			tb.Errorf("%s shutdown: %v", rc.ID, err)
 		}
 	})
-	return &testRegistry{URL: "http://" + ln.Addr().String(), Node: node, Handler: srv.Handler()}
+	return &testRegistry{URL: "http://" + ln.Addr().String(), XDS: xln.Addr().String(), Node: node, Handler: srv.Handler()}
 }
