@@ -204,7 +204,7 @@ func runBareRaft(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	port := fs.Int("raft-port", 0, "Raft port on 127.0.0.1")
 	peersFlag := fs.String("peers", "", "id=addr,… of all three nodes, this one included")
 	answerFile := fs.String("answer", "", "JSON file of the answer to every PUT")
-	logStore := fs.String("log-store", "wal", "bolt (raft-boltdb) or wal (raft-wal), as the registry's --raft-log-store")
+	logStore := fs.String("log-store", "bolt", "bolt (raft-boltdb) or wal (raft-wal), as the registry's --raft-log-store")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func runScale(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&s.bin, "registry", "", "the registry binary to start servers from (go build -o /tmp/registry ./cmd/registry); default: registry in $PATH")
 	fs.StringVar(&s.dir, "dir", "", "folder for the servers' data and logs (default: a temporary folder, removed afterwards)")
 	fs.StringVar(&phases, "phases", strings.Join(scalePhases, ","), "phases to run, in this order: "+strings.Join(scalePhases, ", ")+" (snapshot needs fill)")
-	fs.StringVar(&s.logStore, "raft-log-store", "wal", "the servers' Raft log store (wal, the servers' default, or bolt), also the bare replicated PUT handler's")
+	fs.StringVar(&s.logStore, "raft-log-store", "bolt", "the servers' Raft log store (bolt, the servers' default, or wal), also the bare replicated PUT handler's")
 	fs.IntVar(&s.clients, "clients", 64, "concurrent clients of the registration levels and the fill")
 	fs.DurationVar(&s.regDuration, "register-duration", 10*time.Second, "length of each registration level and of its bare baseline")
 	fs.IntVar(&s.instances, "instances", 1000000, "instances the fill registers")

@@ -21,12 +21,12 @@ import (
 // and vote.
 const (
 	// LogStoreBolt is raft-boltdb/v2: one bbolt file, raft.db. Every
-	// append is a copy-on-write transaction with two fdatasyncs.
+	// append is a copy-on-write transaction with two fdatasyncs. The
+	// default.
 	LogStoreBolt = "bolt"
 	// LogStoreWAL is hashicorp/raft-wal: append-only segment files under
 	// wal/, one fdatasync per append. Consul and Nomad offer it for the
-	// same reason: fewer syncs, and a long log does not slow appends. The
-	// default.
+	// same reason: fewer syncs, and a long log does not slow appends.
 	LogStoreWAL = "wal"
 )
 
@@ -89,7 +89,7 @@ func openLogStore(dir, want string, logger *slog.Logger) (logStore, string, erro
 	}
 	kind := want
 	if kind == "" {
-		kind = LogStoreWAL
+		kind = LogStoreBolt
 	}
 	if have != "" && have != kind {
 		logger.Warn("the data directory holds another log store: keeping it; to switch, stop the server, empty its data directory and join the cluster again",

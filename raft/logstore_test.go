@@ -50,14 +50,15 @@ func TestLogStoreKeptWhenSettingChanges(t *testing.T) {
 }
 
 // TestLogStoreDefault: a new data directory with no setting keeps its log
-// in the WAL, and nothing else.
+// in bbolt, and nothing else (a version from before the WAL could not read
+// a WAL: see raft/DESIGN.md).
 func TestLogStoreDefault(t *testing.T) {
 	c := newCluster(t, 1, func(c *Config) { c.LogStore = "" })
-	if got := c.nodes[0].LogStore(); got != LogStoreWAL {
-		t.Fatalf("log store of a new data directory with no setting: %q, want %q", got, LogStoreWAL)
+	if got := c.nodes[0].LogStore(); got != LogStoreBolt {
+		t.Fatalf("log store of a new data directory with no setting: %q, want %q", got, LogStoreBolt)
 	}
-	if kind, err := existingLogStore(c.cfgs[0].DataDir); err != nil || kind != LogStoreWAL {
-		t.Fatalf("data directory holds %q (%v), want only %q", kind, err, LogStoreWAL)
+	if kind, err := existingLogStore(c.cfgs[0].DataDir); err != nil || kind != LogStoreBolt {
+		t.Fatalf("data directory holds %q (%v), want only %q", kind, err, LogStoreBolt)
 	}
 }
 

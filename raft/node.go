@@ -47,8 +47,8 @@ type Config struct {
 	ID string
 	// DataDir holds the Raft log (raft.db, or wal/) and snapshots.
 	DataDir string
-	// LogStore is the log store of a new data directory: LogStoreWAL
-	// ("" too) or LogStoreBolt. A data directory that already holds one
+	// LogStore is the log store of a new data directory: LogStoreBolt
+	// ("" too) or LogStoreWAL. A data directory that already holds one
 	// keeps it.
 	LogStore string
 	// RaftAddr is the address to listen on for Raft and forwarded requests.

@@ -14,7 +14,7 @@
 #   go build -o /tmp/registry-b ./cmd/registry
 # A_ENV and B_ENV add VAR=value words to each side's servers' environment, to
 # compare settings of one binary:
-#   B_ENV=REGISTRY_RAFT_LOG_STORE=bolt scripts/bench-ab.sh /tmp/registry /tmp/registry
+#   B_ENV=REGISTRY_RAFT_LOG_STORE=wal scripts/bench-ab.sh /tmp/registry /tmp/registry
 # Each row ends with the servers' CPU per registration.
 set -euo pipefail
 

@@ -27,8 +27,8 @@
 #   .cluster/data (the benchmark needs a fresh cluster; without this flag the
 #   script stops rather than delete someone's data).
 #
-# The cluster's servers inherit the environment: REGISTRY_RAFT_LOG_STORE=bolt
-# scripts/bench.sh --purge-cluster measures them with the bbolt log store.
+# The cluster's servers inherit the environment: REGISTRY_RAFT_LOG_STORE=wal
+# scripts/bench.sh --purge-cluster measures them with the WAL log store.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -163,8 +163,8 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.DurationVar(&o.snapInterval, "raft-snapshot-interval", def.Raft.SnapshotInterval, "how often to check --raft-snapshot-threshold (each check at a random point of the interval)")
 	fs.Uint64Var(&o.trailingLogs, "raft-trailing-logs", def.Raft.TrailingLogs,
 		"log entries kept after a snapshot, so a follower that lags by fewer catches up from the log instead of installing a snapshot")
-	fs.StringVar(&o.logStore, "raft-log-store", raft.LogStoreWAL,
-		"log store of a new data directory: wal (hashicorp/raft-wal segment files under wal/, one sync per append) or bolt (raft.db, two syncs per append); a data directory that holds one keeps it")
+	fs.StringVar(&o.logStore, "raft-log-store", raft.LogStoreBolt,
+		"log store of a new data directory: bolt (raft.db, two syncs per append) or wal (hashicorp/raft-wal segment files, one sync per append); a data directory that holds one keeps it")
 	fs.DurationVar(&o.deadServerAfter, "dead-server-after", def.DeadServerAfter, "remove a server dead this long from the Raft configuration (0: never)")
 	fs.IntVar(&o.minQuorum, "min-quorum", def.MinQuorum, "never remove dead servers below this many voters")
 	fs.StringVar(&o.role, "role", store.RoleVoter, "voter (may be given a vote) or read (a Raft non-voter: holds the catalog, answers reads, DNS and blocking queries, forwards writes, never counts towards quorum)")

@@ -559,9 +559,8 @@ func testServerConfig(t *testing.T, bin string) {
 		"bootstrap": true,
 		// a key from `registry keygen` (a server refuses to start without one)
 		"gossip-key": "q0BiWlzlfFHj8vsmc3EdD8YN6zS+MqC0oWxdXoLY09I=",
-		// the log store setting reaches a new data directory (wal is the
-		// default: ask for the other one)
-		"raft-log-store": "bolt",
+		// the log store setting reaches a new data directory
+		"raft-log-store": "wal",
 	}
 	b, _ := json.Marshal(cfg)
 	cfgPath := filepath.Join(tmp, "registry.json")
@@ -584,11 +583,11 @@ func testServerConfig(t *testing.T, bin string) {
 	if entries, err := os.ReadDir(dataDir); err != nil || len(entries) == 0 {
 		t.Errorf("REGISTRY_DATA_DIR %s holds nothing (err %v)", dataDir, err)
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, "raft.db")); err != nil {
-		t.Errorf("raft-log-store bolt: no raft.db in the data directory: %v", err)
+	if _, err := os.Stat(filepath.Join(dataDir, "wal", "wal-meta.db")); err != nil {
+		t.Errorf("raft-log-store wal: no WAL in the data directory: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, "wal")); err == nil {
-		t.Errorf("raft-log-store bolt: the data directory holds a WAL too")
+	if _, err := os.Stat(filepath.Join(dataDir, "raft.db")); err == nil {
+		t.Errorf("raft-log-store wal: the data directory holds a bolt log too")
 	}
 	// A second server on the same data directory is refused at once.
 	r := cli(t, bin, "server", "--node-id", "from-env", "--data-dir", dataDir, "--http-addr", freeAddr(t),
