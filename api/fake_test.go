@@ -160,6 +160,12 @@ func TestNotReadyAnswers503(t *testing.T) {
 			t.Errorf("health %+v, want live and not ready", h)
 		}
 	})
+	t.Run("contract", func(t *testing.T) {
+		// The API's contract is no read of the catalog.
+		if r := serveFake(t, f, http.MethodGet, "/v1/openapi.yaml", ""); r.status != http.StatusOK {
+			t.Errorf("GET /v1/openapi.yaml on a node that is not ready: %s", r)
+		}
+	})
 	// The same fake, ready, answers from its store: the 503s above came from
 	// readiness, not from missing data.
 	f.readyFn = nil

@@ -65,18 +65,7 @@ func TestAuditAndRequestMetrics(t *testing.T) {
 	go func() {
 		held <- ts.get(t, fmt.Sprintf("/v1/namespaces/default/services/web/instances?index=%d&wait=30s", idx))
 	}()
-	gauge := func() float64 {
-		mfs, err := reg.Gather()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, mf := range mfs {
-			if mf.GetName() == "switchyard_http_blocking_queries" {
-				return mf.GetMetric()[0].GetGauge().GetValue()
-			}
-		}
-		return -1
-	}
+	gauge := func() float64 { return blockingGauge(t, reg) }
 	deadline := time.Now().Add(3 * time.Second)
 	for gauge() != 1 {
 		if time.Now().After(deadline) {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/switchyard-io/switchyard/api"
 )
 
@@ -121,31 +123,26 @@ func TestTrustedProxyBudgets(t *testing.T) {
 	}
 
 	// Blocking queries: two addresses of one /64 hold one query between
-	// them.
+	// them. The first parks (the server's gauge says when), then the
+	// second, from the same /64, is refused; another /64 is not.
+	reg := prometheus.NewRegistry()
 	ts2 := newTestServer(t, func(c *api.Config) {
 		c.Limits.BlockingPerClient = 1
 		c.Limits.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+		c.Registerer = reg
 	})
 	ts2.register(t, "default", "web", "web-1", `{"address":"10.0.0.1","port":80,"ephemeral":false}`)
 	query := func(wait string) string {
 		return fmt.Sprintf("/v1/namespaces/default/services/web/instances?index=%d&wait=%s", ts2.serviceIndex(t, "default", "web"), wait)
 	}
-	long, short := query("5s"), query("20ms")
+	long, short := query("30s"), query("20ms")
 	held := make(chan response, 1)
-	go func() {
-		// Retried while a probe below holds the one slot.
-		for range 200 {
-			if r := ts2.getFrom(t, long, "2001:db8:7:7::1"); r.status != http.StatusTooManyRequests {
-				held <- r
-				return
-			}
-		}
-		held <- response{}
-	}()
-	eventually(t, "a second address of the /64 refused", 5*time.Second, func() bool {
-		r := ts2.getFrom(t, short, "2001:db8:7:7::2")
-		return r.status == http.StatusTooManyRequests && strings.Contains(string(r.body), "2001:db8:7:7::/64 holds 1 blocking queries")
-	})
+	go func() { held <- ts2.getFrom(t, long, "2001:db8:7:7::1") }()
+	eventually(t, "the first query parked", 5*time.Second, func() bool { return blockingGauge(t, reg) == 1 })
+	if r := ts2.getFrom(t, short, "2001:db8:7:7::2"); r.status != http.StatusTooManyRequests ||
+		!strings.Contains(string(r.body), "2001:db8:7:7::/64 holds 1 blocking queries") {
+		t.Fatalf("a second address of the /64: %s", r)
+	}
 	if r := ts2.getFrom(t, short, "2001:db8:7:8::1"); r.status != http.StatusOK {
 		t.Fatalf("blocking query from another /64: %s", r)
 	}
@@ -153,6 +150,21 @@ func TestTrustedProxyBudgets(t *testing.T) {
 	if r := <-held; r.status != http.StatusOK {
 		t.Fatalf("held query: %s", r)
 	}
+}
+
+// blockingGauge reads switchyard_http_blocking_queries from reg.
+func blockingGauge(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "switchyard_http_blocking_queries" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 // The connection cap: with a trusted proxy configured, loopback clients are

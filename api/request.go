@@ -29,11 +29,12 @@ func (s *Server) requestLine(c *gin.Context) {
 // beforeReady are the GET routes a server answers while it catches up
 // with the leader: they report on the server itself (its health, the
 // leader it sees, the members, its metrics, its gossip keys and RTTs, the
-// drill reports on its disk, the console's files), not on the catalog.
+// drill reports on its disk, the console's files, the API's own contract),
+// not on the catalog.
 // Consul's status and agent/self endpoints (consulcompat) are of that
 // kind too. Every other read is refused until the node is ready.
 var beforeReady = map[string]bool{
-	"/v1/health": true, "/v1/cluster/leader": true, "/v1/cluster/members": true, "/v1/cluster/rtt": true,
+	"/v1/health": true, "/v1/openapi.yaml": true, "/v1/cluster/leader": true, "/v1/cluster/members": true, "/v1/cluster/rtt": true,
 	"/metrics": true, "/v1/operator/keyring": true,
 	"/v1/drills": true, "/v1/drills/:name": true, "/v1/drills/:name/timeline": true,
 	"/ui/*file": true, "/ui": true, "/": true,

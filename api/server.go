@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/catalog"
+	"github.com/switchyard-io/switchyard/docs"
 	"github.com/switchyard-io/switchyard/gossip"
 	"github.com/switchyard-io/switchyard/raft"
 	"github.com/switchyard-io/switchyard/route"
@@ -259,6 +260,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	}
 	v1 := r.group("/v1")
 	v1.GET("/health", open, s.health)
+	v1.GET("/openapi.yaml", open, func(c *gin.Context) { c.Data(http.StatusOK, "application/yaml", docs.OpenAPI) })
 	v1.GET("/cluster/leader", open, s.leader)
 	v1.GET("/cluster/members", open, s.members)
 	v1.POST("/cluster/join", clusterAdmin, s.join)
