@@ -26,18 +26,22 @@ type name struct {
 	ns, svc, id string // id: an instance's own name (SRV targets)
 	tag         string // _tag._tcp form
 	apex        bool
+	zone        string // the zone it was asked in (the Consul domain or ours)
 }
 
 // parse reads a name below the zone:
 //
 //	{svc}.svc  {svc}.{ns}.svc  _{tag}._tcp.{svc}[.{ns}].svc  {id}.{svc}.{ns}.svc
 func (a *answerer) parse(qname string) (name, bool) {
+	if a.cfg.ConsulDomain != "" && mdns.IsSubDomain(a.cfg.ConsulDomain, qname) {
+		return a.parseConsul(qname)
+	}
 	if qname == a.cfg.Zone {
-		return name{apex: true}, true
+		return name{apex: true, zone: a.cfg.Zone}, true
 	}
 	rel := strings.TrimSuffix(qname, "."+a.cfg.Zone)
 	labels := strings.Split(rel, ".")
-	var n name
+	n := name{zone: a.cfg.Zone}
 	if len(labels) >= 2 && strings.HasPrefix(labels[0], "_") && labels[1] == "_tcp" {
 		n.tag = labels[0][1:]
 		labels = labels[2:]
@@ -67,6 +71,43 @@ func (a *answerer) parse(qname string) (name, bool) {
 	return n, true
 }
 
+// parseConsul reads Consul's names below the Consul domain, in the
+// Consul namespace:
+//
+//	{svc}.service  {tag}.{svc}.service  _{svc}._tcp.service  _{svc}._{tag}.service
+func (a *answerer) parseConsul(qname string) (name, bool) {
+	n := name{zone: a.cfg.ConsulDomain, ns: a.cfg.ConsulNamespace}
+	if qname == a.cfg.ConsulDomain {
+		n.apex = true
+		return n, true
+	}
+	labels := strings.Split(strings.TrimSuffix(qname, "."+a.cfg.ConsulDomain), ".")
+	if len(labels) < 2 || labels[len(labels)-1] != "service" {
+		return n, false
+	}
+	labels = labels[:len(labels)-1]
+	switch {
+	case len(labels) == 2 && strings.HasPrefix(labels[0], "_") && strings.HasPrefix(labels[1], "_"):
+		n.svc = labels[0][1:]
+		if labels[1] != "_tcp" {
+			n.tag = labels[1][1:]
+			if n.tag == "" {
+				return n, false
+			}
+		}
+	case len(labels) == 1:
+		n.svc = labels[0]
+	case len(labels) == 2:
+		n.tag, n.svc = labels[0], labels[1]
+		if n.tag == "" {
+			return n, false
+		}
+	default:
+		return n, false
+	}
+	return n, store.ValidateName("name", n.svc) == nil
+}
+
 func (a *answerer) serve(q *query) *mdns.Msg {
 	m := new(mdns.Msg)
 	m.SetReply(q.req)
@@ -74,13 +115,13 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 	n, ok := a.parse(q.name)
 	switch {
 	case !ok:
-		return a.negative(m, mdns.RcodeNameError)
+		return a.negative(m, n.zone, mdns.RcodeNameError)
 	case n.apex:
 		if q.q.Qtype == mdns.TypeSOA {
-			m.Answer = append(m.Answer, a.soa())
+			m.Answer = append(m.Answer, a.soa(n.zone))
 			return m
 		}
-		return a.negative(m, mdns.RcodeSuccess)
+		return a.negative(m, n.zone, mdns.RcodeSuccess)
 	case a.cfg.Allowed != nil && !a.cfg.Allowed(n.ns, n.svc):
 		m.Authoritative = false
 		m.Rcode = mdns.RcodeRefused
@@ -91,7 +132,7 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 	res, err := route.Lookup(a.cat, route.Query{Namespace: n.ns, Service: n.svc, Caller: q.caller, Tag: n.tag, Topology: a.cfg.Topology, NoWatch: true})
 	if err != nil {
 		if errors.Is(err, store.ErrNamespaceNotFound) || errors.Is(err, store.ErrServiceNotFound) {
-			return a.negative(m, mdns.RcodeNameError)
+			return a.negative(m, n.zone, mdns.RcodeNameError)
 		}
 		m.Rcode = mdns.RcodeServerFailure
 		return m
@@ -111,7 +152,7 @@ func (a *answerer) serve(q *query) *mdns.Msg {
 		// A known name: NOERROR without data, with the SOA for negative
 		// caching (an unsupported type, a tag nobody carries, or no
 		// instance that may take traffic).
-		return a.negative(m, mdns.RcodeSuccess)
+		return a.negative(m, n.zone, mdns.RcodeSuccess)
 	}
 	return m
 }
@@ -209,38 +250,39 @@ type keyed struct {
 func (a *answerer) instance(m *mdns.Msg, q *query, n name) *mdns.Msg {
 	v, err := a.cat.Service(n.ns, n.svc)
 	if err != nil {
-		return a.negative(m, mdns.RcodeNameError)
+		return a.negative(m, n.zone, mdns.RcodeNameError)
 	}
 	in := v.Instance(n.id)
 	if in == nil {
-		return a.negative(m, mdns.RcodeNameError)
+		return a.negative(m, n.zone, mdns.RcodeNameError)
 	}
 	if rr := addressRR(q.q.Name, in, q.q.Qtype, ttlOf(v)); rr != nil {
 		m.Answer = append(m.Answer, rr)
 		return m
 	}
-	return a.negative(m, mdns.RcodeSuccess)
+	return a.negative(m, n.zone, mdns.RcodeSuccess)
 }
 
 func (a *answerer) instanceName(in *store.Instance) string {
 	return in.ID + "." + in.Service + "." + in.Namespace + ".svc." + a.cfg.Zone
 }
 
-// negative is NXDOMAIN or NODATA, with the zone's SOA in the authority
-// section so that resolvers cache the absence for its minimum TTL.
-func (a *answerer) negative(m *mdns.Msg, code int) *mdns.Msg {
+// negative is NXDOMAIN or NODATA, with the SOA of the zone asked in (ours
+// or the Consul domain) in the authority section, so that resolvers cache
+// the absence for its minimum TTL.
+func (a *answerer) negative(m *mdns.Msg, zone string, code int) *mdns.Msg {
 	m.Rcode = code
 	m.Answer, m.Extra = nil, nil
-	m.Ns = []mdns.RR{a.soa()}
+	m.Ns = []mdns.RR{a.soa(zone)}
 	return m
 }
 
-func (a *answerer) soa() mdns.RR {
+func (a *answerer) soa(zone string) mdns.RR {
 	ttl := uint32(store.DefaultDNSTTL / time.Second)
 	return &mdns.SOA{
-		Hdr:     mdns.RR_Header{Name: a.cfg.Zone, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: ttl},
-		Ns:      "ns." + a.cfg.Zone,
-		Mbox:    "hostmaster." + a.cfg.Zone,
+		Hdr:     mdns.RR_Header{Name: zone, Rrtype: mdns.TypeSOA, Class: mdns.ClassINET, Ttl: ttl},
+		Ns:      "ns." + zone,
+		Mbox:    "hostmaster." + zone,
 		Serial:  1,
 		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: ttl,
 	}

@@ -40,7 +40,7 @@ func chain(cfg *Config, cat route.Catalog, logger *slog.Logger, stats *Stats) md
 	var h step = a.serve
 	h = withCaller(cfg, h)
 	h = whenReady(cfg.Ready, h)
-	h = inZone(cfg.Zone, h)
+	h = inZone(cfg, h)
 	h = checked(h)
 	h = recovered(logger, h)
 	return mdns.HandlerFunc(func(w mdns.ResponseWriter, r *mdns.Msg) {
@@ -110,10 +110,11 @@ func whenReady(ready func() bool, next step) step {
 	}
 }
 
-// inZone refuses names outside the zone: never an open resolver.
-func inZone(zone string, next step) step {
+// inZone refuses names outside the zone (and the Consul domain, when
+// served): never an open resolver.
+func inZone(cfg *Config, next step) step {
 	return func(q *query) *mdns.Msg {
-		if !mdns.IsSubDomain(zone, q.name) {
+		if !mdns.IsSubDomain(cfg.Zone, q.name) && (cfg.ConsulDomain == "" || !mdns.IsSubDomain(cfg.ConsulDomain, q.name)) {
 			return rcode(q, mdns.RcodeRefused)
 		}
 		return next(q)

@@ -437,7 +437,7 @@ func TestDig(t *testing.T) {
 	if err != nil {
 		t.Fatal("dig is required (Debian package dnsutils; .ci/run installs it)")
 	}
-	r := newRig(t)
+	r := newRig(t, func(c *Config) { c.ConsulDomain = "consul." })
 	for k := range 300 {
 		r.register(t, "default", "big", fmt.Sprintf("b-%03d", k), store.Instance{Address: fmt.Sprintf("10.3.%d.%d", k/250, 1+k%250)})
 	}
@@ -465,5 +465,93 @@ func TestDig(t *testing.T) {
 	}
 	if out := run("_http._tcp.big.svc.switchyard", "SRV"); !strings.Contains(out, "status: NOERROR") {
 		t.Fatalf("dig tag SRV:\n%s", out)
+	}
+	// A tool that hard-codes Consul's names.
+	if out := run("big.service.consul", "A", "+short", "+tcp"); len(strings.Fields(out)) != DefaultMaxAnswers {
+		t.Fatalf("dig big.service.consul: %d addresses, want %d", len(strings.Fields(out)), DefaultMaxAnswers)
+	}
+}
+
+// Consul's names, when the Consul domain is served: the service, a tag,
+// the RFC 2782 forms, in the Consul namespace; what Consul would send to
+// another datacenter or node, and everything when the domain is off, is
+// not answered as if it were ours.
+func TestConsulNames(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.ConsulDomain, c.ConsulNamespace = "consul", "prod" })
+	r.apply(t, &store.Command{Type: store.CommandPutNamespace, Namespace: "prod", NamespaceSettings: &store.NamespaceSettings{}})
+	r.register(t, "prod", "web", "w-1", store.Instance{Address: "10.0.0.1", Port: 8080, Tags: []string{"http"}})
+	r.register(t, "prod", "web", "w-2", store.Instance{Address: "10.0.0.2", Port: 8081})
+	r.register(t, "default", "web", "d-1", store.Instance{Address: "10.9.9.9", Port: 80})
+	addrs := func(m *mdns.Msg) []string {
+		var out []string
+		for _, rr := range m.Answer {
+			switch v := rr.(type) {
+			case *mdns.A:
+				out = append(out, v.A.String())
+			case *mdns.SRV:
+				out = append(out, fmt.Sprintf("%s:%d", v.Target, v.Port))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, c := range []struct {
+		qname string
+		qtype uint16
+		rcode int
+		want  []string
+	}{
+		{"web.service.consul.", mdns.TypeA, mdns.RcodeSuccess, []string{"10.0.0.1", "10.0.0.2"}},
+		{"WEB.Service.Consul.", mdns.TypeA, mdns.RcodeSuccess, []string{"10.0.0.1", "10.0.0.2"}},
+		{"http.web.service.consul.", mdns.TypeA, mdns.RcodeSuccess, []string{"10.0.0.1"}},
+		{"_web._tcp.service.consul.", mdns.TypeSRV, mdns.RcodeSuccess, []string{"w-1.web.prod.svc.switchyard.:8080", "w-2.web.prod.svc.switchyard.:8081"}},
+		{"_web._http.service.consul.", mdns.TypeSRV, mdns.RcodeSuccess, []string{"w-1.web.prod.svc.switchyard.:8080"}},
+		{"web.service.consul.", mdns.TypeSRV, mdns.RcodeSuccess, []string{"w-1.web.prod.svc.switchyard.:8080", "w-2.web.prod.svc.switchyard.:8081"}},
+		{"grpc.web.service.consul.", mdns.TypeA, mdns.RcodeSuccess, nil},
+		{"nope.service.consul.", mdns.TypeA, mdns.RcodeNameError, nil},
+		{"web.service.dc1.consul.", mdns.TypeA, mdns.RcodeNameError, nil},
+		{"node1.node.consul.", mdns.TypeA, mdns.RcodeNameError, nil},
+		{"a.b.web.service.consul.", mdns.TypeA, mdns.RcodeNameError, nil},
+		{"consul.", mdns.TypeSOA, mdns.RcodeSuccess, nil},
+		// Our own names still answer, in their own namespaces.
+		{"web.svc.switchyard.", mdns.TypeA, mdns.RcodeSuccess, []string{"10.9.9.9"}},
+	} {
+		m := r.exchange(t, c.qname, c.qtype, false)
+		if c.qtype == mdns.TypeSOA {
+			if m.Rcode != c.rcode || len(m.Answer) != 1 || m.Answer[0].Header().Name != "consul." {
+				t.Errorf("%s SOA: %v", c.qname, m)
+			}
+			continue
+		}
+		if got := addrs(m); m.Rcode != c.rcode || !slices.Equal(got, c.want) {
+			t.Errorf("%s %s: rcode %s, %v; want %s, %v", c.qname, mdns.TypeToString[c.qtype], mdns.RcodeToString[m.Rcode], got,
+				mdns.RcodeToString[c.rcode], c.want)
+		}
+		// A negative answer carries the SOA of the domain asked in.
+		if len(m.Answer) == 0 && (len(m.Ns) != 1 || !strings.HasSuffix(m.Ns[0].Header().Name, "consul.") && strings.HasSuffix(c.qname, "consul.")) {
+			t.Errorf("%s: authority %v, want the consul. SOA", c.qname, m.Ns)
+		}
+	}
+	off := newRig(t)
+	off.register(t, "default", "web", "w-1", store.Instance{Address: "10.0.0.1"})
+	if m := off.exchange(t, "web.service.consul.", mdns.TypeA, false); m.Rcode != mdns.RcodeRefused {
+		t.Errorf("Consul name with the Consul domain off: %s, want REFUSED", mdns.RcodeToString[m.Rcode])
+	}
+}
+
+func TestConsulDomainConfig(t *testing.T) {
+	for _, c := range []struct{ domain, want string }{
+		{"switchyard.", "overlap"}, {"svc.switchyard.", "overlap"}, {".", "not a domain name"}, {"a..b", "not a domain name"},
+	} {
+		cfg := DefaultConfig()
+		cfg.ConsulDomain = c.domain
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Consul domain %q: %v, want an error about %q", c.domain, err, c.want)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.ConsulDomain = "Consul"
+	if err := cfg.Validate(); err != nil || cfg.ConsulDomain != "consul." || cfg.ConsulNamespace != store.DefaultNamespace {
+		t.Errorf("Consul domain \"Consul\": %v, %q, namespace %q", err, cfg.ConsulDomain, cfg.ConsulNamespace)
 	}
 }

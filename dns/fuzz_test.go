@@ -116,7 +116,10 @@ func FuzzHandler(f *testing.F) {
 	}
 	f.Add(rawQuery("w-1.web.default.svc.switchyard.", mdns.TypeA, true))
 	f.Add(rawQuery("example.com.", mdns.TypeA, false))
+	f.Add(rawQuery("_web._http.service.consul.", mdns.TypeSRV, false))
+	f.Add(rawQuery("http.web.service.consul.", mdns.TypeA, true))
 	cfg := DefaultConfig()
+	cfg.ConsulDomain = "consul."
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	srv, err := New(cfg, fuzzStore())
 	if err != nil {

@@ -42,6 +42,15 @@ type Config struct {
 	Addr string
 	// Zone is the domain the server is authoritative for.
 	Zone string
+	// ConsulDomain, when set (e.g. "consul."), also answers Consul's DNS
+	// names below it, for tools that hard-code them: {svc}.service.consul,
+	// {tag}.{svc}.service.consul and the RFC 2782 forms
+	// _{svc}._tcp.service.consul and _{svc}._{tag}.service.consul, in
+	// ConsulNamespace ("": the default namespace). Consul's
+	// datacenter-qualified names ({svc}.service.{dc}.consul) name another
+	// cluster in Consul and get NXDOMAIN here.
+	ConsulDomain    string
+	ConsulNamespace string
 	// MaxAnswers caps the records of an answer (0: no cap), over UDP and
 	// TCP alike, so that no query makes the server pack a whole large
 	// service. A capped answer is not marked truncated: TCP would give no
@@ -107,6 +116,18 @@ func (c *Config) Validate() error {
 	c.Zone = mdns.CanonicalName(c.Zone)
 	if _, ok := mdns.IsDomainName(c.Zone); !ok {
 		return fmt.Errorf("dns: config: zone %q is not a domain name", c.Zone)
+	}
+	if c.ConsulDomain != "" {
+		c.ConsulDomain = mdns.CanonicalName(c.ConsulDomain)
+		if _, ok := mdns.IsDomainName(c.ConsulDomain); !ok || c.ConsulDomain == "." {
+			return fmt.Errorf("dns: config: Consul domain %q is not a domain name", c.ConsulDomain)
+		}
+		if mdns.IsSubDomain(c.Zone, c.ConsulDomain) || mdns.IsSubDomain(c.ConsulDomain, c.Zone) {
+			return fmt.Errorf("dns: config: Consul domain %q and zone %q overlap: give each its own domain", c.ConsulDomain, c.Zone)
+		}
+	}
+	if c.ConsulNamespace == "" {
+		c.ConsulNamespace = store.DefaultNamespace
 	}
 	if c.MaxAnswers < 0 {
 		return errors.New("dns: config: max answers must not be negative")

@@ -52,6 +52,7 @@ type serverOptions struct {
 	datacenterRTT   string
 	dnsAddr         string
 	xdsAddr         string
+	dnsConsul       string
 	dnsZone         string
 	dnsMaxAnswers   int
 	dnsSubnets      string
@@ -224,6 +225,7 @@ func (o *serverOptions) dnsFlags(fs *flag.FlagSet) {
 	def := dns.DefaultConfig()
 	fs.StringVar(&o.dnsAddr, "dns-addr", def.Addr, "DNS address, UDP and TCP (empty: no DNS server)")
 	fs.StringVar(&o.dnsZone, "dns-zone", def.Zone, "the DNS zone answered")
+	fs.StringVar(&o.dnsConsul, "dns-consul-domain", "", "also answer Consul's DNS names below this domain (e.g. consul: web.service.consul, _web._tcp.service.consul), in --consul-namespace (empty: off)")
 	fs.IntVar(&o.dnsMaxAnswers, "dns-max-answers", def.MaxAnswers, "at most this many records per DNS answer, over UDP and TCP (0: as many as fit)")
 	fs.StringVar(&o.dnsSubnets, "dns-subnet-locality", "", "callers' localities by subnet (EDNS Client Subnet or source): 10.1.0.0/16=eu/eu-west-1/a,10.2.0.0/16=us")
 	fs.IntVar(&o.dnsMaxUDPSize, "dns-max-udp-size", def.MaxUDPSize, "at most this many bytes per DNS answer over UDP, whatever EDNS size a client claims (512 to 65535; larger answers are cut with TC set)")

@@ -142,6 +142,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	cfg.AdminAddr = o.adminAddr
 	cfg.XDS.Addr = o.xdsAddr
 	cfg.DNS.Addr, cfg.DNS.Zone, cfg.DNS.MaxAnswers = o.dnsAddr, o.dnsZone, o.dnsMaxAnswers
+	cfg.DNS.ConsulDomain, cfg.DNS.ConsulNamespace = o.dnsConsul, o.consulNamespace
 	cfg.DNS.MaxUDPSize, cfg.DNS.MaxTCPConns, cfg.DNS.TCPIdleTimeout = o.dnsMaxUDPSize, o.dnsMaxTCPConns, o.dnsTCPIdleTimeout
 	if o.dnsSubnets != "" {
 		sn, err := parseSubnets(o.dnsSubnets)
