@@ -21,7 +21,8 @@ func (n *Node) Join(ctx context.Context, id, raftAddr string) error {
 
 // JoinNonvoter adds a server without a vote: it receives the log and holds
 // the catalog, and counts towards no quorum. A server already in the
-// configuration at the same address, voter or not, stays as it is.
+// configuration at the same address, voter or not, stays as it is; one at
+// another address moves to this one and keeps its vote, if it had one.
 func (n *Node) JoinNonvoter(ctx context.Context, id, raftAddr string) error {
 	return n.join(ctx, joinRequest{ID: id, RaftAddr: raftAddr, Nonvoter: true})
 }

@@ -209,6 +209,27 @@ func (s *Server) runReconcile() {
 	}
 }
 
+// readdress moves a server of the Raft configuration to the address it now
+// advertises in gossip: a server restarted elsewhere with its data (a pod
+// rescheduled with a new IP) keeps its ID and its vote, and the leader must
+// dial it where it is. It is proved at the new address as a joining server
+// is, and keeps its suffrage (AddNonvoter on a voter only moves it).
+func (s *Server) readdress(g gossip.Member, old string, now time.Time) {
+	if !s.refusals.due(g.Name, g.Meta.RaftAddr, now) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := s.node.JoinNonvoter(ctx, g.Name, g.Meta.RaftAddr); err != nil {
+		if s.refusals.refused(g.Name, g.Meta.RaftAddr, now) {
+			s.logger.Warn("did not move a server to the Raft address it now advertises", "server", g.Name, "from", old, "to", g.Meta.RaftAddr, "err", err)
+		}
+		return
+	}
+	s.refusals.forget(g.Name)
+	s.logger.Info("a server came back at another Raft address", "server", g.Name, "from", old, "to", g.Meta.RaftAddr)
+}
+
 // updateLiveProtocols tells the node what protocol each server the pool
 // sees alive (or suspect) runs now: a catalog record may be older than the
 // binary running (raft.Node.SetLiveProtocols).
@@ -228,9 +249,11 @@ func (s *Server) reconcile() {
 		return
 	}
 	inRaft, votes := map[string]bool{}, map[string]bool{}
+	raftAddr := map[string]string{}
 	voters := 0
 	for _, m := range rms {
 		inRaft[m.ID] = true
+		raftAddr[m.ID] = m.RaftAddr
 		if m.Role != "nonvoter" {
 			votes[m.ID] = true
 			voters++
@@ -261,6 +284,8 @@ func (s *Server) reconcile() {
 					voters++
 				}
 			}
+		case g.Live() && inRaft[g.Name] && g.Meta.RaftAddr != "" && g.Meta.RaftAddr != raftAddr[g.Name]:
+			s.readdress(g, raftAddr[g.Name], now)
 		case g.Live():
 			if at, ok := s.node.Departed(g.Name); ok && g.Since.After(at) {
 				s.node.ForgetDeparture(g.Name) // it came back

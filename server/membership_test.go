@@ -104,3 +104,60 @@ func TestMembershipByGossip(t *testing.T) {
 		t.Fatalf("dead server removed below min-quorum: %+v", ms2)
 	}
 }
+
+// A server that comes back with its data at another Raft address (a pod
+// rescheduled with a new IP) is moved there in the configuration, keeping
+// its vote: with the third server then gone, the leader and it still make
+// a quorum and writes commit.
+func TestServerBackAtAnotherAddress(t *testing.T) {
+	c := startCluster(t, 3)
+	leader := c.leader()
+	var moved, other int = -1, -1
+	for i, s := range c.servers {
+		switch {
+		case s == leader:
+		case moved < 0:
+			moved = i
+		default:
+			other = i
+		}
+	}
+	old := c.servers[moved].Node().RaftAddr()
+	if err := c.servers[moved].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.servers[moved].cfg
+	cfg.RaftAddr = "127.0.0.1:0" // another port: the old address is gone
+	cfg.GossipAddr = c.servers[moved].Pool().Addr()
+	cfg.BootstrapExpect, cfg.Join = 0, []string{leader.Pool().Addr()}
+	s, err := Start(cfg)
+	if err != nil {
+		t.Fatalf("restart %s: %v", cfg.NodeID, err)
+	}
+	t.Cleanup(func() { _ = s.Kill() })
+	c.mu.Lock()
+	c.servers[moved] = s
+	c.mu.Unlock()
+	addr := s.Node().RaftAddr()
+	if addr == old {
+		t.Fatalf("restarted at the same address %s", addr)
+	}
+	eventually(t, 15*time.Second, cfg.NodeID+" moved to "+addr+" as a voter", func() error {
+		m, ok := c.members(t)[cfg.NodeID]
+		if !ok || m.RaftAddr != addr || m.Role == "nonvoter" {
+			return fmt.Errorf("%+v", m)
+		}
+		return nil
+	})
+	if err := c.servers[other].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	body := wire.RegisterRequest{Address: "10.0.0.1", Port: 80, Ephemeral: new(bool)}
+	eventually(t, 15*time.Second, "a write committed by the leader and the moved server", func() error {
+		l := c.leader()
+		if l == nil {
+			return fmt.Errorf("no leader")
+		}
+		return c.do(l, http.MethodPut, "/v1/namespaces/default/services/web/instances/w1", body, nil)
+	})
+}
