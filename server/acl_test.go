@@ -174,6 +174,7 @@ func TestAccessControlEveryEndpoint(t *testing.T) {
 		prep  func() // run as admin before each allowed attempt
 	}{
 		{route: "GET /v1/health", need: needOpen, ok: 200},
+		{route: "GET /v1/openapi.yaml", need: needOpen, ok: 200},
 		{route: "GET /v1/cluster/leader", need: needOpen, ok: 200},
 		{route: "GET /v1/cluster/members", need: needOpen, ok: 200},
 		{route: "GET /metrics", need: needReadAll, ok: 200},

@@ -383,3 +383,54 @@ func TestXDSRefusedAnswerWaitsForAChange(t *testing.T) {
 		t.Fatalf("after the change: %v", next.GetResources())
 	}
 }
+
+// Namespace fallback applies to xDS as to lookups: a service a namespace
+// lacks, or has no usable instance of, is served from its fallback; once
+// the namespace has its own instance, that one.
+func TestXDSNamespaceFallback(t *testing.T) {
+	c := startCluster(t, 1)
+	s := c.servers[0]
+	if err := c.do(s, http.MethodPut, "/v1/namespaces/staging", map[string]any{"fallback": "default"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	body := wire.RegisterRequest{Address: "10.0.0.1", Port: 80, Ephemeral: new(bool)}
+	if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/pay/instances/p-1", body, nil); err != nil {
+		t.Fatal(err)
+	}
+	addrs := func() []string {
+		st := adsStream(t, s.XDSAddr(), "")
+		if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"pay.staging"}}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := st.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range r.GetResources() {
+			var cla endpointv3.ClusterLoadAssignment
+			if err := a.UnmarshalTo(&cla); err != nil {
+				t.Fatal(err)
+			}
+			if cla.GetClusterName() != "pay.staging" {
+				t.Fatalf("assignment named %q, want the name asked for", cla.GetClusterName())
+			}
+			for _, l := range cla.GetEndpoints() {
+				for _, e := range l.GetLbEndpoints() {
+					out = append(out, e.GetEndpoint().GetAddress().GetSocketAddress().GetAddress())
+				}
+			}
+		}
+		return out
+	}
+	if got := addrs(); !slices.Equal(got, []string{"10.0.0.1"}) {
+		t.Fatalf("pay.staging from the fallback: %v, want default's 10.0.0.1", got)
+	}
+	body.Address = "10.9.0.1"
+	if err := c.do(s, http.MethodPut, "/v1/namespaces/staging/services/pay/instances/s-1", body, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := addrs(); !slices.Equal(got, []string{"10.9.0.1"}) {
+		t.Fatalf("pay.staging with its own instance: %v, want 10.9.0.1", got)
+	}
+}
