@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -36,10 +35,6 @@ type childAnswer struct {
 // startChildBare starts a bare-serve child serving b's answers and returns
 // its base URL, its pid and a function that stops it.
 func startChildBare(b *bareServer) (string, int, func(), error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return "", 0, nil, fmt.Errorf("bare child: %w", err)
-	}
 	f, err := os.CreateTemp("", "registry-bench-answers-*.json")
 	if err != nil {
 		return "", 0, nil, fmt.Errorf("bare child: %w", err)
@@ -58,25 +53,38 @@ func startChildBare(b *bareServer) (string, int, func(), error) {
 		os.Remove(f.Name())
 		return "", 0, nil, fmt.Errorf("bare child: %w", err)
 	}
-	cmd := exec.Command(exe, "bare-serve", "--answers", f.Name(), "--hold="+strconv.FormatBool(b.hold))
+	u, pid, stop, err := startChild("bare-serve", "--answers", f.Name(), "--hold="+strconv.FormatBool(b.hold))
+	if err != nil {
+		os.Remove(f.Name())
+		return "", 0, nil, err
+	}
+	return u, pid, func() { stop(); os.Remove(f.Name()) }, nil
+}
+
+// startChild runs this binary's hidden command (bare-serve, bare-raft)
+// with args, waits for its first line, "<command> listening <url>", and
+// returns the URL, the child's pid and a function that stops it: closing
+// its stdin asks it to exit, and it is killed if it has not after 5 s.
+func startChild(command string, args ...string) (string, int, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("%s child: %w", command, err)
+	}
+	cmd := exec.Command(exe, append([]string{command}, args...)...)
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		os.Remove(f.Name())
 		return "", 0, nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		os.Remove(f.Name())
 		return "", 0, nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		os.Remove(f.Name())
-		return "", 0, nil, fmt.Errorf("bare child: %w", err)
+		return "", 0, nil, fmt.Errorf("%s child: %w", command, err)
 	}
 	stop := func() {
-		// Closing stdin tells the child to exit; kill it if it does not.
 		stdin.Close()
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
@@ -86,7 +94,6 @@ func startChildBare(b *bareServer) (string, int, func(), error) {
 			_ = cmd.Process.Kill()
 			<-done
 		}
-		os.Remove(f.Name())
 	}
 	line := make(chan string, 1)
 	go func() {
@@ -96,15 +103,15 @@ func startChildBare(b *bareServer) (string, int, func(), error) {
 	}()
 	select {
 	case s := <-line:
-		u, ok := strings.CutPrefix(strings.TrimSpace(s), "bare-serve listening ")
+		u, ok := strings.CutPrefix(strings.TrimSpace(s), command+" listening ")
 		if !ok {
 			stop()
-			return "", 0, nil, fmt.Errorf("bare child: unexpected first line %q", s)
+			return "", 0, nil, fmt.Errorf("%s child: unexpected first line %q", command, s)
 		}
 		return u, cmd.Process.Pid, stop, nil
 	case <-time.After(10 * time.Second):
 		stop()
-		return "", 0, nil, errors.New("bare child: not listening after 10s")
+		return "", 0, nil, fmt.Errorf("%s child: not listening after 10s", command)
 	}
 }
 

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -108,54 +106,12 @@ func startBareRaft(ctx context.Context, dir, logStore string, a childAnswer) (st
 
 // startBareRaftChild starts one bare-raft child and waits for its URL.
 func startBareRaftChild(dir, id string, raftPort int, peers, answer, logStore string) (bareRaftNode, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return bareRaftNode{}, fmt.Errorf("bare raft: %w", err)
-	}
-	cmd := exec.Command(exe, "bare-raft", "--dir", dir, "--id", id, "--raft-port", strconv.Itoa(raftPort),
+	u, pid, stop, err := startChild("bare-raft", "--dir", dir, "--id", id, "--raft-port", strconv.Itoa(raftPort),
 		"--peers", peers, "--answer", answer, "--log-store", logStore)
-	cmd.Env = append(os.Environ(), childEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return bareRaftNode{}, err
+		return bareRaftNode{}, fmt.Errorf("bare raft %s: %w", id, err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return bareRaftNode{}, err
-	}
-	if err := cmd.Start(); err != nil {
-		return bareRaftNode{}, fmt.Errorf("bare raft: %w", err)
-	}
-	stop := func() {
-		stdin.Close()
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}
-	line := make(chan string, 1)
-	go func() {
-		s, _ := bufio.NewReader(stdout).ReadString('\n')
-		line <- s
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	select {
-	case s := <-line:
-		u, ok := strings.CutPrefix(strings.TrimSpace(s), "bare-raft listening ")
-		if !ok {
-			stop()
-			return bareRaftNode{}, fmt.Errorf("bare raft %s: unexpected first line %q", id, s)
-		}
-		return bareRaftNode{url: u, pid: cmd.Process.Pid, stop: stop}, nil
-	case <-time.After(10 * time.Second):
-		stop()
-		return bareRaftNode{}, fmt.Errorf("bare raft %s: not listening after 10s", id)
-	}
+	return bareRaftNode{url: u, pid: pid, stop: stop}, nil
 }
 
 // countingFSM is the bare cluster's state machine: it counts entries.

@@ -129,39 +129,32 @@ func (r *rendered) decode(doc string) error {
 	if err := json.Unmarshal(js, &head); err != nil {
 		return err
 	}
-	strict := func(v any) error {
-		d := json.NewDecoder(bytes.NewReader(js))
-		d.DisallowUnknownFields()
-		return d.Decode(v)
-	}
 	key := head.APIVersion + " " + head.Kind
 	switch key {
 	case "apps/v1 StatefulSet":
-		v := &appsv1.StatefulSet{}
-		r.statefulSets[head.Metadata.Name] = v
-		return strict(v)
+		return strictInto(js, r.statefulSets, head.Metadata.Name)
 	case "apps/v1 Deployment":
-		v := &appsv1.Deployment{}
-		r.deployments[head.Metadata.Name] = v
-		return strict(v)
+		return strictInto(js, r.deployments, head.Metadata.Name)
 	case "v1 Service":
-		v := &corev1.Service{}
-		r.services[head.Metadata.Name] = v
-		return strict(v)
+		return strictInto(js, r.services, head.Metadata.Name)
 	case "v1 Secret":
-		v := &corev1.Secret{}
-		r.secrets[head.Metadata.Name] = v
-		return strict(v)
+		return strictInto(js, r.secrets, head.Metadata.Name)
 	case "policy/v1 PodDisruptionBudget":
-		v := &policyv1.PodDisruptionBudget{}
-		r.pdbs[head.Metadata.Name] = v
-		return strict(v)
+		return strictInto(js, r.pdbs, head.Metadata.Name)
 	case "monitoring.coreos.com/v1 ServiceMonitor":
-		v := &serviceMonitor{}
-		r.serviceMonitors[head.Metadata.Name] = v
-		return strict(v)
+		return strictInto(js, r.serviceMonitors, head.Metadata.Name)
 	}
 	return fmt.Errorf("an object of %q, which this test does not know", key)
+}
+
+// strictInto decodes js into a new T, refusing any field T does not have,
+// and files it under name.
+func strictInto[T any](js []byte, into map[string]*T, name string) error {
+	v := new(T)
+	into[name] = v
+	d := json.NewDecoder(bytes.NewReader(js))
+	d.DisallowUnknownFields()
+	return d.Decode(v)
 }
 
 func mustRender(t *testing.T, vals map[string]any) *rendered {
