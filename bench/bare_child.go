@@ -144,11 +144,17 @@ func runBareServe(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer stop()
 	fmt.Fprintf(stdout, "bare-serve listening %s\n", u)
+	untilStdinCloses(ctx)
+	return nil
+}
+
+// untilStdinCloses is a child's life: it returns when the parent closes
+// the child's stdin (startChild's stop) or ctx ends.
+func untilStdinCloses(ctx context.Context) {
 	eof := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(eof) }()
 	select {
 	case <-eof:
 	case <-ctx.Done():
 	}
-	return nil
 }

@@ -246,11 +246,6 @@ func runBareRaft(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	go func() { _ = hs.Serve(ln) }()
 	defer hs.Close()
 	fmt.Fprintf(stdout, "bare-raft listening http://%s\n", ln.Addr())
-	eof := make(chan struct{})
-	go func() { _, _ = io.Copy(io.Discard, os.Stdin); close(eof) }()
-	select {
-	case <-eof:
-	case <-ctx.Done():
-	}
+	untilStdinCloses(ctx)
 	return nil
 }
