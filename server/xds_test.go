@@ -25,7 +25,10 @@ import (
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/store"
+	switchxds "github.com/switchyard-io/switchyard/xds"
 )
+
+const xdsMaxNames = switchxds.MaxNames
 
 // backend is a real gRPC server that answers any unary call with its name.
 func backend(t *testing.T, name string) (host string, port int) {
@@ -432,5 +435,28 @@ func TestXDSNamespaceFallback(t *testing.T) {
 	}
 	if got := addrs(); !slices.Equal(got, []string{"10.9.0.1"}) {
 		t.Fatalf("pay.staging with its own instance: %v, want 10.9.0.1", got)
+	}
+}
+
+// A subscription that cannot be served ends the stream with the reason: a
+// type the server does not offer, or more names than it takes at once.
+func TestXDSRefusesWhatItCannotServe(t *testing.T) {
+	c := startCluster(t, 1)
+	s := c.servers[0]
+	many := make([]string, xdsMaxNames+1)
+	for k := range many {
+		many[k] = fmt.Sprintf("s%d.default", k)
+	}
+	for _, req := range []*discoverygrpc.DiscoveryRequest{
+		{TypeUrl: "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"},
+		{TypeUrl: resourcev3.EndpointType, ResourceNames: many},
+	} {
+		st := adsStream(t, s.XDSAddr(), "")
+		if err := st.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Recv(); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s with %d names: %v, want InvalidArgument", req.TypeUrl, len(req.ResourceNames), err)
+		}
 	}
 }

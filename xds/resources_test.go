@@ -2,9 +2,13 @@ package xds
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
@@ -112,5 +116,27 @@ func TestAssignmentWeightsBounded(t *testing.T) {
 	}
 	if sum > math.MaxUint32 {
 		t.Fatalf("priority 0 weights sum to %d", sum)
+	}
+}
+
+// What no watch may start with is refused with the status a client reads:
+// an unknown type, or more names than MaxNames.
+func TestRefuse(t *testing.T) {
+	for _, tc := range []struct {
+		typeURL string
+		names   int
+		want    string
+	}{
+		{resourcev3.ClusterType, MaxNames, ""},
+		{resourcev3.EndpointType, MaxNames + 1, "at most 10000"},
+		{"type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig", 1, "not served"},
+	} {
+		err := refuse(tc.typeURL, tc.names)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s, %d names: %v", tc.typeURL, tc.names, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || status.Code(err) != codes.InvalidArgument):
+			t.Errorf("%s, %d names: %v, want InvalidArgument containing %q", tc.typeURL, tc.names, err, tc.want)
+		}
 	}
 }

@@ -176,9 +176,6 @@ func (v *view) build(typeURL string, names []string, wildcard bool, caller store
 			}
 		}
 	}
-	if len(names) > MaxNames {
-		return nil, nil, status.Errorf(codes.InvalidArgument, "%d resources asked at once; at most %d", len(names), MaxNames)
-	}
 	slices.Sort(names)
 	names = slices.Compact(names)
 	items := make([]item, 0, len(names))
@@ -275,6 +272,23 @@ func setVersion(items []item) string {
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
+// served are the resource types a client may ask for.
+var served = []string{resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType, resourcev3.EndpointType}
+
+// refuse says why a subscription cannot be served, before any watch
+// starts: an error here ends the client's stream with its status. The
+// bound is on the names a client gives; a wildcard of clusters is the
+// catalog's own size.
+func refuse(typeURL string, names int) error {
+	if !slices.Contains(served, typeURL) {
+		return status.Errorf(codes.InvalidArgument, "resource type %q is not served (listeners, routes, clusters and endpoints are)", typeURL)
+	}
+	if names > MaxNames {
+		return status.Errorf(codes.InvalidArgument, "%d resources asked at once; at most %d", names, MaxNames)
+	}
+	return nil
+}
+
 // CreateWatch answers a state-of-the-world request once the answer differs
 // from the version the client has (at once for a new or changed
 // subscription), or after a change makes it differ.
@@ -284,6 +298,9 @@ func (v *view) CreateWatch(req *cache.Request, sub cache.Subscription, out chan 
 		names = append(names, n)
 	}
 	typeURL, wildcard, caller, have := req.GetTypeUrl(), sub.IsWildcard(), callerOf(req.GetNode()), req.GetVersionInfo()
+	if err := refuse(typeURL, len(names)); err != nil {
+		return nil, err
+	}
 	// After a refusal (NACK) the client still holds version have; the
 	// answer it refused is the last one sent, which is not sent again
 	// until the catalog changes it.
@@ -330,6 +347,9 @@ func (v *view) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription,
 		names = append(names, n)
 	}
 	typeURL, wildcard, caller := req.GetTypeUrl(), sub.IsWildcard(), callerOf(req.GetNode())
+	if err := refuse(typeURL, len(names)); err != nil {
+		return nil, err
+	}
 	had := sub.ReturnedResources()
 	return v.watch(func(stop <-chan struct{}) error {
 		for {
