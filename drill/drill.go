@@ -43,7 +43,7 @@ type Input struct {
 	// afterwards on every server; WritesLost the acknowledged ones missing.
 	WritesAcked, WritesPresent int
 	WritesLost                 []string
-	// UnhealthyAtEnd lists the example service's instances some server
+	// UnhealthyAtEnd lists the example services' instances some server
 	// still holds unhealthy when the drill ends ("server: instance").
 	UnhealthyAtEnd []string
 	// DeregistrationsUnknown counts deregistrations that got no answer:
@@ -57,6 +57,34 @@ type Input struct {
 	// (0: none). With it, the drill also judges that callers' calls stay
 	// at the in-datacenter latency.
 	Latency time.Duration
+	// XDS is the record of the caller that calls through grpc-go's xDS
+	// resolver and balancers (nil: none); it runs in XDSDatacenter and,
+	// while nothing is wrong, is served by XDSHome, the nearest datacenter
+	// that runs its service.
+	XDS                    []CallerSecond
+	XDSDatacenter, XDSHome string
+}
+
+// XDSReport is the xDS caller's view of the drill.
+type XDSReport struct {
+	Datacenter string         `json:"datacenter"`
+	Home       string         `json:"home"`
+	Before     Phase          `json:"before"`
+	During     Phase          `json:"during"`
+	After      Phase          `json:"after"`
+	ByDC       map[string]int `json:"by_datacenter"`
+	Timeline   []CallerSecond `json:"timeline"`
+	// HomeBefore is the share of its calls before the fault that its home
+	// served.
+	HomeBefore float64 `json:"home_share_before"`
+	// LeftCutS: seconds after the cut until the first second whose calls
+	// all succeeded elsewhere (-1: its home was not cut).
+	LeftCutS float64 `json:"left_cut_s"`
+	// AwayRate is its success rate from then until the heal.
+	AwayRate float64 `json:"away_rate"`
+	// BackHomeS: seconds after the fault ended until every call of a
+	// second succeeded and was served by its home again.
+	BackHomeS float64 `json:"back_home_s"`
 }
 
 // Phase is a caller's calls in one phase of the drill.
@@ -106,8 +134,83 @@ type Report struct {
 	DeregistrationsUnknown int     `json:"deregistrations_unknown"`
 	WriteGapS              float64 `json:"write_gap_s"`
 	// LatencyAddedMs is the delay added to packets between datacenters.
-	LatencyAddedMs float64  `json:"latency_added_ms"`
-	Failures       []string `json:"failures"`
+	LatencyAddedMs float64 `json:"latency_added_ms"`
+	// XDS: see Input.XDS (nil: none).
+	XDS      *XDSReport `json:"xds_caller,omitempty"`
+	Failures []string   `json:"failures"`
+}
+
+// judgeXDS reports on the xDS caller and checks it: before the fault its
+// calls succeed and its home serves them; when its home is cut its calls
+// succeed elsewhere within the TTL, the longest write gap and 5 s (until
+// the registry finds the cut instances silent, calls to them hang until
+// their deadline) and keep
+// succeeding there, and it is back within 10 s of the heal; any other fault (servers killed, paused, all
+// gone) it does not notice, since it keeps its last answer.
+func (r *Report) judgeXDS(in Input, fail func(string, ...any)) {
+	x := &XDSReport{Datacenter: in.XDSDatacenter, Home: in.XDSHome, ByDC: map[string]int{}, Timeline: in.XDS, LeftCutS: -1,
+		Before: phase(in.XDS, 0, in.FaultStart), During: phase(in.XDS, in.FaultStart, in.FaultEnd), After: phase(in.XDS, in.FaultEnd, 1<<62)}
+	r.XDS = x
+	home, before, homeDuring := 0, 0, 0
+	back := in.FaultEnd
+	for _, s := range in.XDS {
+		for k, v := range s.ByDC {
+			x.ByDC[k] += v
+		}
+		if s.At < in.FaultStart {
+			home, before = home+s.ByDC[in.XDSHome], before+s.OK+s.Failed
+		} else if s.At < in.FaultEnd {
+			homeDuring += s.ByDC[in.XDSHome]
+		}
+		if s.At >= in.FaultEnd && (s.Failed > 0 || s.ByDC[in.XDSHome] != s.OK) {
+			back = max(back, s.At+1)
+		}
+	}
+	x.HomeBefore = float64(home) / float64(max(before, 1))
+	x.BackHomeS = float64(back - in.FaultEnd)
+	who := fmt.Sprintf("xDS caller in %s", in.XDSDatacenter)
+	if before == 0 || x.Before.Rate < 0.99 || x.HomeBefore < 0.99 {
+		fail("%s before the fault: %.2f%% of %d calls succeeded and %.2f%% were served by %s, want ≥ 99%% each",
+			who, 100*x.Before.Rate, before, 100*x.HomeBefore, in.XDSHome)
+	}
+	if in.Scenario != "cut-datacenter" || in.CutDatacenter != in.XDSHome {
+		if d := x.During.OK + x.During.Failed; d == 0 || x.During.Rate < 0.999 || homeDuring < x.During.OK {
+			fail("%s during the fault: %.2f%% of %d calls succeeded and %d were served by %s, want ≥ 99.9%% and all", who, 100*x.During.Rate, d, homeDuring, in.XDSHome)
+		}
+		return
+	}
+	// It has moved at the first second of the cut whose calls all
+	// succeeded, none served by the cut datacenter; until then its calls
+	// to the cut instances hang until their deadline.
+	moved := in.FaultEnd
+	for _, s := range in.XDS {
+		if s.At >= in.FaultStart && s.At < in.FaultEnd && s.OK > 0 && s.Failed == 0 && s.ByDC[in.CutDatacenter] == 0 {
+			moved = s.At
+			break
+		}
+	}
+	x.LeftCutS = float64(moved - in.FaultStart)
+	away := phase(in.XDS, moved, in.FaultEnd)
+	x.AwayRate = away.Rate
+	returned := 0
+	for _, s := range in.XDS {
+		if s.At >= moved && s.At < in.FaultEnd {
+			returned += s.ByDC[in.CutDatacenter]
+		}
+	}
+	// The leader judges silence: with the leader cut off, the others elect
+	// one first (the writes' longest gap measures it), which then waits a
+	// TTL from its election before it believes anyone silent.
+	if bound := in.TTL + in.WriteGap + 5*time.Second; x.LeftCutS > bound.Seconds() {
+		fail("%s calls elsewhere without failing only %.0f s after %s was cut, more than TTL + the longest write gap + 5 s (%.1f s)",
+			who, x.LeftCutS, in.CutDatacenter, bound.Seconds())
+	}
+	if away.OK+away.Failed == 0 || away.Rate < 0.99 || returned > 0 {
+		fail("%s after leaving %s: %.2f%% of %d calls succeeded and %d went back to it, want ≥ 99%% and none", who, in.CutDatacenter, 100*away.Rate, away.OK+away.Failed, returned)
+	}
+	if x.BackHomeS > 10 {
+		fail("%s served by %s again, without failures, only %.0f s after the heal, want ≤ 10 s", who, in.XDSHome, x.BackHomeS)
+	}
 }
 
 // medianMs is the median of samples in µs, in ms (0 for none).
@@ -266,6 +369,9 @@ func Judge(in Input) Report {
 	if in.Latency > 0 {
 		r.judgeLatency(in.Latency, fail)
 	}
+	if in.XDS != nil {
+		r.judgeXDS(in, fail)
+	}
 	switch in.Scenario {
 	case "kill-all-servers":
 		ok, failed := total(func(c CallerReport) Phase { return c.During })
@@ -355,13 +461,21 @@ func (r Report) Markdown() string {
 		fmt.Fprintf(&b, "- deregistrations without an answer (their instances not owed): %d\n", r.DeregistrationsUnknown)
 	}
 	if len(r.UnhealthyAtEnd) == 0 {
-		b.WriteString("- every instance of the example service healthy on every server at the end\n")
+		b.WriteString("- every instance of the example services healthy on every server at the end\n")
 	}
 	fmt.Fprintf(&b, "- longest time without an acknowledged write: %.1f s\n", r.WriteGapS)
 	if r.StopRoutingToCut >= 0 {
 		fmt.Fprintf(&b, "- callers elsewhere stopped being sent to the cut datacenter after: %.0f s\n", r.StopRoutingToCut)
 	}
 	fmt.Fprintf(&b, "- every caller clean again %.0f s after the fault ended\n", r.Converged)
+	if x := r.XDS; x != nil {
+		fmt.Fprintf(&b, "- xDS caller in %s (grpc-go, xds:///), home %s: before %s, during %s, after %s; served by %s",
+			x.Datacenter, x.Home, pct(x.Before), pct(x.During), pct(x.After), counts(x.ByDC))
+		if x.LeftCutS >= 0 {
+			fmt.Fprintf(&b, "; calls succeeded elsewhere %.0f s after the cut, then %.2f%% of them", x.LeftCutS, 100*x.AwayRate)
+		}
+		fmt.Fprintf(&b, "; back home %.0f s after the fault ended\n", x.BackHomeS)
+	}
 	for _, dc := range dcs {
 		fmt.Fprintf(&b, "- caller in %s served by its own datacenter only, again, %.0f s after the fault ended\n", dc, r.Callers[dc].BackHomeS)
 	}

@@ -147,3 +147,72 @@ func TestJudgeUnhealthyAtEnd(t *testing.T) {
 		t.Fatalf("failures %q", got)
 	}
 }
+
+func TestJudgeXDSCaller(t *testing.T) {
+	// seg is n seconds from t0 served by dc, ok and failed calls each.
+	type seg struct {
+		n, ok, failed int
+		dc            string
+	}
+	timeline := func(segs ...seg) []CallerSecond {
+		var out []CallerSecond
+		at := int64(100)
+		for _, s := range segs {
+			out = append(out, secs(at, s.dc, repeat(s.n, s.ok, s.failed)...)...)
+			at += int64(s.n)
+		}
+		return out
+	}
+	sdk := map[string][]CallerSecond{"dc-a": secs(100, "dc-a", repeat(50, 50, 0)...), "dc-c": secs(100, "dc-c", repeat(50, 50, 0)...)}
+	// The cut lasts from 110 to 130.
+	cut := func(xds []CallerSecond) Input {
+		return Input{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 110, FaultEnd: 130,
+			Callers: sdk, XDS: xds, XDSDatacenter: "dc-a", XDSHome: "dc-b"}
+	}
+	outage := func(xds []CallerSecond) Input {
+		return Input{Scenario: "kill-all-servers", FaultStart: 110, FaultEnd: 130, Callers: sdk, XDS: xds, XDSDatacenter: "dc-a", XDSHome: "dc-b"}
+	}
+	for _, c := range []struct {
+		name string
+		in   Input
+		fail string
+	}{
+		{"cut: leaves, calls elsewhere, comes back", cut(timeline(seg{10, 50, 0, "dc-b"}, seg{1, 20, 1, "dc-b"}, seg{4, 0, 1, ""},
+			seg{15, 50, 0, "dc-c"}, seg{2, 50, 0, "dc-c"}, seg{18, 50, 0, "dc-b"})), ""},
+		{"cut: stays with the cut datacenter", cut(timeline(seg{10, 50, 0, "dc-b"}, seg{12, 20, 30, "dc-b"}, seg{8, 50, 0, "dc-c"},
+			seg{20, 50, 0, "dc-b"})), "only 12 s after dc-b was cut, more than TTL + the longest write gap + 5 s (8.0 s)"},
+		{"cut: the leader was cut, an election first", func() Input {
+			in := cut(timeline(seg{10, 50, 0, "dc-b"}, seg{10, 0, 1, ""}, seg{10, 50, 0, "dc-c"}, seg{20, 50, 0, "dc-b"}))
+			in.WriteGap = 2500 * time.Millisecond
+			return in
+		}(), ""},
+		{"cut: fails for long", cut(timeline(seg{10, 50, 0, "dc-b"}, seg{10, 0, 1, ""}, seg{10, 50, 0, "dc-c"},
+			seg{20, 50, 0, "dc-b"})), "only 10 s after dc-b was cut"},
+		{"cut: fails after leaving", cut(timeline(seg{10, 50, 0, "dc-b"}, seg{4, 20, 5, "dc-b"}, seg{1, 50, 0, "dc-c"}, seg{15, 45, 5, "dc-c"},
+			seg{20, 50, 0, "dc-b"})), "after leaving dc-b"},
+		{"cut: goes back to the cut datacenter", cut(timeline(seg{10, 50, 0, "dc-b"}, seg{4, 20, 5, "dc-b"}, seg{8, 50, 0, "dc-c"}, seg{1, 50, 0, "dc-b"},
+			seg{7, 50, 0, "dc-c"}, seg{20, 50, 0, "dc-b"})), "50 went back to it"},
+		{"cut: not back home", cut(timeline(seg{10, 50, 0, "dc-b"}, seg{4, 20, 5, "dc-b"}, seg{16, 50, 0, "dc-c"},
+			seg{12, 50, 0, "dc-c"}, seg{8, 50, 0, "dc-b"})), "only 12 s after the heal"},
+		{"not at home before the fault", cut(timeline(seg{10, 50, 0, "dc-c"}, seg{20, 50, 0, "dc-c"}, seg{20, 50, 0, "dc-b"})),
+			"served by dc-b, want ≥ 99%"},
+		{"servers gone: calls go on at home", outage(timeline(seg{50, 50, 0, "dc-b"})), ""},
+		{"servers gone: calls fail", outage(timeline(seg{10, 50, 0, "dc-b"}, seg{20, 49, 1, "dc-b"}, seg{20, 50, 0, "dc-b"})), "during the fault"},
+		{"servers gone: calls move", outage(timeline(seg{10, 50, 0, "dc-b"}, seg{20, 50, 0, "dc-c"}, seg{20, 50, 0, "dc-b"})), "0 were served by dc-b"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := Judge(c.in)
+			got := strings.Join(r.Failures, "; ")
+			if (c.fail == "") != (got == "") || !strings.Contains(got, c.fail) {
+				t.Fatalf("failures %q, want one mentioning %q", got, c.fail)
+			}
+			if r.XDS == nil || !strings.Contains(r.Markdown(), "xDS caller in dc-a") {
+				t.Fatalf("no xDS caller in the report:\n%s", r.Markdown())
+			}
+		})
+	}
+	r := Judge(cut(timeline(seg{10, 50, 0, "dc-b"}, seg{1, 20, 1, "dc-b"}, seg{4, 0, 1, ""}, seg{15, 50, 0, "dc-c"}, seg{2, 50, 0, "dc-c"}, seg{18, 50, 0, "dc-b"})))
+	if x := r.XDS; x.LeftCutS != 5 || x.BackHomeS != 2 || x.AwayRate != 1 || x.HomeBefore != 1 {
+		t.Fatalf("xDS report %+v, want calls elsewhere after 5 s, back after 2 s, all calls away and before at home succeeding", *x)
+	}
+}

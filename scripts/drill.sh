@@ -3,7 +3,8 @@
 # (deploy/docker-compose.yml): dc-a and dc-b in region-1, dc-c in region-2,
 # each its own Docker network with a registry server (a voter), a read server
 # (asked first by the datacenter's instances and caller), two echo instances
-# and a caller, routed to each other by the host (the backbone).
+# and a caller, routed to each other by the host (the backbone); dc-a has a
+# second caller that calls grpc-echo (run by dc-b and dc-c) through xDS.
 #
 #   scripts/drill.sh run SCENARIO [registry drill flags]
 #                              up, the drill, down; the report lands in ./drill-reports/
@@ -39,11 +40,12 @@ build() {
 	docker build -q -t switchyard-drill:latest "$ROOT" >/dev/null
 }
 
-# caller_stats DC: the caller's per-second record (JSON lines).
+# caller_stats DC: the caller's per-second record (JSON lines); DC a-xds is
+# dc-a's xDS caller.
 caller_stats() {
 	local n
-	case "$1" in a) n=1 ;; b) n=2 ;; c) n=3 ;; esac
-	curl -sf --max-time 2 "http://172.30.$n.31:8090/stats"
+	case "$1" in a) n=1.31 ;; b) n=2.31 ;; c) n=3.31 ;; a-xds) n=1.32 ;; esac
+	curl -sf --max-time 2 "http://172.30.$n:8090/stats"
 }
 
 wait_up() {
@@ -60,6 +62,13 @@ wait_up() {
 			((SECONDS < deadline)) || die "caller-$dc not succeeding after ${DRILL_TIMEOUT:-90}s: ${last:-no stats}"
 			sleep 0.5
 		done
+	done
+	# The xDS caller is served by dc-b, the nearest datacenter that runs
+	# grpc-echo.
+	until last="$(caller_stats a-xds 2>/dev/null | tail -n 2 | head -n 1)" &&
+		[[ "$last" == *'"ok":'[1-9]* && "$last" == *'"failed":0,'* && "$last" == *'"by_datacenter":{"dc-b":'*'}'* ]]; do
+		((SECONDS < deadline)) || die "caller-a-xds not succeeding through dc-b after ${DRILL_TIMEOUT:-90}s: ${last:-no stats}"
+		sleep 0.5
 	done
 	log "up: a leader, and every caller's calls succeed"
 }
@@ -142,7 +151,7 @@ run)
 status)
 	curl -sf http://172.30.1.11:7400/v1/cluster/members || true
 	echo
-	for dc in a b c; do echo "caller-$dc:"; caller_stats "$dc" | tail -n 3; done
+	for dc in a b c a-xds; do echo "caller-$dc:"; caller_stats "$dc" | tail -n 3; done
 	;;
 down)
 	# A drill interrupted mid-cut may have left its rules.

@@ -4,16 +4,21 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-io/switchyard/api/wire"
 )
 
 // A follower restarted after writes it missed answers every read endpoint,
 // native and Consul's (agent endpoints included), with 503 not_ready until
-// it has caught up: never with a 200, or a 404, from the state it had. To
+// it has caught up: never with a 200, or a 404, from the state it had. Its
+// xDS server refuses streams (Unavailable) until then. To
 // hold it back long enough to be seen, it restarts while the others are
 // down, hammered until they come back and it has caught up.
 func TestRestartedFollowerServesNoStaleRead(t *testing.T) {
@@ -105,6 +110,18 @@ func TestRestartedFollowerServesNoStaleRead(t *testing.T) {
 			default:
 				t.Fatalf("GET %s: %d %.300s from a server catching up (ready %v): want 503 or a fresh 200", r.path, resp.StatusCode, b, s.Ready())
 			}
+		}
+		cla, err := edsAssignment(t, s.XDSAddr(), "web.default")
+		switch {
+		case status.Code(err) == codes.Unavailable:
+			if ready {
+				t.Fatalf("xDS refused a stream after the server caught up: %v", err)
+			}
+			notReady++
+		case err != nil:
+			t.Fatalf("xDS endpoints of web.default from a server catching up: %v", err)
+		case !slices.Contains(addresses(cla), "10.0.0.2"):
+			t.Fatalf("xDS answered stale endpoints %v (ready %v), without w2", addresses(cla), s.Ready())
 		}
 	}
 

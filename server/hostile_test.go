@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/switchyard-io/switchyard/gossip"
+	"github.com/switchyard-io/switchyard/health"
 	"github.com/switchyard-io/switchyard/internal/certs"
 )
 
@@ -231,6 +232,97 @@ func TestGossipStrangerNeverVotes(t *testing.T) {
 	t.Cleanup(func() { _ = s4.Kill() })
 	c.add(s4)
 	c.waitVoters(4, 20*time.Second)
+}
+
+// Without TLS between servers the gossip key is the only proof, so the
+// address check alone keeps a server from being added twice: an insider
+// advertising another spelling of a voter's Raft address (a leading zero,
+// IPv4-mapped IPv6, a DNS alias) is refused, and the configuration keeps
+// its three servers.
+func TestInsiderNeverAddsAServerTwice(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *Config) { cfg.Gossip.Keys = [][]byte{testGossipKey} })
+	_, s2port, _ := net.SplitHostPort(c.servers[1].Node().RaftAddr())
+	insiders := map[string]string{
+		"alias-s2":  "127.0.0.1:0" + s2port,
+		"mapped-s2": "[::ffff:127.0.0.1]:" + s2port,
+		"localhost": "localhost:" + s2port,
+	}
+	for name, raftAddr := range insiders {
+		ml := stranger(t, name, gossip.Meta{RaftAddr: raftAddr}, testGossipKey)
+		if _, err := ml.Join([]string{c.servers[0].Pool().Addr()}); err != nil {
+			t.Fatalf("insider %s: %v", name, err)
+		}
+	}
+	eventually(t, 20*time.Second, "the leader tried and refused every spelling", func() error {
+		l := c.leader()
+		if l == nil {
+			return fmt.Errorf("no leader")
+		}
+		for name := range insiders {
+			if !l.wasRefused(name) {
+				return fmt.Errorf("%s not refused yet", name)
+			}
+		}
+		return nil
+	})
+	c.waitReconciles(3)
+	for _, s := range c.live() {
+		if ids := c.raftIDs(s); len(ids) != 3 {
+			t.Errorf("%s's Raft configuration: %v", s.cfg.NodeID, ids)
+		}
+	}
+}
+
+// What gossip says of liveness is bounded: an insider that floods a server
+// with heartbeats of instances the catalog does not hold, and of invalid
+// names, fills no more than the bounded corner for instances yet to
+// appear, and the server's table keeps only the catalog's instances.
+func TestGossipedLivenessStaysBounded(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) { cfg.Gossip.Keys = [][]byte{testGossipKey} })
+	s := c.servers[0]
+	if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/web/instances/real",
+		map[string]any{"address": "10.0.0.1", "port": 80}, nil); err != nil {
+		t.Fatal(err)
+	}
+	flooder := stranger(t, "flooder", gossip.Meta{}, testGossipKey)
+	if _, err := flooder.Join([]string{s.Pool().Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	var target *memberlist.Node
+	for _, m := range flooder.Members() {
+		if m.Name == s.cfg.NodeID {
+			target = m
+		}
+	}
+	if target == nil {
+		t.Fatal("the flooder does not see the server")
+	}
+	const batches, perBatch = 16, 5000 // 80,000 entries, past the bound
+	sent := 0
+	for b := range batches {
+		l := health.NewLiveness(nil)
+		for k := range perBatch {
+			l.Heard(health.Key{Namespace: "default", Service: "ghost", ID: fmt.Sprintf("g%d-%d", b, k)})
+		}
+		l.Heard(health.Key{Namespace: "default", Service: "NOT A NAME", ID: "x"})
+		l.Heard(health.Key{Namespace: "default", Service: "web", ID: "real"})
+		sent += perBatch + 1
+		if err := flooder.SendReliable(target, append([]byte{'u'}, l.Flush()...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 20*time.Second, "every flooded entry taken in or dropped", func() error {
+		if got := s.liveness.Len() + s.liveness.Unknown() + int(s.liveness.Dropped()); got < sent {
+			return fmt.Errorf("%d of %d", got, sent)
+		}
+		return nil
+	})
+	if n := s.liveness.Unknown(); n > health.DefaultMaxUnknown {
+		t.Errorf("%d entries wait for instances the catalog lacks, beyond the bound %d", n, health.DefaultMaxUnknown)
+	}
+	if n := s.liveness.Len(); n != 1 {
+		t.Errorf("the liveness table holds %d instances, want the catalog's one", n)
+	}
 }
 
 // --bootstrap-expect counts only servers that proved they are: an insider

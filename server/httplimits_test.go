@@ -172,3 +172,39 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		}
 	})
 }
+
+// A kept-alive connection that sends no next request is closed after the
+// idle timeout, not held until the (much longer) read timeout.
+func TestIdleConnectionsAreClosed(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) {
+		cfg.HTTP.IdleTimeout = 200 * time.Millisecond
+		cfg.HTTP.ReadHeaderTimeout = 10 * time.Second
+		cfg.HTTP.ReadTimeout = 10 * time.Second
+	})
+	conn, err := net.Dial("tcp", c.servers[0].HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.Close {
+		t.Fatal("the server did not keep the connection alive")
+	}
+	answered := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(8 * time.Second))
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection: %v, want it closed by the server", err)
+	}
+	if d := time.Since(answered); d > 5*time.Second {
+		t.Fatalf("idle connection closed after %v, want about the 200 ms idle timeout", d)
+	}
+}

@@ -54,12 +54,21 @@ var (
 		"DNS answers sent, by response code.", []string{"rcode"}, nil)
 	descDNSTruncated = prometheus.NewDesc("switchyard_dns_truncated_total",
 		"DNS answers sent truncated (TC set).", nil, nil)
+	descXDSStreams = prometheus.NewDesc("switchyard_xds_streams",
+		"xDS (ADS) streams open, by protocol variant (sotw, delta).", []string{"variant"}, nil)
+	descXDSPushes = prometheus.NewDesc("switchyard_xds_pushes_total",
+		"xDS answers sent to clients, by resource type.", []string{"type"}, nil)
+	descXDSNacks = prometheus.NewDesc("switchyard_xds_nacks_total",
+		"xDS answers a client refused (NACK); the server log names the client and its reason.", nil, nil)
+	descXDSRefused = prometheus.NewDesc("switchyard_xds_streams_refused_total",
+		"xDS streams the server refused or ended, by gRPC code: Unauthenticated (unknown or revoked token), Unavailable (not caught up), InvalidArgument (a request it cannot serve).", []string{"code"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descSelfPreservation, descInstances, descServices, descNamespaces,
 		descApplied, descLeader, descReady, descMembers, descHeard, descGossipSent, descGossipDropped, descLiveness,
-		descProtected, descLeadership, descGossipFailures, descGossipSuspicions, descDNS, descDNSTruncated} {
+		descProtected, descLeadership, descGossipFailures, descGossipSuspicions, descDNS, descDNSTruncated,
+		descXDSStreams, descXDSPushes, descXDSNacks, descXDSRefused} {
 		ch <- d
 	}
 }
@@ -115,6 +124,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDNS, prometheus.CounterValue, float64(n), code)
 		}
 		ch <- prometheus.MustNewConstMetric(descDNSTruncated, prometheus.CounterValue, float64(truncated))
+	}
+	if c.xdsServer != nil {
+		st := c.xdsServer.Stats()
+		for v, n := range st.Streams {
+			gauge(descXDSStreams, float64(n), v)
+		}
+		for t, n := range st.Pushes {
+			ch <- prometheus.MustNewConstMetric(descXDSPushes, prometheus.CounterValue, float64(n), t)
+		}
+		ch <- prometheus.MustNewConstMetric(descXDSNacks, prometheus.CounterValue, float64(st.Nacks))
+		for code, n := range st.Refused {
+			ch <- prometheus.MustNewConstMetric(descXDSRefused, prometheus.CounterValue, float64(n), code)
+		}
 	}
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/switchyard-io/switchyard/route"
 	"github.com/switchyard-io/switchyard/store"
 	"github.com/switchyard-io/switchyard/ui"
+	"github.com/switchyard-io/switchyard/xds"
 )
 
 // Config configures a server. Start from DefaultConfig.
@@ -215,21 +216,22 @@ func (c Config) Validate() error {
 
 // Server is one running registry server.
 type Server struct {
-	cfg      Config
-	logger   *slog.Logger
-	node     *raft.Node
-	pool     *gossip.Pool
-	liveness *health.Liveness
-	api      *api.Server
-	consul   *consulcompat.Server // nil with DisableConsulAPI
-	dns      *dns.Server
-	xds      *grpc.Server // nil when off
-	xdsLn    net.Listener
-	http     *http.Server
-	httpLn   net.Listener
-	adminLn  net.Listener
-	admin    *http.Server
-	peers    *peerFile
+	cfg       Config
+	logger    *slog.Logger
+	node      *raft.Node
+	pool      *gossip.Pool
+	liveness  *health.Liveness
+	api       *api.Server
+	consul    *consulcompat.Server // nil with DisableConsulAPI
+	dns       *dns.Server
+	xds       *grpc.Server // nil when off
+	xdsLn     net.Listener
+	xdsServer *xds.Server // nil when off
+	http      *http.Server
+	httpLn    net.Listener
+	adminLn   net.Listener
+	admin     *http.Server
+	peers     *peerFile
 
 	checks        *checks
 	ctx           context.Context

@@ -29,9 +29,9 @@ type XDSConfig struct {
 // loopback until an operator opens it.
 func DefaultXDSConfig() XDSConfig { return XDSConfig{Addr: "127.0.0.1:7404", MaxStreams: 16} }
 
-// startXDS serves the catalog over xDS on cfg.XDS.Addr, with the API's TLS
-// and tokens: a stream presents its token in metadata (xds.HeaderToken),
-// and sees only the services it may read.
+// startXDS serves the catalog over xDS on cfg.XDS.Addr, with the API's TLS,
+// tokens and connection limits: a stream presents its token in metadata
+// (xds.HeaderToken), and sees only the services it may read.
 func (s *Server) startXDS(cfg Config, topo route.Topology, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.XDS.Addr)
 	if err != nil {
@@ -50,7 +50,7 @@ func (s *Server) startXDS(cfg Config, topo route.Topology, logger *slog.Logger) 
 		tc.NextProtos = []string{"h2"}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	xc := xds.Config{Catalog: s.api.Catalog(), Topology: topo, Logger: logger.With("component", "xds")}
+	xc := xds.Config{Catalog: s.api.Catalog(), Topology: topo, Ready: s.node.Ready, Logger: logger.With("component", "xds")}
 	if cfg.ACL.Enabled {
 		st := s.node.Store()
 		xc.Token = func(secret string) (*store.Token, bool) {
@@ -62,10 +62,15 @@ func (s *Server) startXDS(cfg Config, topo route.Topology, logger *slog.Logger) 
 		}
 	}
 	g := grpc.NewServer(opts...)
-	xds.New(xc).Register(g)
-	s.xds, s.xdsLn = g, ln
+	xs := xds.New(xc)
+	xs.Register(g)
+	s.xds, s.xdsLn, s.xdsServer = g, ln, xs
+	// One client's connections are capped as on the HTTP port
+	// (--limit-connections-per-client), each with at most MaxStreams
+	// streams; a connection over the cap is closed at once.
+	limited := api.LimitListener(ln, cfg.API.Limits, true)
 	go func() {
-		if err := g.Serve(ln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		if err := g.Serve(limited); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			select {
 			case s.serve <- fmt.Errorf("server: xDS: %w", err):
 			default: // another part's failure is being reported

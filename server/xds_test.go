@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -160,29 +162,59 @@ func adsStream(t *testing.T, addr, secret string) discoverygrpc.AggregatedDiscov
 	return st
 }
 
+// sendRecv sends req on st and returns the next answer, or the status the
+// stream ended with. A server that ends the stream at once (a refusal)
+// can do so before the request is sent: Send then reports io.EOF, and the
+// status is Recv's to tell.
+func sendRecv(st discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesClient, req *discoverygrpc.DiscoveryRequest) (*discoverygrpc.DiscoveryResponse, error) {
+	if err := st.Send(req); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return st.Recv()
+}
+
 // edsEndpoints asks the xDS server at addr for the endpoints of name once
 // and counts them.
 func edsEndpoints(t *testing.T, addr, name string) int {
 	t.Helper()
-	st := adsStream(t, addr, "")
-	if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{name}}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := st.Recv()
+	cla, err := edsAssignment(t, addr, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, a := range r.GetResources() {
-		var cla endpointv3.ClusterLoadAssignment
-		if err := a.UnmarshalTo(&cla); err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range cla.GetEndpoints() {
-			n += len(l.GetLbEndpoints())
-		}
+	for _, l := range cla.GetEndpoints() {
+		n += len(l.GetLbEndpoints())
 	}
 	return n
+}
+
+// edsAssignment asks the xDS server at addr for the endpoints of name once:
+// the first answer, or the status the stream ended with.
+func edsAssignment(t *testing.T, addr, name string) (*endpointv3.ClusterLoadAssignment, error) {
+	t.Helper()
+	r, err := sendRecv(adsStream(t, addr, ""), &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{name}})
+	if err != nil {
+		return nil, err
+	}
+	if len(r.GetResources()) != 1 {
+		return nil, fmt.Errorf("%d resources for %s, want 1", len(r.GetResources()), name)
+	}
+	var cla endpointv3.ClusterLoadAssignment
+	if err := r.GetResources()[0].UnmarshalTo(&cla); err != nil {
+		t.Fatal(err)
+	}
+	return &cla, nil
+}
+
+// addresses lists an assignment's endpoint addresses.
+func addresses(cla *endpointv3.ClusterLoadAssignment) []string {
+	var out []string
+	for _, l := range cla.GetEndpoints() {
+		for _, e := range l.GetLbEndpoints() {
+			out = append(out, e.GetEndpoint().GetAddress().GetSocketAddress().GetAddress())
+		}
+	}
+	return out
 }
 
 // adsAnswer opens a stream to addr with creds and returns the first
@@ -199,10 +231,7 @@ func adsAnswer(addr string, creds credentials.TransportCredentials) (*discoveryg
 	if err != nil {
 		return nil, err
 	}
-	if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
-		return nil, err
-	}
-	return st.Recv()
+	return sendRecv(st, &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType})
 }
 
 func clusterNames(t *testing.T, r *discoverygrpc.DiscoveryResponse) []string {
@@ -220,8 +249,9 @@ func clusterNames(t *testing.T, r *discoverygrpc.DiscoveryResponse) []string {
 }
 
 // xDS honours tokens as the API does: an unknown token ends the stream as
-// unauthenticated, and a stream sees only the services its token may read,
-// whether it names them or asks for every cluster.
+// unauthenticated, a stream sees only the services its token may read,
+// whether it names them or asks for every cluster, and a stream whose token
+// is revoked is ended.
 func TestXDSTokens(t *testing.T) {
 	a := startACL(t)
 	for _, svc := range []string{"pay", "web"} {
@@ -231,10 +261,7 @@ func TestXDSTokens(t *testing.T) {
 	reader := a.token(t, "read:default/web")
 
 	st := adsStream(t, a.s.XDSAddr(), "not-a-token")
-	if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Recv(); status.Code(err) != codes.Unauthenticated {
+	if _, err := sendRecv(st, &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("unknown token: %v, want Unauthenticated", err)
 	}
 
@@ -264,6 +291,20 @@ func TestXDSTokens(t *testing.T) {
 	}
 	if got := clusterNames(t, r); !slices.Equal(got, []string{"pay.default", "web.default"}) {
 		t.Errorf("admin, every cluster: %v", got)
+	}
+
+	// A stream whose token is revoked is ended, not left reading.
+	st = adsStream(t, a.s.XDSAddr(), reader.Secret)
+	if _, err := sendRecv(st, &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.ClusterType}); err != nil {
+		t.Fatal(err)
+	}
+	a.must(t, http.MethodDelete, "/v1/acl/tokens/"+reader.AccessorID, nil)
+	revoked := time.Now()
+	if _, err := st.Recv(); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("stream of a revoked token: %v, want Unauthenticated", err)
+	}
+	if d := time.Since(revoked); d > 3*time.Second {
+		t.Errorf("stream of a revoked token ended %v after the revocation, want within a few seconds", d)
 	}
 }
 
@@ -452,11 +493,76 @@ func TestXDSRefusesWhatItCannotServe(t *testing.T) {
 		{TypeUrl: resourcev3.EndpointType, ResourceNames: many},
 	} {
 		st := adsStream(t, s.XDSAddr(), "")
-		if err := st.Send(req); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := st.Recv(); status.Code(err) != codes.InvalidArgument {
+		if _, err := sendRecv(st, req); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s with %d names: %v, want InvalidArgument", req.TypeUrl, len(req.ResourceNames), err)
 		}
+	}
+}
+
+// The xDS port reports its streams, answers, refused answers and refused
+// streams in /metrics, and caps one client's connections as the HTTP port
+// does (--limit-connections-per-client): a connection over the cap is
+// closed at once.
+func TestXDSMetricsAndConnectionCap(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) {
+		cfg.API.Limits.ConnectionsPerClient = 2
+		cfg.API.Limits.LimitLoopback = true
+	})
+	s := c.servers[0]
+	body := wire.RegisterRequest{Address: "10.0.0.1", Port: 80, Ephemeral: new(bool)}
+	if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/web/instances/i1", body, nil); err != nil {
+		t.Fatal(err)
+	}
+	eds := &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"web.default"}}
+	st := adsStream(t, s.XDSAddr(), "") // the first connection
+	r, err := sendRecv(st, eds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.metric(t, s, `switchyard_xds_streams{variant="sotw"}`); got != "1" {
+		t.Errorf("streams open: %s, want 1", got)
+	}
+	if got := c.metric(t, s, `switchyard_xds_pushes_total{type="endpoint"}`); got != "1" {
+		t.Errorf("endpoint answers: %s, want 1", got)
+	}
+	// The client refuses the answer (NACK).
+	nack := &discoverygrpc.DiscoveryRequest{TypeUrl: eds.TypeUrl, ResourceNames: eds.ResourceNames, ResponseNonce: r.GetNonce(),
+		ErrorDetail: &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: "cannot use it"}}
+	if err := st.Send(nack); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the NACK counted", func() error {
+		if got := c.metric(t, s, "switchyard_xds_nacks_total"); got != "1" {
+			return fmt.Errorf("nacks %s, want 1", got)
+		}
+		return nil
+	})
+	// A second connection, whose stream asks what is not served.
+	bad := &discoverygrpc.DiscoveryRequest{TypeUrl: "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig"}
+	if _, err := sendRecv(adsStream(t, s.XDSAddr(), ""), bad); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("unserved type: %v, want InvalidArgument", err)
+	}
+	if got := c.metric(t, s, `switchyard_xds_streams_refused_total{code="InvalidArgument"}`); got != "1" {
+		t.Errorf("streams refused as InvalidArgument: %s, want 1", got)
+	}
+	// A third connection from the same client is over the cap: closed
+	// before the stream opens, or as it does.
+	cc, err := grpc.NewClient("passthrough:///"+s.XDSAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	third, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err == nil {
+		_, err = sendRecv(third, eds)
+	}
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("a third connection: %v, want it closed (Unavailable)", err)
+	}
+	// The first stream is still served.
+	if got := c.metric(t, s, `switchyard_xds_streams{variant="sotw"}`); got != "1" {
+		t.Errorf("streams open after the refusals: %s, want 1", got)
 	}
 }

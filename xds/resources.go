@@ -112,8 +112,10 @@ const overprovisioning = 1 << 20
 // tier (route.Tiers): priority 0 is what a lookup from the caller's
 // locality answers, the next ones the levels beyond it, nearest first.
 // Localities map one to one: region → region, datacenter → zone, unit →
-// sub_zone. A locality's weight is its instances' weights; usable
-// instances are HEALTHY, the others UNHEALTHY (clients skip them). An
+// sub_zone. A locality's weight is its usable instances' weights (at least
+// 1); usable instances are HEALTHY, the others UNHEALTHY (clients skip
+// them), so a locality with half its weight unhealthy draws half the
+// traffic it would. An
 // address given by two instances is sent once, for the nearer (an xDS
 // client refuses an assignment that repeats one).
 func assignment(name string, tiers []route.Tier) *endpointv3.ClusterLoadAssignment {
@@ -152,7 +154,9 @@ func assignment(name string, tiers []route.Tier) *endpointv3.ClusterLoadAssignme
 						Address: i.Address, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(i.Port)}}}},
 				}},
 			})
-			weights[g] += uint64(i.Weight)
+			if t.Usable[k] {
+				weights[g] += uint64(i.Weight)
+			}
 		}
 		if len(group) == 0 {
 			continue // every address already sent: no empty priority

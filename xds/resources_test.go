@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -59,27 +60,36 @@ func TestAssignment(t *testing.T) {
 	if cla.GetClusterName() != "web.default" {
 		t.Fatalf("cluster name %q", cla.GetClusterName())
 	}
+	if err := cla.ValidateAll(); err != nil {
+		t.Fatalf("the assignment breaks the xDS schema: %v", err)
+	}
 	type got struct {
 		prio     uint32
+		region   string
 		zone     string
 		sub      string
 		weight   uint32
 		healthy  int
 		unusable int
+		weights  string // each endpoint's, in order
 	}
 	var gs []got
 	for _, l := range cla.GetEndpoints() {
-		g := got{prio: l.GetPriority(), zone: l.GetLocality().GetZone(), sub: l.GetLocality().GetSubZone(), weight: l.GetLoadBalancingWeight().GetValue()}
+		g := got{prio: l.GetPriority(), region: l.GetLocality().GetRegion(), zone: l.GetLocality().GetZone(), sub: l.GetLocality().GetSubZone(),
+			weight: l.GetLoadBalancingWeight().GetValue()}
 		for _, e := range l.GetLbEndpoints() {
 			if e.GetHealthStatus() == corev3.HealthStatus_HEALTHY {
 				g.healthy++
 			} else {
 				g.unusable++
 			}
+			g.weights += fmt.Sprintf("%d ", e.GetLoadBalancingWeight().GetValue())
 		}
 		gs = append(gs, g)
 	}
-	want := []got{{0, "eu-1", "a", 150, 1, 1}, {0, "eu-1", "b", 10, 1, 0}, {1, "us-1", "a", 7, 0, 1}}
+	// A locality weighs what its usable instances weigh; one with none
+	// weighs 1, the least a client keeps.
+	want := []got{{0, "eu", "eu-1", "a", 100, 1, 1, "100 50 "}, {0, "eu", "eu-1", "b", 10, 1, 0, "10 "}, {1, "us", "us-1", "a", 1, 0, 1, "7 "}}
 	if len(gs) != len(want) {
 		t.Fatalf("localities %+v, want %+v", gs, want)
 	}
@@ -138,5 +148,28 @@ func TestRefuse(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || status.Code(err) != codes.InvalidArgument):
 			t.Errorf("%s, %d names: %v, want InvalidArgument containing %q", tc.typeURL, tc.names, err, tc.want)
 		}
+	}
+}
+
+// Every resource the server sends passes the xDS schema's own validation
+// (the rules Envoy applies to what it is sent), and names what it should.
+func TestResourcesValidate(t *testing.T) {
+	name := Name("default", "web")
+	l, err := listener(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, r := range map[string]interface{ ValidateAll() error }{
+		"listener": l, "route": routeConfig(name), "cluster": cluster(name),
+	} {
+		if err := r.ValidateAll(); err != nil {
+			t.Errorf("%s breaks the xDS schema: %v", what, err)
+		}
+	}
+	if got := cluster(name).GetEdsClusterConfig().GetEdsConfig().GetAds(); got == nil {
+		t.Error("the cluster does not take its endpoints over ADS")
+	}
+	if got := routeConfig(name).GetVirtualHosts()[0].GetRoutes()[0].GetRoute().GetCluster(); got != name {
+		t.Errorf("the route sends to cluster %q, want %q", got, name)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -60,15 +61,90 @@ type Config struct {
 	// secret ("" when it presented none: the anonymous token), and false
 	// when no token has that secret. Nil: access control is off, every
 	// client reads everything.
-	Token  func(secret string) (*store.Token, bool)
+	Token func(secret string) (*store.Token, bool)
+	// Ready reports whether this server has caught up with the leader: a
+	// stream opened before it has is refused (Unavailable), so a client
+	// takes its answers from another server instead of a stale catalog.
+	// Nil: always ready.
+	Ready  func() bool
 	Logger *slog.Logger
 }
+
+// tokenRecheck is how often an open stream looks its token up again: a
+// token revoked or changed ends the stream (Unauthenticated) within it.
+var tokenRecheck = time.Second
 
 // Server is the xDS server: register it on a gRPC server.
 type Server struct {
 	discoverygrpc.UnimplementedAggregatedDiscoveryServiceServer
 	cfg Config
 	log *slog.Logger
+
+	open    [2]atomic.Int64  // streams open: state of the world, incremental
+	pushes  [4]atomic.Uint64 // answers sent, by type (as served)
+	nacks   atomic.Uint64    // answers clients refused
+	refused [3]atomic.Uint64 // streams ended by the server, by refusedCodes
+}
+
+// refusedCodes are the codes a stream is refused or ended with, counted in
+// Stats.Refused.
+var refusedCodes = [3]codes.Code{codes.Unauthenticated, codes.Unavailable, codes.InvalidArgument}
+
+// Stats are the server's counters, for metrics.
+type Stats struct {
+	// Streams open, by protocol variant ("sotw", "delta").
+	Streams map[string]int64
+	// Pushes are the answers sent, by resource type ("listener", "route",
+	// "cluster", "endpoint").
+	Pushes map[string]uint64
+	// Nacks are answers a client refused.
+	Nacks uint64
+	// Refused are streams refused or ended by the server, by gRPC code
+	// (unknown or revoked token, not caught up, a request it cannot serve).
+	Refused map[string]uint64
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{Streams: map[string]int64{"sotw": s.open[0].Load(), "delta": s.open[1].Load()},
+		Pushes: map[string]uint64{}, Nacks: s.nacks.Load(), Refused: map[string]uint64{}}
+	for k, t := range served {
+		st.Pushes[typeName(t)] = s.pushes[k].Load()
+	}
+	for k, c := range refusedCodes {
+		st.Refused[c.String()] = s.refused[k].Load()
+	}
+	return st
+}
+
+// typeName is a served type's short name: ...v3.ClusterLoadAssignment →
+// endpoint, and so on.
+func typeName(typeURL string) string {
+	switch typeURL {
+	case resourcev3.ListenerType:
+		return "listener"
+	case resourcev3.RouteType:
+		return "route"
+	case resourcev3.ClusterType:
+		return "cluster"
+	default:
+		return "endpoint"
+	}
+}
+
+// pushed counts an answer of type typeURL sent.
+func (s *Server) pushed(typeURL string) {
+	if k := slices.Index(served, typeURL); k >= 0 {
+		s.pushes[k].Add(1)
+	}
+}
+
+// counted counts the stream's end when the server ended it.
+func (s *Server) counted(err error) error {
+	if k := slices.Index(refusedCodes[:], status.Code(err)); k >= 0 && err != nil {
+		s.refused[k].Add(1)
+	}
+	return err
 }
 
 // New returns a Server reading cfg.Catalog.
@@ -90,20 +166,60 @@ const HeaderToken = "x-switchyard-token"
 
 // StreamAggregatedResources serves a state-of-the-world ADS stream.
 func (s *Server) StreamAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_StreamAggregatedResourcesServer) error {
-	v, err := s.stream(st.Context())
-	if err != nil {
-		return err
-	}
-	return serverv3.NewServer(st.Context(), v, nil).StreamAggregatedResources(st)
+	return s.serve(st.Context(), &s.open[0], func(ctx context.Context, v *view) error {
+		return serverv3.NewServer(ctx, v, nil).StreamAggregatedResources(st)
+	})
 }
 
 // DeltaAggregatedResources serves an incremental ADS stream.
 func (s *Server) DeltaAggregatedResources(st discoverygrpc.AggregatedDiscoveryService_DeltaAggregatedResourcesServer) error {
-	v, err := s.stream(st.Context())
-	if err != nil {
-		return err
+	return s.serve(st.Context(), &s.open[1], func(ctx context.Context, v *view) error {
+		return serverv3.NewServer(ctx, v, nil).DeltaAggregatedResources(st)
+	})
+}
+
+// errTokenChanged ends a stream whose token was revoked or changed.
+var errTokenChanged = status.Error(codes.Unauthenticated,
+	"the stream's token was revoked or its rules changed; open a new stream (with a valid token)")
+
+// serve runs one stream, counted in open: run serves the protocol over
+// the client's view of the catalog until the stream ends, or until ctx,
+// which ends when the stream's token is revoked or changed, does.
+func (s *Server) serve(ctx context.Context, open *atomic.Int64, run func(context.Context, *view) error) error {
+	if s.cfg.Ready != nil && !s.cfg.Ready() {
+		return s.counted(status.Error(codes.Unavailable, "this server has not caught up with the cluster's leader yet; ask another server or retry"))
 	}
-	return serverv3.NewServer(st.Context(), v, nil).DeltaAggregatedResources(st)
+	v, err := s.stream(ctx)
+	if err != nil {
+		return s.counted(err)
+	}
+	open.Add(1)
+	defer open.Add(-1)
+	if s.cfg.Token == nil {
+		return s.counted(run(ctx, v))
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		t := time.NewTicker(tokenRecheck)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if tok, ok := s.cfg.Token(v.secret); !ok || tok != v.token {
+				cancel(errTokenChanged)
+				return
+			}
+		}
+	}()
+	err = run(ctx, v)
+	if errors.Is(context.Cause(ctx), errTokenChanged) {
+		err = errTokenChanged
+	}
+	return s.counted(err)
 }
 
 // stream is one client's view of the catalog: its token decides what it
@@ -113,7 +229,8 @@ func (s *Server) stream(ctx context.Context) (*view, error) {
 	if s.cfg.Token == nil {
 		return v, nil
 	}
-	tok, ok := s.cfg.Token(tokenOf(ctx))
+	v.secret = tokenOf(ctx)
+	tok, ok := s.cfg.Token(v.secret)
 	if !ok {
 		return nil, status.Error(codes.Unauthenticated, "the token is not known to this cluster (mistyped, revoked, or from another cluster)")
 	}
@@ -137,9 +254,10 @@ func tokenOf(ctx context.Context) string {
 
 // view implements go-control-plane's cache for one stream.
 type view struct {
-	s     *Server
-	ctx   context.Context
-	token *store.Token // nil: access control off
+	s      *Server
+	ctx    context.Context
+	token  *store.Token // nil: access control off
+	secret string       // the token's secret, as presented
 }
 
 // item is one resource as sent: its name, its version (a hash of its
@@ -310,6 +428,7 @@ func (v *view) CreateWatch(req *cache.Request, sub cache.Subscription, out chan 
 			refused = ver
 			break
 		}
+		v.s.nacks.Add(1)
 		v.s.log.Warn("an xDS client refused an answer", "node", req.GetNode().GetId(), "type", typeURL,
 			"holds", have, "refused", refused, "error", req.GetErrorDetail().GetMessage())
 	}
@@ -329,6 +448,7 @@ func (v *view) CreateWatch(req *cache.Request, sub cache.Subscription, out chan 
 				}
 				out <- &cache.PassthroughResponse{Request: req, ReturnedResources: returned,
 					DiscoveryResponse: &discoverygrpc.DiscoveryResponse{VersionInfo: ver, Resources: res, TypeUrl: typeURL}}
+				v.s.pushed(typeURL)
 				return nil
 			}
 			if !waitAny(stop, watches) {
@@ -349,6 +469,11 @@ func (v *view) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription,
 	typeURL, wildcard, caller := req.GetTypeUrl(), sub.IsWildcard(), callerOf(req.GetNode())
 	if err := refuse(typeURL, len(names)); err != nil {
 		return nil, err
+	}
+	if req.GetErrorDetail() != nil {
+		v.s.nacks.Add(1)
+		v.s.log.Warn("an xDS client refused an answer", "node", req.GetNode().GetId(), "type", typeURL,
+			"error", req.GetErrorDetail().GetMessage())
 	}
 	had := sub.ReturnedResources()
 	return v.watch(func(stop <-chan struct{}) error {
@@ -376,6 +501,7 @@ func (v *view) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription,
 				out <- &cache.DeltaPassthroughResponse{DeltaRequest: req, NextVersionMap: next,
 					DeltaDiscoveryResponse: &discoverygrpc.DeltaDiscoveryResponse{
 						SystemVersionInfo: setVersion(items), Resources: res, RemovedResources: removed, TypeUrl: typeURL}}
+				v.s.pushed(typeURL)
 				return nil
 			}
 			if !waitAny(stop, watches) {

@@ -33,19 +33,27 @@ import (
 
 // drillTopology is the deployment's fixed layout: datacenter dc-x is the
 // subnet 172.30.N.0/24 (a=1, b=2, c=3), its voter at .11, its read server
-// at .12, its caller at .31.
+// at .12, its caller at .31; dc-a's xDS caller is at .32, and its service
+// (grpc-echo) runs in dc-b and dc-c only, dc-b being the nearer.
 var drillTopology = struct {
 	project string
 	servers map[string]string // voter id → HTTP address
 	readers map[string]string // read server id → HTTP address
 	callers map[string]string // datacenter → caller stats address
 	subnets map[string]string // datacenter → subnet
+	// The xDS caller: its stats address, datacenter and home.
+	xdsCaller, xdsDatacenter, xdsHome string
+	// services are the example services every server must hold healthy
+	// when a drill ends.
+	services []string
 }{
-	project: "switchyard-drill",
-	servers: map[string]string{"reg-a": "172.30.1.11:7400", "reg-b": "172.30.2.11:7400", "reg-c": "172.30.3.11:7400"},
-	readers: map[string]string{"reg-a-r": "172.30.1.12:7400", "reg-b-r": "172.30.2.12:7400", "reg-c-r": "172.30.3.12:7400"},
-	callers: map[string]string{"dc-a": "172.30.1.31:8090", "dc-b": "172.30.2.31:8090", "dc-c": "172.30.3.31:8090"},
-	subnets: map[string]string{"dc-a": "172.30.1.0/24", "dc-b": "172.30.2.0/24", "dc-c": "172.30.3.0/24"},
+	xdsCaller: "172.30.1.32:8090", xdsDatacenter: "dc-a", xdsHome: "dc-b",
+	services: []string{"echo", "grpc-echo"},
+	project:  "switchyard-drill",
+	servers:  map[string]string{"reg-a": "172.30.1.11:7400", "reg-b": "172.30.2.11:7400", "reg-c": "172.30.3.11:7400"},
+	readers:  map[string]string{"reg-a-r": "172.30.1.12:7400", "reg-b-r": "172.30.2.12:7400", "reg-c-r": "172.30.3.12:7400"},
+	callers:  map[string]string{"dc-a": "172.30.1.31:8090", "dc-b": "172.30.2.31:8090", "dc-c": "172.30.3.31:8090"},
+	subnets:  map[string]string{"dc-a": "172.30.1.0/24", "dc-b": "172.30.2.0/24", "dc-c": "172.30.3.0/24"},
 }
 
 // drillAllServers is every server of the drill, voters and read servers:
@@ -248,6 +256,9 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 	switch scenario {
 	case "cut-datacenter":
 		cut = "dc-b"
+		if leader, err := drillLeader(ctx); err == nil {
+			logf("%s: %s, the leader %s", scenario, cut, leader)
+		}
 		var inserted [][]string
 		heal = func() error {
 			for _, r := range inserted {
@@ -334,6 +345,12 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 		secs = slices.DeleteFunc(secs, func(s drill.CallerSecond) bool { return s.At < start.Add(-before).Unix() })
 		in.Callers[dc] = secs
 	}
+	xds, err := callerStats(ctx, drillTopology.xdsCaller)
+	if err != nil {
+		return fmt.Errorf("xDS caller in %s: %w", drillTopology.xdsDatacenter, err)
+	}
+	in.XDS = slices.DeleteFunc(xds, func(s drill.CallerSecond) bool { return s.At < start.Add(-before).Unix() })
+	in.XDSDatacenter, in.XDSHome = drillTopology.xdsDatacenter, drillTopology.xdsHome
 	w.mu.Lock()
 	in.WritesAcked, in.WriteGap, in.DeregistrationsUnknown = w.acked, w.maxGap, w.unsure
 	want := make([]string, 0, len(w.present))
@@ -430,23 +447,25 @@ func drillUnhealthy(ctx context.Context) ([]string, error) {
 	all := drillAllServers()
 	for _, id := range slices.Sorted(maps.Keys(all)) {
 		a, _ := client.NewAPI("http://"+all[id], &http.Client{Timeout: 2 * time.Second})
-		// A server still catching up gets 10 s more; one that has not
-		// caught up by then is a finding, not a reason to stop the report.
-		var res *client.Instances
-		var err error
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			if res, err = a.Lookup(ctx, store.DefaultNamespace, "echo", client.LookupOptions{}); err == nil || time.Now().After(deadline) {
-				break
+		for _, svc := range drillTopology.services {
+			// A server still catching up gets 10 s more; one that has not
+			// caught up by then is a finding, not a reason to stop the report.
+			var res *client.Instances
+			var err error
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				if res, err = a.Lookup(ctx, store.DefaultNamespace, svc, client.LookupOptions{}); err == nil || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(500 * time.Millisecond)
 			}
-			time.Sleep(500 * time.Millisecond)
-		}
-		if err != nil {
-			out = append(out, fmt.Sprintf("%s: no answer 10 s after the drill (%v)", id, err))
-			continue
-		}
-		for _, in := range res.Instances {
-			if !in.Healthy {
-				out = append(out, id+": "+in.ID)
+			if err != nil {
+				out = append(out, fmt.Sprintf("%s: no answer for %s 10 s after the drill (%v)", id, svc, err))
+				continue
+			}
+			for _, in := range res.Instances {
+				if !in.Healthy {
+					out = append(out, id+": "+svc+"/"+in.ID)
+				}
 			}
 		}
 	}

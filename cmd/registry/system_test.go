@@ -695,7 +695,7 @@ func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dat
 	}
 	p2 := startProc(t, bin, []string{"REGISTRY_CHECK_MIN_INTERVAL=2s"},
 		"server", "--node-id", "from-env", "--data-dir", dataDir, "--http-addr", httpAddr, "--raft-addr", raftAddr,
-		"--check-allow-loopback", "--check-deny-cidrs", "127.0.0.2/32")
+		"--check-allow-loopback", "--check-deny-cidrs", "127.0.0.2/32", "--check-allow-cidrs", "127.0.0.0/30")
 	waitHealthy(t, p2, httpAddr, 20*time.Second)
 	cliOK(t, bin, &lk, "lookup", "--server", httpAddr, "--token", secret, "--output", "json", "web")
 	if code, body := registerChecked(t, httpAddr, secret, "db-1", "127.0.0.1:1", "2s"); code != http.StatusOK {
@@ -703,6 +703,9 @@ func testServerSecure(t *testing.T, bin string, p *proc, httpAddr, raftAddr, dat
 	}
 	if code, body := registerChecked(t, httpAddr, secret, "db-2", "127.0.0.2:1", "2s"); code != http.StatusBadRequest || !strings.Contains(body, "check-deny-cidrs") {
 		t.Errorf("--check-deny-cidrs: %d %s, want 400 naming check-deny-cidrs", code, body)
+	}
+	if code, body := registerChecked(t, httpAddr, secret, "db-4", "10.1.2.3:1", "2s"); code != http.StatusBadRequest || !strings.Contains(body, "check-allow-cidrs") {
+		t.Errorf("--check-allow-cidrs 127.0.0.0/30: check on 10.1.2.3: %d %s, want 400 naming check-allow-cidrs", code, body)
 	}
 	if code, body := registerChecked(t, httpAddr, secret, "db-3", "127.0.0.1:1", "1s"); code != http.StatusBadRequest || !strings.Contains(body, "2s") {
 		t.Errorf("REGISTRY_CHECK_MIN_INTERVAL=2s: check every 1s: %d %s, want 400 naming the 2s floor", code, body)

@@ -7,9 +7,18 @@
 // what the SDK's choice cost. GET /stats on its address returns the record
 // as JSON lines, one drill.CallerSecond each.
 //
+// With CALLER_TARGET set (a gRPC target such as xds:///grpc-echo.default)
+// it calls through gRPC instead, as a proxyless gRPC application does:
+// grpc-go's own xDS resolver and balancers, bootstrapped by grpc-go's
+// GRPC_XDS_BOOTSTRAP_CONFIG (or GRPC_XDS_BOOTSTRAP) to the registry's xDS
+// servers, with no Switchyard code on the call path; each call's answer,
+// "datacenter/id" (examples/echo), says who served it, and the record's
+// source is "xds".
+//
 // Configuration (environment): CALLER_ADDR (default :8090), CALLER_SERVICE
-// (default echo), CALLER_INTERVAL (default 20ms), REGISTRY_SERVERS,
-// REGISTRY_NAMESPACE, REGISTRY_TOKEN, LOCALITY (region/datacenter/unit), CACHE_DIR.
+// (default echo), CALLER_INTERVAL (default 20ms), CALLER_TARGET,
+// REGISTRY_SERVERS, REGISTRY_NAMESPACE, REGISTRY_TOKEN, LOCALITY
+// (region/datacenter/unit), CACHE_DIR.
 package main
 
 import (
@@ -27,6 +36,12 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	// grpc-go's xDS resolver (xds:///) and balancers.
+	_ "google.golang.org/grpc/xds"
 
 	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/drill"
@@ -93,18 +108,6 @@ func main() {
 		logger.Error("CALLER_INTERVAL", "err", err)
 		os.Exit(2)
 	}
-	cache := os.Getenv("CACHE_DIR")
-	if cache != "" {
-		_ = os.MkdirAll(cache, 0o755)
-	}
-	c, err := client.New(client.Config{Servers: strings.Split(env("REGISTRY_SERVERS", "127.0.0.1:7400"), ","),
-		Namespace: env("REGISTRY_NAMESPACE", store.DefaultNamespace), Locality: loc, CacheDir: cache, Logger: logger,
-		Token: os.Getenv("REGISTRY_TOKEN")})
-	if err != nil {
-		logger.Error("client", "err", err)
-		os.Exit(1)
-	}
-	defer c.Close()
 	rec := &recorder{}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
@@ -121,10 +124,27 @@ func main() {
 		os.Exit(1)
 	}
 	go (&http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
-	svc := env("CALLER_SERVICE", "echo")
-	servers := strings.Split(env("REGISTRY_SERVERS", "127.0.0.1:7400"), ",")
-	go probe(ctx, rec, servers, env("REGISTRY_NAMESPACE", store.DefaultNamespace), svc)
-	hc := &http.Client{Timeout: time.Second}
+	var call func(context.Context) (dc string, src client.Source, err error)
+	if target := os.Getenv("CALLER_TARGET"); target != "" {
+		cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			logger.Error("grpc client", "target", target, "err", err)
+			os.Exit(1)
+		}
+		defer cc.Close()
+		call = func(ctx context.Context) (string, client.Source, error) { return callGRPC(ctx, cc) }
+	} else {
+		c, err := sdk(loc, logger)
+		if err != nil {
+			logger.Error("client", "err", err)
+			os.Exit(1)
+		}
+		defer c.Close()
+		svc := env("CALLER_SERVICE", "echo")
+		go probe(ctx, rec, strings.Split(env("REGISTRY_SERVERS", "127.0.0.1:7400"), ","), env("REGISTRY_NAMESPACE", store.DefaultNamespace), svc)
+		hc := &http.Client{Timeout: time.Second}
+		call = func(ctx context.Context) (string, client.Source, error) { return callSDK(ctx, c, hc, svc) }
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -134,27 +154,69 @@ func main() {
 		case <-t.C:
 		}
 		start := time.Now()
-		lctx, cancel := context.WithTimeout(ctx, time.Second)
-		a, _ := c.Lookup(lctx, svc)
-		in, err := c.Pick(lctx, svc, client.PickOptions{})
-		cancel()
-		if err != nil {
-			rec.add(false, "", a.Source, 0)
-			continue
-		}
-		resp, err := hc.Get("http://" + net.JoinHostPort(in.Address, strconv.Itoa(in.Port)) + "/")
-		c.Done(svc, in, err)
-		if err != nil {
-			rec.add(false, "", a.Source, 0)
-			continue
-		}
-		var body struct {
-			Datacenter string `json:"datacenter"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		rec.add(err == nil && resp.StatusCode == http.StatusOK, body.Datacenter, a.Source, time.Since(start))
+		dc, src, err := call(ctx)
+		rec.add(err == nil, dc, src, time.Since(start))
 	}
+}
+
+// sdk is the Switchyard client of the SDK mode.
+func sdk(loc store.Locality, logger *slog.Logger) (*client.Client, error) {
+	cache := os.Getenv("CACHE_DIR")
+	if cache != "" {
+		_ = os.MkdirAll(cache, 0o755)
+	}
+	return client.New(client.Config{Servers: strings.Split(env("REGISTRY_SERVERS", "127.0.0.1:7400"), ","),
+		Namespace: env("REGISTRY_NAMESPACE", store.DefaultNamespace), Locality: loc, CacheDir: cache, Logger: logger,
+		Token: os.Getenv("REGISTRY_TOKEN")})
+}
+
+// callSDK makes one call as an application using the SDK does: a lookup and
+// a pick (a second for both), then the HTTP call (a second), reported back
+// with Done. It returns the datacenter that served it and where the SDK's
+// answer came from.
+func callSDK(ctx context.Context, c *client.Client, hc *http.Client, svc string) (string, client.Source, error) {
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	a, _ := c.Lookup(lctx, svc)
+	in, err := c.Pick(lctx, svc, client.PickOptions{})
+	cancel()
+	if err != nil {
+		return "", a.Source, err
+	}
+	resp, err := hc.Get("http://" + net.JoinHostPort(in.Address, strconv.Itoa(in.Port)) + "/")
+	c.Done(svc, in, err)
+	if err != nil {
+		return "", a.Source, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Datacenter string `json:"datacenter"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return "", a.Source, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", a.Source, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return body.Datacenter, a.Source, nil
+}
+
+// sourceXDS marks, in the record, the calls of the gRPC mode.
+const sourceXDS client.Source = "xds"
+
+// callGRPC makes one unary call through cc (a second at most) and returns
+// the datacenter of the echo instance that answered.
+func callGRPC(ctx context.Context, cc *grpc.ClientConn) (string, client.Source, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var out wrapperspb.StringValue
+	if err := cc.Invoke(ctx, "/switchyard.echo.Echo/Who", wrapperspb.String("?"), &out); err != nil {
+		return "", sourceXDS, err
+	}
+	dc, _, ok := strings.Cut(out.GetValue(), "/")
+	if !ok {
+		return "", sourceXDS, fmt.Errorf("answer %q is not datacenter/id", out.GetValue())
+	}
+	return dc, sourceXDS, nil
 }
 
 // probe calls, once a second, one instance of every datacenter directly.

@@ -2,10 +2,16 @@
 // server that registers itself through the Switchyard SDK and answers every
 // request with who it is and where it runs.
 //
+// With ECHO_GRPC_ADDR set it also serves gRPC there, registered as a second
+// service (ECHO_GRPC_SERVICE, default grpc-echo) under the same id: any
+// unary call with a google.protobuf.StringValue is answered with
+// "datacenter/id", for the drills' xDS caller.
+//
 // Configuration (environment): ECHO_ADDR (listen address, default :8080),
 // ECHO_ADVERTISE (address registered, default the container's host name),
-// ECHO_ID, ECHO_SERVICE (default echo), REGISTRY_SERVERS (comma-separated),
-// REGISTRY_NAMESPACE, REGISTRY_TOKEN, LOCALITY (region/datacenter/unit).
+// ECHO_ID, ECHO_SERVICE (default echo), ECHO_GRPC_ADDR (default none),
+// ECHO_GRPC_SERVICE, REGISTRY_SERVERS (comma-separated), REGISTRY_NAMESPACE,
+// REGISTRY_TOKEN, LOCALITY (region/datacenter/unit).
 package main
 
 import (
@@ -22,6 +28,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/store"
@@ -84,27 +93,56 @@ func run(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The registry may not be up yet: keep trying.
-	reg := client.Registration{Address: advertise, Port: port, Locality: loc,
-		Check: store.Check{TTL: store.Duration(3 * time.Second), DeregisterAfter: store.Duration(30 * time.Second)}}
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = c.Register(rctx, svc, id, reg)
-		cancel()
-		if err == nil || ctx.Err() != nil {
-			break
+	register(ctx, logger, c, svc, id, client.Registration{Address: advertise, Port: port, Locality: loc, Check: check})
+	var gs *grpc.Server
+	if gaddr := os.Getenv("ECHO_GRPC_ADDR"); gaddr != "" {
+		gln, err := net.Listen("tcp", gaddr)
+		if err != nil {
+			return err
 		}
-		logger.Warn("registration failed, retrying", "err", err)
-		time.Sleep(time.Second)
+		answer := wrapperspb.String(loc.Datacenter + "/" + id)
+		gs = grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, st grpc.ServerStream) error {
+			var in wrapperspb.StringValue
+			if err := st.RecvMsg(&in); err != nil {
+				return err
+			}
+			return st.SendMsg(answer)
+		}))
+		go gs.Serve(gln)
+		gport := gln.Addr().(*net.TCPAddr).Port
+		register(ctx, logger, c, env("ECHO_GRPC_SERVICE", "grpc-echo"), id,
+			client.Registration{Address: advertise, Port: gport, Locality: loc, Check: check})
 	}
 	logger.Info("echo serving", "id", id, "addr", fmt.Sprintf("%s:%d", advertise, port), "locality", loc.Path())
 	<-ctx.Done()
 	// Graceful offline: deregister first, then stop serving.
 	err = c.Close()
+	if gs != nil {
+		gs.GracefulStop()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if serr := hs.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// check is the instances' health: ephemeral, unhealthy after 3 s without a
+// heartbeat, removed after 30 s.
+var check = store.Check{TTL: store.Duration(3 * time.Second), DeregisterAfter: store.Duration(30 * time.Second)}
+
+// register registers the instance, retrying every second until a server
+// takes it or ctx ends: the registry may not be up yet.
+func register(ctx context.Context, logger *slog.Logger, c *client.Client, svc, id string, reg client.Registration) {
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := c.Register(rctx, svc, id, reg)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		logger.Warn("registration failed, retrying", "service", svc, "err", err)
+		time.Sleep(time.Second)
+	}
 }
