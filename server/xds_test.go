@@ -96,10 +96,12 @@ func allFrom(cc *grpc.ClientConn, n int, want string) error {
 }
 
 // A proxyless gRPC client (grpc-go's xds:/// resolver and balancers) calls
-// a real gRPC service through the registry's xDS server: it reaches the
-// nearest healthy instance, follows a deregistration to the datacenter,
-// spills to the next region when the datacenter is drained, and keeps
-// calling from its last answer when every xDS server is gone.
+// a real gRPC service through the registry's xDS server and walks every
+// level with it: it reaches the same unit's instance, leaves it for the
+// datacenter when its heartbeats stop (health, not a write), follows a
+// deregistration to the region's other datacenter, spills to the next
+// region when that datacenter is drained, and keeps calling from its last
+// answer once the xDS server is gone.
 func TestXDSProxylessGRPC(t *testing.T) {
 	c := startCluster(t, 1)
 	s := c.servers[0]
@@ -110,35 +112,68 @@ func TestXDSProxylessGRPC(t *testing.T) {
 	}{
 		{"near", caller},
 		{"same-dc", store.Locality{Region: "eu", Datacenter: "eu-1", Unit: "u2"}},
+		{"region", store.Locality{Region: "eu", Datacenter: "eu-2", Unit: "u1"}},
 		{"far", store.Locality{Region: "us", Datacenter: "us-1", Unit: "u1"}},
 	}
 	for _, b := range fleet {
 		host, port := backend(t, b.id)
 		body := wire.RegisterRequest{Address: host, Port: port, Ephemeral: new(bool), Locality: b.loc}
+		if b.id == "near" { // lives by its heartbeats
+			body.Ephemeral = nil
+			body.Check = store.Check{TTL: store.Duration(time.Second), DeregisterAfter: store.Duration(time.Hour)}
+		}
 		if err := c.do(s, http.MethodPut, "/v1/namespaces/default/services/who/instances/"+b.id, body, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
+	stopBeats := make(chan struct{})
+	beating := make(chan struct{})
+	go func() {
+		defer close(beating)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stopBeats:
+				return
+			case <-tick.C:
+				_ = c.do(s, http.MethodPut, "/v1/namespaces/default/services/who/instances/near/heartbeat", nil, nil)
+			}
+		}
+	}()
 	cc := xdsClient(t, s.XDSAddr(), "xds:///who.default", caller)
 	eventually(t, 20*time.Second, "calls answered by the same unit", func() error { return allFrom(cc, 20, "near") })
 
-	if err := c.do(s, http.MethodDelete, "/v1/namespaces/default/services/who/instances/near", nil, nil); err != nil {
+	close(stopBeats)
+	<-beating
+	eventually(t, 10*time.Second, "calls leave the silent instance for the datacenter", func() error { return allFrom(cc, 20, "same-dc") })
+
+	if err := c.do(s, http.MethodDelete, "/v1/namespaces/default/services/who/instances/same-dc", nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "calls follow the deregistration to the datacenter", func() error { return allFrom(cc, 20, "same-dc") })
+	eventually(t, 10*time.Second, "calls follow the deregistration to the region", func() error { return allFrom(cc, 20, "region") })
 
-	// Draining the datacenter (the instance disabled, as an operator does):
-	// the next region takes over.
-	if err := c.do(s, http.MethodPatch, "/v1/namespaces/default/services/who/instances/same-dc", map[string]any{"enabled": false}, nil); err != nil {
+	// Draining the region's datacenter (its instance disabled, as an
+	// operator does): the next region takes over.
+	if err := c.do(s, http.MethodPatch, "/v1/namespaces/default/services/who/instances/region", map[string]any{"enabled": false}, nil); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "calls spill to the next region", func() error { return allFrom(cc, 20, "far") })
 
+	addr := s.XDSAddr()
 	if err := s.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if err := allFrom(cc, 20, "far"); err != nil {
-		t.Fatalf("with the xDS server gone: %v", err)
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Fatal("the xDS port still answers after the kill")
+	}
+	// Calls for two seconds after the xDS server is gone, long past the
+	// client noticing its stream broke.
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if err := allFrom(cc, 5, "far"); err != nil {
+			t.Fatalf("with the xDS server gone: %v", err)
+		}
 	}
 }
 

@@ -23,6 +23,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 func TestSystem(t *testing.T) {
@@ -386,18 +392,63 @@ type memberJSON struct {
 	RaftAddr string `json:"raft_addr"`
 }
 
-var devBanner = regexp.MustCompile(`Switchyard dev server ready: http://(\S+), dns \S+, xds 127\.0\.0\.1:\d+ \(data in (.+?)(, removed at exit)?; access control (?:on|OFF: anyone who reaches it may change the catalog)\)\n`)
+var devBanner = regexp.MustCompile(`Switchyard dev server ready: http://(\S+), dns \S+, xds (127\.0\.0\.1:\d+) \(data in (.+?)(, removed at exit)?; access control (?:on|OFF: anyone who reaches it may change the catalog)\)\n`)
 
 // waitBanner waits for the dev server's ready line and returns its HTTP
 // address, its data directory and whether it says the data is temporary.
 func waitBanner(t *testing.T, p *proc) (addr, dataDir string, temporary bool) {
+	t.Helper()
+	m := bannerOf(t, p)
+	return m[1], m[3], m[4] != ""
+}
+
+// bannerOf waits for the dev server's ready line and returns its parts.
+func bannerOf(t *testing.T, p *proc) []string {
 	t.Helper()
 	var m []string
 	waitFor(t, 5*time.Second, "the dev server's ready banner on stdout", func() bool {
 		m = devBanner.FindStringSubmatch(p.stdout.String())
 		return m != nil
 	})
-	return m[1], m[2], m[3] != ""
+	return m
+}
+
+// xdsAddresses asks the xDS server at addr for cluster's endpoints over
+// ADS, once, and returns their addresses.
+func xdsAddresses(t *testing.T, addr, cluster string) []string {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{cluster}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := st.Recv()
+	if err != nil {
+		t.Fatalf("xDS at %s: %v", addr, err)
+	}
+	var out []string
+	for _, a := range r.GetResources() {
+		var cla endpointv3.ClusterLoadAssignment
+		if err := a.UnmarshalTo(&cla); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range cla.GetEndpoints() {
+			for _, e := range l.GetLbEndpoints() {
+				sa := e.GetEndpoint().GetAddress().GetSocketAddress()
+				out = append(out, net.JoinHostPort(sa.GetAddress(), strconv.Itoa(int(sa.GetPortValue()))))
+			}
+		}
+	}
+	return out
 }
 
 // --- a. registry dev ---------------------------------------------------------
@@ -414,7 +465,8 @@ func testDev(t *testing.T, bin string) {
 		t.Logf("registry dev ready in %s", took.Round(time.Millisecond))
 	}
 
-	bannerAddr, dataDir, temporary := waitBanner(t, p)
+	banner := bannerOf(t, p)
+	bannerAddr, xdsAddr, dataDir, temporary := banner[1], banner[2], banner[3], banner[4] != ""
 	if bannerAddr != addr {
 		t.Errorf("banner says http://%s, want http://%s", bannerAddr, addr)
 	}
@@ -433,6 +485,10 @@ func testDev(t *testing.T, bin string) {
 		Weight: 100, Enabled: true, Ephemeral: true, Healthy: true}
 	if in != want {
 		t.Errorf("register answered %+v, want %+v", in, want)
+	}
+	// registry dev serves xDS too: the instance is an endpoint of web.default.
+	if got := xdsAddresses(t, xdsAddr, "web.default"); !slices.Equal(got, []string{"10.0.0.1:8080"}) {
+		t.Errorf("xDS endpoints of web.default from registry dev: %v, want [10.0.0.1:8080]", got)
 	}
 
 	var lk lookupJSON
