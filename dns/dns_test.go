@@ -17,6 +17,7 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/switchyard-io/switchyard/internal/testlog"
+	"github.com/switchyard-io/switchyard/internal/testtool"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -433,10 +434,7 @@ func TestNotReadyIsServfail(t *testing.T) {
 // retry (which gets the --dns-max-answers first records of 300), NXDOMAIN,
 // REFUSED.
 func TestDig(t *testing.T) {
-	dig, err := exec.LookPath("dig")
-	if err != nil {
-		t.Fatal("dig is required (Debian package dnsutils; .ci/run installs it)")
-	}
+	dig := testtool.Find(t, "dnsutils", "dig")
 	r := newRig(t, func(c *Config) { c.ConsulDomain = "consul." })
 	for k := range 300 {
 		r.register(t, "default", "big", fmt.Sprintf("b-%03d", k), store.Instance{Address: fmt.Sprintf("10.3.%d.%d", k/250, 1+k%250)})

@@ -21,6 +21,7 @@ import (
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
+	"github.com/switchyard-io/switchyard/internal/testtool"
 	"github.com/switchyard-io/switchyard/store"
 )
 
@@ -97,13 +98,7 @@ func (d *devServer) register(t *testing.T, svc, id, dc string, ephemeral bool) {
 
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("chromium is required (Debian package chromium; .ci/run installs it)")
-	return ""
+	return testtool.Find(t, "chromium", "chromium", "chromium-browser", "google-chrome")
 }
 
 // The console in a real headless Chromium against a real registry dev with

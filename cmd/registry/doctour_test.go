@@ -36,6 +36,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchyard-io/switchyard/internal/testtool"
 )
 
 // --- Markdown ------------------------------------------------------------------
@@ -117,9 +119,7 @@ func TestDocTour(t *testing.T) {
 		t.Skip("system test: builds and runs the registry binary, curl and dig")
 	}
 	for tool, pkg := range map[string]string{"bash": "bash", "curl": "curl", "dig": "dnsutils"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("the documents' examples need %s (Debian package %s): %v", tool, pkg, err)
-		}
+		testtool.Find(t, pkg, tool) // the documents' examples run them
 	}
 	bin := buildRegistry(t)
 	for _, doc := range []struct {

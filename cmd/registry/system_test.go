@@ -29,6 +29,8 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/switchyard-io/switchyard/internal/testtool"
 )
 
 func TestSystem(t *testing.T) {
@@ -816,9 +818,7 @@ func tourBlocks(t *testing.T) []string {
 }
 
 func testReadmeTour(t *testing.T, bin string) {
-	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl is not installed: the README tour needs it")
-	}
+	testtool.Find(t, "curl", "curl") // the README tour runs it
 	blocks := tourBlocks(t)
 	if len(blocks) < 4 {
 		t.Fatalf("the README's curl tour has %d code blocks; want at least 4", len(blocks))

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-io/switchyard/internal/testtool"
 )
 
 // The test delays real UDP packets on loopback: a host firewall rule sends
@@ -18,11 +20,9 @@ import (
 // iptables (as the drills do; CI runs as root).
 func TestQueueDelaysPacketsByTheSetTime(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root for iptables and NFQUEUE")
+		testtool.Unavailable(t, "iptables and NFQUEUE need root")
 	}
-	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("needs iptables")
-	}
+	testtool.Find(t, "iptables", "iptables")
 	srv, err := net.ListenPacket("udp", "127.77.0.1:0")
 	if err != nil {
 		t.Fatal(err)
