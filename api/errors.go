@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 
 	"github.com/gin-gonic/gin"
 
@@ -124,5 +125,23 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if status == http.StatusServiceUnavailable {
 		c.Header("Retry-After", "1")
 	}
-	c.AbortWithStatusJSON(status, wire.ErrorBody{Error: err.Error(), Code: code})
+	c.AbortWithStatusJSON(status, wire.ErrorBody{Error: PublicMessage(err), Code: code})
+}
+
+// goPrefix is a Go package's name at the start of an error or of one of
+// its wrapped parts ("store: ", "raft: "): how the code says where an error
+// came from, which tells the caller nothing.
+var goPrefix = regexp.MustCompile(`(^|: )(?:store|catalog|raft|api|server|gossip|route|health|check|consulcompat|dns|xds|client): `)
+
+// PublicMessage is err's text as a caller is told it: without the Go
+// package prefixes of its parts.
+func PublicMessage(err error) string {
+	msg := err.Error()
+	for {
+		next := goPrefix.ReplaceAllString(msg, "$1")
+		if next == msg {
+			return msg
+		}
+		msg = next
+	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
@@ -31,7 +30,7 @@ type common struct {
 	tls       tlsClientFlags
 }
 
-func (c *common) flags(fs *flag.FlagSet) {
+func (c *common) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.server, "server", "http://127.0.0.1:7400", "HTTP address of any server (https://… for a server with --tls-cert)")
 	fs.StringVar(&c.output, "output", "table", "table or json")
 	fs.StringVar(&c.namespace, "namespace", store.DefaultNamespace, "namespace")
@@ -40,7 +39,7 @@ func (c *common) flags(fs *flag.FlagSet) {
 
 func (c *common) api() (*client.API, error) {
 	if c.output != "table" && c.output != "json" {
-		return nil, fmt.Errorf("--output %q: use table or json", c.output)
+		return nil, usagef("--output %q: use table or json", c.output)
 	}
 	hc, err := c.tls.client()
 	if err != nil {
@@ -55,7 +54,24 @@ func (c *common) api() (*client.API, error) {
 
 // tlsClientFlags: how a client command trusts an HTTPS server and proves
 // itself to one that verifies clients, and the token it sends.
-type tlsClientFlags struct{ ca, cert, key, token string }
+type tlsClientFlags struct{ ca, cert, key, token, tokenFile string }
+
+// loadToken reads --token-file when no --token was given: a file keeps
+// the secret out of the process list and the shell's history.
+func (t *tlsClientFlags) loadToken() error {
+	if t.token != "" || t.tokenFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(t.tokenFile)
+	if err != nil {
+		return fmt.Errorf("--token-file: %w", err)
+	}
+	t.token = strings.TrimSpace(string(b))
+	if t.token == "" {
+		return usagef("--token-file %s is empty", t.tokenFile)
+	}
+	return nil
+}
 
 // authorize adds the token to a request made by hand.
 func (t *tlsClientFlags) authorize(req *http.Request) {
@@ -64,8 +80,9 @@ func (t *tlsClientFlags) authorize(req *http.Request) {
 	}
 }
 
-func (t *tlsClientFlags) flags(fs *flag.FlagSet) {
+func (t *tlsClientFlags) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&t.token, "token", "", "token secret for a server with access control (or REGISTRY_TOKEN)")
+	fs.StringVar(&t.tokenFile, "token-file", "", "file holding the token secret, used when no --token is given (or REGISTRY_TOKEN_FILE)")
 	fs.StringVar(&t.ca, "ca-cert", "", "CA certificate that signed the server's (HTTPS)")
 	fs.StringVar(&t.cert, "client-cert", "", "client certificate, for a server with --tls-verify-clients")
 	fs.StringVar(&t.key, "client-key", "", "the key of --client-cert")
@@ -74,6 +91,9 @@ func (t *tlsClientFlags) flags(fs *flag.FlagSet) {
 // client is the HTTP client the flags ask for (the default one when none
 // is set).
 func (t *tlsClientFlags) client() (*http.Client, error) {
+	if err := t.loadToken(); err != nil {
+		return nil, err
+	}
 	if t.ca == "" && t.cert == "" && t.key == "" {
 		return http.DefaultClient, nil
 	}
@@ -101,8 +121,9 @@ type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+func (l *listFlag) Type() string       { return "list" }
 
-func registerCommand(stdout io.Writer) *ffcli.Command {
+func registerCommand(stdout io.Writer) *cobra.Command {
 	var (
 		c                        common
 		service, id, address     string
@@ -111,7 +132,7 @@ func registerCommand(stdout io.Writer) *ffcli.Command {
 		region, datacenter, unit string
 		tags, meta               listFlag
 	)
-	fs := flag.NewFlagSet("registry register", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry register", pflag.ContinueOnError)
 	c.flags(fs)
 	fs.StringVar(&service, "service", "", "service name (required)")
 	fs.StringVar(&id, "id", "", "instance id (required)")
@@ -125,19 +146,18 @@ func registerCommand(stdout io.Writer) *ffcli.Command {
 	fs.StringVar(&unit, "unit", "", "locality: unit")
 	fs.Var(&tags, "tag", "tag (repeatable)")
 	fs.Var(&meta, "meta", "metadata key=value (repeatable)")
-	return &ffcli.Command{
+	return spec{
 		Name:       "register",
 		ShortUsage: "registry register --service S --id I --address A --port P [flags]",
 		ShortHelp:  "register or update an instance",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			a, err := c.api()
 			if err != nil {
 				return err
 			}
 			if service == "" || id == "" || address == "" || port == 0 {
-				return fmt.Errorf("--service, --id, --address and --port are required")
+				return usagef("--service, --id, --address and --port are required")
 			}
 			r := client.Registration{Address: address, Port: port, Weight: &weight,
 				Locality: store.Locality{Region: region, Datacenter: datacenter, Unit: unit}, Tags: tags}
@@ -146,7 +166,7 @@ func registerCommand(stdout io.Writer) *ffcli.Command {
 			for _, kv := range meta {
 				k, v, ok := strings.Cut(kv, "=")
 				if !ok {
-					return fmt.Errorf("--meta %q: use key=value", kv)
+					return usagef("--meta %q: use key=value", kv)
 				}
 				if r.Metadata == nil {
 					r.Metadata = map[string]string{}
@@ -162,31 +182,30 @@ func registerCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printInstances(stdout, []wire.Instance{{Instance: in}})
 		},
-	}
+	}.command()
 }
 
-func deregisterCommand(stdout io.Writer) *ffcli.Command {
+func deregisterCommand(stdout io.Writer) *cobra.Command {
 	var (
 		c           common
 		service, id string
 	)
-	fs := flag.NewFlagSet("registry deregister", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry deregister", pflag.ContinueOnError)
 	c.flags(fs)
 	fs.StringVar(&service, "service", "", "service name (required)")
 	fs.StringVar(&id, "id", "", "instance id (required)")
-	return &ffcli.Command{
+	return spec{
 		Name:       "deregister",
 		ShortUsage: "registry deregister --service S --id I",
 		ShortHelp:  "remove an instance",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			a, err := c.api()
 			if err != nil {
 				return err
 			}
 			if service == "" || id == "" {
-				return fmt.Errorf("--service and --id are required")
+				return usagef("--service and --id are required")
 			}
 			if err := a.Deregister(ctx, c.namespace, service, id); err != nil {
 				return err
@@ -197,34 +216,33 @@ func deregisterCommand(stdout io.Writer) *ffcli.Command {
 			fmt.Fprintf(stdout, "deregistered %s from %s/%s\n", id, c.namespace, service)
 			return nil
 		},
-	}
+	}.command()
 }
 
-func lookupCommand(stdout io.Writer) *ffcli.Command {
+func lookupCommand(stdout io.Writer) *cobra.Command {
 	var (
 		c                   common
 		healthy, consistent bool
 		near, cacheDir      string
 	)
-	fs := flag.NewFlagSet("registry lookup", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry lookup", pflag.ContinueOnError)
 	fs.StringVar(&cacheDir, "cache-dir", "", "answer through the SDK, with a disk snapshot in this folder: when no server answers, from the snapshot (and say how old it is)")
 	c.flags(fs)
 	fs.BoolVar(&healthy, "healthy", false, "only healthy, enabled instances")
 	fs.BoolVar(&consistent, "consistent", false, "linearizable read")
 	fs.StringVar(&near, "near", "", "select for a caller at region/datacenter/unit: nearest first, with spill-over")
-	return &ffcli.Command{
+	return spec{
 		Name:       "lookup",
 		ShortUsage: "registry lookup [flags] SERVICE",
 		ShortHelp:  "list a service's instances",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			a, err := c.api()
 			if err != nil {
 				return err
 			}
 			if len(args) != 1 {
-				return fmt.Errorf("give exactly one service name")
+				return usagef("give exactly one SERVICE, got %d arguments (%s)", len(args), strings.Join(args, " "))
 			}
 			if cacheDir != "" {
 				return sdkLookup(ctx, stdout, c, cacheDir, near, args[0], false, client.PickOptions{})
@@ -238,19 +256,18 @@ func lookupCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printInstances(stdout, res.Instances)
 		},
-	}
+	}.command()
 }
 
-func membersCommand(stdout io.Writer) *ffcli.Command {
+func membersCommand(stdout io.Writer) *cobra.Command {
 	var c common
-	fs := flag.NewFlagSet("registry members", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry members", pflag.ContinueOnError)
 	c.flags(fs)
-	return &ffcli.Command{
+	return spec{
 		Name:       "members",
 		ShortUsage: "registry members [--server URL] [--output table|json]",
 		ShortHelp:  "list the cluster's servers",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			a, err := c.api()
 			if err != nil {
@@ -274,7 +291,7 @@ func membersCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return tw.Flush()
 		},
-	}
+	}.command()
 }
 
 func printInstances(w io.Writer, ins []wire.Instance) error {
@@ -299,30 +316,29 @@ func printInstances(w io.Writer, ins []wire.Instance) error {
 	return tw.Flush()
 }
 
-func pickCommand(stdout io.Writer) *ffcli.Command {
+func pickCommand(stdout io.Writer) *cobra.Command {
 	var (
 		c                             common
 		near, key, balancer, cacheDir string
 	)
-	fs := flag.NewFlagSet("registry pick", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry pick", pflag.ContinueOnError)
 	fs.StringVar(&cacheDir, "cache-dir", "", "pick through the SDK, with a disk snapshot in this folder (see lookup --cache-dir)")
 	c.flags(fs)
 	fs.StringVar(&near, "near", "", "the caller's region/datacenter/unit (default: the server's)")
 	fs.StringVar(&key, "key", "", "stickiness key for consistent_hash (a session or user id)")
 	fs.StringVar(&balancer, "balancer", "", "weighted_random, round_robin, least_loaded or consistent_hash (default: the service's)")
-	return &ffcli.Command{
+	return spec{
 		Name:       "pick",
 		ShortUsage: "registry pick [flags] SERVICE",
 		ShortHelp:  "choose one instance of a service for a caller",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			a, err := c.api()
 			if err != nil {
 				return err
 			}
 			if len(args) != 1 {
-				return fmt.Errorf("give exactly one service name")
+				return usagef("give exactly one SERVICE, got %d arguments (%s)", len(args), strings.Join(args, " "))
 			}
 			if cacheDir != "" {
 				return sdkLookup(ctx, stdout, c, cacheDir, near, args[0], true, client.PickOptions{Key: key, Balancer: balancer})
@@ -336,7 +352,7 @@ func pickCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printInstances(stdout, []wire.Instance{res.Instance})
 		},
-	}
+	}.command()
 }
 
 // sdkLookup answers a lookup (or a pick) through the SDK, which falls back
@@ -344,11 +360,11 @@ func pickCommand(stdout io.Writer) *ffcli.Command {
 // the answer came from.
 func sdkLookup(ctx context.Context, stdout io.Writer, c common, cacheDir, near, service string, pick bool, o client.PickOptions) error {
 	if c.output != "table" && c.output != "json" {
-		return fmt.Errorf("--output %q: use table or json", c.output)
+		return usagef("--output %q: use table or json", c.output)
 	}
 	loc, err := api.ParseLocality(near)
 	if err != nil {
-		return fmt.Errorf("--near: %w", err)
+		return usagef("--near: %w", err)
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return fmt.Errorf("--cache-dir: %w", err)

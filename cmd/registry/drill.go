@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -19,7 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/client"
 	"github.com/switchyard-io/switchyard/drill"
@@ -118,26 +118,26 @@ func docker(ctx context.Context, args ...string) error {
 
 var drillScenarios = []string{"cut-datacenter", "kill-leader", "pause-server", "kill-all-servers"}
 
-func drillCommand(stdout io.Writer) *ffcli.Command {
-	fs := flag.NewFlagSet("registry drill", flag.ContinueOnError)
+func drillCommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry drill", pflag.ContinueOnError)
 	fault := fs.Duration("fault", 60*time.Second, "how long the fault lasts (kill-leader and pause-server: 30 s is the drill's)")
 	before := fs.Duration("before", 10*time.Second, "calls measured before the fault")
 	after := fs.Duration("after", 20*time.Second, "calls measured after the heal")
 	reportDir := fs.String("report-dir", "drill-reports", "where the report goes (JSON, Markdown, SVG)")
 	latency := fs.Duration("latency", 20*time.Millisecond, "the delay added between datacenters (registry drill latency, started by scripts/drill.sh up); 0 when none")
-	return &ffcli.Command{
+	return spec{
 		Name:        "drill",
 		ShortUsage:  "registry drill [flags] " + strings.Join(drillScenarios, "|"),
 		ShortHelp:   "run a disaster drill against the deployment of scripts/drill.sh up",
 		FlagSet:     fs,
-		Subcommands: []*ffcli.Command{drillLatencyCommand(stdout)},
+		Subcommands: []*cobra.Command{drillLatencyCommand(stdout)},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 || !slices.Contains(drillScenarios, args[0]) {
-				return fmt.Errorf("give one scenario: %s", strings.Join(drillScenarios, ", "))
+				return usagef("give one scenario: %s", strings.Join(drillScenarios, ", "))
 			}
 			return runDrill(ctx, stdout, args[0], *before, *fault, *after, *latency, *reportDir)
 		},
-	}
+	}.command()
 }
 
 // writer registers and deregisters instances continuously, round robin

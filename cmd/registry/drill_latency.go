@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,7 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/drill/delay"
 )
@@ -35,11 +35,11 @@ func latencyRules(queue uint16) [][]string {
 	return rules
 }
 
-func drillLatencyCommand(stdout io.Writer) *ffcli.Command {
-	fs := flag.NewFlagSet("registry drill latency", flag.ContinueOnError)
+func drillLatencyCommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry drill latency", pflag.ContinueOnError)
 	d := fs.Duration("delay", 20*time.Millisecond, "added to every packet between two datacenters (a round trip between them gains twice this)")
 	queue := fs.Uint("queue", latencyQueue, "the NFQUEUE number")
-	return &ffcli.Command{
+	return spec{
 		Name:       "latency",
 		ShortUsage: "registry drill latency [--delay 20ms]",
 		ShortHelp:  "delay traffic between the drill's datacenters until stopped (root, iptables)",
@@ -52,14 +52,14 @@ func drillLatencyCommand(stdout io.Writer) *ffcli.Command {
 				return fmt.Errorf("latency takes no arguments")
 			}
 			if *d <= 0 || *d > 10*time.Second {
-				return fmt.Errorf("--delay %v: want more than 0 and at most 10s", *d)
+				return usagef("--delay %v: want more than 0 and at most 10s", *d)
 			}
 			if *queue > 65535 {
-				return fmt.Errorf("--queue %d: want 0–65535", *queue)
+				return usagef("--queue %d: want 0–65535", *queue)
 			}
 			return runLatency(ctx, stdout, slog.Default(), uint16(*queue), *d)
 		},
-	}
+	}.command()
 }
 
 func runLatency(ctx context.Context, stdout io.Writer, logger *slog.Logger, num uint16, d time.Duration) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,8 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/peterbourgon/ff/v3"
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
@@ -23,11 +22,11 @@ import (
 // keyringCommand rotates the gossip key on every server: each server keeps
 // its own keyring (in its data directory), so the command asks one server
 // for the members and then walks all of them.
-func keyringCommand(stdout io.Writer) *ffcli.Command {
+func keyringCommand(stdout io.Writer) *cobra.Command {
 	var c common
-	fs := flag.NewFlagSet("registry keyring", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry keyring", pflag.ContinueOnError)
 	c.flags(fs)
-	return &ffcli.Command{
+	return spec{
 		Name:       "keyring",
 		ShortUsage: "registry keyring list | install KEY | use KEY | remove KEY",
 		ShortHelp:  "rotate the gossip encryption key on every server",
@@ -42,32 +41,31 @@ func keyringCommand(stdout io.Writer) *ffcli.Command {
 			"of the Raft configuration, over TLS to a server certificate issued to that server's id\n" +
 			"(--ca-cert), or in plaintext to loopback addresses; members known to gossip only are skipped.",
 		FlagSet: fs,
-		Options: []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) == 0 {
-				return flag.ErrHelp
+				return usagef("usage: registry keyring list | install KEY | use KEY | remove KEY")
 			}
 			op := args[0]
 			switch {
 			case op == "list" && len(args) == 1:
 			case (op == "install" || op == "use" || op == "remove") && len(args) == 2:
 			default:
-				return fmt.Errorf("usage: registry keyring list | install KEY | use KEY | remove KEY")
+				return usagef("usage: registry keyring list | install KEY | use KEY | remove KEY")
 			}
 			return runKeyring(ctx, stdout, &c, op, args[1:])
 		},
-	}
+	}.command()
 }
 
 func runKeyring(ctx context.Context, stdout io.Writer, c *common, op string, args []string) error {
 	u, err := url.Parse(serverURL(c.server))
 	if err != nil {
-		return fmt.Errorf("--server: %w", err)
+		return usagef("--server: %w", err)
 	}
 	// The first request, for the members, carries the token too: the same
 	// rule as for every server below.
 	if u.Scheme != "https" && !loopback(u.Host) {
-		return fmt.Errorf("--server %s is plaintext and not loopback: the admin token would cross the network in the clear. "+
+		return usagef("--server %s is plaintext and not loopback: the admin token would cross the network in the clear. "+
 			"Serve the API over TLS (--tls-cert) and give https:// and --ca-cert here, or run the command on a server against 127.0.0.1", c.server)
 	}
 	seed, err := c.api()

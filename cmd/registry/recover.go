@@ -2,21 +2,21 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/raft"
 )
 
-func recoverCommand(stdout io.Writer) *ffcli.Command {
-	fs := flag.NewFlagSet("registry recover", flag.ContinueOnError)
+func recoverCommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry recover", pflag.ContinueOnError)
 	nodeID := fs.String("node-id", "", "the stopped server's id (required)")
 	dataDir := fs.String("data-dir", "", "the stopped server's data directory (required)")
 	raftAddr := fs.String("raft-addr", "", "the Raft address other servers will dial, e.g. 10.0.0.3:7401 (required)")
-	return &ffcli.Command{
+	return spec{
 		Name:       "recover",
 		ShortUsage: "registry recover --node-id ID --data-dir DIR --raft-addr HOST:PORT",
 		ShortHelp:  "make a stopped server the only voter of its cluster, when a majority is lost for good",
@@ -29,7 +29,7 @@ func recoverCommand(stdout io.Writer) *ffcli.Command {
 		FlagSet: fs,
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 0 || *nodeID == "" || *dataDir == "" || *raftAddr == "" {
-				return fmt.Errorf("give --node-id, --data-dir and --raft-addr, and nothing else")
+				return usagef("give --node-id, --data-dir and --raft-addr, and nothing else")
 			}
 			cfg := raft.DefaultConfig()
 			cfg.ID, cfg.DataDir, cfg.RaftAddr = *nodeID, *dataDir, *raftAddr
@@ -39,5 +39,5 @@ func recoverCommand(stdout io.Writer) *ffcli.Command {
 			fmt.Fprintf(stdout, "recovered: %s is now the only voter (Raft address %s); start it with `registry server` as before, without --bootstrap or --join\n", *nodeID, *raftAddr)
 			return nil
 		},
-	}
+	}.command()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/catalog"
@@ -118,7 +117,7 @@ type serverOptions struct {
 	dev bool
 }
 
-func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
+func (o *serverOptions) flags(fs *pflag.FlagSet, dev bool) {
 	o.gcHeadroomMiB = defaultGCHeadroomMiB
 	if dev {
 		fs.StringVar(&o.dataDir, "data-dir", "", "data directory (default: a temporary folder removed at exit)")
@@ -221,7 +220,7 @@ func (o *serverOptions) flags(fs *flag.FlagSet, dev bool) {
 	fs.Int64Var(&o.consulCacheBytes, "consul-cache-bytes", consulcompat.DefaultCacheBytes, "bound on the memory of the Consul API's remembered answers (the X-Consul-Index of each distinct query); least recently used go first")
 }
 
-func (o *serverOptions) dnsFlags(fs *flag.FlagSet) {
+func (o *serverOptions) dnsFlags(fs *pflag.FlagSet) {
 	def := dns.DefaultConfig()
 	fs.StringVar(&o.dnsAddr, "dns-addr", def.Addr, "DNS address, UDP and TCP (empty: no DNS server)")
 	fs.StringVar(&o.dnsZone, "dns-zone", def.Zone, "the DNS zone answered")
@@ -273,19 +272,11 @@ func allowedHosts(httpAddr, extra string) []string {
 	return names
 }
 
-func ffOptions() []ff.Option {
-	return []ff.Option{
-		ff.WithEnvVarPrefix("REGISTRY"),
-		ff.WithConfigFileFlag("config"),
-		ff.WithConfigFileParser(ff.JSONParser),
-	}
-}
-
-func serverCommand(stdout io.Writer) *ffcli.Command {
+func serverCommand(stdout io.Writer) *cobra.Command {
 	var o serverOptions
-	fs := flag.NewFlagSet("registry server", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry server", pflag.ContinueOnError)
 	o.flags(fs, false)
-	return &ffcli.Command{
+	return spec{
 		Name:       "server",
 		ShortUsage: "registry server --node-id ID --data-dir D [--http-addr A] [--raft-addr A] [--bootstrap | --join ADDR]",
 		ShortHelp:  "run a cluster member",
@@ -295,14 +286,13 @@ func serverCommand(stdout io.Writer) *ffcli.Command {
 			"Every flag can also be set in a JSON file given by --config, or as REGISTRY_<FLAG>\n" +
 			"(REGISTRY_NODE_ID, REGISTRY_DATA_DIR, ...).",
 		FlagSet: fs,
-		Options: ffOptions(),
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unexpected arguments %q", args)
+				return usagef("unexpected arguments %q: this command takes only flags", args)
 			}
 			return runServer(ctx, o, stdout)
 		},
-	}
+	}.command()
 }
 
 // orOff is an address in the ready line, "off" for a door not served.
@@ -313,20 +303,19 @@ func orOff(addr string) string {
 	return addr
 }
 
-func devCommand(stdout io.Writer) *ffcli.Command {
+func devCommand(stdout io.Writer) *cobra.Command {
 	o := serverOptions{dev: true}
-	fs := flag.NewFlagSet("registry dev", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry dev", pflag.ContinueOnError)
 	o.flags(fs, true)
-	return &ffcli.Command{
+	return spec{
 		Name:       "dev",
 		ShortUsage: "registry dev [--data-dir D] [--http-addr 127.0.0.1:7400]",
 		ShortHelp:  "run one embedded node for development",
 		LongHelp:   "Runs a single-node registry, ready in well under 2 s. Without --data-dir its data\nlives in a temporary folder removed at exit.",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unexpected arguments %q", args)
+				return usagef("unexpected arguments %q: this command takes only flags", args)
 			}
 			o.nodeID = "dev"
 			o.bootstrap = true
@@ -334,13 +323,13 @@ func devCommand(stdout io.Writer) *ffcli.Command {
 			o.region, o.datacenter, o.unit = "local", "local", "local"
 			return runServer(ctx, o, stdout)
 		},
-	}
+	}.command()
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+		return nil, usagef("--log-level %q: use debug, info, warn or error", level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -349,7 +338,7 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+	return nil, usagef("--log-format %q: use text or json", format)
 }
 
 func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
@@ -391,7 +380,7 @@ func runServer(ctx context.Context, o serverOptions, stdout io.Writer) error {
 		bootCh <- bootstrapped{accessor, secret, generated}
 	}
 	if o.gcHeadroomMiB < 0 {
-		return fmt.Errorf("--gc-headroom-mib must be 0 (off) or more")
+		return usagef("--gc-headroom-mib must be 0 (off) or more")
 	}
 	if gogc, set := os.LookupEnv("GOGC"); set || o.gcHeadroomMiB == 0 {
 		logger.Debug("garbage collector left to Go's setting", "GOGC", gogc)

@@ -37,12 +37,12 @@ func (o *serverOptions) config() (server.Config, error) {
 		o.consulCacheBytes = consulcompat.DefaultCacheBytes // dev has no such flag
 	}
 	if o.consulCacheBytes <= 0 {
-		return server.Config{}, fmt.Errorf("--consul-cache-bytes must be positive")
+		return server.Config{}, usagef("--consul-cache-bytes must be positive")
 	}
 	cfg.ConsulCacheBytes = o.consulCacheBytes
 	if o.tlsCert != "" || o.tlsKey != "" || o.tlsCA != "" || o.tlsVerifyClients {
 		if o.tlsCert == "" || o.tlsKey == "" {
-			return server.Config{}, fmt.Errorf("--tls-cert and --tls-key go together (--tls-ca and --tls-verify-clients need them)")
+			return server.Config{}, usagef("--tls-cert and --tls-key go together (--tls-ca and --tls-verify-clients need them)")
 		}
 		pems, err := readFiles(o.tlsCert, o.tlsKey, o.tlsCA)
 		if err != nil {
@@ -56,7 +56,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	}
 	if o.raftTLSCert != "" || o.raftTLSKey != "" || o.raftTLSCA != "" {
 		if o.raftTLSCert == "" || o.raftTLSKey == "" || o.raftTLSCA == "" {
-			return server.Config{}, fmt.Errorf("--raft-tls-cert, --raft-tls-key and --raft-tls-ca go together")
+			return server.Config{}, usagef("--raft-tls-cert, --raft-tls-key and --raft-tls-ca go together")
 		}
 		pems, err := readFiles(o.raftTLSCert, o.raftTLSKey, o.raftTLSCA)
 		if err != nil {
@@ -72,10 +72,10 @@ func (o *serverOptions) config() (server.Config, error) {
 		for _, k := range strings.Split(o.gossipKeys, ",") {
 			b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
 			if err != nil {
-				return server.Config{}, fmt.Errorf("--gossip-key: not base64: %w", err)
+				return server.Config{}, usagef("--gossip-key: not base64: %w", err)
 			}
 			if err := gossip.CheckKey(b); err != nil {
-				return server.Config{}, fmt.Errorf("--gossip-key: %w", err)
+				return server.Config{}, usagef("--gossip-key: %w", err)
 			}
 			cfg.Gossip.Keys = append(cfg.Gossip.Keys, b)
 		}
@@ -84,10 +84,10 @@ func (o *serverOptions) config() (server.Config, error) {
 	cfg.DisableUI, cfg.DrillReports = o.noUI, o.drillReports
 	if cfg.ACL.Enabled && cfg.Raft.TLS == nil && !o.raftPlaintext && !loopback(o.raftAddr) {
 		if o.dev {
-			return server.Config{}, fmt.Errorf("--raft-addr %s is reachable from other hosts, and registry dev has no Raft TLS: whoever reaches it could write the catalog and mint tokens, whatever --acl says. "+
+			return server.Config{}, usagef("--raft-addr %s is reachable from other hosts, and registry dev has no Raft TLS: whoever reaches it could write the catalog and mint tokens, whatever --acl says. "+
 				"Keep registry dev's --raft-addr on loopback, or run registry server", o.raftAddr)
 		}
-		return server.Config{}, fmt.Errorf("--raft-addr %s is reachable from other hosts and Raft runs without TLS: whoever reaches it could write the catalog and mint tokens, whatever access control says. "+
+		return server.Config{}, usagef("--raft-addr %s is reachable from other hosts and Raft runs without TLS: whoever reaches it could write the catalog and mint tokens, whatever access control says. "+
 			"Give --raft-tls-cert, --raft-tls-key and --raft-tls-ca (registry tls ca|cert makes them), or --raft-plaintext if no one else can reach that network", o.raftAddr)
 	}
 	if o.bootstrapTokenFile != "" {
@@ -117,13 +117,13 @@ func (o *serverOptions) config() (server.Config, error) {
 		}
 		tp, err := cidr.Parse(o.trustedProxies)
 		if err != nil {
-			return server.Config{}, fmt.Errorf("--trusted-proxies: %w", err)
+			return server.Config{}, usagef("--trusted-proxies: %w", err)
 		}
 		l.TrustedProxies = tp
 		cfg.API.Limits = l
 		cfg.API.Catalog.MaxInstancesPerService, cfg.API.Catalog.MaxMetadataBytes = o.catalog.MaxInstancesPerService, o.catalog.MaxMetadataBytes
 		if o.maxBodyBytes <= 0 {
-			return server.Config{}, fmt.Errorf("--max-body-bytes must be positive")
+			return server.Config{}, usagef("--max-body-bytes must be positive")
 		}
 		cfg.API.MaxBodyBytes = o.maxBodyBytes
 		cfg.API.MaxRequestLineBytes = o.maxRequestLineBytes
@@ -135,7 +135,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	if o.datacenterRTT != "" {
 		t, err := server.ParseRTTTable(o.datacenterRTT)
 		if err != nil {
-			return server.Config{}, fmt.Errorf("--datacenter-rtt: %w", err)
+			return server.Config{}, usagef("--datacenter-rtt: %w", err)
 		}
 		cfg.DatacenterRTT = t
 	}
@@ -147,7 +147,7 @@ func (o *serverOptions) config() (server.Config, error) {
 	if o.dnsSubnets != "" {
 		sn, err := parseSubnets(o.dnsSubnets)
 		if err != nil {
-			return server.Config{}, fmt.Errorf("--dns-subnet-locality: %w", err)
+			return server.Config{}, usagef("--dns-subnet-locality: %w", err)
 		}
 		cfg.DNS.Subnets = sn
 	}
@@ -175,11 +175,11 @@ func (o *serverOptions) config() (server.Config, error) {
 		cfg.SelfPreservation.MinInstances = o.spMinInstances
 		allow, err := cidr.Parse(o.checkAllowCIDRs)
 		if err != nil {
-			return server.Config{}, fmt.Errorf("--check-allow-cidrs: %w", err)
+			return server.Config{}, usagef("--check-allow-cidrs: %w", err)
 		}
 		deny, err := cidr.Parse(o.checkDenyCIDRs)
 		if err != nil {
-			return server.Config{}, fmt.Errorf("--check-deny-cidrs: %w", err)
+			return server.Config{}, usagef("--check-deny-cidrs: %w", err)
 		}
 		if o.checkMinInterval < 0 {
 			return server.Config{}, errors.New("--check-min-interval must not be negative (0: no floor)")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,22 +13,21 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peterbourgon/ff/v3"
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/store"
 )
 
-func snapshotCommand(stdout io.Writer) *ffcli.Command {
-	fs := flag.NewFlagSet("registry snapshot", flag.ContinueOnError)
-	return &ffcli.Command{
+func snapshotCommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry snapshot", pflag.ContinueOnError)
+	return spec{
 		Name:        "snapshot",
 		ShortUsage:  "registry snapshot save|restore [--server URL] FILE",
 		ShortHelp:   "back up the catalog to a file, or restore it from one",
 		FlagSet:     fs,
-		Subcommands: []*ffcli.Command{snapshotSaveCommand(stdout), snapshotRestoreCommand(stdout)},
-		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
-	}
+		Subcommands: []*cobra.Command{snapshotSaveCommand(stdout), snapshotRestoreCommand(stdout)},
+	}.command()
 }
 
 func serverURL(s string) string {
@@ -49,21 +47,20 @@ func apiError(resp *http.Response) error {
 	return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 }
 
-func snapshotSaveCommand(stdout io.Writer) *ffcli.Command {
-	fs := flag.NewFlagSet("registry snapshot save", flag.ContinueOnError)
+func snapshotSaveCommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry snapshot save", pflag.ContinueOnError)
 	server := fs.String("server", "http://127.0.0.1:7400", "HTTP address of any server")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	var tf tlsClientFlags
 	tf.flags(fs)
-	return &ffcli.Command{
+	return spec{
 		Name:       "save",
 		ShortUsage: "registry snapshot save [--server URL] FILE",
 		ShortHelp:  "write a checksummed backup of the whole catalog to FILE",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 {
-				return fmt.Errorf("give the file to write")
+				return usagef("give the file to write")
 			}
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
@@ -99,7 +96,7 @@ func snapshotSaveCommand(stdout io.Writer) *ffcli.Command {
 			fmt.Fprintf(stdout, "saved %s: %d bytes, catalog index %s\n", args[0], len(b), resp.Header.Get("X-Switchyard-Index"))
 			return nil
 		},
-	}
+	}.command()
 }
 
 func writeFileAtomic(path string, b []byte) error {
@@ -131,21 +128,20 @@ func writeFileAtomic(path string, b []byte) error {
 	return d.Sync()
 }
 
-func snapshotRestoreCommand(stdout io.Writer) *ffcli.Command {
-	fs := flag.NewFlagSet("registry snapshot restore", flag.ContinueOnError)
+func snapshotRestoreCommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry snapshot restore", pflag.ContinueOnError)
 	server := fs.String("server", "http://127.0.0.1:7400", "HTTP address of any server (the leader restores: another server names it)")
 	timeout := fs.Duration("timeout", time.Minute, "give up after this long")
 	var tf tlsClientFlags
 	tf.flags(fs)
-	return &ffcli.Command{
+	return spec{
 		Name:       "restore",
 		ShortUsage: "registry snapshot restore [--server URL] FILE",
 		ShortHelp:  "replace the cluster's namespaces, services and instances with FILE's",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 {
-				return fmt.Errorf("give the backup file to restore")
+				return usagef("give the backup file to restore")
 			}
 			b, err := os.ReadFile(args[0])
 			if err != nil {
@@ -197,5 +193,5 @@ func snapshotRestoreCommand(stdout io.Writer) *ffcli.Command {
 				return fmt.Errorf("restore: %w", err)
 			}
 		},
-	}
+	}.command()
 }

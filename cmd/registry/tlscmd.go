@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -10,20 +9,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/internal/certs"
 )
 
-func tlsCommand(stdout io.Writer) *ffcli.Command {
-	return &ffcli.Command{
+func tlsCommand(stdout io.Writer) *cobra.Command {
+	return spec{
 		Name:        "tls",
 		ShortUsage:  "registry tls ca|cert [flags]",
 		ShortHelp:   "make a certificate authority and certificates for the servers",
-		FlagSet:     flag.NewFlagSet("registry tls", flag.ContinueOnError),
-		Subcommands: []*ffcli.Command{tlsCACommand(stdout), tlsCertCommand(stdout)},
-		Exec:        func(context.Context, []string) error { return flag.ErrHelp },
-	}
+		FlagSet:     pflag.NewFlagSet("registry tls", pflag.ContinueOnError),
+		Subcommands: []*cobra.Command{tlsCACommand(stdout), tlsCertCommand(stdout)},
+	}.command()
 }
 
 // writeNew writes a file that must not exist yet (keys are never
@@ -40,11 +39,11 @@ func writeNew(path string, b []byte, mode os.FileMode) error {
 	return f.Close()
 }
 
-func tlsCACommand(stdout io.Writer) *ffcli.Command {
-	fs := flag.NewFlagSet("registry tls ca", flag.ContinueOnError)
+func tlsCACommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry tls ca", pflag.ContinueOnError)
 	dir := fs.String("out-dir", ".", "where ca.pem and ca-key.pem go")
 	days := fs.Int("days", 1825, "validity in days")
-	return &ffcli.Command{
+	return spec{
 		Name: "ca", ShortUsage: "registry tls ca [--out-dir DIR]", ShortHelp: "make the cluster's certificate authority", FlagSet: fs,
 		Exec: func(context.Context, []string) error {
 			c, k, err := certs.NewCA("Switchyard CA", time.Duration(*days)*24*time.Hour)
@@ -60,26 +59,26 @@ func tlsCACommand(stdout io.Writer) *ffcli.Command {
 			fmt.Fprintf(stdout, "wrote %s and %s (keep the key offline)\n", filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca-key.pem"))
 			return nil
 		},
-	}
+	}.command()
 }
 
-func tlsCertCommand(stdout io.Writer) *ffcli.Command {
-	fs := flag.NewFlagSet("registry tls cert", flag.ContinueOnError)
+func tlsCertCommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry tls cert", pflag.ContinueOnError)
 	caDir := fs.String("ca-dir", ".", "where ca.pem and ca-key.pem are")
 	dir := fs.String("out-dir", ".", "where NAME.pem and NAME-key.pem go")
 	role := fs.String("role", "server", "server or client")
 	name := fs.String("name", "", "the certificate's name, e.g. the server's node id (required)")
 	hosts := fs.String("hosts", "127.0.0.1,localhost", "comma-separated IP addresses and DNS names it serves")
 	days := fs.Int("days", 365, "validity in days")
-	return &ffcli.Command{
+	return spec{
 		Name: "cert", ShortUsage: "registry tls cert --name NAME [--role server|client] [--hosts A,B]", ShortHelp: "make a certificate signed by the CA", FlagSet: fs,
 		Exec: func(context.Context, []string) error {
 			if *name == "" {
-				return fmt.Errorf("--name is required")
+				return usagef("--name is required")
 			}
 			r := map[string]string{"server": certs.RoleServer, "client": certs.RoleClient}[*role]
 			if r == "" {
-				return fmt.Errorf("--role %q: use server or client", *role)
+				return usagef("--role %q: use server or client", *role)
 			}
 			caCert, err := os.ReadFile(filepath.Join(*caDir, "ca.pem"))
 			if err != nil {
@@ -103,5 +102,5 @@ func tlsCertCommand(stdout io.Writer) *ffcli.Command {
 			fmt.Fprintf(stdout, "wrote %s and %s (%s)\n", cp, kp, r)
 			return nil
 		},
-	}
+	}.command()
 }

@@ -2,21 +2,20 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/peterbourgon/ff/v3"
-	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-io/switchyard/api"
 	"github.com/switchyard-io/switchyard/api/wire"
 )
 
-func tokenCommand(stdout io.Writer) *ffcli.Command {
-	return &ffcli.Command{
+func tokenCommand(stdout io.Writer) *cobra.Command {
+	return spec{
 		Name:       "token",
 		ShortUsage: "registry token create|list|update|revoke|self|secret [flags]",
 		ShortHelp:  "manage access tokens",
@@ -26,37 +25,35 @@ func tokenCommand(stdout io.Writer) *ffcli.Command {
 			"  admin  settings; on * also tokens, backups and the cluster  e.g. admin:*\n" +
 			"The anonymous token's rules apply to requests without a token, and to DNS.\n" +
 			"Every command but secret needs an admin:* token (--token or REGISTRY_TOKEN).",
-		FlagSet: flag.NewFlagSet("registry token", flag.ContinueOnError),
-		Subcommands: []*ffcli.Command{
+		FlagSet: pflag.NewFlagSet("registry token", pflag.ContinueOnError),
+		Subcommands: []*cobra.Command{
 			tokenCreateCommand(stdout), tokenListCommand(stdout), tokenUpdateCommand(stdout),
 			tokenRevokeCommand(stdout), tokenSelfCommand(stdout), tokenSecretCommand(stdout),
 		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
-	}
+	}.command()
 }
 
-func tokenCreateCommand(stdout io.Writer) *ffcli.Command {
+func tokenCreateCommand(stdout io.Writer) *cobra.Command {
 	var (
 		c           common
 		rules       listFlag
 		description string
 	)
-	fs := flag.NewFlagSet("registry token create", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry token create", pflag.ContinueOnError)
 	c.flags(fs)
 	fs.Var(&rules, "rule", "a rule ACCESS:NAMESPACE[/SERVICE-PREFIX] (repeatable, at least one)")
 	fs.StringVar(&description, "description", "", "what the token is for")
-	return &ffcli.Command{
+	return spec{
 		Name:       "create",
 		ShortUsage: "registry token create --rule write:default/web --description D",
 		ShortHelp:  "create a token; its secret is shown this once",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
-				return fmt.Errorf("unexpected arguments %q", args)
+				return usagef("unexpected arguments %q: this command takes only flags", args)
 			}
 			if len(rules) == 0 {
-				return fmt.Errorf("give at least one --rule, e.g. --rule read:default")
+				return usagef("give at least one --rule, e.g. --rule read:default")
 			}
 			a, err := c.api()
 			if err != nil {
@@ -68,10 +65,10 @@ func tokenCreateCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printToken(stdout, c.output, t)
 		},
-	}
+	}.command()
 }
 
-func tokenUpdateCommand(stdout io.Writer) *ffcli.Command {
+func tokenUpdateCommand(stdout io.Writer) *cobra.Command {
 	var (
 		c           common
 		rules       listFlag
@@ -79,28 +76,27 @@ func tokenUpdateCommand(stdout io.Writer) *ffcli.Command {
 		rotate      bool
 		noRules     bool
 	)
-	fs := flag.NewFlagSet("registry token update", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry token update", pflag.ContinueOnError)
 	c.flags(fs)
 	fs.Var(&rules, "rule", "the token's new rules (repeatable; absent: kept)")
 	fs.StringVar(&description, "description", "", "a new description (absent: kept)")
 	fs.BoolVar(&noRules, "no-rules", false, "remove every rule (e.g. anonymous: DNS and token-less requests get nothing)")
 	fs.BoolVar(&rotate, "rotate-secret", false, "give the token a new secret, shown this once; the old one stops working")
-	return &ffcli.Command{
+	return spec{
 		Name:       "update",
 		ShortUsage: "registry token update ACCESSOR [--rule R]... [--description D] [--rotate-secret]",
 		ShortHelp:  "change a token's rules or description, or rotate its secret (ACCESSOR anonymous: the rules of requests without a token, and of DNS)",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 {
-				return fmt.Errorf("give the token's accessor (registry token list shows them)")
+				return usagef("give the token's accessor (registry token list shows them)")
 			}
 			a, err := c.api()
 			if err != nil {
 				return err
 			}
 			var req wire.TokenRequest
-			fs.Visit(func(f *flag.Flag) {
+			fs.Visit(func(f *pflag.Flag) {
 				switch f.Name {
 				case "rule":
 					req.Rules = rules
@@ -110,7 +106,7 @@ func tokenUpdateCommand(stdout io.Writer) *ffcli.Command {
 			})
 			if noRules {
 				if len(rules) > 0 {
-					return fmt.Errorf("--no-rules and --rule exclude each other")
+					return usagef("--no-rules and --rule exclude each other")
 				}
 				req.Rules = []string{}
 			}
@@ -121,19 +117,18 @@ func tokenUpdateCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printToken(stdout, c.output, t)
 		},
-	}
+	}.command()
 }
 
-func tokenListCommand(stdout io.Writer) *ffcli.Command {
+func tokenListCommand(stdout io.Writer) *cobra.Command {
 	var c common
-	fs := flag.NewFlagSet("registry token list", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry token list", pflag.ContinueOnError)
 	c.flags(fs)
-	return &ffcli.Command{
+	return spec{
 		Name:       "list",
 		ShortUsage: "registry token list",
 		ShortHelp:  "list the tokens (never their secrets)",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			a, err := c.api()
 			if err != nil {
@@ -164,22 +159,21 @@ func tokenListCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return tw.Flush()
 		},
-	}
+	}.command()
 }
 
-func tokenRevokeCommand(stdout io.Writer) *ffcli.Command {
+func tokenRevokeCommand(stdout io.Writer) *cobra.Command {
 	var c common
-	fs := flag.NewFlagSet("registry token revoke", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry token revoke", pflag.ContinueOnError)
 	c.flags(fs)
-	return &ffcli.Command{
+	return spec{
 		Name:       "revoke",
 		ShortUsage: "registry token revoke ACCESSOR",
 		ShortHelp:  "revoke a token: its secret stops working at once (the last admin:* token cannot be revoked)",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) != 1 {
-				return fmt.Errorf("give the token's accessor (registry token list shows them)")
+				return usagef("give the token's accessor (registry token list shows them)")
 			}
 			a, err := c.api()
 			if err != nil {
@@ -191,19 +185,18 @@ func tokenRevokeCommand(stdout io.Writer) *ffcli.Command {
 			_, err = fmt.Fprintf(stdout, "revoked %s\n", args[0])
 			return err
 		},
-	}
+	}.command()
 }
 
-func tokenSelfCommand(stdout io.Writer) *ffcli.Command {
+func tokenSelfCommand(stdout io.Writer) *cobra.Command {
 	var c common
-	fs := flag.NewFlagSet("registry token self", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("registry token self", pflag.ContinueOnError)
 	c.flags(fs)
-	return &ffcli.Command{
+	return spec{
 		Name:       "self",
 		ShortUsage: "registry token self",
 		ShortHelp:  "show the token given by --token: its accessor and rules",
 		FlagSet:    fs,
-		Options:    []ff.Option{ff.WithEnvVarPrefix("REGISTRY")},
 		Exec: func(ctx context.Context, args []string) error {
 			a, err := c.api()
 			if err != nil {
@@ -215,20 +208,20 @@ func tokenSelfCommand(stdout io.Writer) *ffcli.Command {
 			}
 			return printToken(stdout, c.output, t)
 		},
-	}
+	}.command()
 }
 
-func tokenSecretCommand(stdout io.Writer) *ffcli.Command {
-	return &ffcli.Command{
+func tokenSecretCommand(stdout io.Writer) *cobra.Command {
+	return spec{
 		Name:       "secret",
 		ShortUsage: "registry token secret",
 		ShortHelp:  "print a new random secret, e.g. for registry server --bootstrap-token-file (talks to no server)",
-		FlagSet:    flag.NewFlagSet("registry token secret", flag.ContinueOnError),
+		FlagSet:    pflag.NewFlagSet("registry token secret", pflag.ContinueOnError),
 		Exec: func(context.Context, []string) error {
 			_, err := fmt.Fprintln(stdout, api.NewSecret())
 			return err
 		},
-	}
+	}.command()
 }
 
 func printToken(w io.Writer, output string, t *wire.Token) error {
