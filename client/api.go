@@ -321,3 +321,91 @@ func (a *API) ChangeKeyring(ctx context.Context, op, key string) (*wire.KeyringR
 	_, err := a.do(ctx, http.MethodPut, "/v1/operator/keyring", wire.KeyringRequest{Op: op, Key: key}, &out)
 	return &out, err
 }
+
+func namespacePath(ns string) string { return "/v1/namespaces/" + url.PathEscape(ns) }
+
+func servicePath(ns, svc string) string {
+	return namespacePath(ns) + "/services/" + url.PathEscape(svc)
+}
+
+// Namespaces lists the namespaces.
+func (a *API) Namespaces(ctx context.Context) ([]store.Namespace, error) {
+	var out wire.NamespacesResponse
+	if _, err := a.do(ctx, http.MethodGet, "/v1/namespaces", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Namespaces, nil
+}
+
+// Namespace returns one namespace.
+func (a *API) Namespace(ctx context.Context, ns string) (*store.Namespace, error) {
+	var out store.Namespace
+	if _, err := a.do(ctx, http.MethodGet, namespacePath(ns), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PutNamespace creates a namespace or changes its settings (fields left
+// nil keep their value) and returns it as stored.
+func (a *API) PutNamespace(ctx context.Context, ns string, r wire.NamespaceRequest) (*store.Namespace, error) {
+	var out store.Namespace
+	if _, err := a.do(ctx, http.MethodPut, namespacePath(ns), r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// DeleteNamespace deletes an empty namespace.
+func (a *API) DeleteNamespace(ctx context.Context, ns string) error {
+	_, err := a.do(ctx, http.MethodDelete, namespacePath(ns), nil, nil)
+	return err
+}
+
+// Services lists a namespace's services with their instance counts.
+func (a *API) Services(ctx context.Context, ns string) (*wire.ServicesResponse, error) {
+	var out wire.ServicesResponse
+	if _, err := a.do(ctx, http.MethodGet, namespacePath(ns)+"/services", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Service returns a service's settings.
+func (a *API) Service(ctx context.Context, ns, svc string) (*store.Service, error) {
+	var out store.Service
+	if _, err := a.do(ctx, http.MethodGet, servicePath(ns, svc), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PutService changes a service's settings (fields left nil keep their
+// value) and returns them as stored.
+func (a *API) PutService(ctx context.Context, ns, svc string, r wire.ServiceRequest) (*store.Service, error) {
+	var out store.Service
+	if _, err := a.do(ctx, http.MethodPut, servicePath(ns, svc), r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PatchInstance changes an instance's weight or traffic, leaving its
+// health alone, and returns it as stored.
+func (a *API) PatchInstance(ctx context.Context, ns, svc, id string, r wire.PatchRequest) (*store.Instance, error) {
+	var out store.Instance
+	if _, err := a.do(ctx, http.MethodPatch, instancePath(ns, svc, id), r, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Health is the server's own view: live, ready, the leader it knows, the
+// index it applied.
+func (a *API) Health(ctx context.Context) (*wire.Health, error) {
+	var out wire.Health
+	if _, err := a.do(ctx, http.MethodGet, "/v1/health", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -100,6 +100,11 @@ func rootCommand(stdout, stderr io.Writer) *cobra.Command {
 		tokenCommand(stdout),
 		keyringCommand(stdout),
 		versionCommand(stdout),
+		namespaceCommand(stdout),
+		serviceCommand(stdout),
+		instanceCommand(stdout),
+		watchCommand(stdout, stderr),
+		infoCommand(stdout),
 	)
 	return root
 }

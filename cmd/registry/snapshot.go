@@ -23,10 +23,10 @@ func snapshotCommand(stdout io.Writer) *cobra.Command {
 	fs := pflag.NewFlagSet("registry snapshot", pflag.ContinueOnError)
 	return spec{
 		Name:        "snapshot",
-		ShortUsage:  "registry snapshot save|restore [--server URL] FILE",
-		ShortHelp:   "back up the catalog to a file, or restore it from one",
+		ShortUsage:  "registry snapshot save|restore|inspect [--server URL] FILE",
+		ShortHelp:   "back up the catalog to a file, restore it from one, or say what one holds",
 		FlagSet:     fs,
-		Subcommands: []*cobra.Command{snapshotSaveCommand(stdout), snapshotRestoreCommand(stdout)},
+		Subcommands: []*cobra.Command{snapshotSaveCommand(stdout), snapshotRestoreCommand(stdout), snapshotInspectCommand(stdout)},
 	}.command()
 }
 
@@ -192,6 +192,78 @@ func snapshotRestoreCommand(stdout io.Writer) *cobra.Command {
 				}
 				return fmt.Errorf("restore: %w", err)
 			}
+		},
+	}.command()
+}
+
+// snapshotInspectCommand checks a backup file as restore would (magic,
+// version, checksum, every record) and says what it holds, without a
+// server.
+func snapshotInspectCommand(stdout io.Writer) *cobra.Command {
+	fs := pflag.NewFlagSet("registry snapshot inspect", pflag.ContinueOnError)
+	output := fs.String("output", "table", "table or json")
+	return spec{
+		Name:       "inspect",
+		ShortUsage: "registry snapshot inspect FILE",
+		ShortHelp:  "check a backup file and say what it holds (no server needed)",
+		FlagSet:    fs,
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) != 1 {
+				return usagef("give the backup FILE to inspect, got %d arguments", len(args))
+			}
+			if *output != "table" && *output != "json" {
+				return usagef("--output %q: use table or json", *output)
+			}
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			fi, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			body, err := store.ReadBackup(f)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			st := store.New()
+			if err := st.Restore(bytes.NewReader(body)); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			type content struct {
+				File       string `json:"file"`
+				Bytes      int64  `json:"bytes"`
+				Index      uint64 `json:"index"`
+				Namespaces int    `json:"namespaces"`
+				Services   int    `json:"services"`
+				Instances  int    `json:"instances"`
+				Healthy    int    `json:"healthy"`
+				Tokens     int    `json:"tokens"`
+			}
+			_, nss, _ := st.Namespaces()
+			c := content{File: args[0], Bytes: fi.Size(), Index: st.Index(), Namespaces: len(nss)}
+			for _, ns := range nss {
+				_, svcs, err := st.Services(ns.Name)
+				if err != nil {
+					return err
+				}
+				c.Services += len(svcs)
+				for _, v := range svcs {
+					c.Instances += v.Len()
+					c.Healthy += v.Healthy()
+				}
+			}
+			_, _, toks := st.Tokens()
+			c.Tokens = len(toks)
+			if *output == "json" {
+				return printJSON(stdout, c)
+			}
+			return table(stdout, "WHAT\tVALUE", [][]string{
+				{"file", c.File}, {"bytes", fmt.Sprint(c.Bytes)}, {"checksum", "ok"}, {"index", fmt.Sprint(c.Index)},
+				{"namespaces", fmt.Sprint(c.Namespaces)}, {"services", fmt.Sprint(c.Services)},
+				{"instances", fmt.Sprintf("%d (%d healthy when taken)", c.Instances, c.Healthy)}, {"tokens", fmt.Sprint(c.Tokens)},
+			})
 		},
 	}.command()
 }
