@@ -184,6 +184,7 @@ type Node struct {
 
 	hadState    bool // the data dir held Raft state at Open
 	ready       atomic.Bool
+	readyCh     chan struct{} // closed once ready
 	barrierTerm atomic.Uint64 // term in which this leader applied a barrier
 	started     time.Time
 	departed    departures // servers that announced their departure (proof.go)
@@ -268,7 +269,7 @@ func Open(cfg Config, st *store.Store) (*Node, error) {
 	n := &Node{
 		cfg: cfg, logger: logger, store: st, mux: m, transport: transport, logs: logs, logKind: logKind,
 		fwd: newForwarder(cfg.TLS), applied: newIndexNotifier(), ctx: ctx, cancel: cancel,
-		started: time.Now(), batchCh: make(chan *pendingApply, 1024), nudgeCh: make(chan struct{}, 1),
+		started: time.Now(), batchCh: make(chan *pendingApply, 1024), nudgeCh: make(chan struct{}, 1), readyCh: make(chan struct{}),
 		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchyard_raft_commit_seconds",
 			Help:    "On the leader: from appending a batch entry to having applied it (a quorum's disk writes included).",

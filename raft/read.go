@@ -120,6 +120,9 @@ func (n *Node) runLeadership() {
 // so the API answers 503 instead.
 func (n *Node) Ready() bool { return n.ready.Load() }
 
+// ReadyCh closes once the node is ready (see Ready).
+func (n *Node) ReadyCh() <-chan struct{} { return n.readyCh }
+
 // runReadiness marks the node ready once it has applied everything the
 // leader had committed when it asked, then records this server in the
 // catalog.
@@ -144,6 +147,7 @@ func (n *Node) runReadiness() {
 			continue
 		}
 		n.ready.Store(true)
+		close(n.readyCh)
 		n.logger.Info("caught up with the leader", "applied_index", n.AppliedIndex(),
 			"after", time.Since(n.started).Round(time.Millisecond))
 	}

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	discoverygrpc "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -18,7 +21,8 @@ import (
 // A follower restarted after writes it missed answers every read endpoint,
 // native and Consul's (agent endpoints included), with 503 not_ready until
 // it has caught up: never with a 200, or a 404, from the state it had. Its
-// xDS server refuses streams (Unavailable) until then. To
+// xDS server answers nothing until then, and a stream opened before then
+// is answered, fresh, once it has caught up. To
 // hold it back long enough to be seen, it restarts while the others are
 // down, hammered until they come back and it has caught up.
 func TestRestartedFollowerServesNoStaleRead(t *testing.T) {
@@ -111,11 +115,16 @@ func TestRestartedFollowerServesNoStaleRead(t *testing.T) {
 				t.Fatalf("GET %s: %d %.300s from a server catching up (ready %v): want 503 or a fresh 200", r.path, resp.StatusCode, b, s.Ready())
 			}
 		}
-		cla, err := edsAssignment(t, s.XDSAddr(), "web.default")
+		// A stream may wait for the server to catch up, never answer stale.
+		wait := 300 * time.Millisecond
+		if ready {
+			wait = 10 * time.Second
+		}
+		cla, err := edsWithin(t, s.XDSAddr(), "web.default", wait)
 		switch {
-		case status.Code(err) == codes.Unavailable:
+		case status.Code(err) == codes.DeadlineExceeded:
 			if ready {
-				t.Fatalf("xDS refused a stream after the server caught up: %v", err)
+				t.Fatalf("xDS answered nothing within %v after the server caught up", wait)
 			}
 			notReady++
 		case err != nil:
@@ -125,8 +134,13 @@ func TestRestartedFollowerServesNoStaleRead(t *testing.T) {
 		}
 	}
 
-	// Alone, it cannot catch up: every read is refused.
+	// Alone, it cannot catch up: every read is refused. An xDS stream
+	// opened now waits.
 	f = c.restart(fi)
+	early := adsStream(t, f.XDSAddr(), "")
+	if err := early.Send(&discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{"web.default"}}); err != nil {
+		t.Fatal(err)
+	}
 	for range 20 {
 		round(f, false)
 	}
@@ -154,6 +168,15 @@ func TestRestartedFollowerServesNoStaleRead(t *testing.T) {
 		if ready {
 			after++
 		}
+	}
+	// The stream opened before the catch-up is answered, and fresh.
+	r, err := early.Recv()
+	if err != nil {
+		t.Fatalf("the xDS stream opened before the catch-up: %v", err)
+	}
+	var cla endpointv3.ClusterLoadAssignment
+	if err := r.GetResources()[0].UnmarshalTo(&cla); err != nil || !slices.Contains(addresses(&cla), "10.0.0.2") {
+		t.Fatalf("the xDS stream opened before the catch-up answered %v (%v), without w2", addresses(&cla), err)
 	}
 	t.Logf("%d not-ready answers before the follower caught up", notReady)
 }

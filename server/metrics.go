@@ -61,7 +61,7 @@ var (
 	descXDSNacks = prometheus.NewDesc("switchyard_xds_nacks_total",
 		"xDS answers a client refused (NACK); the server log names the client and its reason.", nil, nil)
 	descXDSRefused = prometheus.NewDesc("switchyard_xds_streams_refused_total",
-		"xDS streams the server refused or ended, by gRPC code: Unauthenticated (unknown or revoked token), Unavailable (not caught up), InvalidArgument (a request it cannot serve).", []string{"code"}, nil)
+		"xDS streams the server refused or ended, by gRPC code: Unauthenticated (unknown or revoked token), InvalidArgument (a request it cannot serve).", []string{"code"}, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {

@@ -50,7 +50,7 @@ func (s *Server) startXDS(cfg Config, topo route.Topology, logger *slog.Logger) 
 		tc.NextProtos = []string{"h2"}
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
-	xc := xds.Config{Catalog: s.api.Catalog(), Topology: topo, Ready: s.node.Ready, Logger: logger.With("component", "xds")}
+	xc := xds.Config{Catalog: s.api.Catalog(), Topology: topo, Ready: s.node.ReadyCh(), Logger: logger.With("component", "xds")}
 	if cfg.ACL.Enabled {
 		st := s.node.Store()
 		xc.Token = func(secret string) (*store.Token, bool) {

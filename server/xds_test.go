@@ -227,7 +227,24 @@ func edsEndpoints(t *testing.T, addr, name string) int {
 // the first answer, or the status the stream ended with.
 func edsAssignment(t *testing.T, addr, name string) (*endpointv3.ClusterLoadAssignment, error) {
 	t.Helper()
-	r, err := sendRecv(adsStream(t, addr, ""), &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{name}})
+	return edsWithin(t, addr, name, 20*time.Second)
+}
+
+// edsWithin is edsAssignment giving up after d (DeadlineExceeded).
+func edsWithin(t *testing.T, addr, name string, d time.Duration) (*endpointv3.ClusterLoadAssignment, error) {
+	t.Helper()
+	cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	st, err := discoverygrpc.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := sendRecv(st, &discoverygrpc.DiscoveryRequest{TypeUrl: resourcev3.EndpointType, ResourceNames: []string{name}})
 	if err != nil {
 		return nil, err
 	}

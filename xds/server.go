@@ -62,11 +62,12 @@ type Config struct {
 	// when no token has that secret. Nil: access control is off, every
 	// client reads everything.
 	Token func(secret string) (*store.Token, bool)
-	// Ready reports whether this server has caught up with the leader: a
-	// stream opened before it has is refused (Unavailable), so a client
-	// takes its answers from another server instead of a stale catalog.
-	// Nil: always ready.
-	Ready  func() bool
+	// Ready closes once this server has caught up with the leader: until
+	// then a stream is held open and answered nothing, so that a client is
+	// never sent a stale catalog, and does not fall back to another server
+	// only to come back (a refused stream would send it there). Nil:
+	// always ready.
+	Ready  <-chan struct{}
 	Logger *slog.Logger
 }
 
@@ -83,12 +84,12 @@ type Server struct {
 	open    [2]atomic.Int64  // streams open: state of the world, incremental
 	pushes  [4]atomic.Uint64 // answers sent, by type (as served)
 	nacks   atomic.Uint64    // answers clients refused
-	refused [3]atomic.Uint64 // streams ended by the server, by refusedCodes
+	refused [2]atomic.Uint64 // streams ended by the server, by refusedCodes
 }
 
 // refusedCodes are the codes a stream is refused or ended with, counted in
 // Stats.Refused.
-var refusedCodes = [3]codes.Code{codes.Unauthenticated, codes.Unavailable, codes.InvalidArgument}
+var refusedCodes = [2]codes.Code{codes.Unauthenticated, codes.InvalidArgument}
 
 // Stats are the server's counters, for metrics.
 type Stats struct {
@@ -100,7 +101,7 @@ type Stats struct {
 	// Nacks are answers a client refused.
 	Nacks uint64
 	// Refused are streams refused or ended by the server, by gRPC code
-	// (unknown or revoked token, not caught up, a request it cannot serve).
+	// (unknown or revoked token, a request it cannot serve).
 	Refused map[string]uint64
 }
 
@@ -186,9 +187,6 @@ var errTokenChanged = status.Error(codes.Unauthenticated,
 // the client's view of the catalog until the stream ends, or until ctx,
 // which ends when the stream's token is revoked or changed, does.
 func (s *Server) serve(ctx context.Context, open *atomic.Int64, run func(context.Context, *view) error) error {
-	if s.cfg.Ready != nil && !s.cfg.Ready() {
-		return s.counted(status.Error(codes.Unavailable, "this server has not caught up with the cluster's leader yet; ask another server or retry"))
-	}
 	v, err := s.stream(ctx)
 	if err != nil {
 		return s.counted(err)
@@ -518,6 +516,13 @@ func (v *view) watch(answer func(stop <-chan struct{}) error) (func(), error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		if ready := v.s.cfg.Ready; ready != nil {
+			select {
+			case <-ready:
+			case <-stop:
+				return
+			}
+		}
 		if err := answer(stop); err != nil {
 			v.s.log.Warn("xds: cannot answer a request", "err", err)
 		}
