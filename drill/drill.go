@@ -30,6 +30,14 @@ type CallerSecond struct {
 	Probe map[string][]int `json:"probe_us_by_datacenter,omitempty"`
 }
 
+// WriteSecond is one second of the drill's writer: registrations
+// acknowledged, and those no server acknowledged.
+type WriteSecond struct {
+	At     int64 `json:"at"`
+	Acked  int   `json:"acked"`
+	Failed int   `json:"failed"`
+}
+
 // Input is everything a drill recorded.
 type Input struct {
 	Scenario string
@@ -49,8 +57,12 @@ type Input struct {
 	// DeregistrationsUnknown counts deregistrations that got no answer:
 	// their instances are not owed afterwards.
 	DeregistrationsUnknown int
-	// WriteGap is the longest time no write was acknowledged.
-	WriteGap time.Duration
+	// WriteGap is the longest time no write was acknowledged, and
+	// WriteGapStart when it began.
+	WriteGap      time.Duration
+	WriteGapStart time.Time
+	// Writes are the writer's registrations, second by second.
+	Writes []WriteSecond
 	// TTL is the instances' TTL (for the routing criterion).
 	TTL time.Duration
 	// Latency is the delay added to every packet between datacenters
@@ -133,6 +145,12 @@ type Report struct {
 	// DeregistrationsUnknown: see Input.
 	DeregistrationsUnknown int     `json:"deregistrations_unknown"`
 	WriteGapS              float64 `json:"write_gap_s"`
+	// WriteGapStart is when the longest gap began (unix seconds, 0: none).
+	WriteGapStart float64       `json:"write_gap_start"`
+	Writes        []WriteSecond `json:"writes,omitempty"`
+	// FaultStart and FaultEnd bound the fault (unix seconds).
+	FaultStart int64 `json:"fault_start"`
+	FaultEnd   int64 `json:"fault_end"`
 	// LatencyAddedMs is the delay added to packets between datacenters.
 	LatencyAddedMs float64 `json:"latency_added_ms"`
 	// XDS: see Input.XDS (nil: none).
@@ -269,7 +287,11 @@ func phase(secs []CallerSecond, from, to int64) Phase {
 func Judge(in Input) Report {
 	r := Report{Scenario: in.Scenario, Callers: map[string]CallerReport{}, StopRoutingToCut: -1,
 		WritesAcked: in.WritesAcked, WritesPresent: in.WritesPresent, WritesLost: in.WritesLost, WriteGapS: in.WriteGap.Seconds(),
-		DeregistrationsUnknown: in.DeregistrationsUnknown, UnhealthyAtEnd: in.UnhealthyAtEnd}
+		DeregistrationsUnknown: in.DeregistrationsUnknown, UnhealthyAtEnd: in.UnhealthyAtEnd,
+		Writes: in.Writes, FaultStart: in.FaultStart, FaultEnd: in.FaultEnd}
+	if !in.WriteGapStart.IsZero() {
+		r.WriteGapStart = float64(in.WriteGapStart.UnixMilli()) / 1000
+	}
 	dcs := make([]string, 0, len(in.Callers))
 	for dc := range in.Callers {
 		dcs = append(dcs, dc)
@@ -509,44 +531,4 @@ func counts(m map[string]int) string {
 		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 	}
 	return strings.Join(parts, ", ")
-}
-
-// SVG renders each caller's success rate per second as a timeline, the
-// fault shaded.
-func (r Report) SVG(faultStart, faultEnd int64) string {
-	const w, rowH, pad = 900, 80, 40
-	dcs := make([]string, 0, len(r.Callers))
-	var t0, t1 int64 = 1 << 62, 0
-	for dc, c := range r.Callers {
-		dcs = append(dcs, dc)
-		for _, s := range c.Timeline {
-			t0, t1 = min(t0, s.At), max(t1, s.At)
-		}
-	}
-	sort.Strings(dcs)
-	if t1 <= t0 {
-		t1 = t0 + 1
-	}
-	x := func(t int64) float64 { return pad + float64(t-t0)/float64(t1-t0)*float64(w-2*pad) }
-	h := pad + rowH*len(dcs) + 20
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
-	fmt.Fprintf(&b, `<text x="%d" y="20">drill %s: call success per second, by caller datacenter (fault shaded)</text>`+"\n", pad, r.Scenario)
-	fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%d" fill="#f4cccc"/>`+"\n", x(faultStart), pad-10, max(x(faultEnd)-x(faultStart), 1), rowH*len(dcs))
-	for k, dc := range dcs {
-		top := pad + k*rowH
-		fmt.Fprintf(&b, `<text x="4" y="%d">%s</text>`+"\n", top+rowH/2, dc)
-		var pts []string
-		for _, s := range r.Callers[dc].Timeline {
-			rate := 0.0
-			if s.OK+s.Failed > 0 {
-				rate = float64(s.OK) / float64(s.OK+s.Failed)
-			}
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(s.At), float64(top)+float64(rowH-20)*(1-rate)))
-		}
-		fmt.Fprintf(&b, `<polyline fill="none" stroke="#1a73e8" stroke-width="1.5" points="%s"/>`+"\n", strings.Join(pts, " "))
-		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#ccc"/>`+"\n", pad, w-pad, top+rowH-20, top+rowH-20)
-	}
-	b.WriteString("</svg>\n")
-	return b.String()
 }

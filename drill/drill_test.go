@@ -1,6 +1,9 @@
 package drill
 
 import (
+	"encoding/xml"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +217,82 @@ func TestJudgeXDSCaller(t *testing.T) {
 	r := Judge(cut(timeline(seg{10, 50, 0, "dc-b"}, seg{1, 20, 1, "dc-b"}, seg{4, 0, 1, ""}, seg{15, 50, 0, "dc-c"}, seg{2, 50, 0, "dc-c"}, seg{18, 50, 0, "dc-b"})))
 	if x := r.XDS; x.LeftCutS != 5 || x.BackHomeS != 2 || x.AwayRate != 1 || x.HomeBefore != 1 {
 		t.Fatalf("xDS report %+v, want calls elsewhere after 5 s, back after 2 s, all calls away and before at home succeeding", *x)
+	}
+}
+
+// The report's picture tells the drill second by second: every caller's
+// calls stacked by serving datacenter with the failed ones on top, the
+// writer's acknowledged and failed writes with the longest gap marked,
+// axes and a legend. Its bars carry their numbers, so the test reads them.
+func TestReportPicture(t *testing.T) {
+	a := secs(100, "dc-a", repeat(10, 40, 0)...)
+	b := append(secs(100, "dc-b", repeat(3, 20, 0)...), secs(103, "dc-c", repeat(7, 10, 0)...)...)
+	b[4].Failed = 5
+	in := Input{Scenario: "cut-datacenter", CutDatacenter: "dc-b", TTL: 3 * time.Second, FaultStart: 102, FaultEnd: 107,
+		Callers: map[string][]CallerSecond{"dc-a": a, "dc-b": b}, WritesAcked: 40, WriteGap: 2500 * time.Millisecond,
+		WriteGapStart: time.Unix(104, 0), Writes: []WriteSecond{{At: 100, Acked: 6}, {At: 104, Failed: 3}, {At: 107, Acked: 6}}}
+	svg := Judge(in).SVG(in.FaultStart, in.FaultEnd)
+
+	type rect struct {
+		Class  string  `xml:"class,attr"`
+		Caller string  `xml:"data-caller,attr"`
+		Served string  `xml:"data-served,attr"`
+		At     int64   `xml:"data-at,attr"`
+		N      int     `xml:"data-n,attr"`
+		Height float64 `xml:"height,attr"`
+	}
+	var doc struct {
+		Title string `xml:"title"`
+		Desc  string `xml:"desc"`
+		Rects []rect `xml:"rect"`
+		Texts []struct {
+			Text string `xml:",chardata"`
+		} `xml:"text"`
+		Groups []struct {
+			Texts []string `xml:"text"`
+		} `xml:"g"`
+		Paths []struct {
+			Class   string `xml:"class,attr"`
+			Seconds string `xml:"data-seconds,attr"`
+		} `xml:"path"`
+	}
+	if err := xml.Unmarshal([]byte(svg), &doc); err != nil {
+		t.Fatalf("the picture is not well-formed SVG: %v", err)
+	}
+	if !strings.Contains(doc.Title, "cut-datacenter") || !strings.Contains(doc.Desc, "caller in dc-b") {
+		t.Errorf("title %q, description %q", doc.Title, doc.Desc)
+	}
+	bars := map[string]rect{}
+	for _, r := range doc.Rects {
+		bars[fmt.Sprintf("%s/%s/%s/%d", r.Class, r.Caller, r.Served, r.At)] = r
+	}
+	for key, want := range map[string]int{
+		"calls/caller in dc-a/dc-a/100": 40, "calls/caller in dc-b/dc-b/102": 20, "calls/caller in dc-b/dc-c/103": 10,
+		"failed/caller in dc-b//104": 5, "writes///100": 6, "writes-failed///104": 3,
+	} {
+		if got, ok := bars[key]; !ok || got.N != want {
+			t.Errorf("bar %s: %+v (found %v), want %d", key, got, ok, want)
+		}
+	}
+	// Heights are to scale within a panel: 20 calls stand twice as high as 10.
+	if h20, h10 := bars["calls/caller in dc-b/dc-b/102"].Height, bars["calls/caller in dc-b/dc-c/103"].Height; h10 <= 0 || math.Abs(h20-2*h10) > 0.2 {
+		t.Errorf("heights %.1f for 20 calls and %.1f for 10, want twice", h20, h10)
+	}
+	var texts []string
+	for _, x := range doc.Texts {
+		texts = append(texts, x.Text)
+	}
+	for _, g := range doc.Groups {
+		texts = append(texts, g.Texts...)
+	}
+	all := strings.Join(texts, "|")
+	for _, want := range []string{"served by dc-a", "served by dc-b", "served by dc-c", "failed", "median call, ms (right axis)",
+		"calls per second", "writes per second", "+0 s", "+5 s", "no write acknowledged for 2.5 s", "caller in dc-b"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the picture does not say %q", want)
+		}
+	}
+	if len(doc.Paths) != 1 || doc.Paths[0].Class != "write-gap" || doc.Paths[0].Seconds != "2.5" {
+		t.Errorf("the write gap's bracket: %+v", doc.Paths)
 	}
 }

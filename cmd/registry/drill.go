@@ -149,7 +149,17 @@ type writer struct {
 	unsure   int // deregistrations whose outcome is unknown
 	lastAck  time.Time
 	maxGap   time.Duration
-	gapStart time.Time
+	gapStart time.Time // when the longest gap began
+	secs     []drill.WriteSecond
+}
+
+// second returns the record of the second t falls in; w.mu is held.
+func (w *writer) second(t time.Time) *drill.WriteSecond {
+	at := t.Unix()
+	if len(w.secs) == 0 || w.secs[len(w.secs)-1].At != at {
+		w.secs = append(w.secs, drill.WriteSecond{At: at})
+	}
+	return &w.secs[len(w.secs)-1]
 }
 
 func (w *writer) run(ctx context.Context) {
@@ -186,8 +196,13 @@ func (w *writer) run(ctx context.Context) {
 		if err == nil {
 			w.present[id] = true
 			w.acked++
-			w.maxGap = max(w.maxGap, now.Sub(w.lastAck))
+			w.second(now).Acked++
+			if gap := now.Sub(w.lastAck); gap > w.maxGap {
+				w.maxGap, w.gapStart = gap, w.lastAck
+			}
 			w.lastAck = now
+		} else if ctx.Err() == nil {
+			w.second(now).Failed++
 		}
 		w.mu.Unlock()
 		// Every fifth write removes an earlier acknowledged one.
@@ -353,6 +368,8 @@ func runDrill(ctx context.Context, stdout io.Writer, scenario string, before, fa
 	in.XDSDatacenter, in.XDSHome = drillTopology.xdsDatacenter, drillTopology.xdsHome
 	w.mu.Lock()
 	in.WritesAcked, in.WriteGap, in.DeregistrationsUnknown = w.acked, w.maxGap, w.unsure
+	in.WriteGapStart = w.gapStart
+	in.Writes = slices.DeleteFunc(slices.Clone(w.secs), func(s drill.WriteSecond) bool { return s.At < start.Add(-before).Unix() })
 	want := make([]string, 0, len(w.present))
 	for id := range w.present {
 		want = append(want, id)
