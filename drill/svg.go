@@ -278,4 +278,3 @@ func trimFloat(v float64) string {
 }
 
 func esc(s string) string { return html.EscapeString(s) }
-
