@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/switchyard-io/switchyard/api/wire"
+	"github.com/switchyard-io/switchyard/store"
 )
 
 // Endpoints the web console reads besides the catalog's: heartbeat ages,
@@ -41,6 +42,48 @@ func (s *Server) heartbeats(c *gin.Context) {
 		}
 	}
 	setIndex(c, v.Index)
+	c.JSON(http.StatusOK, out)
+}
+
+// topology counts the instances the caller may read by locality (region,
+// datacenter, unit), for the console's picture of the system. One pass
+// over the catalog's views.
+func (s *Server) topology(c *gin.Context) {
+	idx, namespaces, _ := s.cat.Namespaces()
+	counts := map[store.Locality]*wire.Count{}
+	for _, ns := range namespaces {
+		if !s.AllowedSome(c, store.AccessRead, ns.Name) {
+			continue
+		}
+		nv, svcs, err := s.cat.Services(ns.Name)
+		if err != nil {
+			continue // deleted since the list was taken
+		}
+		idx = max(idx, nv.Index)
+		for _, v := range svcs {
+			if !s.Allowed(c, store.AccessRead, ns.Name, v.Service.Name) {
+				continue
+			}
+			idx = max(idx, v.Index)
+			for _, in := range v.Instances() {
+				n := counts[in.Locality]
+				if n == nil {
+					n = &wire.Count{}
+					counts[in.Locality] = n
+				}
+				n.Instances++
+				if in.Healthy {
+					n.Healthy++
+				}
+			}
+		}
+	}
+	out := wire.Topology{Index: idx, Localities: make([]wire.LocalityCount, 0, len(counts))}
+	for l, n := range counts {
+		out.Localities = append(out.Localities, wire.LocalityCount{Locality: l, Count: *n})
+	}
+	slices.SortFunc(out.Localities, func(a, b wire.LocalityCount) int { return strings.Compare(a.Path(), b.Path()) })
+	setIndex(c, idx)
 	c.JSON(http.StatusOK, out)
 }
 

@@ -201,6 +201,7 @@ func TestOpenAPIContract(t *testing.T) {
 	c.call("GET", "/v1/cluster/leader", nil, 200)
 	c.call("GET", "/v1/cluster/members", nil, 200)
 	c.call("GET", "/v1/cluster/rtt", nil, 200)
+	c.call("GET", "/v1/topology", nil, 200)
 	c.call("PUT", "/v1/namespaces/staging", map[string]any{"fallback": "default"}, 200)
 	c.call("GET", "/v1/namespaces", nil, 200)
 	c.call("GET", "/v1/namespaces/staging", nil, 200)

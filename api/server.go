@@ -269,6 +269,7 @@ func New(cfg Config, node Node) (*Server, error) {
 	v1.PUT("/snapshot", clusterAdmin, s.restoreSnapshot)
 
 	v1.GET("/cluster/rtt", anyToken, s.rttMatrix)
+	v1.GET("/topology", someRead, s.read, s.topology)
 	v1.GET("/drills", clusterRead, s.listDrills)
 	v1.GET("/drills/:name", clusterRead, s.getDrill)
 	v1.GET("/drills/:name/timeline", clusterRead, s.drillTimeline)

@@ -190,6 +190,7 @@ func TestAccessControlEveryEndpoint(t *testing.T) {
 		{route: "GET /ui", need: needOpen, ok: 200},
 		{route: "GET /ui/*file", need: needOpen, ok: 200, path: func() string { return "/ui/app.js" }},
 		{route: "GET /v1/cluster/rtt", need: needAny, ok: 200},
+		{route: "GET /v1/topology", need: needSome, ok: 200},
 		{route: "GET /v1/drills", need: needReadAll, ok: 200},
 		{route: "GET /v1/drills/:name", need: needReadAll, ok: 404, path: func() string { return "/v1/drills/cut-datacenter-20261126T000000Z" }},
 		{route: "GET /v1/drills/:name/timeline", need: needReadAll, ok: 404, path: func() string { return "/v1/drills/cut-datacenter-20261126T000000Z/timeline" }},

@@ -1,10 +1,10 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,73 +12,68 @@ import (
 	"github.com/switchyard-io/switchyard/store"
 )
 
-func TestTopologyFromGossipAndStatic(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) {
-		cfg.Locality = store.Locality{Region: "r-" + cfg.NodeID, Datacenter: "dc-" + cfg.NodeID}
-	})
-	topo := &topology{s: c.servers[0]}
-	eventually(t, 5*time.Second, "RTT to the other datacenters from gossip", func() error {
-		for _, dc := range []string{"dc-s2", "dc-s3"} {
-			if d, ok := topo.RTT("dc-s1", dc); !ok || d <= 0 {
-				return fmt.Errorf("RTT dc-s1 → %s: %v %v", dc, d, ok)
-			}
-		}
-		return nil
-	})
-	if _, ok := topo.RTT("dc-s2", "dc-s3"); ok {
-		t.Error("RTT between two other datacenters claimed known")
+// GET /v1/topology counts the instances a token may read by locality, the
+// unhealthy ones apart, and nothing the token may not read.
+func TestTopologyCountsWhatTheTokenMayRead(t *testing.T) {
+	a := startACL(t)
+	a.must(t, http.MethodPut, "/v1/namespaces/secret", map[string]any{})
+	eu := store.Locality{Region: "eu", Datacenter: "eu-1", Unit: "a"}
+	us := store.Locality{Region: "us", Datacenter: "us-1", Unit: "b"}
+	for _, r := range []struct {
+		ns, svc, id string
+		loc         store.Locality
+	}{
+		{"default", "web", "w1", eu}, {"default", "web", "w2", eu}, {"default", "api", "a1", us},
+		{"default", "api", "a2", store.Locality{}}, {"secret", "vault", "v1", us},
+	} {
+		body := wire.RegisterRequest{Address: "10.0.0.1", Port: 80, Ephemeral: new(bool), Locality: r.loc}
+		a.must(t, http.MethodPut, "/v1/namespaces/"+r.ns+"/services/"+r.svc+"/instances/"+r.id, body)
 	}
-	if d, ok := topo.RTT("dc-s1", "dc-s1"); !ok || d != 0 {
-		t.Errorf("RTT to itself: %v %v", d, ok)
-	}
-	static, err := ParseRTTTable("eu-west-1:b=80ms, eu-west-1:c=120ms")
-	if err != nil || static["eu-west-1"]["b"] != 80*time.Millisecond {
-		t.Fatalf("hyphenated datacenter: %v %v", static, err)
-	}
-	static, err = ParseRTTTable("a:b=80ms, a:c=120ms")
-	if err != nil {
-		t.Fatal(err)
-	}
-	topo = &topology{s: c.servers[0], static: static}
-	if d, ok := topo.RTT("b", "a"); !ok || d != 80*time.Millisecond {
-		t.Errorf("static b→a: %v %v", d, ok)
-	}
-	if _, ok := topo.RTT("dc-s1", ""); ok {
-		t.Error("RTT to an unnamed datacenter claimed known")
-	}
-	for _, bad := range []string{"a:b", "a=80ms", "a:b=soon", ":b=1ms", "a:b=-1ms", "a-b=1ms", "A:b=1ms", "a:b_c=1ms"} {
-		if _, err := ParseRTTTable(bad); err == nil {
-			t.Errorf("ParseRTTTable(%q) accepted", bad)
-		}
-	}
-}
+	a.must(t, http.MethodPatch, "/v1/namespaces/default/services/web/instances/w2", map[string]any{"enabled": false})
+	// An ephemeral instance that never heartbeats turns unhealthy.
+	a.must(t, http.MethodPut, "/v1/namespaces/default/services/web/instances/w3",
+		wire.RegisterRequest{Address: "10.0.0.3", Port: 80, Locality: eu, Check: store.Check{TTL: store.Duration(time.Second)}})
 
-// GET /v1/cluster/rtt gives the whole matrix from any server: its own row
-// from its gossip, the other datacenters' rows from one of their servers.
-func TestRTTMatrixBetweenDatacenters(t *testing.T) {
-	c := startCluster(t, 3, func(cfg *Config) {
-		cfg.Locality = store.Locality{Region: "r1", Datacenter: "dc-" + strings.TrimPrefix(cfg.NodeID, "s")}
-	})
-	dcs := []string{"dc-1", "dc-2", "dc-3"}
-	eventually(t, 10*time.Second, "a full RTT matrix on s1", func() error {
-		var m wire.RTTMatrix
-		if err := c.do(c.servers[0], http.MethodGet, "/v1/cluster/rtt", nil, &m); err != nil {
-			return err
+	get := func(secret string) map[string]wire.Count {
+		t.Helper()
+		code, body := a.call(t, secret, viaSwitchyard, http.MethodGet, "/v1/topology", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET /v1/topology: %d %s", code, body)
 		}
-		if !slices.Equal(m.Datacenters, dcs) {
-			return fmt.Errorf("datacenters %v", m.Datacenters)
+		var top wire.Topology
+		if err := json.Unmarshal([]byte(body), &top); err != nil {
+			t.Fatal(err)
 		}
-		for _, from := range dcs {
-			for _, to := range dcs {
-				v, ok := m.RTTMs[from][to]
-				switch {
-				case !ok:
-					return fmt.Errorf("no RTT from %s to %s: %v", from, to, m.RTTMs)
-				case from == to && v != 0, from != to && (v <= 0 || v > 1000):
-					return fmt.Errorf("RTT from %s to %s is %v ms", from, to, v)
-				}
-			}
+		if top.Index == 0 || !slices.IsSortedFunc(top.Localities, func(x, y wire.LocalityCount) int {
+			return map[bool]int{true: -1, false: 1}[x.Path() < y.Path()]
+		}) {
+			t.Errorf("topology %+v: want an index and localities sorted", top)
+		}
+		out := map[string]wire.Count{}
+		for _, l := range top.Localities {
+			out[l.Path()] = l.Count
+		}
+		return out
+	}
+	eventually(t, 10*time.Second, "w3 counted unhealthy", func() error {
+		if got := get(a.admin)[eu.Path()]; got != (wire.Count{Instances: 3, Healthy: 2}) {
+			return fmt.Errorf("%s counts %+v", eu.Path(), got)
 		}
 		return nil
 	})
+	all := get(a.admin)
+	want := map[string]wire.Count{eu.Path(): {Instances: 3, Healthy: 2}, us.Path(): {Instances: 2, Healthy: 2}, "": {Instances: 1, Healthy: 1}}
+	for k, w := range want {
+		if all[k] != w {
+			t.Errorf("admin: %q counts %+v, want %+v (all: %v)", k, all[k], w, all)
+		}
+	}
+	reader := a.token(t, "read:default")
+	mine := get(reader.Secret)
+	if mine[us.Path()] != (wire.Count{Instances: 1, Healthy: 1}) {
+		t.Errorf("read:default sees %+v in %s, want only default's one instance (secret's vault is not its to count)", mine[us.Path()], us.Path())
+	}
+	if code, _ := a.call(t, "", viaSwitchyard, http.MethodGet, "/v1/topology", nil); code != http.StatusForbidden && code != http.StatusUnauthorized {
+		t.Errorf("GET /v1/topology without a token: %d, want 401 or 403", code)
+	}
 }

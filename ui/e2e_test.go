@@ -3,6 +3,7 @@ package ui_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -374,6 +375,82 @@ func TestConsoleInChromium(t *testing.T) {
 		chromedp.Navigate(base+"#/cluster"), chromedp.WaitVisible(css("table.heat")))
 	waitText("main table", "dev (this server)")
 	shot("06-cluster")
+
+	// 10. The topology: regions, datacenters and units drawn with their
+	// servers and healthy shares, following the catalog live.
+	do(chromedp.Navigate(base+"#/topology"), chromedp.WaitVisible(css("figure.topology svg")))
+	waitText("figure.topology", "dev · leader")
+	// dataOf reads a drawn element's data-* attributes ("" when it is not there).
+	dataOf := func(sel string) map[string]string {
+		t.Helper()
+		m, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](fmt.Sprintf(
+			`(() => { const e = document.querySelector(%q); return e ? {...e.dataset} : {} })()`, sel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	waitData := func(sel, key, want string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for dataOf(sel)[key] != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %s = %q, want %q", sel, key, dataOf(sel)[key], want)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Each datacenter is drawn with the server's own counts. A datacenter
+	// name may be drawn in more than one region (the big service's
+	// instances have no region): its boxes add up. The page redraws every
+	// 3 s, so the two are compared until they agree (an ephemeral instance
+	// may turn unhealthy meanwhile).
+	sum := func(dc, key string) int {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(
+			`[...document.querySelectorAll('g.dc[data-dc=%q]')].reduce((n, e) => n + Number(e.dataset[%q]), 0)`, dc, key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var top wire.Topology
+		getJSON(t, d, "/v1/topology", &top)
+		byDC := map[string]wire.Count{}
+		for _, l := range top.Localities {
+			n := byDC[l.Datacenter]
+			n.Instances, n.Healthy = n.Instances+l.Instances, n.Healthy+l.Healthy
+			byDC[l.Datacenter] = n
+		}
+		if byDC["dc-a"].Instances < 500 || byDC["dc-b"].Instances < 500 {
+			t.Fatalf("the server counts %v: want 500 or more in dc-a and dc-b", byDC)
+		}
+		var diff []string
+		for _, dc := range []string{"dc-a", "dc-b"} {
+			if got := (wire.Count{Instances: sum(dc, "instances"), Healthy: sum(dc, "healthy")}); got != byDC[dc] {
+				diff = append(diff, fmt.Sprintf("%s drawn with %+v, the server counts %+v", dc, got, byDC[dc]))
+			}
+		}
+		if len(diff) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the topology does not show the server's counts: %v", diff)
+		}
+	}
+	if got := dataOf(`g.server[data-server="dev"]`); got["role"] != "leader" || got["status"] != "alive" {
+		t.Errorf("the server drawn as %v, want the alive leader", got)
+	}
+	// A new datacenter appears without a reload, and its instance, which
+	// never heartbeats, turns red there after its TTL.
+	if code := putJSON(t, d, "/v1/namespaces/default/services/web/instances/w9",
+		`{"address": "10.0.0.9", "port": 80, "locality": {"region": "r2", "datacenter": "dc-z", "unit": "u1"}, "check": {"ttl": "1s"}}`); code != http.StatusOK {
+		t.Fatalf("register w9: %d", code)
+	}
+	waitData(`g.dc[data-dc="dc-z"]`, "instances", "1")
+	waitData(`g.unit[data-unit="dc-z/u1"]`, "healthy", "0")
+	waitText("figure.topology + table, main table", "dc-z")
+	shot("08-topology")
 	do(chromedp.Navigate(base+"#/drills"), chromedp.WaitVisible(css("section.drill")),
 		chromedp.Click(css("section.drill button")), chromedp.WaitVisible(css("section.drill figure img")))
 	waitText("section.drill", "Failed: 1 criteria")
@@ -388,12 +465,33 @@ func TestConsoleInChromium(t *testing.T) {
 	for _, e := range pageErrors {
 		t.Errorf("page error: %s", e)
 	}
-	for _, name := range []string{"00-no-token", "01-namespaces", "02-services", "03-service", "04-write-without-token", "05-service-1000", "06-cluster", "07-drills"} {
+	for _, name := range []string{"00-no-token", "01-namespaces", "02-services", "03-service", "04-write-without-token", "05-service-1000", "06-cluster", "07-drills", "08-topology"} {
 		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}
 	}
 	t.Logf("screenshots in %s", shots)
+}
+
+// getJSON GETs path with the admin token and decodes the answer into out.
+func getJSON(t *testing.T, d *devServer, path string, out any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+d.addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Switchyard-Token", d.secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func putJSON(t *testing.T, d *devServer, path, body string) int {

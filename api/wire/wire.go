@@ -219,6 +219,22 @@ type RTTMatrix struct {
 	RTTMs       map[string]map[string]float64 `json:"rtt_ms"`
 }
 
+// Topology is the answer of GET /v1/topology: the instances the token may
+// read, counted by locality.
+type Topology struct {
+	// Index is the catalog's index the counts were taken at.
+	Index      uint64          `json:"index"`
+	Localities []LocalityCount `json:"localities"`
+}
+
+// LocalityCount is the instances of one locality and how many of them are
+// healthy; an instance registered without a locality counts under empty
+// names.
+type LocalityCount struct {
+	store.Locality
+	Count
+}
+
 // DrillSummary is one entry of GET /v1/drills.
 type DrillSummary struct {
 	Name     string   `json:"name"`

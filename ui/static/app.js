@@ -561,10 +561,182 @@ async function drillsPage(view, signal) {
   }
 }
 
+
+// ---- topology ------------------------------------------------------------
+
+// svg builds an SVG element, as el does an HTML one.
+function svg(tag, attrs, ...children) {
+  const n = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'text') n.textContent = v;
+    else n.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null) continue;
+    n.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return n;
+}
+
+const ROLE_FILL = { leader: '#173f73', voter: '#2b5797', standby: '#7a8799', read: '#9fb8e0', 'read (not joined)': '#d5deeb', none: '#d5deeb' };
+
+// topologyModel groups servers and instance counts into regions →
+// datacenters → units, each level with its instances and healthy ones.
+function topologyModel(members, localities) {
+  const regions = new Map();
+  const dcOf = (region, dc) => {
+    const r = region || '(no region)';
+    const d = dc || '(no datacenter)';
+    if (!regions.has(r)) regions.set(r, { name: r, instances: 0, healthy: 0, dcs: new Map() });
+    const reg = regions.get(r);
+    if (!reg.dcs.has(d)) reg.dcs.set(d, { name: d, region: r, instances: 0, healthy: 0, units: new Map(), servers: [] });
+    return [reg, reg.dcs.get(d)];
+  };
+  for (const l of localities) {
+    const [reg, dc] = dcOf(l.region, l.datacenter);
+    const u = l.unit || '(no unit)';
+    const unit = dc.units.get(u) || { name: u, instances: 0, healthy: 0 };
+    unit.instances += l.instances; unit.healthy += l.healthy;
+    dc.units.set(u, unit);
+    dc.instances += l.instances; dc.healthy += l.healthy;
+    reg.instances += l.instances; reg.healthy += l.healthy;
+  }
+  for (const m of members) {
+    const [, dc] = dcOf(m.locality && m.locality.region, m.locality && m.locality.datacenter);
+    dc.servers.push(m);
+  }
+  const byName = (a, b) => a.name.localeCompare(b.name);
+  return [...regions.values()].sort(byName).map((r) => ({ ...r,
+    dcs: [...r.dcs.values()].sort(byName).map((d) => ({ ...d, units: [...d.units.values()].sort(byName),
+      servers: d.servers.sort((a, b) => a.id.localeCompare(b.id)) })) }));
+}
+
+// counted says how many instances a level holds and how healthy they are.
+function counted(n) {
+  return n.instances ? `${n.instances} instances, ${Math.round((100 * n.healthy) / n.instances)}% healthy` : 'no instances';
+}
+
+// topologyPicture draws the model: a box per region, a box per
+// datacenter inside it with its servers (coloured by Raft role, outlined
+// red unless alive) and its units (instances, healthy share as a bar),
+// lines between datacenters labelled with their round-trip time.
+function topologyPicture(regions, rtt) {
+  const DC_W = 230, PAD = 16, SERVER_H = 24, UNIT_H = 30, HEAD = 44;
+  let x = PAD;
+  const boxes = new Map();
+  const parts = [];
+  let height = 0;
+  for (const r of regions) {
+    const rx = x;
+    let dx = rx + PAD;
+    let rh = 0;
+    const inner = [];
+    for (const d of r.dcs) {
+      const serverRows = Math.max(1, Math.ceil(d.servers.length / 2));
+      const h = HEAD + serverRows * SERVER_H + 8 + Math.max(1, d.units.length) * UNIT_H + 8;
+      const y = 40 + PAD;
+      boxes.set(d.name, { x: dx, y, w: DC_W, h });
+      const g = svg('g', { class: 'dc', 'data-dc': d.name, 'data-instances': d.instances, 'data-healthy': d.healthy });
+      g.append(svg('rect', { x: dx, y, width: DC_W, height: h, rx: 8, fill: '#fff', stroke: '#8a99ad' }),
+        svg('text', { x: dx + 10, y: y + 18, 'font-weight': 'bold', text: d.name }),
+        svg('text', { x: dx + 10, y: y + 34, 'font-size': 11, fill: '#444', text: counted(d) }));
+      d.servers.forEach((m, i) => {
+        const sx = dx + 10 + (i % 2) * 108, sy = y + HEAD + Math.floor(i / 2) * SERVER_H;
+        const role = serverRole(m);
+        const dark = role === 'leader' || role === 'voter';
+        g.append(svg('g', { class: 'server', 'data-server': m.id, 'data-role': role, 'data-status': m.status },
+          svg('rect', { x: sx, y: sy, width: 102, height: 20, rx: 4, fill: ROLE_FILL[role] || '#d5deeb',
+            stroke: m.status === 'alive' ? 'none' : '#c00', 'stroke-width': 2 }),
+          svg('text', { x: sx + 6, y: sy + 14, 'font-size': 11, fill: dark ? '#fff' : '#1a1a1a', text: `${m.id} · ${role}` }),
+          svg('title', { text: `${m.id}: ${role}, ${m.status}${m.rtt_ms ? `, RTT ${m.rtt_ms.toFixed(1)} ms` : ''}` })));
+      });
+      let uy = y + HEAD + serverRows * SERVER_H + 8;
+      if (!d.units.length) g.append(svg('text', { x: dx + 10, y: uy + 16, 'font-size': 11, fill: '#444', text: 'no instances' }));
+      for (const u of d.units) {
+        const f = u.instances ? u.healthy / u.instances : 0;
+        g.append(svg('g', { class: 'unit', 'data-unit': `${d.name}/${u.name}`, 'data-instances': u.instances, 'data-healthy': u.healthy },
+          svg('text', { x: dx + 10, y: uy + 11, 'font-size': 11, text: `${u.name}: ${u.healthy} of ${u.instances} healthy` }),
+          svg('rect', { x: dx + 10, y: uy + 15, width: DC_W - 20, height: 8, fill: u.instances ? '#e15759' : '#eee' }),
+          svg('rect', { x: dx + 10, y: uy + 15, width: (DC_W - 20) * f, height: 8, fill: '#59a14f' })));
+        uy += UNIT_H;
+      }
+      inner.push(g);
+      rh = Math.max(rh, h);
+      dx += DC_W + PAD;
+    }
+    const rw = dx - rx;
+    parts.push(svg('g', { class: 'region', 'data-region': r.name },
+      svg('rect', { x: rx, y: 24, width: rw, height: rh + 2 * PAD + 16, rx: 10, fill: '#f3f6fb', stroke: '#b7c4d8' }),
+      svg('text', { x: rx + 10, y: 44, 'font-weight': 'bold', fill: '#41536b', text: `${r.name} — ${counted(r)}` }),
+      inner));
+    x = dx + PAD;
+    height = Math.max(height, rh + 2 * PAD + 60);
+  }
+  // RTT between datacenters: an arc over the boxes, labelled.
+  const names = [...boxes.keys()];
+  const arcs = [];
+  let lift = 0;
+  for (let i = 0; i < names.length; i++) {
+    for (let j = i + 1; j < names.length; j++) {
+      const v = ((rtt || {})[names[i]] || {})[names[j]] ?? ((rtt || {})[names[j]] || {})[names[i]];
+      if (v === undefined) continue;
+      const a = boxes.get(names[i]), b = boxes.get(names[j]);
+      const x1 = a.x + a.w / 2, x2 = b.x + b.w / 2, yb = Math.max(a.y + a.h, b.y + b.h) + 14;
+      const depth = 26 + 16 * lift++;
+      arcs.push(svg('g', { class: 'rtt', 'data-from': names[i], 'data-to': names[j], 'data-ms': v.toFixed(1) },
+        svg('path', { d: `M${x1},${a.y + a.h} C${x1},${yb + depth} ${x2},${yb + depth} ${x2},${b.y + b.h}`, fill: 'none', stroke: '#c79100', 'stroke-width': 1.5 }),
+        svg('text', { x: (x1 + x2) / 2, y: yb + depth * 0.75 + 4, 'text-anchor': 'middle', 'font-size': 11, fill: '#6b5200', text: `${v.toFixed(1)} ms` })));
+    }
+  }
+  if (lift) height += 40 + 16 * lift;
+  const width = Math.max(x, 400);
+  const summary = regions.map((r) => `${r.name}: ${r.dcs.map((d) => `${d.name} (${d.servers.length} servers, ${counted(d)})`).join(', ')}`).join('; ');
+  return svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-labelledby': 'topology-title topology-desc', 'font-family': 'system-ui, sans-serif', 'font-size': 12 },
+    svg('title', { id: 'topology-title', text: 'Topology: regions, datacenters, units, servers and instances' }),
+    svg('desc', { id: 'topology-desc', text: summary }),
+    parts, arcs);
+}
+
+async function topologyPage(view, signal) {
+  const h = heading(view, 'Topology');
+  const legend = el('ul', { class: 'legend' },
+    Object.entries({ leader: 'Raft leader', voter: 'Raft voter', standby: 'standby (may vote)', read: 'read server (never votes)' })
+      .map(([role, text]) => el('li', {}, el('span', { class: 'swatch', background: ROLE_FILL[role] }), text)),
+    el('li', {}, el('span', { class: 'swatch', background: '#59a14f' }), 'healthy instances'),
+    el('li', {}, el('span', { class: 'swatch', background: '#e15759' }), 'unhealthy'),
+    el('li', {}, el('span', { class: 'swatch', background: '#c79100' }), 'round-trip time between datacenters'));
+  const picture = el('figure', { class: 'topology' });
+  const { table: tt, body: tb } = table('The same, as a table', ['Region', 'Datacenter', 'Servers', 'Unit', 'Instances', 'Healthy']);
+  view.append(el('p', { class: 'muted', text: 'Where the servers run and what they hold, updated every 3 s. Instances are those your token may read.' }),
+    legend, picture, tt);
+  h.focus();
+  poll(3000, signal, async () => {
+    const [m, t, r] = await Promise.all([api('GET', '/v1/cluster/members', undefined, signal),
+      api('GET', '/v1/topology', undefined, signal), api('GET', '/v1/cluster/rtt', undefined, signal)]);
+    const regions = topologyModel(m.data.members || [], t.data.localities || []);
+    picture.replaceChildren(topologyPicture(regions, r.data.rtt_ms),
+      el('figcaption', { text: `Catalog index ${t.data.index}; ${regions.length} regions, ${regions.reduce((n, x) => n + x.dcs.length, 0)} datacenters.` }));
+    const rows = [];
+    for (const reg of regions) {
+      for (const d of reg.dcs) {
+        const servers = d.servers.map((s) => `${s.id} (${serverRole(s)}, ${s.status})`).join(', ') || '—';
+        const units = d.units.length ? d.units : [{ name: '—', instances: 0, healthy: 0 }];
+        for (const u of units) {
+          rows.push(el('tr', {}, el('th', { scope: 'row', text: reg.name }), el('td', { text: d.name }), el('td', { text: servers }),
+            el('td', { text: u.name }), el('td', { text: String(u.instances) }), el('td', { text: String(u.healthy) })));
+        }
+      }
+    }
+    tb.replaceChildren(...rows);
+  });
+}
+
 // ---- router and token ----------------------------------------------------
 
 const routes = [
   [/^#?\/?$/, namespacesPage],
+  [/^#\/topology$/, topologyPage],
   [/^#\/namespaces$/, namespacesPage],
   [/^#\/ns\/([a-z0-9-]+)$/, servicesPage],
   [/^#\/ns\/([a-z0-9-]+)\/svc\/([a-z0-9-]+)$/, servicePage],
@@ -581,7 +753,8 @@ function route() {
   view.replaceChildren();
   say('');
   const hash = location.hash || '#/';
-  const section = hash.startsWith('#/cluster') ? 'cluster' : hash.startsWith('#/drills') ? 'drills' : 'namespaces';
+  const section = hash.startsWith('#/cluster') ? 'cluster' : hash.startsWith('#/drills') ? 'drills'
+    : hash.startsWith('#/topology') ? 'topology' : 'namespaces';
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
