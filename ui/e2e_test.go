@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -451,6 +452,76 @@ func TestConsoleInChromium(t *testing.T) {
 	waitData(`g.unit[data-unit="dc-z/u1"]`, "healthy", "0")
 	waitText("figure.topology + table, main table", "dc-z")
 	shot("08-topology")
+
+	// 11. Forms: create a namespace (a bad name is refused in words and
+	// creates nothing), register an instance and deregister it, create a
+	// token (its secret shown once) and revoke it.
+	confirmAll := func() {
+		t.Helper()
+		do(chromedp.Evaluate[chromedp.Void](`window.confirm = () => true`))
+	}
+	do(chromedp.Navigate(base+"#/namespaces"), chromedp.WaitVisible(css("#ns-create")))
+	setValue("#ns-name", "Not A Label")
+	clickRow("#ns-create")
+	waitText("#message", "The server refused (400")
+	setValue("#ns-name", "team-x")
+	setValue("#ns-description", "made in the console")
+	clickRow("#ns-create")
+	waitText("#message", "Namespace team-x created")
+	waitText("main table", "made in the console")
+	var nsList wire.NamespacesResponse
+	getJSON(t, d, "/v1/namespaces", &nsList)
+	if !slices.ContainsFunc(nsList.Namespaces, func(n store.Namespace) bool { return n.Name == "team-x" }) ||
+		slices.ContainsFunc(nsList.Namespaces, func(n store.Namespace) bool { return strings.Contains(n.Name, " ") }) {
+		t.Errorf("namespaces after the forms: %+v, want team-x and nothing else new", nsList.Namespaces)
+	}
+	shot("09-namespace-created")
+
+	do(chromedp.Navigate(base+"#/ns/default/svc/web"), chromedp.WaitVisible(css("#reg-submit")))
+	setValue("#reg-id", "w-console")
+	setValue("#reg-address", "10.0.7.7")
+	setValue("#reg-port", "8081")
+	setValue("#reg-datacenter", "dc-c")
+	clickRow("#reg-submit")
+	waitText("#message", "w-console registered")
+	waitText("main table", "10.0.7.7:8081")
+	confirmAll()
+	clickRow("#remove-w-console")
+	waitText("#message", "w-console deregistered")
+	if _, err := d.admin.Lookup(context.Background(), store.DefaultNamespace, "web", client.LookupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); strings.Contains(textOf("main table"), "w-console"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the deregistered instance is still listed")
+		}
+	}
+
+	do(chromedp.Navigate(base+"#/tokens"), chromedp.WaitVisible(css("#tok-create")))
+	setValue("#tok-rules", "read:team-x")
+	setValue("#tok-description", "console-made")
+	clickRow("#tok-create")
+	waitText("#tok-secret", "shown this once")
+	newSecret := textOf("#tok-new-secret")
+	if !strings.HasPrefix(newSecret, "swy_") {
+		t.Fatalf("the new token's secret shown as %q", newSecret)
+	}
+	waitText("main table", "console-made")
+	shot("10-tokens")
+	var toks wire.TokensResponse
+	getJSON(t, d, "/v1/acl/tokens", &toks)
+	i := slices.IndexFunc(toks.Tokens, func(k wire.Token) bool { return k.Description == "console-made" })
+	if i < 0 || !slices.Equal(toks.Tokens[i].Rules, []string{"read:team-x"}) {
+		t.Fatalf("tokens after the form: %+v", toks.Tokens)
+	}
+	confirmAll()
+	clickRow("#revoke-" + toks.Tokens[i].AccessorID)
+	waitText("#message", "Token "+toks.Tokens[i].AccessorID+" revoked")
+	var after wire.TokensResponse // a fresh value: decoding reuses a slice's elements
+	getJSON(t, d, "/v1/acl/tokens", &after)
+	if slices.ContainsFunc(after.Tokens, func(k wire.Token) bool { return k.Description == "console-made" }) {
+		t.Errorf("the revoked token is still listed by the server: %+v; the page says %q", after.Tokens, textOf("#message"))
+	}
 	do(chromedp.Navigate(base+"#/drills"), chromedp.WaitVisible(css("section.drill")),
 		chromedp.Click(css("section.drill button")), chromedp.WaitVisible(css("section.drill figure img")))
 	waitText("section.drill", "Failed: 1 criteria")
@@ -465,7 +536,7 @@ func TestConsoleInChromium(t *testing.T) {
 	for _, e := range pageErrors {
 		t.Errorf("page error: %s", e)
 	}
-	for _, name := range []string{"00-no-token", "01-namespaces", "02-services", "03-service", "04-write-without-token", "05-service-1000", "06-cluster", "07-drills", "08-topology"} {
+	for _, name := range []string{"00-no-token", "01-namespaces", "02-services", "03-service", "04-write-without-token", "05-service-1000", "06-cluster", "07-drills", "08-topology", "09-namespace-created", "10-tokens"} {
 		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}

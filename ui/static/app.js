@@ -172,7 +172,28 @@ async function namespacesPage(view, signal) {
   const h = heading(view, 'Namespaces');
   const intro = el('p', { class: 'muted', text: 'A lookup in a namespace that has no usable instance of a service borrows from its fallback, and so on up the chain.' });
   const { table: t, body } = table('Namespaces and their fallback chains', ['Namespace', 'Description', 'Fallback chain', 'Change fallback']);
-  view.append(intro, t);
+  const newName = el('input', { id: 'ns-name', name: 'name', required: true, pattern: '[a-z0-9]([a-z0-9-]*[a-z0-9])?', maxlength: '63', spellcheck: 'false' });
+  const newFallback = el('select', { id: 'ns-fallback', name: 'fallback' }, el('option', { value: '', text: '(none)' }));
+  const newDesc = el('input', { id: 'ns-description', name: 'description' });
+  const create = el('form', {
+    novalidate: true,
+    onsubmit: (e) => {
+      e.preventDefault();
+      const name = newName.value.trim();
+      act(`Creating namespace ${name}`, async () => {
+        await api('PUT', `/v1/namespaces/${enc(name)}`, { fallback: newFallback.value, description: newDesc.value });
+        newName.value = '';
+        newDesc.value = '';
+        return `Namespace ${name} created${newFallback.value ? `, falling back to ${newFallback.value}` : ''}.`;
+      });
+    },
+  }, el('fieldset', {},
+    el('legend', { text: 'Create a namespace' }),
+    el('label', { for: 'ns-name', text: 'Name (a DNS label)' }), newName,
+    el('label', { for: 'ns-fallback', text: 'Falls back to' }), newFallback,
+    el('label', { for: 'ns-description', text: 'Description' }), newDesc,
+    el('button', { type: 'submit', id: 'ns-create', text: 'Create namespace' })));
+  view.append(intro, t, create);
   h.focus();
   let last = '';
   await watch('/v1/namespaces', signal, (data) => {
@@ -181,6 +202,9 @@ async function namespacesPage(view, signal) {
     if (key === last) return;
     last = key;
     const byName = new Map(list.map((n) => [n.name, n]));
+    const chosen = newFallback.value;
+    newFallback.replaceChildren(el('option', { value: '', text: '(none)' }), list.map((n) => el('option', { value: n.name, text: n.name })));
+    newFallback.value = byName.has(chosen) ? chosen : '';
     body.replaceChildren(...list.map((n) => {
       const chain = [n.name];
       for (let p = n.fallback, seen = new Set([n.name]); p && !seen.has(p); p = (byName.get(p) || {}).fallback) {
@@ -298,8 +322,38 @@ async function servicePage(view, signal, ns, svc) {
     el('label', { for: 'f-tag', text: 'Tag' }), fTag,
     prev, next, range);
 
-  const { table: t, body } = table(`Instances of ${ns}/${svc}`, ['Instance', 'Address', 'Locality', 'Weight', 'Traffic', 'Health', 'Last heartbeat', 'Check']);
-  view.append(settings, el('h2', { text: 'Instances' }), filters, t);
+  const { table: t, body } = table(`Instances of ${ns}/${svc}`, ['Instance', 'Address', 'Locality', 'Weight', 'Traffic', 'Health', 'Last heartbeat', 'Check', 'Remove']);
+  const field = (id, label, attrs) => [el('label', { for: id, text: label }), el('input', Object.assign({ id, name: id }, attrs || {}))];
+  const register = el('form', {
+    novalidate: true,
+    onsubmit: (e) => {
+      e.preventDefault();
+      const v = (id) => register.querySelector(`#${id}`).value.trim();
+      const id = v('reg-id');
+      const port = Number(v('reg-port'));
+      const weight = v('reg-weight') === '' ? 100 : Number(v('reg-weight'));
+      if (!id || !v('reg-address') || !Number.isInteger(port) || port < 1 || port > 65535) {
+        say('Give the instance an id, an address and a port from 1 to 65535.', 'error');
+        return;
+      }
+      act(`Registering ${id}`, async () => {
+        await api('PUT', `${base}/instances/${enc(id)}`, {
+          address: v('reg-address'), port, weight, ephemeral: false,
+          locality: { region: v('reg-region'), datacenter: v('reg-datacenter'), unit: v('reg-unit') },
+        });
+        register.reset();
+        return `${id} registered in ${ns}/${svc} (persistent: it stays until removed).`;
+      });
+    },
+  }, el('fieldset', {},
+    el('legend', { text: 'Register an instance (persistent)' }),
+    field('reg-id', 'Instance id', { required: true, spellcheck: 'false' }),
+    field('reg-address', 'Address', { required: true, spellcheck: 'false' }),
+    field('reg-port', 'Port', { type: 'number', min: '1', max: '65535', required: true }),
+    field('reg-weight', 'Weight (0–10000)', { type: 'number', min: '0', max: '10000', placeholder: '100' }),
+    field('reg-region', 'Region'), field('reg-datacenter', 'Datacenter'), field('reg-unit', 'Unit'),
+    el('button', { type: 'submit', id: 'reg-submit', text: 'Register' })));
+  view.append(settings, el('h2', { text: 'Instances' }), filters, t, register);
   h.focus();
 
   let instances = [];
@@ -347,7 +401,17 @@ async function servicePage(view, signal, ns, svc) {
         return inst.enabled ? `${inst.id} is disabled: listed, but given no traffic.` : `${inst.id} takes traffic again.`;
       }),
     });
-    const detail = el('td', { colspan: '8', class: 'detail' });
+    const remove = el('button', {
+      type: 'button', id: `remove-${inst.id}`, text: 'Deregister', 'aria-label': `Deregister ${inst.id}`,
+      onclick: () => {
+        if (!window.confirm(`Deregister ${inst.id} from ${ns}/${svc}? Callers stop being sent to it.`)) return;
+        act(`Deregistering ${inst.id}`, async () => {
+          await api('DELETE', `${base}/instances/${enc(inst.id)}`);
+          return `${inst.id} deregistered.`;
+        });
+      },
+    });
+    const detail = el('td', { colspan: '9', class: 'detail' });
     const detailRow = el('tr', { hidden: true }, detail);
     const showCheck = async () => {
         try {
@@ -389,7 +453,8 @@ async function servicePage(view, signal, ns, svc) {
       el('td', {}, toggle),
       el('td', { class: inst.healthy && inst.enabled ? 'good' : 'bad', text: health }),
       el('td', { class: 'age', text: inst.ephemeral ? fmtAge(ages[inst.id]) : 'checked by a server' }),
-      el('td', {}, check)), detailRow];
+      el('td', {}, check),
+      el('td', {}, remove)), detailRow];
   }
 
   function render() {
@@ -732,11 +797,72 @@ async function topologyPage(view, signal) {
   });
 }
 
+// ---- tokens --------------------------------------------------------------
+
+async function tokensPage(view, signal) {
+  const h = heading(view, 'Tokens');
+  view.append(el('p', { class: 'muted', text: 'Needs an admin:* token. A new token’s secret is shown once, here; the server keeps only its hash.' }));
+  const rules = el('textarea', { id: 'tok-rules', name: 'rules', rows: '3', cols: '40', spellcheck: 'false', placeholder: 'read:default\nwrite:payments/checkout-' });
+  const desc = el('input', { id: 'tok-description', name: 'description' });
+  const secretBox = el('div', { id: 'tok-secret', 'aria-live': 'polite' });
+  const { table: t, body } = table('Tokens, by accessor', ['Accessor', 'Description', 'Rules', 'Created', 'Revoke']);
+  const load = async () => {
+    const r = await api('GET', '/v1/acl/tokens', undefined, signal);
+    body.replaceChildren(...(r.data.tokens || []).map((tok) => el('tr', { 'data-accessor': tok.accessor_id },
+      el('th', { scope: 'row' }, el('code', { text: tok.accessor_id })),
+      el('td', { text: tok.description || '' }),
+      el('td', { text: (tok.rules || []).join(' ') || '(no rules)' }),
+      el('td', { text: tok.create_time && !tok.create_time.startsWith('0001') ? tok.create_time.replace('T', ' ').slice(0, 19) + ' UTC' : '—' }),
+      el('td', {}, tok.accessor_id === 'anonymous' ? '—' : el('button', {
+        type: 'button', text: 'Revoke', 'aria-label': `Revoke token ${tok.accessor_id}`, id: `revoke-${tok.accessor_id}`,
+        onclick: () => {
+          if (!window.confirm(`Revoke token ${tok.accessor_id} (${tok.description || 'no description'})? Whoever holds it loses access at once.`)) return;
+          act(`Revoking ${tok.accessor_id}`, async () => {
+            await api('DELETE', `/v1/acl/tokens/${enc(tok.accessor_id)}`);
+            await load();
+            return `Token ${tok.accessor_id} revoked.`;
+          });
+        },
+      })))));
+  };
+  const form = el('form', {
+    novalidate: true,
+    onsubmit: (e) => {
+      e.preventDefault();
+      const list = rules.value.split(/\s+/).filter(Boolean);
+      if (!list.length) {
+        say('Give at least one rule, such as read:default.', 'error');
+        return;
+      }
+      act('Creating a token', async () => {
+        const r = await api('POST', '/v1/acl/tokens', { rules: list, description: desc.value });
+        secretBox.replaceChildren(el('p', {}, 'Secret of the new token (shown this once): ', el('code', { id: 'tok-new-secret', text: r.data.secret })));
+        rules.value = '';
+        desc.value = '';
+        await load();
+        return `Token ${r.data.accessor_id} created.`;
+      });
+    },
+  }, el('fieldset', {},
+    el('legend', { text: 'Create a token' }),
+    el('label', { for: 'tok-rules', text: 'Rules, one per line (ACCESS:NAMESPACE[/SERVICE-PREFIX])' }), rules,
+    el('label', { for: 'tok-description', text: 'Description' }), desc,
+    el('button', { type: 'submit', id: 'tok-create', text: 'Create token' })));
+  view.append(form, secretBox, t);
+  h.focus();
+  try {
+    await load();
+  } catch (err) {
+    say(explain(err), 'error');
+  }
+}
+
 // ---- router and token ----------------------------------------------------
 
 const routes = [
   [/^#?\/?$/, namespacesPage],
   [/^#\/topology$/, topologyPage],
+  [/^#\/tokens$/, tokensPage],
   [/^#\/namespaces$/, namespacesPage],
   [/^#\/ns\/([a-z0-9-]+)$/, servicesPage],
   [/^#\/ns\/([a-z0-9-]+)\/svc\/([a-z0-9-]+)$/, servicePage],
@@ -754,7 +880,7 @@ function route() {
   say('');
   const hash = location.hash || '#/';
   const section = hash.startsWith('#/cluster') ? 'cluster' : hash.startsWith('#/drills') ? 'drills'
-    : hash.startsWith('#/topology') ? 'topology' : 'namespaces';
+    : hash.startsWith('#/topology') ? 'topology' : hash.startsWith('#/tokens') ? 'tokens' : 'namespaces';
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
