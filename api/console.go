@@ -87,6 +87,28 @@ func (s *Server) topology(c *gin.Context) {
 	c.JSON(http.StatusOK, out)
 }
 
+// instanceHistory answers an instance's last events as this server applied
+// them (catalog.History): in memory, so a server restarted since knows
+// only what followed.
+func (s *Server) instanceHistory(c *gin.Context) {
+	ns, svc, id := c.Param("ns"), c.Param("svc"), c.Param("id")
+	setIndex(c, s.cat.Index())
+	c.JSON(http.StatusOK, wire.InstanceHistory{Namespace: ns, Service: svc, ID: id, Events: s.cat.InstanceHistory(ns, svc, id)})
+}
+
+// serviceHistory answers a service's instance and healthy counts over the
+// last hour, as this server saw them change.
+func (s *Server) serviceHistory(c *gin.Context) {
+	ns, svc := c.Param("ns"), c.Param("svc")
+	setIndex(c, s.cat.Index())
+	samples := s.cat.ServiceHistory(ns, svc)
+	out := wire.ServiceHistory{Namespace: ns, Service: svc, Samples: make([]wire.HistorySample, len(samples))}
+	for i, x := range samples {
+		out.Samples[i] = wire.HistorySample{Time: x.Time, Instances: x.Instances, Healthy: x.Healthy}
+	}
+	c.JSON(http.StatusOK, out)
+}
+
 func (s *Server) rttMatrix(c *gin.Context) {
 	if s.cfg.RTT == nil {
 		c.JSON(http.StatusOK, wire.RTTMatrix{Datacenters: []string{}, RTTMs: map[string]map[string]float64{}})

@@ -211,6 +211,8 @@ func TestOpenAPIContract(t *testing.T) {
 		"tags":     []string{"v2"}, "metadata": map[string]string{"version": "2.3.1"}}, 200)
 	c.call("PUT", web+"/instances/web-2", map[string]any{"address": "10.0.0.2", "port": 8080, "ephemeral": false}, 200)
 	c.call("GET", web+"/instances", nil, 200)
+	c.call("GET", web+"/history", nil, 200)
+	c.call("GET", web+"/instances/web-1/history", nil, 200)
 	c.call("GET", web+"/instances?healthy=true&consistent=true", nil, 200)
 	c.call("GET", web+"/instances?near=eu/eu-1/a", nil, 200)
 	idx := ts.serviceIndex(t, "staging", "web")

@@ -308,6 +308,8 @@ func New(cfg Config, node Node) (*Server, error) {
 	ns.PUT("/services/:svc/instances/:id/heartbeat", svcWrite, s.heartbeat)
 	ns.GET("/services/:svc/instances/:id/check", svcRead, s.checkStatus)
 	ns.GET("/services/:svc/heartbeats", svcRead, s.heartbeats)
+	ns.GET("/services/:svc/history", svcRead, s.serviceHistory)
+	ns.GET("/services/:svc/instances/:id/history", svcRead, s.instanceHistory)
 	s.engine = e
 	return s, nil
 }

@@ -87,16 +87,47 @@ func (c Config) Validate() error {
 
 // Catalog is the catalog service of one server.
 type Catalog struct {
-	cfg  Config
-	node Node
+	cfg     Config
+	node    Node
+	history *History
 }
 
-// New builds the catalog service over node.
+// New builds the catalog service over node, and starts keeping its
+// history (History) from the events node's store applies.
 func New(cfg Config, node Node) (*Catalog, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Catalog{cfg: cfg, node: node}, nil
+	c := &Catalog{cfg: cfg, node: node}
+	if st := node.Store(); st != nil {
+		c.history = NewHistory(func(ns, svc string) (int, int, bool) {
+			v, err := st.Service(ns, svc)
+			if err != nil {
+				return 0, 0, false
+			}
+			return v.Len(), v.Healthy(), true
+		})
+		st.SetEventSink(c.history.Record)
+	}
+	return c, nil
+}
+
+// InstanceHistory returns an instance's last events on this server
+// (History), oldest first.
+func (c *Catalog) InstanceHistory(ns, svc, id string) []store.Event {
+	if c.history == nil {
+		return []store.Event{}
+	}
+	return c.history.Instance(ns, svc, id)
+}
+
+// ServiceHistory returns a service's instance and healthy counts over the
+// last hour on this server (History), oldest first.
+func (c *Catalog) ServiceHistory(ns, svc string) []Sample {
+	if c.history == nil {
+		return []Sample{}
+	}
+	return c.history.Service(ns, svc)
 }
 
 // Config returns the catalog's rules.

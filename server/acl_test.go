@@ -195,6 +195,8 @@ func TestAccessControlEveryEndpoint(t *testing.T) {
 		{route: "GET /v1/drills/:name", need: needReadAll, ok: 404, path: func() string { return "/v1/drills/cut-datacenter-20261126T000000Z" }},
 		{route: "GET /v1/drills/:name/timeline", need: needReadAll, ok: 404, path: func() string { return "/v1/drills/cut-datacenter-20261126T000000Z/timeline" }},
 		{route: "GET /v1/namespaces/:ns/services/:svc/heartbeats", need: needRead, ok: 200, path: func() string { return "/v1/namespaces/team-a/services/web/heartbeats" }},
+		{route: "GET /v1/namespaces/:ns/services/:svc/history", need: needRead, ok: 200, path: func() string { return "/v1/namespaces/team-a/services/web/history" }},
+		{route: "GET /v1/namespaces/:ns/services/:svc/instances/:id/history", need: needRead, ok: 200, path: func() string { return "/v1/namespaces/team-a/services/web/instances/w1/history" }},
 		{route: "GET /v1/acl/self", need: needAny, ok: 200},
 		{route: "GET /v1/acl/tokens", need: needCluster, ok: 200},
 		{route: "POST /v1/acl/tokens", need: needCluster, ok: 201, body: func() any { return wire.TokenRequest{Rules: []string{"read:default"}} }},

@@ -32,7 +32,6 @@ func (s *Store) Apply(index uint64, c *Command) (any, error) {
 // nothing and does not affect the others.
 func (s *Store) ApplyBatch(index uint64, cmds []*Command) []Result {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	t := &txn{s: s, index: index,
 		ns: map[*nsEntry]*NamespaceView{}, ownNSMap: map[*nsEntry]bool{},
 		svc: map[*svcEntry]*ServiceView{}, ownInst: map[*svcEntry]bool{}}
@@ -48,6 +47,10 @@ func (s *Store) ApplyBatch(index uint64, cmds []*Command) []Result {
 	// position in the log.
 	if index > s.index.Load() {
 		s.index.Store(index)
+	}
+	s.mu.Unlock()
+	if sink := s.sink.Load(); sink != nil && len(t.events) > 0 {
+		(*sink)(t.events)
 	}
 	return out
 }
@@ -66,6 +69,7 @@ type txn struct {
 	ownInst  map[*svcEntry]bool  // the pending view's chunk slice is a copy
 	ownChunk map[*instChunk]bool // chunks made in this batch, changed in place
 	closing  []chan struct{}     // channels of views that leave the catalog
+	events   []Event             // for the sink (SetEventSink)
 }
 
 func (t *txn) apply(c *Command) (any, error) {
@@ -255,6 +259,11 @@ func (t *txn) register(c *Command) (any, error) {
 	t.instances(se).set(&in)
 	// The namespace's service list shows instance counts.
 	t.mutableNS(e, false)
+	if prev == nil {
+		t.event(c, &in, EventRegistered)
+	} else {
+		t.event(c, &in, EventUpdated)
+	}
 	return &in, nil
 }
 
@@ -274,6 +283,7 @@ func (t *txn) deregister(c *Command) error {
 	t.instances(se).remove(c.ID)
 	t.mutableSvc(se).recordRemoval(prev.ID, t.index)
 	t.mutableNS(e, false)
+	t.event(c, prev, EventDeregistered)
 	return nil
 }
 
@@ -314,6 +324,12 @@ func (t *txn) patchInstance(c *Command) (any, error) {
 	in.ModifyIndex, in.UpdatedAt = t.index, c.Time
 	t.instances(se).set(&in)
 	t.mutableNS(e, false)
+	if in.Weight != prev.Weight {
+		t.event(c, &in, EventWeight)
+	}
+	if in.Enabled != prev.Enabled {
+		t.event(c, &in, map[bool]EventKind{true: EventEnabled, false: EventDisabled}[in.Enabled])
+	}
 	return &in, nil
 }
 
@@ -338,6 +354,7 @@ func (t *txn) setHealth(c *Command) (any, error) {
 		t.instances(se).set(&in)
 		// The namespace's service list shows healthy counts.
 		t.mutableNS(e, false)
+		t.event(c, &in, map[bool]EventKind{true: EventHealthy, false: EventUnhealthy}[in.Healthy])
 		n++
 	}
 	return n, nil

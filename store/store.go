@@ -19,6 +19,7 @@ type Store struct {
 	root    atomic.Pointer[catalog]
 	index   atomic.Uint64
 	abandon atomic.Pointer[chan struct{}]
+	sink    atomic.Pointer[func([]Event)] // SetEventSink
 }
 
 // catalog is the immutable top of the tree. It is replaced when the set of

@@ -235,6 +235,28 @@ type LocalityCount struct {
 	Count
 }
 
+// InstanceHistory is the answer of GET …/instances/{id}/history.
+type InstanceHistory struct {
+	Namespace string        `json:"namespace"`
+	Service   string        `json:"service"`
+	ID        string        `json:"id"`
+	Events    []store.Event `json:"events"`
+}
+
+// ServiceHistory is the answer of GET …/services/{svc}/history.
+type ServiceHistory struct {
+	Namespace string          `json:"namespace"`
+	Service   string          `json:"service"`
+	Samples   []HistorySample `json:"samples"`
+}
+
+// HistorySample is a service's counts at a moment of the last hour.
+type HistorySample struct {
+	Time      time.Time `json:"time"`
+	Instances int       `json:"instances"`
+	Healthy   int       `json:"healthy"`
+}
+
 // DrillSummary is one entry of GET /v1/drills.
 type DrillSummary struct {
 	Name     string   `json:"name"`
