@@ -497,6 +497,17 @@ func TestConsoleInChromium(t *testing.T) {
 		}
 	}
 
+	// 12. History: the service's last hour as a chart, an instance's
+	// events as a timeline and in words.
+	do(chromedp.WaitVisible(css("svg.service-chart")))
+	if n := dataOf("svg.service-chart")["samples"]; n == "" || n == "0" {
+		t.Errorf("the service chart has %q samples", n)
+	}
+	clickRow("#check-w1")
+	waitText("td.detail ol.events", "registered")
+	waitText("td.detail ol.events", "weight set to 42")
+	shot("11-history")
+
 	do(chromedp.Navigate(base+"#/tokens"), chromedp.WaitVisible(css("#tok-create")))
 	setValue("#tok-rules", "read:team-x")
 	setValue("#tok-description", "console-made")
@@ -536,7 +547,7 @@ func TestConsoleInChromium(t *testing.T) {
 	for _, e := range pageErrors {
 		t.Errorf("page error: %s", e)
 	}
-	for _, name := range []string{"00-no-token", "01-namespaces", "02-services", "03-service", "04-write-without-token", "05-service-1000", "06-cluster", "07-drills", "08-topology", "09-namespace-created", "10-tokens"} {
+	for _, name := range []string{"00-no-token", "01-namespaces", "02-services", "03-service", "04-write-without-token", "05-service-1000", "06-cluster", "07-drills", "08-topology", "09-namespace-created", "10-tokens", "11-history"} {
 		if st, err := os.Stat(filepath.Join(shots, name+".png")); err != nil || st.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", name, err)
 		}

@@ -322,7 +322,7 @@ async function servicePage(view, signal, ns, svc) {
     el('label', { for: 'f-tag', text: 'Tag' }), fTag,
     prev, next, range);
 
-  const { table: t, body } = table(`Instances of ${ns}/${svc}`, ['Instance', 'Address', 'Locality', 'Weight', 'Traffic', 'Health', 'Last heartbeat', 'Check', 'Remove']);
+  const { table: t, body } = table(`Instances of ${ns}/${svc}`, ['Instance', 'Address', 'Locality', 'Weight', 'Traffic', 'Health', 'Last heartbeat', 'History and check', 'Remove']);
   const field = (id, label, attrs) => [el('label', { for: id, text: label }), el('input', Object.assign({ id, name: id }, attrs || {}))];
   const register = el('form', {
     novalidate: true,
@@ -353,7 +353,8 @@ async function servicePage(view, signal, ns, svc) {
     field('reg-weight', 'Weight (0–10000)', { type: 'number', min: '0', max: '10000', placeholder: '100' }),
     field('reg-region', 'Region'), field('reg-datacenter', 'Datacenter'), field('reg-unit', 'Unit'),
     el('button', { type: 'submit', id: 'reg-submit', text: 'Register' })));
-  view.append(settings, el('h2', { text: 'Instances' }), filters, t, register);
+  const chartBox = el('figure', { class: 'chart', id: 'service-chart' });
+  view.append(settings, el('h2', { text: 'The last hour' }), chartBox, el('h2', { text: 'Instances' }), filters, t, register);
   h.focus();
 
   let instances = [];
@@ -415,9 +416,10 @@ async function servicePage(view, signal, ns, svc) {
     const detailRow = el('tr', { hidden: true }, detail);
     const showCheck = async () => {
         try {
-          const r = await api('GET', `${base}/instances/${enc(inst.id)}/check`, undefined, signal);
+          const [r, hist] = await Promise.all([api('GET', `${base}/instances/${enc(inst.id)}/check`, undefined, signal),
+            api('GET', `${base}/instances/${enc(inst.id)}/history`, undefined, signal)]);
           const c = r.data || {};
-          detail.replaceChildren(el('dl', {},
+          detail.replaceChildren(...instanceTimeline(hist.data.events || [], inst), el('dl', {},
             el('dt', { text: 'Check' }), el('dd', { text: (inst.check && inst.check.type) || 'none' }),
             el('dt', { text: 'Checked by' }), el('dd', { text: c.checked_by || '—' }),
             el('dt', { text: 'Last result' }), el('dd', { text: c.last_ok === undefined ? '—' : (c.last_ok ? 'passing' : 'failing') }),
@@ -431,7 +433,7 @@ async function servicePage(view, signal, ns, svc) {
         check.setAttribute('aria-expanded', 'true');
     };
     const check = el('button', {
-      type: 'button', id: `check-${inst.id}`, text: 'Show', 'aria-expanded': 'false', 'aria-label': `Show the check of ${inst.id}`,
+      type: 'button', id: `check-${inst.id}`, text: 'Show', 'aria-expanded': 'false', 'aria-label': `Show the history and the check of ${inst.id}`,
       onclick: () => {
         if (!detailRow.hidden) {
           detailRow.hidden = true;
@@ -494,6 +496,10 @@ async function servicePage(view, signal, ns, svc) {
   prev.addEventListener('click', () => { page--; render(); });
   next.addEventListener('click', () => { page++; render(); });
 
+  poll(10000, signal, async () => {
+    const r = await api('GET', `${base}/history`, undefined, signal);
+    chartBox.replaceChildren(...serviceChart(r.data.samples || [], svc));
+  });
   poll(3000, signal, async () => {
     const r = await api('GET', `${base}/heartbeats`, undefined, signal);
     ages = r.data.age_ms || {};
@@ -795,6 +801,106 @@ async function topologyPage(view, signal) {
     }
     tb.replaceChildren(...rows);
   });
+}
+
+// ---- charts --------------------------------------------------------------
+
+const HOUR = 3600 * 1000;
+
+// serviceChart draws a service's last hour: its instance count (left axis)
+// and healthy share (right axis, %), each value holding until the next
+// sample, up to now; and says the same in words.
+function serviceChart(samples, svc) {
+  const W = 720, H = 180, L = 48, R = 52, T = 14, B = 30;
+  const now = Date.now();
+  const pts = samples.map((s) => ({ t: Math.max(Date.parse(s.time), now - HOUR), n: s.instances, h: s.healthy }));
+  if (!pts.length) {
+    return [el('p', { class: 'muted', id: 'chart-empty', text: 'No change this server has seen in the last hour.' })];
+  }
+  const maxN = Math.max(1, ...pts.map((p) => p.n));
+  const x = (t) => L + ((t - (now - HOUR)) / HOUR) * (W - L - R);
+  const yN = (n) => T + (1 - n / maxN) * (H - T - B);
+  const yS = (f) => T + (1 - f) * (H - T - B);
+  const step = (val) => {
+    let d = '';
+    pts.forEach((p, i) => {
+      const next = i + 1 < pts.length ? pts[i + 1].t : now;
+      d += `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${val(p).toFixed(1)} L${x(next).toFixed(1)},${val(p).toFixed(1)} `;
+    });
+    return d;
+  };
+  const share = (p) => (p.n ? p.h / p.n : 1);
+  const ticks = [];
+  for (let m = 60; m >= 0; m -= 15) {
+    const tx = x(now - m * 60000);
+    ticks.push(svg('line', { x1: tx, x2: tx, y1: H - B, y2: H - B + 4, stroke: '#444' }),
+      svg('text', { x: tx, y: H - B + 16, 'text-anchor': 'middle', text: m ? `−${m} min` : 'now' }));
+  }
+  const last = pts[pts.length - 1];
+  const chart = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', 'aria-labelledby': 'chart-title chart-desc',
+    'font-family': 'system-ui, sans-serif', 'font-size': 11, class: 'service-chart', 'data-samples': pts.length },
+  svg('title', { id: 'chart-title', text: `${svc}: instances and healthy share over the last hour` }),
+  svg('desc', { id: 'chart-desc', text: `${pts.length} changes; now ${last.n} instances, ${last.h} healthy.` }),
+  svg('line', { x1: L, x2: W - R, y1: H - B, y2: H - B, stroke: '#444' }),
+  svg('line', { x1: L, x2: L, y1: T, y2: H - B, stroke: '#444' }),
+  svg('line', { x1: W - R, x2: W - R, y1: T, y2: H - B, stroke: '#444' }),
+  svg('text', { x: L - 6, y: yN(maxN) + 4, 'text-anchor': 'end', text: String(maxN) }),
+  svg('text', { x: L - 6, y: yN(0) + 4, 'text-anchor': 'end', text: '0' }),
+  svg('text', { x: W - R + 6, y: yS(1) + 4, text: '100%' }),
+  svg('text', { x: W - R + 6, y: yS(0) + 4, text: '0%' }),
+  svg('text', { transform: `translate(12 ${(H - B + T) / 2}) rotate(-90)`, 'text-anchor': 'middle', text: 'instances' }),
+  svg('text', { transform: `translate(${W - 8} ${(H - B + T) / 2}) rotate(90)`, 'text-anchor': 'middle', text: 'healthy share' }),
+  ticks,
+  svg('path', { class: 'count', d: step((p) => yN(p.n)), fill: 'none', stroke: '#2b5797', 'stroke-width': 2 }),
+  svg('path', { class: 'share', d: step((p) => yS(share(p))), fill: 'none', stroke: '#59a14f', 'stroke-width': 2, 'stroke-dasharray': '5 3' }),
+  // Each sample as a point, so that changes of the last minutes show.
+  pts.map((p) => [svg('circle', { cx: x(p.t), cy: yN(p.n), r: 3, fill: '#2b5797' }, svg('title', { text: `${new Date(p.t).toISOString()}: ${p.n} instances, ${p.h} healthy` })),
+    svg('circle', { cx: x(p.t), cy: yS(share(p)), r: 3, fill: '#59a14f' })]));
+  return [chart, el('ul', { class: 'legend' },
+    el('li', {}, el('span', { class: 'swatch', background: '#2b5797' }), 'instances (left axis)'),
+    el('li', {}, el('span', { class: 'swatch', background: '#59a14f' }), 'healthy share (right axis, dashed)')),
+  el('figcaption', { text: `Now ${last.n} instances, ${last.h} healthy; ${pts.length} sample${pts.length === 1 ? '' : 's'} this hour, as this server saw them change.` })];
+}
+
+const EVENT_WORDS = {
+  registered: 'registered', updated: 'registered again with changes', deregistered: 'deregistered',
+  healthy: 'healthy again', enabled: 'given traffic again', disabled: 'taken out of traffic', weight: 'weight changed',
+};
+
+// instanceTimeline draws an instance's last events on a line of time, its
+// state between them coloured (healthy, unhealthy, out of traffic), and
+// lists them in words.
+function instanceTimeline(events, inst) {
+  if (!events.length) return [el('p', { class: 'muted', text: 'No event this server has seen (it keeps the last 16 per instance, since it started).' })];
+  const W = 640, H = 54, L = 10, R = 10;
+  const now = Date.now();
+  const t0 = Date.parse(events[0].time);
+  const span = Math.max(now - t0, 1000);
+  const x = (t) => L + ((t - t0) / span) * (W - L - R);
+  let healthy = true, enabled = true;
+  const segs = [], marks = [];
+  events.forEach((e, i) => {
+    if (e.kind === 'registered' || e.kind === 'updated') healthy = true;
+    if (e.kind === 'healthy') healthy = true;
+    if (e.kind === 'unhealthy') healthy = false;
+    if (e.kind === 'enabled') enabled = true;
+    if (e.kind === 'disabled') enabled = false;
+    const from = Date.parse(e.time), to = i + 1 < events.length ? Date.parse(events[i + 1].time) : now;
+    const colour = e.kind === 'deregistered' ? '#ccc' : !healthy ? '#e15759' : !enabled ? '#9c9c9c' : '#59a14f';
+    segs.push(svg('rect', { x: x(from), y: 18, width: Math.max(x(to) - x(from), 1), height: 14, fill: colour }));
+    marks.push(svg('g', { class: 'event', 'data-kind': e.kind },
+      svg('line', { x1: x(from), x2: x(from), y1: 14, y2: 36, stroke: '#222' }),
+      svg('title', { text: `${e.time}: ${e.kind}` })));
+  });
+  const words = (e) => e.kind === 'unhealthy'
+    ? (e.ephemeral ? 'unhealthy: no heartbeat for its TTL' : 'unhealthy: its check failed')
+    : e.kind === 'weight' ? `weight set to ${e.weight || 0}` : EVENT_WORDS[e.kind] || e.kind;
+  const fmt = (t) => new Date(t).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+  return [svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', class: 'timeline', 'aria-label': `Timeline of ${inst.id}: ${events.map(words).join(', ')}`,
+    'font-family': 'system-ui, sans-serif', 'font-size': 10 },
+  segs, marks,
+  svg('text', { x: L, y: 48, text: fmt(t0) }), svg('text', { x: W - R, y: 48, 'text-anchor': 'end', text: 'now' })),
+  el('ol', { class: 'events' }, events.map((e) => el('li', { 'data-kind': e.kind }, el('time', { datetime: e.time, text: fmt(e.time) }), ` — ${words(e)} (index ${e.index})`)))];
 }
 
 // ---- tokens --------------------------------------------------------------
