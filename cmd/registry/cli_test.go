@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -216,4 +217,97 @@ func TestCLI(t *testing.T) {
 	if err := w.Wait(); err != nil {
 		t.Fatalf("watch --max-answers 2 ended with %v, want exit 0: %s", err, werr.String())
 	}
+}
+
+// The operator's other commands, against real servers: certificates, a
+// token's life with access control on, a backup restored into another
+// server, and a stopped server recovered as the only voter of its data.
+func TestCLIOperations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("system test: builds and runs the registry binary")
+	}
+	bin := buildRegistry(t)
+	dir := t.TempDir()
+	run := func(code int, stdoutHas, stderrHas string, args ...string) cliResult {
+		t.Helper()
+		r := cli(t, bin, args...)
+		if r.code != code || !strings.Contains(r.stdout, stdoutHas) || !strings.Contains(r.stderr, stderrHas) {
+			t.Fatalf("registry %s: exit %d (want %d)\nstdout: %s\nstderr: %s\nwant stdout to hold %q and stderr %q",
+				strings.Join(args, " "), r.code, code, r.stdout, r.stderr, stdoutHas, stderrHas)
+		}
+		return r
+	}
+
+	// Certificates.
+	tls := filepath.Join(dir, "tls")
+	if err := os.Mkdir(tls, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	run(0, "ca.pem", "", "tls", "ca", "--out-dir", tls)
+	run(0, "n1.pem", "", "tls", "cert", "--ca-dir", tls, "--out-dir", tls, "--name", "n1", "--hosts", "127.0.0.1")
+	run(1, "", "exists", "tls", "cert", "--ca-dir", tls, "--out-dir", tls, "--name", "n1") // never overwritten
+	run(2, "", "--name is required", "tls", "cert", "--ca-dir", tls, "--out-dir", tls)
+	run(2, "", `--role "bogus"`, "tls", "cert", "--ca-dir", tls, "--out-dir", tls, "--name", "x", "--role", "bogus")
+	if fi, err := os.Stat(filepath.Join(tls, "n1-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("n1-key.pem: %v %v, want readable by its owner only", fi, err)
+	}
+
+	// A token's life, with access control on.
+	addr := freeAddr(t)
+	p := startProc(t, bin, nil, "dev", "--acl", "--http-addr", addr)
+	waitHealthy(t, p, addr, 10*time.Second)
+	var admin string
+	waitFor(t, 10*time.Second, "the bootstrap admin token on stdout", func() bool {
+		m := regexp.MustCompile(`secret:\s+(swy_\S+)`).FindStringSubmatch(p.stdout.String())
+		if m != nil {
+			admin = m[1]
+		}
+		return m != nil
+	})
+	tokenFile := filepath.Join(dir, "admin-token")
+	if err := os.WriteFile(tokenFile, []byte(admin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := "http://" + addr
+	run(0, "admin:*", "", "token", "self", "--server", srv, "--token-file", tokenFile)
+	run(1, "", "401", "token", "self", "--server", srv) // no token
+	var tok struct {
+		AccessorID string   `json:"accessor_id"`
+		Rules      []string `json:"rules"`
+	}
+	cliOK(t, bin, &tok, "token", "create", "--server", srv, "--token-file", tokenFile, "--rule", "read:default", "--output", "json")
+	cliOK(t, bin, &tok, "token", "update", tok.AccessorID, "--server", srv, "--token-file", tokenFile, "--rule", "read:*", "--output", "json")
+	if len(tok.Rules) != 1 || tok.Rules[0] != "read:*" {
+		t.Errorf("token update answered rules %v, want [read:*]", tok.Rules)
+	}
+	run(0, tok.AccessorID, "", "token", "list", "--server", srv, "--token-file", tokenFile)
+	run(0, "", "", "token", "revoke", tok.AccessorID, "--server", srv, "--token-file", tokenFile)
+	run(1, "", "token_not_found", "token", "revoke", tok.AccessorID, "--server", srv, "--token-file", tokenFile)
+
+	// A backup of one server restored into another.
+	run(0, "w1", "", "register", "--server", srv, "--token-file", tokenFile, "--service", "web", "--id", "w1", "--address", "10.0.0.1", "--port", "80", "--persistent")
+	backup := filepath.Join(dir, "backup.snap")
+	run(0, "", "", "snapshot", "save", backup, "--server", srv, "--token-file", tokenFile)
+	addr2 := freeAddr(t)
+	p2 := startProc(t, bin, nil, "dev", "--http-addr", addr2)
+	waitHealthy(t, p2, addr2, 10*time.Second)
+	run(1, "", "not a Switchyard backup", "snapshot", "restore", filepath.Join(dir, "admin-token"), "--server", addr2)
+	run(0, "", "", "snapshot", "restore", backup, "--server", addr2)
+	run(0, "10.0.0.1:80", "", "lookup", "web", "--server", addr2)
+
+	// A stopped server made the only voter of its data again.
+	data := filepath.Join(dir, "data")
+	addr3 := freeAddr(t)
+	raftAddr := freeAddr(t)
+	p3 := startProc(t, bin, nil, "dev", "--http-addr", addr3, "--data-dir", data, "--raft-addr", raftAddr)
+	waitHealthy(t, p3, addr3, 10*time.Second)
+	run(0, "", "", "register", "--server", addr3, "--service", "api", "--id", "a1", "--address", "10.0.0.2", "--port", "80", "--persistent")
+	if err := p3.stop(t); err != nil {
+		t.Fatalf("registry dev exited with %v after SIGTERM", err)
+	}
+	run(2, "", "give --node-id, --data-dir and --raft-addr", "recover", "--data-dir", data)
+	run(0, "recovered: dev is now the only voter", "", "recover", "--node-id", "dev", "--data-dir", data, "--raft-addr", raftAddr)
+	p4 := startProc(t, bin, nil, "dev", "--http-addr", addr3, "--data-dir", data, "--raft-addr", raftAddr)
+	waitHealthy(t, p4, addr3, 20*time.Second)
+	run(0, "10.0.0.2:80", "", "lookup", "api", "--server", addr3)
 }

@@ -96,14 +96,15 @@ func tokenUpdateCommand(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			var req wire.TokenRequest
-			fs.Visit(func(f *pflag.Flag) {
-				switch f.Name {
-				case "rule":
-					req.Rules = rules
-				case "description":
-					req.Description = &description
-				}
-			})
+			// Changed, not Visit: the command line is parsed into the
+			// command's flag set, which shares these flags but not fs's
+			// record of which were set.
+			if fs.Changed("rule") {
+				req.Rules = rules
+			}
+			if fs.Changed("description") {
+				req.Description = &description
+			}
 			if noRules {
 				if len(rules) > 0 {
 					return usagef("--no-rules and --rule exclude each other")
