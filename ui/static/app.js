@@ -736,10 +736,12 @@ function topologyPicture(regions, rtt) {
       rh = Math.max(rh, h);
       dx += DC_W + PAD;
     }
-    const rw = dx - rx;
+    const label = `${r.name} — ${counted(r)}`;
+    const rw = Math.max(dx - rx, 20 + 7 * label.length);
+    dx = rx + rw;
     parts.push(svg('g', { class: 'region', 'data-region': r.name },
       svg('rect', { x: rx, y: 24, width: rw, height: rh + 2 * PAD + 16, rx: 10, fill: '#f3f6fb', stroke: '#b7c4d8' }),
-      svg('text', { x: rx + 10, y: 44, 'font-weight': 'bold', fill: '#41536b', text: `${r.name} — ${counted(r)}` }),
+      svg('text', { x: rx + 10, y: 44, 'font-weight': 'bold', fill: '#41536b', text: label }),
       inner));
     x = dx + PAD;
     height = Math.max(height, rh + 2 * PAD + 60);
