@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/switchyard-io/switchyard/api/wire"
 	"github.com/switchyard-io/switchyard/client"
@@ -506,7 +507,26 @@ func TestConsoleInChromium(t *testing.T) {
 	clickRow("#check-w1")
 	waitText("td.detail ol.events", "registered")
 	waitText("td.detail ol.events", "weight set to 42")
+	waitText("td.detail p.flaps", "Never unhealthy since")
 	shot("11-history")
+
+	// 13. The keyboard alone: from the tokens form's first field, typing
+	// and Tab reach every field and the button, and Enter submits.
+	do(chromedp.Navigate(base+"#/tokens"), chromedp.WaitVisible(css("#tok-create")), chromedp.Focus(css("#tok-rules")),
+		chromedp.KeyEvent("read:default"), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent("typed only"),
+		chromedp.KeyEvent(kb.Tab))
+	if focused := textOf("#tok-create") + "|" + func() string {
+		id, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}(); focused != "Create token|tok-create" {
+		t.Fatalf("after two Tabs the focus is on %q, want the Create token button", focused)
+	}
+	do(chromedp.KeyEvent(kb.Enter))
+	waitText("#tok-secret", "shown this once")
+	waitText("main table", "typed only")
 
 	do(chromedp.Navigate(base+"#/tokens"), chromedp.WaitVisible(css("#tok-create")))
 	setValue("#tok-rules", "read:team-x")

@@ -898,7 +898,11 @@ function instanceTimeline(events, inst) {
     ? (e.ephemeral ? 'unhealthy: no heartbeat for its TTL' : 'unhealthy: its check failed')
     : e.kind === 'weight' ? `weight set to ${e.weight || 0}` : EVENT_WORDS[e.kind] || e.kind;
   const fmt = (t) => new Date(t).toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
-  return [svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', class: 'timeline', 'aria-label': `Timeline of ${inst.id}: ${events.map(words).join(', ')}`,
+  const flaps = events.filter((e) => e.kind === 'unhealthy').length;
+  const summary = el('p', { class: 'flaps', text: flaps
+    ? `Unhealthy ${flaps} time${flaps === 1 ? '' : 's'} since ${fmt(t0)}.`
+    : `Never unhealthy since ${fmt(t0)}.` });
+  return [summary, svg('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: 'img', class: 'timeline', 'aria-label': `Timeline of ${inst.id}: ${events.map(words).join(', ')}`,
     'font-family': 'system-ui, sans-serif', 'font-size': 10 },
   segs, marks,
   svg('text', { x: L, y: 48, text: fmt(t0) }), svg('text', { x: W - R, y: 48, 'text-anchor': 'end', text: 'now' })),
