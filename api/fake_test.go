@@ -105,12 +105,24 @@ func newFake(t *testing.T) *fakeNode {
 // the fake has no network to test, so an httptest recorder is enough.
 func serveFake(t *testing.T, node api.Node, method, path, body string) response {
 	t.Helper()
+	return serveWith(newFakeAPI(t, node), method, path, body)
+}
+
+// newFakeAPI builds the API over node. Building it subscribes the catalog's
+// history to the store, so a test that counts the store's uses builds it
+// first.
+func newFakeAPI(t *testing.T, node api.Node) *api.Server {
+	t.Helper()
 	cfg := api.DefaultConfig()
 	cfg.Logger = testLogger(t)
 	srv, err := api.New(cfg, node)
 	if err != nil {
 		t.Fatalf("api.New: %v", err)
 	}
+	return srv
+}
+
+func serveWith(srv *api.Server, method, path, body string) response {
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, req)
@@ -129,10 +141,11 @@ func TestNotReadyAnswers503(t *testing.T) {
 		"/v1/namespaces/default/services/web/instances?consistent=true",
 		"/v1/namespaces/default/services/web/instances?index=1&wait=1s",
 	}, reads...)
+	srv := newFakeAPI(t, f)
 	for _, p := range paths {
 		t.Run("GET "+p, func(t *testing.T) {
 			before := f.storeCalls.Load()
-			r := serveFake(t, f, http.MethodGet, p, "")
+			r := serveWith(srv, http.MethodGet, p, "")
 			wantError(t, r, http.StatusServiceUnavailable, "not_ready")
 			if got := r.header.Get("Retry-After"); got == "" {
 				t.Errorf("no Retry-After on a 503")
