@@ -82,19 +82,8 @@ func (h *History) Record(events []store.Event) {
 	defer h.mu.Unlock()
 	for _, e := range events {
 		k := instanceKey{e.Namespace, e.Service, e.ID}
-		el, ok := h.instances[k]
-		if !ok {
-			if h.order.Len() >= MaxInstancesWithHistory {
-				oldest := h.order.Front()
-				delete(h.instances, oldest.Value.(*instanceEvents).key)
-				h.order.Remove(oldest)
-			}
-			el = h.order.PushBack(&instanceEvents{key: k})
-			h.instances[k] = el
-		} else {
-			h.order.MoveToBack(el)
-		}
-		ie := el.Value.(*instanceEvents)
+		ie := touch(h.instances, h.order, k, MaxInstancesWithHistory, func() *instanceEvents { return &instanceEvents{key: k} },
+			func(v *instanceEvents) instanceKey { return v.key })
 		if len(ie.events) == EventsPerInstance {
 			copy(ie.events, ie.events[1:])
 			ie.events = ie.events[:EventsPerInstance-1]
@@ -113,19 +102,8 @@ func (h *History) sample(k serviceKey, at time.Time) {
 	if !ok {
 		n, healthy = 0, 0 // the service is gone: its last point says so
 	}
-	el, found := h.services[k]
-	if !found {
-		if h.sorder.Len() >= MaxServicesWithHistory {
-			oldest := h.sorder.Front()
-			delete(h.services, oldest.Value.(*serviceSamples).key)
-			h.sorder.Remove(oldest)
-		}
-		el = h.sorder.PushBack(&serviceSamples{key: k})
-		h.services[k] = el
-	} else {
-		h.sorder.MoveToBack(el)
-	}
-	ss := el.Value.(*serviceSamples)
+	ss := touch(h.services, h.sorder, k, MaxServicesWithHistory, func() *serviceSamples { return &serviceSamples{key: k} },
+		func(v *serviceSamples) serviceKey { return v.key })
 	slice := at.Truncate(SampleEvery)
 	s := Sample{Time: at, Instances: n, Healthy: healthy}
 	if l := len(ss.samples); l > 0 && !ss.samples[l-1].Time.Before(slice) {
@@ -143,6 +121,24 @@ func (h *History) sample(k serviceKey, at time.Time) {
 	if cut > 0 {
 		ss.samples = append(ss.samples[:0], ss.samples[cut:]...)
 	}
+}
+
+// touch returns k's entry of m, made by fresh when it has none, and marks
+// it changed last (the back of order); past bound entries, the one changed
+// longest ago (the front) goes first. keyOf names an entry's key.
+func touch[K comparable, V any](m map[K]*list.Element, order *list.List, k K, bound int, fresh func() V, keyOf func(V) K) V {
+	if el, ok := m[k]; ok {
+		order.MoveToBack(el)
+		return el.Value.(V)
+	}
+	if order.Len() >= bound {
+		oldest := order.Front()
+		delete(m, keyOf(oldest.Value.(V)))
+		order.Remove(oldest)
+	}
+	v := fresh()
+	m[k] = order.PushBack(v)
+	return v
 }
 
 // Instance returns an instance's last events, oldest first.

@@ -190,30 +190,8 @@ func TestGossipStrangerNeverVotes(t *testing.T) {
 		"mapped-s2":   "[::ffff:127.0.0.1]:" + s2port,
 		"localhost":   "localhost:" + s2port,
 	}
-	for name, raftAddr := range insiders {
-		ml := stranger(t, name, gossip.Meta{RaftAddr: raftAddr}, testGossipKey)
-		if _, err := ml.Join([]string{c.servers[0].Pool().Addr()}); err != nil {
-			t.Fatalf("insider %s: %v", name, err)
-		}
-	}
-	eventually(t, 20*time.Second, "the leader tried and refused every insider", func() error {
-		l := c.leader()
-		if l == nil {
-			return fmt.Errorf("no leader")
-		}
-		for name := range insiders {
-			if !l.wasRefused(name) {
-				return fmt.Errorf("%s not refused yet", name)
-			}
-		}
-		return nil
-	})
-	c.waitReconciles(3)
+	c.insidersRefused(insiders)
 	for _, s := range c.live() {
-		ids := c.raftIDs(s)
-		if len(ids) != 3 {
-			t.Errorf("%s's Raft configuration: %v", s.cfg.NodeID, ids)
-		}
 		for _, m := range s.Pool().Members() {
 			if m.Name == "outsider" {
 				t.Errorf("%s lists the outsider", s.cfg.NodeID)
@@ -247,13 +225,23 @@ func TestInsiderNeverAddsAServerTwice(t *testing.T) {
 		"mapped-s2": "[::ffff:127.0.0.1]:" + s2port,
 		"localhost": "localhost:" + s2port,
 	}
+	c.insidersRefused(insiders)
+}
+
+// insidersRefused has a gossip member holding the key join for each name,
+// advertising its Raft address, then waits until the leader has tried
+// and refused every one and reconciled a few times more, and checks that
+// every server's Raft configuration still holds the three servers.
+func (c *cluster) insidersRefused(insiders map[string]string) {
+	t := c.t
+	t.Helper()
 	for name, raftAddr := range insiders {
 		ml := stranger(t, name, gossip.Meta{RaftAddr: raftAddr}, testGossipKey)
 		if _, err := ml.Join([]string{c.servers[0].Pool().Addr()}); err != nil {
 			t.Fatalf("insider %s: %v", name, err)
 		}
 	}
-	eventually(t, 20*time.Second, "the leader tried and refused every spelling", func() error {
+	eventually(t, 20*time.Second, "the leader tried and refused every insider", func() error {
 		l := c.leader()
 		if l == nil {
 			return fmt.Errorf("no leader")

@@ -575,10 +575,10 @@ func TestConsoleInChromium(t *testing.T) {
 	t.Logf("screenshots in %s", shots)
 }
 
-// getJSON GETs path with the admin token and decodes the answer into out.
-func getJSON(t *testing.T, d *devServer, path string, out any) {
+// adminDo sends a request with the admin token; the caller closes the body.
+func adminDo(t *testing.T, d *devServer, method, path string, body io.Reader) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, "http://"+d.addr+path, nil)
+	req, err := http.NewRequest(method, "http://"+d.addr+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,6 +587,13 @@ func getJSON(t *testing.T, d *devServer, path string, out any) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// getJSON GETs path with the admin token and decodes the answer into out.
+func getJSON(t *testing.T, d *devServer, path string, out any) {
+	t.Helper()
+	resp := adminDo(t, d, http.MethodGet, path, nil)
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET %s: %s", path, resp.Status)
@@ -598,15 +605,7 @@ func getJSON(t *testing.T, d *devServer, path string, out any) {
 
 func putJSON(t *testing.T, d *devServer, path, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPut, "http://"+d.addr+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Switchyard-Token", d.secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := adminDo(t, d, http.MethodPut, path, strings.NewReader(body))
 	resp.Body.Close()
 	return resp.StatusCode
 }
