@@ -194,7 +194,7 @@ func (s *Server) serve(ctx context.Context, open *atomic.Int64, run func(context
 	open.Add(1)
 	defer open.Add(-1)
 	if s.cfg.Token == nil {
-		return s.counted(run(ctx, v))
+		return s.counted(ended(ctx, run(ctx, v)))
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -217,7 +217,18 @@ func (s *Server) serve(ctx context.Context, open *atomic.Int64, run func(context
 	if errors.Is(context.Cause(ctx), errTokenChanged) {
 		err = errTokenChanged
 	}
-	return s.counted(err)
+	return s.counted(ended(ctx, err))
+}
+
+// ended is the status a stream ends with. go-control-plane returns nil
+// when the stream's context ends, which a client would read as a clean end
+// (io.EOF) racing its own deadline: a stream cut short by its deadline or
+// its client says so.
+func ended(ctx context.Context, err error) error {
+	if err == nil && ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	return err
 }
 
 // stream is one client's view of the catalog: its token decides what it
