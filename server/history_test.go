@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,11 +76,7 @@ func TestHistoryOfAnInstanceAndAService(t *testing.T) {
 
 func wantString(got, want string) error {
 	if got != want {
-		return &mismatch{got, want}
+		return fmt.Errorf("got %q, want %q", got, want)
 	}
 	return nil
 }
-
-type mismatch struct{ got, want string }
-
-func (m *mismatch) Error() string { return "got " + m.got + ", want " + m.want }

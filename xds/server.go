@@ -109,28 +109,13 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	st := Stats{Streams: map[string]int64{"sotw": s.open[0].Load(), "delta": s.open[1].Load()},
 		Pushes: map[string]uint64{}, Nacks: s.nacks.Load(), Refused: map[string]uint64{}}
-	for k, t := range served {
-		st.Pushes[typeName(t)] = s.pushes[k].Load()
+	for k, name := range servedNames {
+		st.Pushes[name] = s.pushes[k].Load()
 	}
 	for k, c := range refusedCodes {
 		st.Refused[c.String()] = s.refused[k].Load()
 	}
 	return st
-}
-
-// typeName is a served type's short name: ...v3.ClusterLoadAssignment →
-// endpoint, and so on.
-func typeName(typeURL string) string {
-	switch typeURL {
-	case resourcev3.ListenerType:
-		return "listener"
-	case resourcev3.RouteType:
-		return "route"
-	case resourcev3.ClusterType:
-		return "cluster"
-	default:
-		return "endpoint"
-	}
 }
 
 // pushed counts an answer of type typeURL sent.
@@ -401,6 +386,10 @@ func setVersion(items []item) string {
 
 // served are the resource types a client may ask for.
 var served = []string{resourcev3.ListenerType, resourcev3.RouteType, resourcev3.ClusterType, resourcev3.EndpointType}
+
+// servedNames are the served types' short names, in the same order, for
+// metrics.
+var servedNames = []string{"listener", "route", "cluster", "endpoint"}
 
 // refuse says why a subscription cannot be served, before any watch
 // starts: an error here ends the client's stream with its status. The

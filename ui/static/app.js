@@ -19,10 +19,14 @@ const state = {
 // el builds an element: attrs sets properties (class, text, on* handlers,
 // everything else as attributes); children are nodes or strings.
 function el(tag, attrs, ...children) {
-  const n = document.createElement(tag);
+  return fill(document.createElement(tag), attrs, children);
+}
+
+// fill sets n's attributes and appends its children, for el and svg.
+function fill(n, attrs, children) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') n.className = v;
+    if (k === 'class') n.setAttribute('class', v); // className is read-only on SVG elements
     else if (k === 'text') n.textContent = v;
     else if (k.startsWith('on')) n.addEventListener(k.slice(2), v);
     else if (k === 'value') n.value = v;
@@ -637,17 +641,7 @@ async function drillsPage(view, signal) {
 
 // svg builds an SVG element, as el does an HTML one.
 function svg(tag, attrs, ...children) {
-  const n = document.createElementNS('http://www.w3.org/2000/svg', tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'text') n.textContent = v;
-    else n.setAttribute(k, v);
-  }
-  for (const c of children.flat()) {
-    if (c === undefined || c === null) continue;
-    n.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return n;
+  return fill(document.createElementNS('http://www.w3.org/2000/svg', tag), attrs, children);
 }
 
 const ROLE_FILL = { leader: '#173f73', voter: '#2b5797', standby: '#7a8799', read: '#9fb8e0', 'read (not joined)': '#d5deeb', none: '#d5deeb' };
